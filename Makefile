@@ -1,0 +1,39 @@
+# Two commands for a new user: `make run` (NNO embedded on http://127.0.0.1:8787) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-embedded test-scaled lint typecheck install bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/nno serve
+
+# The whole suite on the embedded backend, then again on PostgreSQL + Redis, plus lint and types.
+test: $(STAMP) lint typecheck test-embedded test-scaled
+
+test-embedded: $(STAMP)
+	NNO_TEST_BACKEND=embedded $(BIN)/pytest -q -p no:cacheprovider
+
+test-scaled: $(STAMP)
+	NNO_TEST_BACKEND=scaled $(BIN)/pytest -q -p no:cacheprovider -m "not embedded_only"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/gateway.py
+
+clean:
+	rm -rf $(VENV) .nno-data

@@ -1,0 +1,3 @@
+from nno.cli.main import run
+
+run()

@@ -1,0 +1,61 @@
+"""`nno serve`: start the core under uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import typer
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def run_server(*, host: str, port: int, data_dir: Path | None, services: list[str], insecure: bool) -> None:
+    import uvicorn
+
+    from nno.core import Core
+    from nno.kernel.config import SERVICE_NAMES, Settings
+    from nno.kernel.logging import configure_logging
+
+    if data_dir is not None:
+        os.environ["NNO_DATA_DIR"] = str(data_dir)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    import structlog
+
+    log = structlog.get_logger("nno.serve")
+    unknown = [s for s in services if s not in SERVICE_NAMES]
+    if unknown:
+        typer.echo(f"error: unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}",
+                   err=True)
+        raise typer.Exit(2)
+    if settings.dev_bypass:
+        log.warning(
+            "auth_bypass_enabled",
+            message="AUTH_API_KEY is not set: the gateway lets every request through unauthenticated "
+            "(local-dev bypass). Set AUTH_API_KEY for any shared or production use.",
+        )
+        if not is_loopback(host) and not insecure:
+            typer.echo(
+                f"error: refusing to listen on {host} with AUTH_API_KEY unset (no authentication). "
+                "Set AUTH_API_KEY, listen on 127.0.0.1, or pass --insecure.",
+                err=True,
+            )
+            raise typer.Exit(2)
+    if services:
+        core = Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
+    else:
+        core = Core(settings)
+    uvicorn.run(core.asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

@@ -1,0 +1,1 @@
+"""The Gateway: NNO's single public entry point."""

@@ -1,0 +1,1 @@
+"""Pieces every NNO service reuses: config, ids, errors, database, bindings, caches, logging."""

@@ -1,0 +1,93 @@
+"""Per-service databases: one SQLite file per service (embedded) or one PostgreSQL schema per
+service (scaled), behind the same async SQLAlchemy 2 engine and session factory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from nno.kernel.config import Settings
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def async_url(url: str) -> str:
+    """Accept the plain URLs people write (`postgresql://`, `sqlite:///`) and pick the async driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+    return url
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class Database:
+    """An async engine plus session factory for one service (or one provisioned D1)."""
+
+    def __init__(self, url: str, schema: str | None = None, echo: bool = False) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.schema = schema if not self.is_sqlite else None
+        if self.schema is not None and not _SCHEMA_RE.match(self.schema):
+            raise ValueError(f"invalid schema name {self.schema!r}")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            if self.schema:
+                kwargs["connect_args"] = {"server_settings": {"search_path": self.schema}}
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def for_service(cls, settings: Settings, service: str) -> Database:
+        """The database a core service uses under the current configuration."""
+        if settings.database_url:
+            return cls(settings.database_url, schema=service.replace("-", "_"))
+        return cls(sqlite_url(settings.data_dir.resolve() / f"{service}.db"))
+
+    async def ensure_schema(self) -> None:
+        if self.schema:
+            # A separate engine without the search_path so CREATE SCHEMA works before it exists.
+            bootstrap = create_async_engine(self.url)
+            try:
+                async with bootstrap.begin() as conn:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            finally:
+                await bootstrap.dispose()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,122 @@
+"""The NNO error envelope: `{"error": {"code", "message", "details"?, "requestId"}}`.
+
+Every error any NNO app returns goes through here, including validation errors, unknown routes,
+wrong methods and unhandled exceptions, so no framework default body ever leaves a service.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from nno.kernel.context import current_request_id
+
+log = structlog.get_logger("nno.errors")
+
+# Default code for a bare HTTP status, when the raiser gave none.
+STATUS_CODES: dict[int, str] = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    410: "GONE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE_ENTITY",
+    429: "RATE_LIMITED",
+    451: "PLATFORM_SUSPENDED",
+    500: "INTERNAL_ERROR",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+    504: "GATEWAY_TIMEOUT",
+}
+
+
+class NNOError(Exception):
+    """Raise anywhere in a service to answer with the envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str | None = None,
+        message: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code or STATUS_CODES.get(status, "ERROR")
+        self.message = message or self.code.replace("_", " ").capitalize()
+        self.details = details
+        self.headers = headers
+        super().__init__(self.message)
+
+
+def envelope(code: str, message: str, details: Any = None, request_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    body["requestId"] = request_id or current_request_id()
+    return {"error": body}
+
+
+def envelope_bytes(code: str, message: str, details: Any = None, request_id: str | None = None) -> bytes:
+    return json.dumps(envelope(code, message, details, request_id), separators=(",", ":")).encode()
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(envelope(code, message, details), status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        # Drop the "body"/"query" prefix for readability but keep where it came from.
+        details.append({"field": ".".join(loc[1:]) or loc[0] if loc else "", "in": loc[0] if loc else "",
+                        "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def nno_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NNOError)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        code = STATUS_CODES.get(status, "ERROR")
+        if status == 404:
+            message = "Route not found" if exc.detail in (None, "Not Found") else str(exc.detail)
+        elif status == 405:
+            message = "Method not allowed on this route"
+        else:
+            message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize()
+        return error_response(status, code, message, headers=dict(exc.headers or {}))
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(400, "VALIDATION_ERROR", "Request validation failed", _validation_details(exc))
+
+    async def unhandled(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error=repr(exc))
+        return error_response(500, "INTERNAL_ERROR", "Internal server error")
+
+    app.add_exception_handler(NNOError, nno_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unhandled)

@@ -1,0 +1,51 @@
+"""Alembic migrations per service, run programmatically on SQLite and PostgreSQL alike.
+
+Each service keeps `migrations/` (with `env.py` calling `run_env`) and `migrations/versions/`.
+`scripts/makemigration.py SERVICE "message"` autogenerates a revision against a scratch database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from nno.kernel.db import Database
+
+
+def alembic_config(migrations_dir: Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    return cfg
+
+
+async def upgrade(db: Database, migrations_dir: Path, revision: str = "head") -> None:
+    """Bring `db` to `revision`. Safe to call on every start: a no-op when already current."""
+    await db.ensure_schema()
+    cfg = alembic_config(migrations_dir)
+
+    def _run(sync_conn: Connection) -> None:
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, revision)
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_run)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """Body of every service's `migrations/env.py`."""
+    connection: Any = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("NNO migrations run through nno.kernel.migrations.upgrade()")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite needs batch mode for ALTER TABLE
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

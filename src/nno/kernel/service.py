@@ -1,0 +1,85 @@
+"""What every service app is built from: its context (settings, database, bindings, shared store)
+and `create_service_app`, which gives each FastAPI app the envelope, request ids and the
+internal-call check.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nno.kernel.bindings import Bindings, internal_token
+from nno.kernel.config import Settings
+from nno.kernel.context import request_id_var, trace_id_var
+from nno.kernel.db import Database
+from nno.kernel.errors import envelope_bytes, install_error_handlers
+from nno.kernel.identity import H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
+from nno.kernel.kv import KeyValueStore
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Settings
+    db: Database
+    bindings: Bindings
+    kv: KeyValueStore
+    startup_hooks: list[Hook] = field(default_factory=list)
+    shutdown_hooks: list[Hook] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ServiceContextMiddleware:
+    """Pure ASGI: binds the forwarded request/trace ids for logs and envelopes, and, when the service
+    is served over HTTP on its own (scaled mode), refuses calls without the internal token."""
+
+    def __init__(self, app: ASGIApp, secret: bytes | None) -> None:
+        self.app = app
+        self.expected = internal_token(secret).encode() if secret is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = tid = token = None
+        for name, value in scope["headers"]:
+            if name == H_REQUEST_ID.encode() or (name == b"x-request-id" and rid is None):
+                rid = value.decode("latin-1")
+            elif name == H_TRACE_ID.encode():
+                tid = value.decode("latin-1")
+            elif name == H_INTERNAL_TOKEN.encode():
+                token = value
+        r_tok = request_id_var.set(rid)
+        t_tok = trace_id_var.set(tid)
+        try:
+            if self.expected is not None and (token is None or not hmac.compare_digest(token, self.expected)):
+                body = envelope_bytes("UNAUTHORIZED", "Internal services are reachable only through the gateway")
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await self.app(scope, receive, send)
+        finally:
+            request_id_var.reset(r_tok)
+            trace_id_var.reset(t_tok)
+
+
+def create_service_app(name: str, *, title: str, description: str = "", version: str = "1.0.0") -> FastAPI:
+    """A FastAPI app with NNO's error envelope. Routers are added by the service's `app.py`."""
+    app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None)
+    app.state.service_name = name
+    install_error_handlers(app)
+    return app
+
+
+def wrap_service(app: ASGIApp, *, standalone_secret: bytes | None = None) -> ASGIApp:
+    """The outermost layer of every service. `standalone_secret` is set when served over HTTP."""
+    return ServiceContextMiddleware(app, standalone_secret)

@@ -1,0 +1,1 @@
+"""Provisioning: the job state machine that creates platforms' resources."""

@@ -69,7 +69,7 @@ def internal_token(secret: bytes) -> str:
 
 
 def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    named = set()
+    named: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
             named.update(v.strip().lower() for v in value.split(b","))

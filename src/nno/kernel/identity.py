@@ -8,7 +8,7 @@ The gateway strips any client-supplied `X-Nno-*` header before it sets its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from fastapi import Request
 
@@ -33,6 +33,7 @@ ROLE_USER = "user"
 ROLE_APIKEY = "apikey"  # programmatic key (path 3); scope is its permissions
 
 AuthType = Literal["service", "session", "apikey", "dev", "anonymous"]
+_AUTH_TYPES = frozenset(("service", "session", "apikey", "dev", "anonymous"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Identity:
         return self.is_service or self.is_operator
 
     def to_headers(self) -> dict[str, str]:
-        headers = {H_AUTH_TYPE: self.auth_type}
+        headers: dict[str, str] = {H_AUTH_TYPE: self.auth_type}
         for name, value in (
             (H_USER_ID, self.user_id),
             (H_ROLE, self.role),
@@ -77,9 +78,8 @@ class Identity:
     @classmethod
     def from_headers(cls, headers: object) -> Identity:
         get = headers.get  # type: ignore[attr-defined]
-        auth_type = get(H_AUTH_TYPE) or "anonymous"
-        if auth_type not in ("service", "session", "apikey", "dev", "anonymous"):
-            auth_type = "anonymous"
+        raw = get(H_AUTH_TYPE) or "anonymous"
+        auth_type = cast(AuthType, raw if raw in _AUTH_TYPES else "anonymous")
         perms = tuple(p for p in (get(H_PERMISSIONS) or "").split(",") if p)
         return cls(
             auth_type=auth_type,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ from nno.kernel.context import request_id_var, trace_id_var
 _configured = False
 
 
-def _add_request_context(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_request_context(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if (rid := request_id_var.get()) and "requestId" not in event_dict:
         event_dict["requestId"] = rid
     if (tid := trace_id_var.get()) and "traceId" not in event_dict:

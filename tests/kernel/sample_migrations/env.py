@@ -1,0 +1,5 @@
+from tests.kernel.sample_models import Base
+
+from nno.kernel.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import Query
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from nno.kernel.errors import NNOError, envelope
+from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
+from nno.kernel.service import create_service_app, wrap_service
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b"]), st.one_of(st.integers(), st.text(max_size=20))))
+def test_cursor_round_trip(values: dict) -> None:
+    keys = tuple(values)
+    assert decode_cursor(encode_cursor(values), keys) == values
+
+
+@given(st.text(max_size=40))
+def test_garbage_cursor_is_a_400(garbage: str) -> None:
+    try:
+        decode_cursor(garbage, ("createdAt", "id"))
+    except NNOError as exc:
+        assert exc.status == 400 and exc.code == "INVALID_CURSOR"
+
+
+def test_limit_bounds() -> None:
+    assert check_limit(None) == 50
+    assert check_limit(100) == 100
+    for bad in (0, 101, -1):
+        with pytest.raises(NNOError):
+            check_limit(bad)
+
+
+def test_envelope_shape() -> None:
+    body = envelope("NOT_FOUND", "nope", request_id="r1")
+    assert body == {"error": {"code": "NOT_FOUND", "message": "nope", "requestId": "r1"}}
+
+
+class Item(BaseModel):
+    size: int
+
+
+def _app() -> httpx.AsyncClient:
+    app = create_service_app("t", title="t")
+
+    @app.post("/items")
+    async def create(item: Item, q: int = Query(1)) -> dict:
+        return {"size": item.size}
+
+    @app.get("/boom")
+    async def boom() -> dict:
+        raise RuntimeError("secret internals")
+
+    @app.get("/conflict")
+    async def conflict() -> dict:
+        raise NNOError(409, "SLUG_TAKEN", "taken", {"slug": "x"})
+
+    transport = httpx.ASGITransport(app=wrap_service(app), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://svc")
+
+
+async def test_every_error_is_an_envelope() -> None:
+    async with _app() as c:
+        r = await c.post("/items", json={"size": "big"}, headers={"X-Nno-Request-Id": "rid-1"})
+        assert r.status_code == 400
+        err = r.json()["error"]
+        assert err["code"] == "VALIDATION_ERROR" and err["requestId"] == "rid-1"
+        assert err["details"][0]["field"] == "size"
+
+        r = await c.post("/items", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR"
+
+        r = await c.get("/nowhere")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+
+        r = await c.delete("/items")
+        assert r.status_code == 405 and r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+        r = await c.get("/boom")
+        assert r.status_code == 500
+        assert r.json()["error"]["code"] == "INTERNAL_ERROR"
+        assert "secret" not in r.text
+
+        r = await c.get("/conflict")
+        assert r.status_code == 409
+        assert r.json()["error"] == {"code": "SLUG_TAKEN", "message": "taken", "details": {"slug": "x"},
+                                     "requestId": r.json()["error"]["requestId"]}
+
+
+async def test_standalone_service_requires_internal_token() -> None:
+    from nno.kernel.bindings import internal_token
+
+    app = create_service_app("t", title="t")
+
+    @app.get("/ping")
+    async def ping() -> dict:
+        return {"ok": True}
+
+    secret = b"s3cret"
+    transport = httpx.ASGITransport(app=wrap_service(app, standalone_secret=secret))
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+        r = await c.get("/ping")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
+        r = await c.get("/ping", headers={"X-Nno-Internal-Token": "wrong"})
+        assert r.status_code == 401
+        r = await c.get("/ping", headers={"X-Nno-Internal-Token": internal_token(secret)})
+        assert r.status_code == 200

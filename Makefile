@@ -27,7 +27,7 @@ test-scaled: $(STAMP)
 	NNO_TEST_BACKEND=scaled $(BIN)/pytest -q -p no:cacheprovider -m "not embedded_only"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check $(wildcard src tests bench scripts)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

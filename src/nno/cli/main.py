@@ -1,23 +1,73 @@
-"""Entry point of the `nno` command. Keep module-level imports light: `nno --help` must be instant."""
+"""Entry point of the `nno` command. Keep module-level imports light: `nno --help` must be instant.
+
+Command modules under `nno.cli.commands` import only typer and the stdlib at module level; httpx
+(through `nno.cli.client`) and rich (through `nno.cli.output`) are imported inside the commands.
+Rich help rendering is switched off (`rich_markup_mode=None`) for the same reason.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant
+from nno.cli.errors import CLIError, ExitCode
+from nno.cli.state import CLIState
+
+
+class NNOGroup(TyperGroup):
+    """Turns every CLIError (and any unexpected failure) into one clear line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CLIError as exc:
+            typer.echo(exc.render(), err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if isinstance(exc, typer.Exit | typer.Abort) or _is_click_exception(exc):
+                raise
+            if os.environ.get("NNO_DEBUG"):
+                raise
+            typer.echo(f"error: unexpected failure: {type(exc).__name__}: {exc}", err=True)
+            typer.echo("This is a bug in nno; run again with NNO_DEBUG=1 to see the traceback.", err=True)
+            raise typer.Exit(ExitCode.ERROR) from None
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    from typer._click.exceptions import ClickException
+
+    return isinstance(exc, ClickException)
+
 
 app = typer.Typer(
     name="nno",
+    cls=NNOGroup,
     help="NNO: run the platform control plane, and drive it from the terminal.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    api_url: str | None = typer.Option(
+        None, "--api-url", metavar="URL",
+        help="NNO gateway address (NNO_API_URL; else the one stored at login; default http://127.0.0.1:8787).",
+    ),
+) -> None:
     """NNO: run the platform control plane, and drive it from the terminal."""
+    ctx.obj = CLIState(api_url_flag=api_url)
 
 
 @app.command()
@@ -36,6 +86,15 @@ def serve(
     from nno.cli.serve import run_server
 
     run_server(host=host, port=port, data_dir=data_dir, services=service, insecure=insecure)
+
+
+auth.register(app)
+app.add_typer(platform.app, name="platform")
+app.add_typer(tenant.app, name="tenant")
+app.add_typer(apikey.app, name="apikey")
+app.add_typer(job.app, name="job")
+audit.register(app)
+app.add_typer(admin.app, name="admin")
 
 
 def run() -> None:

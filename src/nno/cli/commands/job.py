@@ -1,0 +1,90 @@
+"""`nno job list|show|retry` (Provisioning: /api/v1/provisioning/provision/jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from nno.cli.commands import json_option, new_app, platform_option, state
+from nno.cli.state import PROVISIONING
+
+app = new_app("Provisioning jobs: list, inspect, retry.")
+
+JOBS = f"{PROVISIONING}/provision/jobs"
+
+
+def _rows(page: Any) -> list[dict[str, Any]]:
+    if isinstance(page, list):
+        return page
+    return list(page.get("data", [])) if isinstance(page, dict) else []
+
+
+@app.command("list")
+def list_jobs(
+    ctx: typer.Context,
+    platform: str | None = platform_option(),
+    status: str | None = typer.Option(None, "--status", help="Only jobs in this state (e.g. FAILED)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=100, help="Rows per page (1-100)."),
+    cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous page."),
+    as_json: bool = json_option(),
+) -> None:
+    """List provisioning jobs of a platform."""
+    from nno.cli.output import field, more_hint, print_json, table, when
+
+    st = state(ctx)
+    platform_id = st.platform_id(platform)
+    with st.client() as client:
+        page = client.get(JOBS, params={"platformId": platform_id, "status": status, "limit": limit,
+                                        "cursor": cursor})
+    if as_json:
+        print_json(page)
+        return
+    columns = [("ID", field("id")), ("TYPE", field("type")), ("STATUS", field("status")),
+               ("ATTEMPTS", field("attempts")), ("CREATED", field("createdAt", when)),
+               ("ERROR", field("error"))]
+    table(columns, _rows(page), empty=f"No jobs for platform {platform_id}.")
+    if isinstance(page, dict):
+        more_hint(page.get("pagination"))
+
+
+def show_job(job: dict[str, Any]) -> None:
+    from nno.cli.output import field, record, table, when
+
+    record([("id", job.get("id")), ("type", job.get("type")), ("status", job.get("status")),
+            ("platform", job.get("platformId")), ("attempts", job.get("attempts")),
+            ("error", job.get("error")), ("created", when(job.get("createdAt"))),
+            ("updated", when(job.get("updatedAt")))])
+    steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
+    if steps:
+        table([("#", field("_n")), ("STEP", field("name")), ("STATUS", field("status")),
+               ("ERROR", field("error"))],
+              [s | {"_n": i} for i, s in enumerate(steps, 1)], title="Steps")
+
+
+@app.command("show")
+def show(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID"),
+         as_json: bool = json_option()) -> None:
+    """Show a job and its steps (a failed job shows the failed step's error)."""
+    from nno.cli.output import print_json
+
+    with state(ctx).client() as client:
+        job = client.get(f"{JOBS}/{job_id}")
+    if as_json:
+        print_json(job)
+    else:
+        show_job(job)
+
+
+@app.command("retry")
+def retry(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB_ID"),
+          as_json: bool = json_option()) -> None:
+    """Re-queue a FAILED job (operators)."""
+    from nno.cli.output import print_json, success
+
+    with state(ctx).client() as client:
+        job = client.post(f"{JOBS}/{job_id}/retry", json={})
+    if as_json:
+        print_json(job)
+    else:
+        success(f"Job {job_id} re-queued (status: {(job or {}).get('status', 'QUEUED')})")

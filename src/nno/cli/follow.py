@@ -1,0 +1,120 @@
+"""Follow a platform's onboarding and provisioning job with a progress display (rich).
+
+Polls the onboarding session until it names its `PROVISION_PLATFORM` job, then the job until it
+ends: on success, waits for the platform to be `active`; on failure, shows the failed step and its
+error and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nno.cli.client import APIClient
+from nno.cli.errors import CLIError
+from nno.cli.state import ONBOARDING, PLATFORMS, PROVISIONING
+
+JOBS = f"{PROVISIONING}/provision/jobs"
+FAILED_JOB_STATES = {"FAILED", "ROLLED_BACK", "ROLLBACK_FAILED"}
+DONE_STEP_STATES = {"completed", "skipped", "succeeded", "done"}
+
+
+def job_failure(job: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(failed step name, its error) of a failed job."""
+    for step in job.get("steps") or []:
+        if isinstance(step, dict) and str(step.get("status", "")).lower() in ("failed", "rollback_failed"):
+            return step.get("name"), step.get("error") or job.get("error")
+    return None, job.get("error")
+
+
+def failure_error(job: dict[str, Any]) -> CLIError:
+    step, error = job_failure(job)
+    where = f" at step {step}" if step else ""
+    return CLIError(
+        f"provisioning job {job.get('id')} {str(job.get('status')).lower()}{where}: {error or 'no error recorded'}",
+        code="PROVISIONING_FAILED",
+        details={"jobId": job.get("id"), "step": step, "error": error},
+        hint=f"Inspect it: nno job show {job.get('id')}; retry it: nno job retry {job.get('id')}",
+    )
+
+
+def follow_onboarding(
+    client: APIClient,
+    session: dict[str, Any],
+    *,
+    timeout: float,
+    poll_interval: float,
+    quiet: bool,
+) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from nno.cli.output import console
+
+    deadline = time.monotonic() + timeout
+    session_id = session.get("id")
+    platform_id = session.get("platformId")
+    job_id = session.get("provisionJobId")
+    job: dict[str, Any] = {}
+    seen_done: set[str] = set()
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console(), disable=quiet, transient=False,
+    )
+    with progress:
+        task = progress.add_task("waiting for the provisioning job", total=None)
+        while not job_id:
+            session = client.get(f"{ONBOARDING}/{session_id}")
+            job_id = session.get("provisionJobId")
+            if job_id:
+                break
+            if str(session.get("status")) == "failed":
+                raise CLIError(f"onboarding {session_id} failed: {_session_error(session)}",
+                               code="ONBOARDING_FAILED", details=session)
+            _wait(deadline, poll_interval, f"no provisioning job was started for onboarding {session_id} "
+                  f"({_session_error(session) or 'still pending'})")
+        while True:
+            job = client.get(f"{JOBS}/{job_id}")
+            steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
+            done = [s for s in steps if str(s.get("status", "")).lower() in DONE_STEP_STATES]
+            for step in done:
+                name = str(step.get("name"))
+                if name not in seen_done:
+                    seen_done.add(name)
+                    progress.console.print(f"  ✔ {name}" + (" (already there)" if step.get("status") == "skipped"
+                                                             else ""), markup=False)
+            running = next((s for s in steps if str(s.get("status", "")).lower() == "running"), None)
+            label = f"{job.get('type', 'job')} {job_id}: {job.get('status')}"
+            if running:
+                label += f" - {running.get('name')}"
+            progress.update(task, description=label, total=len(steps) or None, completed=len(done))
+            status = str(job.get("status"))
+            if status in FAILED_JOB_STATES:
+                failed_step, error = job_failure(job)
+                progress.console.print(f"  ✘ {failed_step or 'job'}: {error or 'failed'}", markup=False)
+                raise failure_error(job)
+            if status == "COMPLETED":
+                break
+            _wait(deadline, poll_interval, f"provisioning job {job_id} is still {status}")
+        while True:
+            platform = client.get(f"{PLATFORMS}/{platform_id}")
+            if platform.get("status") == "active":
+                break
+            _wait(deadline, poll_interval, f"platform {platform_id} is still {platform.get('status')}")
+    if not quiet:
+        console().print(f"✔ Platform {platform_id} is active", markup=False)
+    onboarding = client.get(f"{ONBOARDING}/{session_id}")
+    return {"onboarding": onboarding, "job": job, "platform": platform}
+
+
+def _session_error(session: dict[str, Any]) -> str:
+    for step in session.get("steps") or []:
+        if isinstance(step, dict) and (step.get("error") or step.get("note")):
+            return f"{step.get('name')}: {step.get('error') or step.get('note')}"
+    return str(session.get("error") or "")
+
+
+def _wait(deadline: float, poll_interval: float, what: str) -> None:
+    if time.monotonic() + poll_interval > deadline:
+        raise CLIError(f"timed out: {what}", code="TIMEOUT",
+                       hint="It may still finish; check with: nno job list / nno platform show <id>")
+    time.sleep(poll_interval)

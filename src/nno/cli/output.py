@@ -1,0 +1,100 @@
+"""Human output (rich tables) and script output (`--json`). Imported only inside commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        # soft_wrap keeps long ids on one line when stdout is a pipe or a narrow terminal.
+        _console = Console(highlight=False, soft_wrap=False)
+    return _console
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def info(text: str) -> None:
+    console().print(text, markup=False)
+
+
+def success(text: str) -> None:
+    console().print(f"✔ {text}", markup=False)
+
+
+def when(ms: Any) -> str:
+    """Unix ms -> `2026-11-25 08:00:00Z`; anything else as given."""
+    if isinstance(ms, bool) or not isinstance(ms, int | float):
+        return "" if ms is None else str(ms)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def iso(ms: Any) -> str:
+    if isinstance(ms, bool) or not isinstance(ms, int | float):
+        return "" if ms is None else str(ms)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+def field(name: str, fmt: Callable[[Any], str] | None = None) -> Callable[[dict[str, Any]], Any]:
+    def get(row: dict[str, Any]) -> Any:
+        value = row.get(name)
+        return fmt(value) if fmt else value
+
+    return get
+
+
+def table(columns: Sequence[Column], rows: Iterable[dict[str, Any]], *, title: str | None = None,
+          empty: str = "Nothing to show.") -> None:
+    rows = list(rows)
+    if not rows:
+        info(empty)
+        return
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for header, _ in columns:
+        t.add_column(header, overflow="fold")
+    for row in rows:
+        t.add_row(*(cell(get(row)) for _, get in columns))
+    console().print(t)
+
+
+def record(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
+    """A single object as a two-column key/value table."""
+    t = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for key, value in pairs:
+        t.add_row(key, cell(value))
+    console().print(t)
+
+
+def more_hint(pagination: Any) -> None:
+    if isinstance(pagination, dict) and pagination.get("hasMore") and pagination.get("nextCursor"):
+        info(f"More results: add --cursor {pagination['nextCursor']}")

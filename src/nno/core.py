@@ -73,7 +73,9 @@ class Core:
         self.started = False
 
     async def _build_component(self, name: str, module: ModuleType) -> tuple[ServiceContext, ASGIApp]:
-        db = Database.for_service(self.settings, name)
+        # A component may place its own database (the edge keeps the local cloud's state there).
+        make_db = getattr(module, "create_database", None)
+        db = make_db(self.settings) if make_db is not None else Database.for_service(self.settings, name)
         migrations: Path | None = getattr(module, "MIGRATIONS_DIR", None)
         if migrations is not None:
             await upgrade(db, migrations)

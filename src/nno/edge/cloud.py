@@ -1,0 +1,471 @@
+"""The local cloud's state: the one class both the `local` provider (inside the provisioning job
+worker, possibly another process) and the edge router use, each with its own `Database` on the
+same URL (`{data_dir}/cloud/cloud.db`, or the PostgreSQL schema `edge`).
+
+Sharing state through the database rather than through internal HTTP endpoints means there is no
+management API on the edge at all, so nothing a public, Host-routed request could reach by forging
+headers, and it works the same when the provisioning worker runs in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import IntegrityError
+
+from nno.edge import names
+from nno.edge.models import D1Database, DNSRecord, KVEntry, KVNamespace, PagesProject, R2Bucket, Worker, WorkerSecret
+from nno.edge.pages import publish_site
+from nno.edge.secretbox import SecretBox
+from nno.kernel.clock import now_ms
+from nno.kernel.config import Settings
+from nno.kernel.db import Database, sqlite_url
+from nno.kernel.migrations import upgrade
+
+log = structlog.get_logger("nno.edge.cloud")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+STATE_SCHEMA = "edge"
+
+
+class CloudError(Exception):
+    """A local-cloud operation that cannot succeed as asked (`retryable` when another try may)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        self.retryable = retryable
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class CloudResource:
+    type: str  # d1 | r2 | kv | worker | pages | dns | secret
+    name: str
+    provider_id: str
+    created: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def cloud_root(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "cloud"
+
+
+def state_database(settings: Settings) -> Database:
+    """The local cloud's state database under the current configuration."""
+    if settings.database_url:
+        return Database(settings.database_url, schema=STATE_SCHEMA)
+    return Database(sqlite_url(cloud_root(settings) / "cloud.db"))
+
+
+# In-process listeners (the edge router) told when a Worker goes away or changes, keyed by the state
+# database they watch. Another process's edge notices on its next request (the version check).
+_listeners: dict[str, set[Callable[[str], None]]] = {}
+_migrated: set[str] = set()
+_migrate_lock = asyncio.Lock()
+
+
+def _db_key(db: Database) -> str:
+    return f"{db.url}#{db.schema or ''}"
+
+
+async def migrate_state(db: Database) -> None:
+    """Bring the state database to head once per process; PostgreSQL serialises concurrent
+    processes (the edge and `nno worker`) with an advisory lock."""
+    key = _db_key(db)
+    if key in _migrated:
+        return
+    async with _migrate_lock:
+        if key in _migrated:
+            return
+        if db.is_sqlite:
+            await upgrade(db, MIGRATIONS_DIR)
+        else:
+            async with db.engine.connect() as lock_conn:
+                await lock_conn.execute(text("SELECT pg_advisory_lock(hashtext('nno-edge-migrations'))"))
+                try:
+                    await upgrade(db, MIGRATIONS_DIR)
+                finally:
+                    await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext('nno-edge-migrations'))"))
+                    await lock_conn.commit()
+        _migrated.add(key)
+
+
+def _d1_ref(row: D1Database, created: bool, path: Path) -> CloudResource:
+    return CloudResource("d1", row.name, row.id, created, {"path": str(path)})
+
+
+class LocalCloud:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.root = cloud_root(settings)
+        self.db = db if db is not None else state_database(settings)
+        self._owns_db = db is None
+        self._box = SecretBox(settings.signing_secret)
+        self.base_domain = settings.base_domain.lower().strip(".")
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def ready(self) -> None:
+        await migrate_state(self.db)
+
+    async def close(self) -> None:
+        if self._owns_db:
+            await self.db.dispose()
+
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call `callback(worker_name)` when a Worker is deleted or redeployed in this process."""
+        listeners = _listeners.setdefault(_db_key(self.db), set())
+        listeners.add(callback)
+        return lambda: listeners.discard(callback)
+
+    def _notify(self, worker: str) -> None:
+        for callback in list(_listeners.get(_db_key(self.db), ())):
+            try:
+                callback(worker)
+            except Exception:  # a listener's failure must not fail the provider call
+                log.exception("cloud_listener_failed", worker=worker)
+
+    # ---- paths -----------------------------------------------------------------------------
+    def d1_path(self, name: str) -> Path:
+        return self.root / "d1" / f"{name}.sqlite"
+
+    def r2_path(self, name: str) -> Path:
+        return self.root / "r2" / name
+
+    def pages_path(self, name: str) -> Path:
+        return self.root / "pages" / name
+
+    @staticmethod
+    def _check_name(kind: str, name: str) -> None:
+        if not names.is_resource_name(name):
+            raise CloudError(f"invalid {kind} name {name!r}: use [a-z0-9-], at most 63 characters", status=400)
+
+    # ---- D1 --------------------------------------------------------------------------------
+    async def ensure_d1(self, name: str) -> CloudResource:
+        self._check_name("D1", name)
+        await self.ready()
+        path = self.d1_path(name)
+        async with self.db.session() as s:
+            row = await s.get(D1Database, name)
+        if row is not None:
+            if not path.exists():  # the file went missing: give the database back its (empty) file
+                await asyncio.to_thread(_create_sqlite_file, path)
+            return _d1_ref(row, False, path)
+        await asyncio.to_thread(_create_sqlite_file, path)
+        row = D1Database(name=name, id=str(uuid.uuid4()), platform_id=names.platform_of(name), created_at=now_ms())
+        try:
+            async with self.db.session() as s:
+                s.add(row)
+        except IntegrityError:  # created concurrently: found
+            async with self.db.session() as s:
+                existing = await s.get(D1Database, name)
+            if existing is None:
+                raise
+            return _d1_ref(existing, False, path)
+        return _d1_ref(row, True, path)
+
+    async def delete_d1(self, name: str) -> None:
+        self._check_name("D1", name)
+        await self.ready()
+        async with self.db.session() as s:
+            await s.execute(delete(D1Database).where(D1Database.name == name))
+        await asyncio.to_thread(_remove_sqlite_file, self.d1_path(name))
+
+    # ---- R2 --------------------------------------------------------------------------------
+    async def ensure_r2(self, name: str) -> CloudResource:
+        self._check_name("R2 bucket", name)
+        await self.ready()
+        path = self.r2_path(name)
+        path.mkdir(parents=True, exist_ok=True)
+        async with self.db.session() as s:
+            row = await s.get(R2Bucket, name)
+        if row is not None:
+            return CloudResource("r2", name, name, False, {"path": str(path)})
+        try:
+            async with self.db.session() as s:
+                s.add(R2Bucket(name=name, platform_id=names.platform_of(name), created_at=now_ms()))
+        except IntegrityError:
+            return CloudResource("r2", name, name, False, {"path": str(path)})
+        return CloudResource("r2", name, name, True, {"path": str(path)})
+
+    async def delete_r2(self, name: str) -> None:
+        self._check_name("R2 bucket", name)
+        await self.ready()
+        async with self.db.session() as s:
+            await s.execute(delete(R2Bucket).where(R2Bucket.name == name))
+        await asyncio.to_thread(shutil.rmtree, self.r2_path(name), True)
+
+    # ---- KV --------------------------------------------------------------------------------
+    async def ensure_kv(self, name: str) -> CloudResource:
+        self._check_name("KV namespace", name)
+        await self.ready()
+        async with self.db.session() as s:
+            row = await s.get(KVNamespace, name)
+        if row is not None:
+            return CloudResource("kv", name, row.id, False)
+        row = KVNamespace(name=name, id=str(uuid.uuid4()), platform_id=names.platform_of(name), created_at=now_ms())
+        try:
+            async with self.db.session() as s:
+                s.add(row)
+        except IntegrityError:
+            async with self.db.session() as s:
+                existing = await s.get(KVNamespace, name)
+            if existing is None:
+                raise
+            return CloudResource("kv", name, existing.id, False)
+        return CloudResource("kv", name, row.id, True)
+
+    async def delete_kv(self, name: str) -> None:
+        self._check_name("KV namespace", name)
+        await self.ready()
+        async with self.db.session() as s:
+            await s.execute(delete(KVEntry).where(KVEntry.namespace == name))
+            await s.execute(delete(KVNamespace).where(KVNamespace.name == name))
+
+    # ---- Workers ---------------------------------------------------------------------------
+    async def _resolve_bindings(self, bindings: dict[str, str]) -> dict[str, dict[str, str]]:
+        """{binding: resource name} -> {binding: {type, name}}; every resource must exist."""
+        resolved: dict[str, dict[str, str]] = {}
+        async with self.db.session() as s:
+            for binding, resource in sorted(bindings.items()):
+                if not names.BINDING_NAME_RE.match(binding):
+                    raise CloudError(f"invalid binding name {binding!r}", status=400)
+                for kind, model in (("d1", D1Database), ("kv", KVNamespace), ("r2", R2Bucket)):
+                    if await s.get(model, resource) is not None:
+                        resolved[binding] = {"type": kind, "name": resource}
+                        break
+                else:
+                    raise CloudError(
+                        f"binding {binding} refers to {resource!r}, which is no D1 database, KV namespace or R2 bucket",
+                        status=400,
+                    )
+        return resolved
+
+    async def ensure_worker(
+        self, name: str, *, kind: str, platform_id: str, bindings: dict[str, str]
+    ) -> CloudResource:
+        from nno.edge.workers import prepare_worker  # the worker host imports this module
+
+        self._check_name("Worker", name)
+        await self.ready()
+        resolved = await self._resolve_bindings(bindings)
+        # Fails clearly (not retryable) when the code for `kind` is not installed; migrates the
+        # auth Worker's D1 before any request can reach it.
+        await prepare_worker(self, kind, resolved)
+        encoded = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+        now = now_ms()
+        async with self.db.session() as s:
+            row = await s.get(Worker, name)
+            if row is not None:
+                if row.platform_id != platform_id:
+                    raise CloudError(f"Worker {name} belongs to another platform", status=409)
+                if row.kind == kind and row.bindings == encoded:
+                    return self._worker_ref(row, False)
+                row.kind, row.bindings, row.version, row.updated_at = kind, encoded, str(uuid.uuid4()), now
+                ref = self._worker_ref(row, False)
+            else:
+                row = Worker(
+                    name=name, id=str(uuid.uuid4()), kind=kind, platform_id=platform_id, bindings=encoded,
+                    version=str(uuid.uuid4()), created_at=now, updated_at=now,
+                )
+                s.add(row)
+                ref = self._worker_ref(row, True)
+        if not ref.created:
+            self._notify(name)  # redeployed: an edge holding the old instance replaces it
+        return ref
+
+    @staticmethod
+    def _worker_ref(row: Worker, created: bool) -> CloudResource:
+        return CloudResource(
+            "worker", row.name, row.id, created, {"kind": row.kind, "bindings": json.loads(row.bindings),
+                                                  "version": row.version}
+        )
+
+    async def get_worker(self, name: str) -> Worker | None:
+        await self.ready()
+        async with self.db.session() as s:
+            return await s.get(Worker, name)
+
+    async def delete_worker(self, name: str) -> None:
+        self._check_name("Worker", name)
+        await self.ready()
+        async with self.db.session() as s:
+            await s.execute(delete(WorkerSecret).where(WorkerSecret.worker == name))
+            await s.execute(delete(Worker).where(Worker.name == name))
+        self._notify(name)
+
+    # ---- secrets ---------------------------------------------------------------------------
+    async def put_secret(self, worker: str, key: str, value: str) -> CloudResource:
+        self._check_name("Worker", worker)
+        if not names.SECRET_KEY_RE.match(key):
+            raise CloudError(f"invalid secret name {key!r}: use [A-Za-z0-9_]", status=400)
+        await self.ready()
+        sealed = self._box.seal(f"{worker}/{key}", value)
+        now = now_ms()
+        async with self.db.session() as s:
+            owner = await s.get(Worker, worker)
+            if owner is None:
+                raise CloudError(f"Worker {worker} does not exist; deploy it before setting its secrets", status=404)
+            row = await s.get(WorkerSecret, (worker, key))
+            created = row is None
+            if row is None:
+                s.add(WorkerSecret(worker=worker, key=key, ciphertext=sealed, created_at=now, updated_at=now))
+            else:
+                row.ciphertext, row.updated_at = sealed, now
+            owner.version = str(uuid.uuid4())  # the Worker's env changed
+        self._notify(worker)
+        return CloudResource("secret", key, f"{worker}/{key}", created, {"worker": worker})
+
+    async def delete_secret(self, worker: str, key: str) -> None:
+        await self.ready()
+        async with self.db.session() as s:
+            existing = await s.get(WorkerSecret, (worker, key))
+            if existing is None:
+                return
+            await s.delete(existing)
+            owner = await s.get(Worker, worker)
+            if owner is not None:
+                owner.version = str(uuid.uuid4())
+        self._notify(worker)
+
+    async def secret_status(self, worker: str) -> list[dict[str, Any]]:
+        """Which secrets a Worker has, never their values."""
+        await self.ready()
+        async with self.db.session() as s:
+            rows = (await s.scalars(select(WorkerSecret).where(WorkerSecret.worker == worker)
+                                    .order_by(WorkerSecret.key))).all()
+        return [{"name": r.key, "createdAt": r.created_at, "updatedAt": r.updated_at} for r in rows]
+
+    async def worker_secrets(self, worker: str) -> dict[str, str]:
+        """Decrypted values, for the worker host only (the Worker's own env)."""
+        async with self.db.session() as s:
+            rows = (await s.scalars(select(WorkerSecret).where(WorkerSecret.worker == worker))).all()
+        return {r.key: self._box.open(f"{worker}/{r.key}", r.ciphertext) for r in rows}
+
+    # ---- Pages -----------------------------------------------------------------------------
+    async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> CloudResource:
+        self._check_name("Pages project", name)
+        await self.ready()
+        directory = self.pages_path(name)
+        changed = await asyncio.to_thread(publish_site, directory, site)
+        now = now_ms()
+        async with self.db.session() as s:
+            row = await s.get(PagesProject, name)
+            created = row is None
+            if row is None:
+                row = PagesProject(name=name, id=str(uuid.uuid4()), platform_id=platform_id,
+                                   deployment_id=str(uuid.uuid4()), created_at=now, updated_at=now)
+                s.add(row)
+            elif row.platform_id != platform_id:
+                raise CloudError(f"Pages project {name} belongs to another platform", status=409)
+            elif changed:
+                row.deployment_id, row.updated_at = str(uuid.uuid4()), now
+        return CloudResource("pages", name, row.id, created, {"path": str(directory),
+                                                             "deploymentId": row.deployment_id})
+
+    async def delete_pages(self, name: str) -> None:
+        self._check_name("Pages project", name)
+        await self.ready()
+        async with self.db.session() as s:
+            await s.execute(delete(PagesProject).where(PagesProject.name == name))
+        await asyncio.to_thread(shutil.rmtree, self.pages_path(name), True)
+
+    # ---- DNS -------------------------------------------------------------------------------
+    def _check_hostname(self, hostname: str) -> str:
+        host = hostname.lower().rstrip(".")
+        if not names.is_hostname(host):
+            raise CloudError(f"invalid hostname {hostname!r}", status=400)
+        if not host.endswith("." + self.base_domain):
+            raise CloudError(
+                f"hostname {hostname!r} is outside the local cloud's domain {self.base_domain} (NNO_BASE_DOMAIN)",
+                status=400,
+            )
+        return host
+
+    async def ensure_dns(self, hostname: str, *, target: str, platform_id: str) -> CloudResource:
+        host = self._check_hostname(hostname)
+        self._check_name("DNS target", target)
+        await self.ready()
+        now = now_ms()
+        async with self.db.session() as s:
+            row = await s.get(DNSRecord, host)
+            created = row is None
+            if row is None:
+                row = DNSRecord(hostname=host, id=str(uuid.uuid4()), target=target, platform_id=platform_id,
+                                created_at=now, updated_at=now)
+                s.add(row)
+            elif row.platform_id != platform_id:
+                raise CloudError(f"hostname {host} belongs to another platform", status=409)
+            elif row.target != target:
+                row.target, row.updated_at = target, now
+        return CloudResource("dns", host, row.id, created, {"target": target})
+
+    async def delete_dns(self, hostname: str) -> None:
+        host = hostname.lower().rstrip(".")
+        await self.ready()
+        async with self.db.session() as s:
+            await s.execute(delete(DNSRecord).where(DNSRecord.hostname == host))
+
+    async def lookup_host(self, host: str) -> DNSRecord | None:
+        async with self.db.session() as s:
+            return await s.get(DNSRecord, host)
+
+    # ---- inventory -------------------------------------------------------------------------
+    async def list_platform_resources(self, platform_id: str) -> list[CloudResource]:
+        await self.ready()
+        out: list[CloudResource] = []
+        async with self.db.session() as s:
+            for d1 in (await s.scalars(select(D1Database).where(D1Database.platform_id == platform_id))).all():
+                out.append(_d1_ref(d1, False, self.d1_path(d1.name)))
+            for bucket in (await s.scalars(select(R2Bucket).where(R2Bucket.platform_id == platform_id))).all():
+                path = str(self.r2_path(bucket.name))
+                out.append(CloudResource("r2", bucket.name, bucket.name, False, {"path": path}))
+            for ns in (await s.scalars(select(KVNamespace).where(KVNamespace.platform_id == platform_id))).all():
+                out.append(CloudResource("kv", ns.name, ns.id, False))
+            workers = (await s.scalars(select(Worker).where(Worker.platform_id == platform_id))).all()
+            for worker in workers:
+                out.append(self._worker_ref(worker, False))
+            if workers:
+                secrets = (await s.scalars(select(WorkerSecret).where(
+                    WorkerSecret.worker.in_([w.name for w in workers])))).all()
+                for secret in secrets:
+                    out.append(CloudResource("secret", secret.key, f"{secret.worker}/{secret.key}", False,
+                                             {"worker": secret.worker}))
+            for project in (await s.scalars(select(PagesProject).where(PagesProject.platform_id == platform_id))).all():
+                out.append(CloudResource("pages", project.name, project.id, False,
+                                         {"path": str(self.pages_path(project.name))}))
+            for record in (await s.scalars(select(DNSRecord).where(DNSRecord.platform_id == platform_id))).all():
+                out.append(CloudResource("dns", record.hostname, record.id, False, {"target": record.target}))
+        # Files the rows point at but that a crash left without a row still belong to the platform.
+        prefix = f"{platform_id}-"
+        known = {(r.type, r.name) for r in out}
+        for kind, sub, suffix in (("d1", "d1", ".sqlite"), ("r2", "r2", ""), ("pages", "pages", "")):
+            directory = self.root / sub
+            if not directory.is_dir():
+                continue
+            for entry in directory.iterdir():
+                if not entry.name.startswith(prefix) or not entry.name.endswith(suffix):
+                    continue
+                name = entry.name[: len(entry.name) - len(suffix)] if suffix else entry.name
+                if (kind, name) not in known:
+                    out.append(CloudResource(kind, name, str(entry), False, {"path": str(entry), "orphan": True}))
+        return out
+
+
+def _create_sqlite_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(path).close()
+
+
+def _remove_sqlite_file(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)

@@ -1,0 +1,4 @@
+from nno.edge.models import Base
+from nno.kernel.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,180 @@
+"""The edge router: serves the local cloud by Host under `NNO_BASE_DOMAIN`.
+
+Resolution follows the documented DNS patterns (registry.md §4, provisioning-stacks.md §5.3): the
+host is looked up as a DNS row (`auth.svc.default.{pid}.nno.localhost`,
+`console.app.default.{pid}.nno.localhost`, ...); the short aliases ARCHITECTURE.md names map onto
+them: `{pid}.{base}` is the platform's console, `{name}.{pid}.{base}` its default-stack service or
+app `{name}`. The row's target is a Worker (dispatched to its live ASGI instance) or a Pages project
+(its static site). Client-supplied `X-Nno-*` headers never reach a Worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nno.edge import names
+from nno.edge.cloud import LocalCloud
+from nno.edge.models import PagesProject, Worker
+from nno.edge.pages import INDEX, read_site, render_site, static_file
+from nno.edge.workers import WorkerHost
+from nno.kernel.bindings import Bindings
+from nno.kernel.context import request_id_var
+from nno.kernel.errors import envelope_bytes
+from nno.kernel.identity import H_REQUEST_ID, SERVICE_IDENTITY
+
+log = structlog.get_logger("nno.edge")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+]
+
+
+async def _send_envelope(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    body = envelope_bytes(code, message, request_id=request_id)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()), *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class EdgeRouter:
+    def __init__(self, cloud: LocalCloud, host: WorkerHost, bindings: Bindings, base_domain: str) -> None:
+        self.cloud = cloud
+        self.workers = host
+        self.bindings = bindings
+        self.base = base_domain.lower().strip(".")
+        self.suffix = "." + self.base
+
+    # ---- resolution ------------------------------------------------------------------------
+    def candidates(self, host: str) -> list[str]:
+        """DNS names to try for a request host, most specific first."""
+        if not host.endswith(self.suffix) or not names.is_hostname(host):
+            return []
+        labels = host[: -len(self.suffix)].split(".")
+        out = [host]
+        if len(labels) == 1:  # {pid}.{base}: the platform's console
+            out.append(f"console.app.default.{labels[0]}{self.suffix}")
+        elif len(labels) == 2:  # {name}.{pid}.{base}: default-stack service, then app
+            name, pid = labels
+            out += [f"{name}.svc.default.{pid}{self.suffix}", f"{name}.app.default.{pid}{self.suffix}"]
+        return out
+
+    async def resolve(self, host: str) -> tuple[Worker | PagesProject | None, str | None]:
+        """(target, its name); (None, name) when the host resolves to something not deployed."""
+        for candidate in self.candidates(host):
+            record = await self.cloud.lookup_host(candidate)
+            if record is None:
+                continue
+            async with self.cloud.db.session() as s:
+                worker = await s.get(Worker, record.target)
+                if worker is not None:
+                    return worker, record.target
+                pages = await s.get(PagesProject, record.target)
+                return pages, record.target
+        return None, None
+
+    # ---- ASGI ------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        incoming_rid = None
+        raw_host = ""
+        for key, value in scope["headers"]:
+            if key == b"host":
+                raw_host = value.decode("latin-1")
+            elif key == b"x-request-id":
+                incoming_rid = value.decode("latin-1")[:200]
+        request_id = incoming_rid or str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        try:
+            host = names.host_without_port(raw_host)
+            target, target_name = await self.resolve(host)
+            if target is None:
+                if target_name is not None:
+                    await _send_envelope(send, 503, "SERVICE_UNAVAILABLE",
+                                         f"{host} points at {target_name}, which is not deployed", request_id)
+                else:
+                    await _send_envelope(send, 404, "NOT_FOUND", f"No site or service at {host or 'this host'}",
+                                         request_id)
+                return
+            if isinstance(target, Worker):
+                await self._to_worker(target, scope, receive, send, request_id)
+            else:
+                await self._to_pages(target, scope, send, request_id)
+        finally:
+            request_id_var.reset(token)
+
+    async def _to_worker(self, worker: Worker, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        try:
+            app: ASGIApp = await self.workers.get(worker)
+        except Exception as exc:
+            log.exception("worker_start_failed", worker=worker.name, error=repr(exc))
+            await _send_envelope(send, 503, "SERVICE_UNAVAILABLE", f"Worker {worker.name} could not start",
+                                 request_id)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if not k.lower().startswith(b"x-nno-")]
+        headers.append((H_REQUEST_ID.encode(), request_id.encode()))
+        worker_scope = dict(scope)
+        worker_scope["headers"] = headers
+        worker_scope["root_path"] = ""
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                out = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in out):
+                    out.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": out}
+            await send(message)
+
+        try:
+            await app(worker_scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("worker_failed", worker=worker.name, error=repr(exc))
+            if not started:
+                await _send_envelope(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
+
+    async def _live_status(self, platform_id: str) -> str | None:
+        registry = self.bindings.get("registry")
+        if registry is None or not platform_id:
+            return None
+        try:
+            resp = await registry.request("GET", f"/{platform_id}/status", headers=SERVICE_IDENTITY.to_headers())
+        except Exception:
+            return None
+        data: Any = resp.json() if resp.ok else None
+        status = data.get("status") if isinstance(data, dict) else None
+        return status if isinstance(status, str) else None
+
+    async def _to_pages(self, project: PagesProject, scope: Scope, send: Send, request_id: str) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _send_envelope(send, 405, "METHOD_NOT_ALLOWED", "Pages sites are read-only", request_id)
+            return
+        directory = self.cloud.pages_path(project.name)
+        found = static_file(directory, scope["path"])
+        if found is None:
+            await _send_envelope(send, 404, "NOT_FOUND", f"No page at {scope['path']}", request_id)
+            return
+        path, ctype = found
+        body: bytes | None = None
+        if path.name == INDEX and path.parent == directory.resolve():
+            site = read_site(directory)
+            status = await self._live_status(project.platform_id) if site is not None else None
+            if site is not None and status is not None:
+                body = render_site(site, status=status).encode()
+        if body is None:
+            body = path.read_bytes()
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", request_id.encode()), (b"cache-control", b"no-cache"), *SECURITY_HEADERS]})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})

@@ -1,0 +1,105 @@
+"""What a Worker sees of its KV and R2 bindings: small clients over the local cloud's KV table and
+bucket directories, with the operations Workers use (get, put, delete, list)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from sqlalchemy import delete, select
+
+from nno.edge.models import KVEntry
+from nno.kernel.clock import now_ms
+from nno.kernel.db import Database
+
+MAX_OBJECT_KEY = 1024
+
+
+class KVNamespaceClient:
+    def __init__(self, db: Database, namespace: str) -> None:
+        self.db = db
+        self.namespace = namespace
+
+    async def get(self, key: str) -> bytes | None:
+        async with self.db.session() as s:
+            row = await s.get(KVEntry, (self.namespace, key))
+            if row is None:
+                return None
+            if row.expires_at is not None and row.expires_at <= now_ms():
+                await s.delete(row)
+                return None
+            return row.value
+
+    async def put(self, key: str, value: bytes | str, *, ttl_s: float | None = None) -> None:
+        data = value.encode() if isinstance(value, str) else value
+        expires = now_ms() + int(ttl_s * 1000) if ttl_s is not None else None
+        async with self.db.session() as s:
+            row = await s.get(KVEntry, (self.namespace, key))
+            if row is None:
+                s.add(KVEntry(namespace=self.namespace, key=key, value=data, expires_at=expires))
+            else:
+                row.value, row.expires_at = data, expires
+
+    async def delete(self, key: str) -> None:
+        async with self.db.session() as s:
+            await s.execute(delete(KVEntry).where(KVEntry.namespace == self.namespace, KVEntry.key == key))
+
+    async def list(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        now = now_ms()
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(KVEntry.key)
+                .where(KVEntry.namespace == self.namespace, KVEntry.key.startswith(prefix, autoescape=True),
+                       (KVEntry.expires_at.is_(None)) | (KVEntry.expires_at > now))
+                .order_by(KVEntry.key)
+                .limit(limit)
+            )
+            return list(rows.all())
+
+
+class R2BucketClient:
+    """Objects are files named by their percent-encoded key, so any key maps inside the bucket."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        if not key or len(key) > MAX_OBJECT_KEY:
+            raise ValueError("object keys are 1 to 1024 characters")
+        encoded = quote(key, safe="")
+        if encoded.startswith("."):  # never ".", "..", or a hidden temp-file name
+            encoded = "%2E" + encoded[1:]
+        if len(encoded) > 250:
+            raise ValueError("object key too long for the local bucket")
+        return self.directory / encoded
+
+    async def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+
+        def write() -> None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".upload-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+
+        await asyncio.to_thread(write)
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    async def list(self, prefix: str = "") -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        keys = (unquote(p.name) for p in self.directory.iterdir() if not p.name.startswith(".upload-"))
+        return sorted(k for k in keys if k.startswith(prefix))

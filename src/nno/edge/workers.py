@@ -1,0 +1,223 @@
+"""The worker host: which Python code a Worker `kind` runs, the env it gets (its D1, KV and R2
+bindings and its secrets), and the cache of live instances the edge router dispatches to.
+
+Kinds:
+- `auth`: the platform's own auth service, a real instance of IAM's
+  `nno.iam.auth_app.create_auth_app(db, settings, platform_id=...)` on the Worker's D1 (binding
+  `DB`), migrated with `AUTH_MIGRATIONS_DIR` when the Worker is deployed;
+- any other kind: a feature package's backend, found in the `nno.features` entry-point group under
+  that name, whose loaded object (or its module) provides `create_worker_app(env) -> ASGI app`;
+- kinds registered in-process with `register_worker_kind` (embedders, tests).
+Instances are built lazily on a host's first request, cached, and disposed when the Worker is
+deleted or redeployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp
+
+from nno.edge.cloud import CloudError, LocalCloud
+from nno.edge.models import Worker
+from nno.edge.storage import KVNamespaceClient, R2BucketClient
+from nno.kernel.config import Settings
+from nno.kernel.db import Database, sqlite_url
+from nno.kernel.migrations import upgrade
+
+log = structlog.get_logger("nno.edge.workers")
+
+AUTH_KIND = "auth"
+AUTH_MODULE = "nno.iam.auth_app"
+FEATURE_ENTRY_POINTS = "nno.features"
+
+
+@dataclass
+class WorkerEnv:
+    """A Worker's `env`: its bindings by name, and its secrets (decrypted for it alone)."""
+
+    name: str
+    kind: str
+    platform_id: str
+    settings: Settings
+    d1: dict[str, Database] = field(default_factory=dict)
+    kv: dict[str, KVNamespaceClient] = field(default_factory=dict)
+    r2: dict[str, R2BucketClient] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+WorkerFactory = Callable[[WorkerEnv], "ASGIApp | Awaitable[ASGIApp]"]
+_registered: dict[str, WorkerFactory] = {}
+
+
+def register_worker_kind(kind: str, factory: WorkerFactory) -> Callable[[], None]:
+    """Make `kind` deployable in this process; returns a function that unregisters it."""
+    _registered[kind] = factory
+
+    def unregister() -> None:
+        if _registered.get(kind) is factory:
+            del _registered[kind]
+
+    return unregister
+
+
+def _auth_module() -> Any:
+    try:
+        return importlib.import_module(AUTH_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name and AUTH_MODULE.startswith(exc.name):
+            raise CloudError(
+                "cannot deploy an auth Worker: IAM's per-platform auth app (nno.iam.auth_app.create_auth_app) "
+                "is not available in this installation"
+            ) from exc
+        raise
+
+
+def _auth_d1_binding(bindings: dict[str, dict[str, str]]) -> str:
+    if bindings.get("DB", {}).get("type") == "d1":
+        return bindings["DB"]["name"]
+    d1 = [b["name"] for b in bindings.values() if b["type"] == "d1"]
+    if len(d1) == 1:
+        return d1[0]
+    raise CloudError("the auth Worker needs exactly one D1 binding (named DB) for its users and sessions")
+
+
+async def _auth_factory(env: WorkerEnv) -> ASGIApp:
+    module = _auth_module()
+    db = env.d1.get("DB") or next(iter(env.d1.values()))
+    app: ASGIApp = module.create_auth_app(db, env.settings, platform_id=env.platform_id)
+    return app
+
+
+def resolve_factory(kind: str) -> WorkerFactory:
+    if kind in _registered:
+        return _registered[kind]
+    if kind == AUTH_KIND:
+        _auth_module()
+        return _auth_factory
+    for ep in entry_points(group=FEATURE_ENTRY_POINTS):
+        if ep.name != kind:
+            continue
+        target = ep.load()
+        factory = getattr(target, "create_worker_app", None)
+        if factory is None and inspect.ismodule(target) is False:
+            factory = getattr(importlib.import_module(target.__module__), "create_worker_app", None)
+        if callable(factory):
+            return factory
+        raise CloudError(f"feature {kind!r} has no backend Worker (no create_worker_app)")
+    raise CloudError(f"no Worker code for kind {kind!r}: not 'auth' and no installed feature package by that name")
+
+
+async def prepare_worker(cloud: LocalCloud, kind: str, bindings: dict[str, dict[str, str]]) -> None:
+    """Deploy-time checks: the code exists; the auth Worker's D1 carries IAM's tables."""
+    resolve_factory(kind)
+    if kind == AUTH_KIND and kind not in _registered:
+        d1_name = _auth_d1_binding(bindings)
+        module = _auth_module()
+        db = Database(sqlite_url(cloud.d1_path(d1_name)))
+        try:
+            await upgrade(db, module.AUTH_MIGRATIONS_DIR)
+        except Exception as exc:
+            raise CloudError(f"migrating the auth D1 {d1_name} failed: {exc}", retryable=True) from exc
+        finally:
+            await db.dispose()
+
+
+@dataclass
+class _Instance:
+    version: str
+    app: ASGIApp
+    env: WorkerEnv
+    stack: AsyncExitStack
+
+
+class WorkerHost:
+    """Live Worker instances by name, built on first use and replaced when the deploy changes."""
+
+    def __init__(self, cloud: LocalCloud, settings: Settings) -> None:
+        self.cloud = cloud
+        self.settings = settings
+        self._instances: dict[str, _Instance] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._disposals: set[asyncio.Task[None]] = set()
+
+    def live(self) -> dict[str, str]:
+        """{worker name: deployed version} of the instances held in memory."""
+        return {name: inst.version for name, inst in self._instances.items()}
+
+    def invalidate(self, name: str) -> None:
+        """Called (synchronously) when a Worker is deleted or redeployed; disposal runs soon after."""
+        instance = self._instances.pop(name, None)
+        if instance is not None:
+            task = asyncio.get_running_loop().create_task(self._dispose(name, instance))
+            self._disposals.add(task)
+            task.add_done_callback(self._disposals.discard)
+
+    async def drain(self) -> None:
+        """Wait for disposals started by `invalidate`."""
+        while self._disposals:
+            await asyncio.gather(*list(self._disposals), return_exceptions=True)
+
+    async def get(self, worker: Worker) -> ASGIApp:
+        current = self._instances.get(worker.name)
+        if current is not None and current.version == worker.version:
+            return current.app
+        lock = self._locks.setdefault(worker.name, asyncio.Lock())
+        async with lock:
+            current = self._instances.get(worker.name)
+            if current is not None and current.version == worker.version:
+                return current.app
+            if current is not None:
+                self._instances.pop(worker.name, None)
+                await self._dispose(worker.name, current)
+            instance = await self._build(worker)
+            self._instances[worker.name] = instance
+            return instance.app
+
+    async def _build(self, worker: Worker) -> _Instance:
+        factory = resolve_factory(worker.kind)
+        env = WorkerEnv(name=worker.name, kind=worker.kind, platform_id=worker.platform_id, settings=self.settings)
+        for binding, ref in json.loads(worker.bindings).items():
+            if ref["type"] == "d1":
+                env.d1[binding] = Database(sqlite_url(self.cloud.d1_path(ref["name"])))
+            elif ref["type"] == "kv":
+                env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
+            elif ref["type"] == "r2":
+                env.r2[binding] = R2BucketClient(self.cloud.r2_path(ref["name"]))
+        env.secrets = await self.cloud.worker_secrets(worker.name)
+        stack = AsyncExitStack()
+        try:
+            for db in env.d1.values():
+                stack.push_async_callback(db.dispose)
+            made = factory(env)
+            app: ASGIApp = await made if inspect.isawaitable(made) else made
+            lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+        except BaseException:
+            await stack.aclose()
+            raise
+        log.info("worker_started", worker=worker.name, kind=worker.kind, version=worker.version)
+        return _Instance(worker.version, app, env, stack)
+
+    async def _dispose(self, name: str, instance: _Instance) -> None:
+        try:
+            await instance.stack.aclose()
+        except Exception:
+            log.exception("worker_dispose_failed", worker=name)
+        log.info("worker_disposed", worker=name, version=instance.version)
+
+    async def close(self) -> None:
+        await self.drain()
+        instances, self._instances = self._instances, {}
+        for name, instance in instances.items():
+            await self._dispose(name, instance)

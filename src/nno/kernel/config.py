@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     worker_poll_interval_s: float = Field(default=0.5, validation_alias="NNO_WORKER_POLL_INTERVAL")
     # Embedded mode runs the provisioning worker inside `nno serve`; scaled mode runs `nno worker`.
     embedded_worker: bool = Field(default=True, validation_alias="NNO_EMBEDDED_WORKER")
+    # Provisioning jobs: how many run at once per worker process, how long a claim holds without a
+    # heartbeat before another worker may take the job over, attempts, and the backoff base.
+    worker_concurrency: int = Field(default=4, ge=1, le=64, validation_alias="NNO_WORKER_CONCURRENCY")
+    job_lease_s: float = Field(default=30.0, gt=0, validation_alias="NNO_JOB_LEASE")
+    job_max_attempts: int = Field(default=3, ge=1, le=20, validation_alias="NNO_JOB_MAX_ATTEMPTS")
+    job_backoff_base_s: float = Field(default=2.0, ge=0, validation_alias="NNO_JOB_BACKOFF_BASE")
     log_level: str = Field(default="info", validation_alias="NNO_LOG_LEVEL")
     log_json: bool = Field(default=True, validation_alias="NNO_LOG_JSON")
 

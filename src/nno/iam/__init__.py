@@ -1,0 +1,1 @@
+"""NNO IAM: accounts, sessions, organizations, roles and grants, API keys, device flow, audit."""

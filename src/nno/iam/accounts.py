@@ -1,0 +1,187 @@
+"""Accounts: email/password sign-up and sign-in, magic links, profile and password changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from nno.iam import audit, throttle
+from nno.iam.caller import Caller
+from nno.iam.context import MAGIC_LINK_TTL_MS, IAMContext
+from nno.iam.models import Session, User, Verification
+from nno.iam.schemas import ChangePasswordBody, MagicLinkBody, ProfileUpdate, SignInBody, SignUpBody
+from nno.iam.security import check_password_policy, hash_password, new_secret, verify_password
+from nno.iam.sessions import create_session, revoke_user_sessions
+from nno.kernel.clock import now_ms
+from nno.kernel.errors import NNOError
+from nno.kernel.ids import new_id, token_hash
+
+
+@dataclass
+class SignedIn:
+    token: str
+    session: Session
+    user: User
+
+
+def new_user(email: str, name: str, password_hash: str | None, *, image: str | None = None,
+             verified: bool = False) -> User:
+    now = now_ms()
+    return User(id=new_id(), email=email, name=name, image=image, email_verified=verified,
+                password_hash=password_hash, role="user", created_at=now, updated_at=now)
+
+
+async def sign_up(ctx: IAMContext, body: SignUpBody, caller: Caller) -> SignedIn:
+    check_password_policy(body.password, body.email)
+    pw_hash = hash_password(body.password)
+    try:
+        async with ctx.db.session() as s:
+            if (await s.execute(select(User.id).where(User.email == body.email))).first():
+                raise NNOError(409, "USER_ALREADY_EXISTS", "An account with this email already exists")
+            user = new_user(body.email, body.name, pw_hash, image=body.image)
+            s.add(user)
+            await s.flush()
+            token, row = create_session(s, user.id, method="password", persistent=body.rememberMe,
+                                        ip=caller.ip, user_agent=caller.user_agent)
+            audit.record(s, caller, "auth.sign_up", actor_id=user.id, target_type="user", target_id=user.id)
+            audit.record(s, caller, "session.create", actor_id=user.id, target_type="session", target_id=row.id,
+                         data={"method": "password"})
+    except IntegrityError as exc:  # a concurrent sign-up with the same email won the race
+        raise NNOError(409, "USER_ALREADY_EXISTS", "An account with this email already exists") from exc
+    return SignedIn(token, row, user)
+
+
+async def sign_in(ctx: IAMContext, body: SignInBody, caller: Caller) -> SignedIn:
+    keys = throttle.keys_for(body.email, caller.ip)
+    await throttle.check_locked(ctx.db, keys)
+    async with ctx.db.session() as s:
+        user = (await s.execute(select(User).where(User.email == body.email))).scalar_one_or_none()
+    ok = verify_password(user.password_hash if user else None, body.password)
+    if not ok or user is None:
+        await throttle.record_failure(ctx.db, keys)
+        async with ctx.db.session() as s:
+            audit.record(s, caller, "auth.sign_in", outcome="failure", actor_id=user.id if user else None,
+                         target_type="user", target_id=user.id if user else None,
+                         data={"email": body.email, "reason": "invalid_credentials"})
+        raise NNOError(401, "INVALID_CREDENTIALS", "Invalid email or password")
+    await throttle.clear(ctx.db, body.email)
+    async with ctx.db.session() as s:
+        token, row = create_session(s, user.id, method="password", persistent=body.rememberMe,
+                                    ip=caller.ip, user_agent=caller.user_agent)
+        audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=row.id,
+                     data={"method": "password"})
+    return SignedIn(token, row, user)
+
+
+def magic_link_url(ctx: IAMContext, token: str, callback: str | None) -> str:
+    url = f"{ctx.public_base}/api/auth/magic-link/verify?token={quote(token)}"
+    if callback:
+        url += f"&callbackURL={quote(callback, safe='')}"
+    return url
+
+
+async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Caller) -> None:
+    """Always answers the same way; the mail goes out whether or not the account exists yet (the link
+    signs up a new user), so the response reveals nothing about registered emails."""
+    token, digest = new_secret()
+    now = now_ms()
+    async with ctx.db.session() as s:
+        s.add(Verification(id=new_id(), kind="magic_link", identifier=body.email, token_hash=digest,
+                           expires_at=now + MAGIC_LINK_TTL_MS, data={"name": body.name or ""}, created_at=now))
+        link = magic_link_url(ctx, token, body.callbackURL)
+        mail = ctx.mailer.enqueue(
+            s, kind="magic_link", to=body.email, subject="Your NNO sign-in link",
+            body=f"Sign in to NNO by opening this link (valid for 5 minutes):\n\n{link}\n\n"
+                 "If you did not ask for it, ignore this message.")
+        audit.record(s, caller, "auth.magic_link_requested", data={"email": body.email})
+    await ctx.mailer.deliver(mail)
+
+
+async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> SignedIn:
+    digest = token_hash(token)
+    now = now_ms()
+    failure: str | None = None
+    async with ctx.db.session() as s:
+        row = (await s.execute(select(Verification).where(
+            Verification.token_hash == digest, Verification.kind == "magic_link"))).scalar_one_or_none()
+        if row is None:
+            failure = "unknown"
+        elif row.used_at is not None:
+            failure = "used"
+        elif row.expires_at <= now:
+            failure = "expired"
+        else:
+            row.used_at = now
+            user = (await s.execute(select(User).where(User.email == row.identifier))).scalar_one_or_none()
+            if user is None:
+                name = str((row.data or {}).get("name") or "") or row.identifier.split("@")[0]
+                user = new_user(row.identifier, name, None, verified=True)
+                s.add(user)
+                await s.flush()
+                audit.record(s, caller, "auth.sign_up", actor_id=user.id, target_type="user", target_id=user.id,
+                             data={"method": "magic-link"})
+            elif not user.email_verified:
+                user.email_verified = True
+            session_token, session = create_session(s, user.id, method="magic-link", ip=caller.ip,
+                                                    user_agent=caller.user_agent)
+            audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=session.id,
+                         data={"method": "magic-link"})
+            return SignedIn(session_token, session, user)
+    async with ctx.db.session() as s:
+        audit.record(s, caller, "auth.magic_link_verify", outcome="failure", data={"reason": failure})
+    if failure == "expired":
+        raise NNOError(410, "TOKEN_EXPIRED", "This sign-in link has expired; ask for a new one")
+    raise NNOError(401, "INVALID_TOKEN", "This sign-in link is not valid or was already used")
+
+
+async def get_user(ctx: IAMContext, user_id: str) -> User:
+    async with ctx.db.session() as s:
+        user = await s.get(User, user_id)
+    if user is None:
+        raise NNOError(401, "UNAUTHORIZED", "The account no longer exists")
+    return user
+
+
+async def update_profile(ctx: IAMContext, caller: Caller, body: ProfileUpdate) -> User:
+    assert caller.user_id
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
+    if "name" in changes and changes["name"] is None:
+        raise NNOError(400, "VALIDATION_ERROR", "name cannot be null", {"field": "name"})
+    async with ctx.db.session() as s:
+        user = await s.get(User, caller.user_id)
+        if user is None:
+            raise NNOError(401, "UNAUTHORIZED", "The account no longer exists")
+        for key, value in changes.items():
+            setattr(user, key, value)
+        user.updated_at = now_ms()
+        audit.record(s, caller, "user.update", target_type="user", target_id=user.id,
+                     data={"fields": sorted(changes)})
+    return user
+
+
+async def change_password(ctx: IAMContext, caller: Caller, body: ChangePasswordBody) -> None:
+    assert caller.user_id
+    user = await get_user(ctx, caller.user_id)
+    keys = throttle.keys_for(user.email, caller.ip)
+    await throttle.check_locked(ctx.db, keys)
+    if not verify_password(user.password_hash, body.currentPassword):
+        await throttle.record_failure(ctx.db, keys)
+        async with ctx.db.session() as s:
+            audit.record(s, caller, "user.change_password", outcome="failure", target_type="user",
+                         target_id=user.id)
+        raise NNOError(401, "INVALID_CREDENTIALS", "The current password is not correct")
+    check_password_policy(body.newPassword, user.email)
+    new_hash = hash_password(body.newPassword)
+    async with ctx.db.session() as s:
+        row = await s.get(User, user.id)
+        assert row is not None
+        row.password_hash, row.updated_at = new_hash, now_ms()
+        if body.revokeOtherSessions:
+            await revoke_user_sessions(s, user.id, except_id=caller.session.id if caller.session else None)
+        audit.record(s, caller, "user.change_password", target_type="user", target_id=user.id,
+                     data={"revokedOtherSessions": body.revokeOtherSessions})
+

@@ -1,0 +1,28 @@
+"""The global NNO IAM service: the shared auth surface plus the NNO-only routes (platform
+membership, API keys, roles and grants, service tokens, bootstrap, device flow, audit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, build_app
+from nno.iam.context import IAMContext
+from nno.iam.mailer import Mailer
+from nno.iam.views import apikeys, platform
+from nno.kernel.service import ServiceContext
+
+MIGRATIONS_DIR: Path | None = AUTH_MIGRATIONS_DIR
+
+NNO_ROUTERS = (platform.router, apikeys.router)
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    s = ctx.settings
+    iam = IAMContext(db=ctx.db, settings=s, mailer=Mailer(ctx.db, s.smtp_url, s.mail_from), platform_id=None,
+                     trust_gateway_headers=True, public_base=s.public_url.rstrip("/") + "/api/v1/iam")
+    app = build_app(iam, title="NNO IAM", name="iam")
+    for router in NNO_ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,52 @@
+"""The account/session/organization surface as an app factory bound to any database.
+
+The global IAM (`nno.iam.app`) is this plus the NNO-only routes. Provisioning's `local` provider
+hosts one per platform as the `{platformId}-default-auth` worker, with its own users, on its own
+database migrated with `AUTH_MIGRATIONS_DIR` (the IAM migrations: its tables are the same).
+A per-platform auth app is reached directly, not through the gateway, so it ignores `X-Nno-*`
+headers and believes only the session tokens it issued.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+
+from nno.iam.context import IAMContext
+from nno.iam.mailer import Mailer
+from nno.iam.views import auth, orgs, session
+from nno.kernel.config import Settings
+from nno.kernel.db import Database
+from nno.kernel.service import create_service_app
+
+AUTH_MIGRATIONS_DIR: Path = Path(__file__).parent / "migrations"
+
+SHARED_ROUTERS = (auth.router, session.router, orgs.router)
+
+
+def platform_auth_url(settings: Settings, platform_id: str) -> str:
+    """Where the edge router serves a platform's auth worker: `auth.{platformId}.{base_domain}`."""
+    public = urlsplit(settings.public_url)
+    port = f":{public.port}" if public.port else ""
+    return f"{public.scheme or 'http'}://auth.{platform_id}.{settings.base_domain}{port}"
+
+
+def build_app(ctx: IAMContext, *, title: str, name: str) -> FastAPI:
+    app = create_service_app(name, title=title,
+                             description="Accounts, sessions and organizations (Better Auth-compatible paths)")
+    app.state.iam = ctx
+    for router in SHARED_ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def create_auth_app(db: Database, settings: Settings, *, platform_id: str | None,
+                    public_url: str | None = None) -> FastAPI:
+    """A per-platform auth service on `db` (already migrated with AUTH_MIGRATIONS_DIR)."""
+    base = public_url or (platform_auth_url(settings, platform_id) if platform_id else settings.public_url)
+    ctx = IAMContext(db=db, settings=settings, mailer=Mailer(db, settings.smtp_url, settings.mail_from),
+                     platform_id=platform_id, trust_gateway_headers=False, public_base=base.rstrip("/"))
+    label = f"{platform_id}-default-auth" if platform_id else "auth"
+    return build_app(ctx, title=f"NNO auth ({label})", name=label)

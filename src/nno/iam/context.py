@@ -1,0 +1,42 @@
+"""What the IAM routers need, whether they run in the global IAM or in a per-platform auth app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from nno.iam.mailer import Mailer
+from nno.kernel.config import Settings
+from nno.kernel.db import Database
+
+SESSION_TTL_MS = 7 * 24 * 3600 * 1000
+SESSION_UPDATE_AGE_MS = 24 * 3600 * 1000
+SHORT_SESSION_TTL_MS = 24 * 3600 * 1000  # sign-in without "remember me"
+MAGIC_LINK_TTL_MS = 5 * 60 * 1000
+INVITATION_TTL_MS = 48 * 3600 * 1000
+DEVICE_CODE_TTL_S = 1800
+DEVICE_POLL_INTERVAL_S = 5
+SESSION_COOKIE = "nno_session"
+
+
+@dataclass
+class IAMContext:
+    db: Database
+    settings: Settings
+    mailer: Mailer
+    # None for the global NNO IAM; the platform id for a per-platform auth app.
+    platform_id: str | None = None
+    # The global IAM sits behind the gateway and trusts its X-Nno-* headers; a per-platform auth app is
+    # reached directly (no gateway), so it only believes the credentials it can check itself.
+    trust_gateway_headers: bool = True
+    # Public base URL under which this app's own routes are reachable (links in mails, device flow).
+    public_base: str = ""
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def is_nno(self) -> bool:
+        return self.platform_id is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.public_base or self.settings.public_url).scheme == "https"

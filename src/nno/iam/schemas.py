@@ -1,0 +1,207 @@
+"""Request bodies (API fields in camelCase, as Better Auth and the NNO docs spell them)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from nno.iam.security import PERMISSION_RE
+
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Local installations use addresses like admin@nno.localhost; email-validator refuses those
+# special-use domains, so their syntax is checked here instead.
+_LOCAL_DOMAINS = ("localhost", "test", "local")
+
+
+def normalize_email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 320:
+        raise ValueError("email is too long")
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        local, sep, domain = value.rpartition("@")
+        domain = domain.lower()
+        if sep and domain.split(".")[-1] in _LOCAL_DOMAINS and all(_LABEL_RE.match(p) for p in domain.split(".")):
+            try:
+                checked = validate_email(f"{local}@example.com", check_deliverability=False)
+            except EmailNotValidError:
+                raise ValueError(str(exc)) from None
+            return f"{checked.local_part}@{domain}".lower()
+        raise ValueError(str(exc)) from None
+
+
+def check_permission(value: str) -> str:
+    if len(value) > 200 or not PERMISSION_RE.match(value):
+        raise ValueError("permission keys look like '{featureId}:{action}', e.g. 'billing:read'")
+    return value
+
+
+Email = Annotated[str, AfterValidator(normalize_email)]
+PermissionKey = Annotated[str, AfterValidator(check_permission)]
+Slug = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$")]
+OrgName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+OrgType = Literal["nno-operator", "tenant"]
+OrgRole = Literal["owner", "admin", "member"]
+PlatformRole = Literal["platform-admin", "user"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_max_length=4096)
+
+
+class SignUpBody(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    email: Email
+    password: Annotated[str, StringConstraints(max_length=1024)]
+    image: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    callbackURL: str | None = None
+    rememberMe: bool = True
+
+
+class SignInBody(Body):
+    email: Email
+    password: Annotated[str, StringConstraints(max_length=1024)]
+    rememberMe: bool = True
+    callbackURL: str | None = None
+
+
+class MagicLinkBody(Body):
+    email: Email
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    callbackURL: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+class ProfileUpdate(Body):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+    image: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+class ChangePasswordBody(Body):
+    currentPassword: Annotated[str, StringConstraints(max_length=1024)]
+    newPassword: Annotated[str, StringConstraints(max_length=1024)]
+    revokeOtherSessions: bool = False
+
+
+class ActivePlatformBody(Body):
+    platformId: Id
+
+
+class PlatformMemberBody(Body):
+    platformId: Id
+    userId: Id
+    role: PlatformRole
+
+
+class OrgCreateBody(Body):
+    name: OrgName
+    slug: Slug
+    logo: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    metadata: dict[str, object] | None = None
+    orgType: OrgType = "tenant"
+    keepCurrentActiveOrganization: bool = False
+
+
+class NnoOrgCreateBody(Body):
+    name: OrgName
+    slug: Slug
+    ownerId: Id
+    orgType: OrgType = "tenant"
+
+
+class SetActiveOrgBody(Body):
+    organizationId: Id | None = None
+    organizationSlug: Slug | None = None
+
+
+class AddMemberBody(Body):
+    userId: Id
+    role: OrgRole
+    organizationId: Id | None = None
+
+
+class RemoveMemberBody(Body):
+    memberIdOrEmail: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    organizationId: Id | None = None
+
+
+class UpdateMemberRoleBody(Body):
+    memberId: Id
+    role: OrgRole
+    organizationId: Id | None = None
+
+
+class InviteBody(Body):
+    email: Email
+    role: OrgRole
+    organizationId: Id | None = None
+    resend: bool = False
+
+
+class InvitationIdBody(Body):
+    invitationId: Id
+
+
+class LeaveOrgBody(Body):
+    organizationId: Id
+
+
+class RoleUpsertBody(Body):
+    orgId: Id
+    role: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    permissions: Annotated[list[PermissionKey | Literal["*"]], Field(max_length=500)]
+
+
+class GrantCreateBody(Body):
+    userId: Id
+    orgId: Id
+    permission: PermissionKey
+    granted: bool
+    grantedBy: Id
+    expiresAt: Annotated[int, Field(gt=0)] | None = None
+
+
+class PermissionCheckBody(Body):
+    userId: Id | None = None
+    orgId: Id
+    permission: PermissionKey
+
+
+class ApiKeyCreateBody(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+    platformId: Id | None = None
+    permissions: Annotated[list[PermissionKey], Field(max_length=200)] = Field(default_factory=list)
+    expiresAt: Annotated[int, Field(gt=0)] | None = None
+    expiresIn: Annotated[int, Field(gt=0, le=10 * 365 * 24 * 3600)] | None = None  # seconds
+
+
+class ApiKeyValidateBody(Body):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class ServiceTokenBody(Body):
+    audience: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "nno"
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "gateway"
+    ttlSeconds: Annotated[int, Field(ge=10, le=3600)] = 300
+
+
+class ServiceTokenVerifyBody(Body):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    audience: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class BootstrapBody(Body):
+    email: Email
+    password: Annotated[str, StringConstraints(max_length=1024)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] = "NNO Operator"
+    organizationName: OrgName = "NNO Operators"
+    organizationSlug: Slug = "nno-operators"
+
+
+class UserCodeBody(Body):
+    userCode: Annotated[str, StringConstraints(min_length=1, max_length=32)]

@@ -1,0 +1,139 @@
+"""Better Auth-style account and session routes (`/api/auth/*`) and the caller's session list
+(`/api/sessions`). Shared by the global IAM and the per-platform auth apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import select
+from starlette.responses import Response
+
+from nno.iam import accounts, audit
+from nno.iam.caller import Caller, iam_ctx, require_session, require_user, resolve_caller
+from nno.iam.models import Session
+from nno.iam.schemas import ChangePasswordBody, MagicLinkBody, ProfileUpdate, SignInBody, SignUpBody
+from nno.iam.sessions import revoke_session, revoke_user_sessions, session_row_view, user_view
+from nno.iam.views.common import clear_session_cookie, safe_redirect, set_session_cookie
+from nno.kernel.clock import now_ms
+from nno.kernel.errors import NNOError
+
+router = APIRouter(tags=["auth"])
+
+
+def _signed_in_response(request: Request, signed: accounts.SignedIn, extra: dict[str, Any] | None = None,
+                        status: int = 200) -> JSONResponse:
+    ctx = iam_ctx(request)
+    body = {"token": signed.token, "user": user_view(signed.user),
+            "session": session_row_view(signed.session), **(extra or {})}
+    response = JSONResponse(body, status_code=status)
+    set_session_cookie(response, ctx, signed.token, signed.session)
+    return response
+
+
+@router.post("/api/auth/sign-up/email")
+async def sign_up(body: SignUpBody, request: Request, caller: Caller = Depends(resolve_caller)) -> Response:
+    signed = await accounts.sign_up(iam_ctx(request), body, caller)
+    return _signed_in_response(request, signed)
+
+
+@router.post("/api/auth/sign-in/email")
+async def sign_in(body: SignInBody, request: Request, caller: Caller = Depends(resolve_caller)) -> Response:
+    signed = await accounts.sign_in(iam_ctx(request), body, caller)
+    url = safe_redirect(iam_ctx(request), body.callbackURL)
+    return _signed_in_response(request, signed, {"redirect": url is not None, "url": url})
+
+
+@router.post("/api/auth/sign-out")
+async def sign_out(request: Request, caller: Caller = Depends(require_session)) -> Response:
+    ctx = iam_ctx(request)
+    assert caller.session is not None
+    async with ctx.db.session() as s:
+        await revoke_session(s, caller.session.id)
+        audit.record(s, caller, "auth.sign_out", target_type="session", target_id=caller.session.id)
+    response = JSONResponse({"success": True})
+    clear_session_cookie(response, ctx)
+    return response
+
+
+@router.get("/api/auth/get-session")
+async def get_session(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    assert caller.session is not None and caller.user_id
+    user = await accounts.get_user(iam_ctx(request), caller.user_id)
+    return {"session": session_row_view(caller.session), "user": user_view(user)}
+
+
+@router.post("/api/auth/sign-in/magic-link")
+async def magic_link(body: MagicLinkBody, request: Request,
+                     caller: Caller = Depends(resolve_caller)) -> dict[str, Any]:
+    await accounts.request_magic_link(iam_ctx(request), body, caller)
+    return {"status": True}
+
+
+@router.get("/api/auth/magic-link/verify")
+async def magic_link_verify(request: Request, token: str = "", callbackURL: str | None = None,
+                            caller: Caller = Depends(resolve_caller)) -> Response:
+    if not token or len(token) > 512:
+        raise NNOError(400, "VALIDATION_ERROR", "token is required", {"field": "token"})
+    ctx = iam_ctx(request)
+    signed = await accounts.verify_magic_link(ctx, token, caller)
+    target = safe_redirect(ctx, callbackURL)
+    if target:
+        response: Response = RedirectResponse(target, status_code=302)
+        set_session_cookie(response, ctx, signed.token, signed.session)
+        return response
+    return _signed_in_response(request, signed)
+
+
+@router.get("/api/auth/profile")
+async def profile(request: Request, caller: Caller = Depends(require_user)) -> dict[str, Any]:
+    assert caller.user_id
+    return {"user": user_view(await accounts.get_user(iam_ctx(request), caller.user_id))}
+
+
+@router.patch("/api/auth/profile")
+async def update_profile(body: ProfileUpdate, request: Request,
+                         caller: Caller = Depends(require_user)) -> dict[str, Any]:
+    return {"user": user_view(await accounts.update_profile(iam_ctx(request), caller, body))}
+
+
+@router.post("/api/auth/change-password")
+async def change_password(body: ChangePasswordBody, request: Request,
+                          caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    await accounts.change_password(iam_ctx(request), caller, body)
+    return {"status": True}
+
+
+@router.get("/api/sessions")
+async def list_sessions(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    assert caller.session is not None
+    async with iam_ctx(request).db.session() as s:
+        rows = (await s.execute(select(Session).where(
+            Session.user_id == caller.user_id, Session.expires_at > now_ms())
+            .order_by(Session.created_at.desc(), Session.id))).scalars().all()
+    return {"data": [session_row_view(r, current_id=caller.session.id) for r in rows]}
+
+
+@router.delete("/api/sessions/{session_id}")
+async def delete_session(session_id: str, request: Request,
+                         caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    ctx = iam_ctx(request)
+    async with ctx.db.session() as s:
+        row = await s.get(Session, session_id)
+        if row is None or row.user_id != caller.user_id:
+            raise NNOError(404, "SESSION_NOT_FOUND", "Session not found", {"sessionId": session_id})
+        await revoke_session(s, session_id)
+        audit.record(s, caller, "session.revoke", target_type="session", target_id=session_id)
+    return {"success": True, "revoked": 1}
+
+
+@router.post("/api/sessions/revoke-others")
+@router.post("/api/auth/revoke-other-sessions")
+async def revoke_others(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    assert caller.session is not None and caller.user_id
+    async with iam_ctx(request).db.session() as s:
+        count = await revoke_user_sessions(s, caller.user_id, except_id=caller.session.id)
+        audit.record(s, caller, "session.revoke_others", target_type="user", target_id=caller.user_id,
+                     data={"revoked": count})
+    return {"success": True, "revoked": count}

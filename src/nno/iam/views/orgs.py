@@ -1,0 +1,7 @@
+"""Organization routes (placeholder router, filled in below)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["organizations"])

@@ -323,7 +323,7 @@ class LocalCloud:
                 row.ciphertext, row.updated_at = sealed, now
             owner.version = str(uuid.uuid4())  # the Worker's env changed
         self._notify(worker)
-        return CloudResource("secret", key, f"{worker}/{key}", created, {"worker": worker})
+        return CloudResource("secret", f"{worker}:{key}", f"{worker}:{key}", created, {"worker": worker, "key": key})
 
     async def delete_secret(self, worker: str, key: str) -> None:
         await self.ready()
@@ -438,8 +438,9 @@ class LocalCloud:
                 secrets = (await s.scalars(select(WorkerSecret).where(
                     WorkerSecret.worker.in_([w.name for w in workers])))).all()
                 for secret in secrets:
-                    out.append(CloudResource("secret", secret.key, f"{secret.worker}/{secret.key}", False,
-                                             {"worker": secret.worker}))
+                    address = f"{secret.worker}:{secret.key}"
+                    out.append(CloudResource("secret", address, address, False,
+                                             {"worker": secret.worker, "key": secret.key}))
             for project in (await s.scalars(select(PagesProject).where(PagesProject.platform_id == platform_id))).all():
                 out.append(CloudResource("pages", project.name, project.id, False,
                                          {"path": str(self.pages_path(project.name))}))

@@ -30,7 +30,11 @@ def _services(site: dict[str, Any]) -> list[tuple[str, str]]:
             for s in raw
             if isinstance(s, dict)
         )
-    return [(str(name), str(addr)) for name, addr in items if addr]
+    out = [(str(name), str(addr)) for name, addr in items if addr]
+    # Flat `{service}Url` keys (e.g. `authUrl`) name a service's address too.
+    out += [(key[:-3], str(value)) for key, value in sorted(site.items())
+            if key.endswith("Url") and len(key) > 3 and isinstance(value, str) and value]
+    return out
 
 
 def _link(address: str) -> str:

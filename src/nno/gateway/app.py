@@ -1,33 +1,72 @@
-"""Builds the gateway ASGI app. (Foundation version: routing only; the full pipeline lands with #2.)"""
+"""Builds the gateway ASGI app: the seed's ten middlewares, outermost first, around the proxy.
+
+securityHeaders > errorHandler > requestId > requestLogger > timing > rateLimiter > cors >
+tracing > auth > platformLifecycle > proxy (own routes and prefix routing)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nno.gateway.routing import match_route
+from nno.gateway.credentials import CredentialResolver
+from nno.gateway.middleware.auth import AuthMiddleware
+from nno.gateway.middleware.cors import CORSMiddleware
+from nno.gateway.middleware.error_handler import ErrorHandlerMiddleware
+from nno.gateway.middleware.platform_lifecycle import PlatformLifecycleMiddleware, PlatformStatusLookup
+from nno.gateway.middleware.rate_limiter import RateLimiterMiddleware
+from nno.gateway.middleware.request_id import RequestIdMiddleware
+from nno.gateway.middleware.request_logger import RequestLoggerMiddleware
+from nno.gateway.middleware.security_headers import SecurityHeadersMiddleware
+from nno.gateway.middleware.timing import TimingMiddleware
+from nno.gateway.middleware.tracing import TracingMiddleware
+from nno.gateway.openapi import OpenAPIDocument
+from nno.gateway.proxy import GatewayProxy
 from nno.kernel.bindings import Bindings
 from nno.kernel.config import Settings
-from nno.kernel.errors import envelope_bytes
-from nno.kernel.kv import KeyValueStore
+from nno.kernel.kv import KeyValueStore, RedisKV, redis_client
+from nno.kernel.ratelimit import RateLimiter, create_rate_limiter
 
 
-def create_gateway(settings: Settings, bindings: Bindings, kv: KeyValueStore) -> ASGIApp:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/health":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
-            await send({"type": "http.response.body", "body": b"ok"})
-            return
-        matched = match_route(scope["path"])
-        binding = bindings.get(matched[0].service) if matched else None
-        if matched is None or binding is None:
-            body = envelope_bytes("NOT_FOUND", "Route not found")
-            await send({"type": "http.response.start", "status": 404,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await binding.forward(scope, receive, send, matched[1])
+@dataclass
+class Gateway:
+    """The gateway app, with its stateful parts reachable for tests and diagnostics."""
 
-    return app
+    pipeline: ASGIApp
+    limiter: RateLimiter
+    credentials: CredentialResolver
+    statuses: PlatformStatusLookup
+    openapi: OpenAPIDocument
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.pipeline(scope, receive, send)
+
+
+def _limiter(settings: Settings, kv: KeyValueStore) -> RateLimiter:
+    limit, window_s = settings.rate_limit_parsed
+    redis = None
+    if settings.redis_url:
+        # Share the core's Redis connection pool when the KV store already is Redis.
+        redis = kv.client if isinstance(kv, RedisKV) else redis_client(settings.redis_url)
+    return create_rate_limiter(limit, window_s, redis=redis, prefix=settings.redis_prefix)
+
+
+def create_gateway(
+    settings: Settings, bindings: Bindings, kv: KeyValueStore, *, limiter: RateLimiter | None = None
+) -> Gateway:
+    limiter = limiter or _limiter(settings, kv)
+    credentials = CredentialResolver(settings, bindings)
+    statuses = PlatformStatusLookup(kv, bindings, settings.status_cache_ttl_s)
+    openapi = OpenAPIDocument(bindings)
+    app: ASGIApp = GatewayProxy(bindings, openapi)
+    app = PlatformLifecycleMiddleware(app, statuses)
+    app = AuthMiddleware(app, credentials, dev_bypass=settings.dev_bypass)
+    app = TracingMiddleware(app)
+    app = CORSMiddleware(app, settings.cors_origin_list)
+    app = RateLimiterMiddleware(app, limiter)
+    app = TimingMiddleware(app)
+    app = RequestLoggerMiddleware(app)
+    app = RequestIdMiddleware(app)
+    app = ErrorHandlerMiddleware(app)
+    app = SecurityHeadersMiddleware(app)
+    return Gateway(app, limiter, credentials, statuses, openapi)

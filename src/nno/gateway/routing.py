@@ -1,8 +1,11 @@
-"""The routing table of the Gateway API seed: public prefix -> upstream binding (DECISIONS 1)."""
+"""The routing table of the Gateway API seed: public prefix -> upstream binding (DECISIONS 1), the
+public-route allowlist (DECISIONS 2), and the path checks that keep a request inside its prefix."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,32 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/v1/onboarding", "registry", "/onboarding", "NNO Registry service: onboarding flows"),
 )
 
+# Routes served without credentials (DECISIONS 2), as (method, public path). Everything else under
+# /api/* needs one of the three auth paths. /health and /openapi.json are the gateway's own.
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+        ("POST", "/api/v1/iam/api/auth/sign-up/email"),
+        ("POST", "/api/v1/iam/api/auth/sign-in/email"),
+        ("POST", "/api/v1/iam/api/auth/sign-in/magic-link"),
+        ("GET", "/api/v1/iam/api/auth/magic-link/verify"),
+        ("POST", "/api/v1/iam/api/nno/device/code"),
+        ("POST", "/api/v1/iam/api/nno/device/token"),
+        # IAM's device-approval page checks the browser's session cookie itself.
+        ("GET", "/api/v1/iam/activate"),
+        ("POST", "/api/v1/iam/activate"),
+        # The payment provider's webhook verifies its own signature.
+        ("POST", "/api/v1/billing/webhooks/stripe"),
+    }
+)
+
+
+def is_public(method: str, path: str) -> bool:
+    if method == "HEAD":
+        method = "GET"
+    return (method, path) in PUBLIC_ROUTES
+
 
 def match_route(path: str) -> tuple[Route, str] | None:
     """The route whose whole prefix starts `path` (at a segment boundary) and the upstream path."""
@@ -33,3 +62,38 @@ def match_route(path: str) -> tuple[Route, str] | None:
             upstream = route.upstream_prefix + rest
             return route, upstream or "/"
     return None
+
+
+# Characters kept literal when re-encoding a decoded path for the upstream (RFC 3986 pchar + "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~]*")
+
+
+def unsafe_path_reason(path: str, raw_path: bytes | None) -> str | None:
+    """Why a request path could escape its prefix or be read differently upstream, else None.
+
+    Refused: dot segments (`.`/`..`, literal or percent-encoded), encoded slashes or backslashes
+    (`%2F`, `%5C`), backslashes, and control characters. `path` is the decoded ASGI path, `raw_path`
+    the bytes as sent."""
+    if not path.startswith("/"):
+        return "path must start with /"
+    if raw_path is not None and b"%" in raw_path:
+        lowered = raw_path.lower()
+        if b"%2f" in lowered or b"%5c" in lowered:
+            return "encoded slashes are not allowed in paths"
+    if "\\" in path:
+        return "backslashes are not allowed in paths"
+    if "/." in path:
+        for segment in path.split("/"):
+            if segment in (".", ".."):
+                return "dot segments are not allowed in paths"
+    if not path.isprintable():
+        return "control characters are not allowed in paths"
+    return None
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a decoded path for the upstream, keeping `/` and the other pchars literal."""
+    if _PLAIN_PATH_RE.fullmatch(path):
+        return path
+    return quote(path, safe=_PATH_SAFE)

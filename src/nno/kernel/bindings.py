@@ -17,7 +17,7 @@ import json as jsonlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import aiohttp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,14 +68,17 @@ def internal_token(secret: bytes) -> str:
     return hmac.new(secret, b"nno-internal-call", hashlib.sha256).hexdigest()
 
 
+_HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
+
+
 def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     named: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
             named.update(v.strip().lower() for v in value.split(b","))
-    return [
-        (n, v) for n, v in headers if n.lower().decode("latin-1") not in HOP_BY_HOP and n.lower() not in named
-    ]
+    if named:
+        return [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP_BYTES and n.lower() not in named]
+    return [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP_BYTES]
 
 
 def _context_headers() -> dict[str, str]:
@@ -130,10 +133,12 @@ class ASGIBinding:
     _closed: bool = field(default=False, repr=False)
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        # `path` is percent-encoded as on the wire (so an encoded `?` or `%` stays data); the ASGI
+        # scope carries it decoded in `path` and as sent in `raw_path`.
         raw_path, query = _split_path(path)
         upstream_scope = dict(scope)
-        upstream_scope["path"] = raw_path
-        upstream_scope["raw_path"] = raw_path.encode()
+        upstream_scope["path"] = unquote(raw_path) if "%" in raw_path else raw_path
+        upstream_scope["raw_path"] = raw_path.encode("latin-1")
         if query:
             upstream_scope["query_string"] = query.encode()
         upstream_scope["root_path"] = ""
@@ -142,23 +147,26 @@ class ASGIBinding:
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The timeout covers the wait for the response to start; a started stream may run long.
-        started = asyncio.Event()
+        # Runs in the caller's task (no extra task per call: this is the gateway's hot path).
+        started = False
+        deadline = asyncio.timeout(self.timeout_s)
 
         async def tracking_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started.set()
+            nonlocal started
+            if not started and message["type"] == "http.response.start":
+                started = True
+                deadline.reschedule(None)
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, tracking_send))
-        waiter = asyncio.ensure_future(started.wait())
         try:
-            done, _ = await asyncio.wait({task, waiter}, timeout=self.timeout_s, return_when="FIRST_COMPLETED")
-        finally:
-            waiter.cancel()
-        if not done:
-            task.cancel()
+            async with deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError as exc:
+            if deadline.expired() and not started:
+                raise UpstreamError(504, f"service {self.name} did not answer within {self.timeout_s:g}s") from exc
+            raise
+        if not started and deadline.expired():  # the app swallowed the cancellation
             raise UpstreamError(504, f"service {self.name} did not answer within {self.timeout_s:g}s")
-        await task
 
     async def request(
         self,

@@ -1,0 +1,48 @@
+"""requestId: the client's X-Request-Id when it is sane (1-128 chars of [A-Za-z0-9._:-]), else a new
+UUID. Stored in the request state and `nno.kernel.context.request_id_var` (logs, envelopes), echoed
+as X-Request-Id on the response, and forwarded upstream as X-Nno-Request-Id (by the proxy)."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nno.gateway.headers import valid_request_id
+from nno.gateway.state import get_state
+from nno.kernel.context import request_id_var
+
+_HEADER = b"x-request-id"
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name.lower() == _HEADER:
+            return valid_request_id(value)
+    return None
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope) or str(uuid.uuid4())
+        get_state(scope).request_id = request_id
+        echoed = (_HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER]
+                headers.append(echoed)
+                message["headers"] = headers
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

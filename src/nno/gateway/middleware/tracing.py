@@ -1,0 +1,62 @@
+"""tracing: the trace id comes from the client's X-Nno-Trace-Id, else x-trace-id (the original's
+logger header), else a valid W3C `traceparent`; otherwise a new trace starts. The gateway emits
+X-Nno-Trace-Id and a valid `traceparent` (a new span of the same trace) upstream (via the proxy)
+and on the response, and binds `trace_id_var` for logs."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nno.gateway.headers import new_span_id, new_trace_id, parse_traceparent, trace_hex, valid_trace_token
+from nno.gateway.state import get_state
+from nno.kernel.context import trace_id_var
+
+_NNO_TRACE = b"x-nno-trace-id"
+_TRACE = b"x-trace-id"
+_TRACEPARENT = b"traceparent"
+_RESPONSE_NAMES = frozenset({_NNO_TRACE, _TRACEPARENT})
+
+
+def resolve_trace(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """(trace id, traceparent to emit) for a request's headers."""
+    nno_trace = plain_trace = parent = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname == _NNO_TRACE:
+            nno_trace = valid_trace_token(value)
+        elif lname == _TRACE:
+            plain_trace = valid_trace_token(value)
+        elif lname == _TRACEPARENT:
+            parent = parse_traceparent(value)
+    trace_id = nno_trace or plain_trace or (parent[0] if parent else None) or new_trace_id()
+    hex_id = trace_hex(trace_id)
+    flags = parent[2] if parent and parent[0] == hex_id else "01"
+    return trace_id, f"00-{hex_id}-{new_span_id()}-{flags}"
+
+
+class TracingMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id, traceparent = resolve_trace(scope["headers"])
+        state = get_state(scope)
+        state.trace_id = trace_id
+        state.traceparent = traceparent
+        out = [(_NNO_TRACE, trace_id.encode("ascii")), (_TRACEPARENT, traceparent.encode("ascii"))]
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _RESPONSE_NAMES]
+                headers.extend(out)
+                message["headers"] = headers
+            await send(message)
+
+        token = trace_id_var.set(trace_id)
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            trace_id_var.reset(token)

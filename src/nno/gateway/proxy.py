@@ -1,0 +1,102 @@
+"""The innermost layer: the gateway's own routes (`/health`, `/openapi.json`) and prefix routing to
+the upstream bindings (DECISIONS 1). Request and response bodies stream through untouched; client
+X-Nno-* headers, hop-by-hop headers and the client's `traceparent` are dropped, and the gateway's
+request id, trace and identity headers are added."""
+
+from __future__ import annotations
+
+from starlette.types import Message, Receive, Scope, Send
+
+from nno.gateway.openapi import OpenAPIDocument
+from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
+from nno.gateway.state import JSON_CONTENT_TYPE, get_state, send_error
+from nno.kernel.bindings import HOP_BY_HOP, Bindings, UpstreamError
+
+_DROPPED_REQUEST_HEADERS = frozenset({h.encode() for h in HOP_BY_HOP} | {b"traceparent"})
+_HOP_BY_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
+_OK_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]
+
+
+def upstream_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The client's headers minus X-Nno-* (any case), hop-by-hop and traceparent, plus the
+    gateway's request id, trace and identity headers."""
+    state = get_state(scope)
+    headers = [
+        (name, value)
+        for name, value in scope["headers"]
+        if name[:6].lower() != b"x-nno-" and name.lower() not in _DROPPED_REQUEST_HEADERS
+    ]
+    headers.append((b"x-nno-request-id", state.request_id.encode("ascii")))
+    if state.trace_id:
+        headers.append((b"x-nno-trace-id", state.trace_id.encode("ascii")))
+        headers.append((b"traceparent", state.traceparent.encode("ascii")))
+    headers.extend(state.identity_headers)
+    return headers
+
+
+class GatewayProxy:
+    def __init__(self, bindings: Bindings, openapi: OpenAPIDocument) -> None:
+        self.bindings = bindings
+        self.openapi = openapi
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/health":
+            await self._own_route(scope, send, method, b"ok", _OK_HEADERS)
+            return
+        if path == "/openapi.json":
+            body = await self.openapi.body() if method in ("GET", "HEAD") else b""
+            await self._own_route(scope, send, method, body,
+                                  [JSON_CONTENT_TYPE, (b"content-length", str(len(body)).encode())])
+            return
+        reason = unsafe_path_reason(path, scope.get("raw_path"))
+        if reason is not None:
+            await send_error(scope, send, 400, "VALIDATION_ERROR", "Malformed request path", {"reason": reason})
+            return
+        matched = match_route(path)
+        if matched is None:
+            await send_error(scope, send, 404, "NOT_FOUND", "Route not found")
+            return
+        route, upstream_path = matched
+        binding = self.bindings.get(route.service)
+        if binding is None:
+            await send_error(scope, send, 404, "NOT_FOUND", f"The {route.service} service is not available",
+                             {"service": route.service})
+            return
+        upstream_scope = dict(scope)
+        upstream_scope["headers"] = upstream_headers(scope)
+        started = False
+
+        async def send_upstream_response(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = message.get("headers", ())
+                if any(name.lower() in _HOP_BY_HOP for name, _ in headers):
+                    message["headers"] = [h for h in headers if h[0].lower() not in _HOP_BY_HOP]
+            await send(message)
+
+        try:
+            await binding.forward(upstream_scope, receive, send_upstream_response, encode_path(upstream_path))
+        except UpstreamError as exc:
+            if started:
+                raise
+            if exc.status == 504:
+                await send_error(scope, send, 504, "GATEWAY_TIMEOUT", f"The {route.service} service did not "
+                                 "answer in time", {"service": route.service})
+            else:
+                await send_error(scope, send, 502, "BAD_GATEWAY", f"The {route.service} service is unreachable",
+                                 {"service": route.service})
+
+    async def _own_route(
+        self, scope: Scope, send: Send, method: str, body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        if method not in ("GET", "HEAD"):
+            await send_error(scope, send, 405, "METHOD_NOT_ALLOWED", "Method not allowed on this route",
+                             headers=[(b"allow", b"GET, HEAD")])
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body, "more_body": False})

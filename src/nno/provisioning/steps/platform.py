@@ -1,0 +1,207 @@
+"""PROVISION_PLATFORM and DEPROVISION_PLATFORM: what a platform gets when it is onboarded (an auth
+Worker with its D1 and signing secret, the console shell on Pages, DNS under *.{platformId}.{base})
+and how all of it is removed again."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from nno.provisioning import naming
+from nno.provisioning.errors import StepError
+from nno.provisioning.steps.base import (
+    Step,
+    StepContext,
+    StepResult,
+    delete_by_type,
+    ref_out,
+    undo_created,
+)
+from nno.provisioning.steps.registry_sync import register_resources, undo_register_resources
+
+AUTH_SECRET_KEY = "BETTER_AUTH_SECRET"
+
+
+async def mark_platform_provisioning(sctx: StepContext) -> StepResult:
+    platform = await sctx.registry.get_platform(sctx.platform_id)
+    status = platform.get("status")
+    info = {"name": platform.get("name"), "slug": platform.get("slug")}
+    if status == "pending":
+        await sctx.registry.lifecycle(sctx.platform_id, "bootstrap")
+        return StepResult({**info, "from": "pending", "to": "provisioning"})
+    if status in ("provisioning", "active"):
+        return StepResult({**info, "status": status}, changed=False)
+    raise StepError(f"platform {sctx.platform_id} is {status}; only a pending platform can be provisioned",
+                    code="INVALID_PLATFORM_STATE", retryable=False)
+
+
+async def create_auth_d1(sctx: StepContext) -> StepResult:
+    ref = await sctx.provider.ensure_d1(naming.auth_db_name(sctx.platform_id, sctx.environment))
+    return StepResult({"resources": [ref_out(sctx, ref)]}, ref.created)
+
+
+async def deploy_auth_worker(sctx: StepContext) -> StepResult:
+    pid, env = sctx.platform_id, sctx.environment
+    ref = await sctx.provider.ensure_worker(
+        naming.auth_worker_name(pid, env), kind="auth", platform_id=pid,
+        bindings={"DB": naming.auth_db_name(pid, env)},
+    )
+    return StepResult({"resources": [ref_out(sctx, ref)]}, ref.created)
+
+
+async def set_auth_worker_secrets(sctx: StepContext) -> StepResult:
+    worker = naming.auth_worker_name(sctx.platform_id, sctx.environment)
+    # The value goes to the cloud's secret store only; the job row keeps the secret's status.
+    ref = await sctx.provider.put_secret(worker, AUTH_SECRET_KEY, secrets.token_urlsafe(48))
+    out = ref_out(sctx, ref)
+    out["type"], out["name"] = "secret", f"{worker}:{AUTH_SECRET_KEY}"
+    return StepResult({"resources": [out], "secrets": [{"worker": worker, "name": AUTH_SECRET_KEY,
+                                                        "status": "set"}]})
+
+
+async def create_console_pages(sctx: StepContext) -> StepResult:
+    pid, env = sctx.platform_id, sctx.environment
+    platform = sctx.outputs.get("mark_platform_provisioning", {})
+    site: dict[str, Any] = {
+        "platformId": pid,
+        "environment": env,
+        "name": platform.get("name") or pid,
+        "authUrl": "http://" + naming.hostname("auth", "svc", "default", pid, sctx.base_domain, env),
+    }
+    ref = await sctx.provider.ensure_pages(naming.portal_pages_name(pid, env), platform_id=pid, site=site)
+    return StepResult({"resources": [ref_out(sctx, ref)]}, ref.created)
+
+
+def platform_hosts(sctx: StepContext) -> list[tuple[str, str, str]]:
+    """(hostname, target, kind) for the default stack: the auth Worker and the console shell."""
+    pid, env, base = sctx.platform_id, sctx.environment, sctx.base_domain
+    return [
+        (naming.hostname("auth", "svc", "default", pid, base, env), naming.auth_worker_name(pid, env), "svc"),
+        (naming.hostname("console", "app", "default", pid, base, env), naming.portal_pages_name(pid, env), "app"),
+    ]
+
+
+async def ensure_hosts(sctx: StepContext, hosts: list[tuple[str, str, str]]) -> StepResult:
+    out: list[dict[str, Any]] = []
+    changed = False
+    for host, target, kind in hosts:
+        ref = await sctx.provider.ensure_dns(host, target=target, platform_id=sctx.platform_id)
+        rec = ref_out(sctx, ref)
+        rec["type"], rec["name"] = "dns", host
+        rec["metadata"] = {**rec["metadata"], "target": target, "kind": kind}
+        out.append(rec)
+        changed = changed or ref.created
+    return StepResult({"resources": out}, changed)
+
+
+async def register_dns(sctx: StepContext) -> StepResult:
+    return await ensure_hosts(sctx, platform_hosts(sctx))
+
+
+async def register_platform_resources(sctx: StepContext) -> StepResult:
+    return await register_resources(
+        sctx,
+        resource_steps=["create_auth_d1", "deploy_auth_worker", "create_console_pages"],
+        dns_steps=["register_dns"],
+        secret_steps=["set_auth_worker_secrets"],
+        stack_id="default",
+    )
+
+
+async def mark_platform_active(sctx: StepContext) -> StepResult:
+    status = (await sctx.registry.get_platform(sctx.platform_id)).get("status")
+    if status == "active":
+        return StepResult({"status": status}, changed=False)
+    if status != "provisioning":
+        raise StepError(f"platform {sctx.platform_id} is {status}, not provisioning",
+                        code="INVALID_PLATFORM_STATE", retryable=False)
+    await sctx.registry.lifecycle(sctx.platform_id, "complete")
+    return StepResult({"from": "provisioning", "to": "active"})
+
+
+PROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
+    Step("mark_platform_provisioning", mark_platform_provisioning),
+    Step("create_auth_d1", create_auth_d1, undo_created),
+    Step("deploy_auth_worker", deploy_auth_worker, undo_created),
+    Step("set_auth_worker_secrets", set_auth_worker_secrets, undo_created),
+    Step("create_console_pages", create_console_pages, undo_created),
+    Step("register_dns", register_dns, undo_created),
+    Step("register_resources", register_platform_resources, undo_register_resources),
+    Step("mark_platform_active", mark_platform_active),
+)
+
+
+# --- DEPROVISION_PLATFORM ---------------------------------------------------------------------
+
+# Deletion order: entry points first (DNS), then code (Workers, Pages), then data.
+_DELETE_ORDER = ("dns", "worker", "pages", "kv", "r2", "d1")
+
+
+def _belongs(platform_id: str, kind: str, name: str) -> bool:
+    """Only what embeds this platform's id: `{pid}-...` names, `*.{pid}.{base}` hostnames."""
+    if kind == "dns":
+        return f".{platform_id}." in f".{name}."
+    return name.startswith(platform_id + "-")
+
+
+async def inventory(sctx: StepContext) -> StepResult:
+    pid = sctx.platform_id
+    found: dict[tuple[str, str], None] = {}
+    for ref in await sctx.provider.list_platform_resources(pid):
+        if ref.type in _DELETE_ORDER and _belongs(pid, ref.type, ref.name):
+            found[(ref.type, ref.name)] = None
+    registry_ids: list[str] = []
+    for row in await sctx.registry.list_resources(pid):
+        kind, name = row.get("type"), row.get("name")
+        if row.get("status") == "deleted":
+            continue
+        registry_ids.append(str(row["id"]))
+        if kind in _DELETE_ORDER and isinstance(name, str) and _belongs(pid, kind, name):
+            found[(kind, name)] = None
+    for rec in await sctx.registry.list_dns(pid):
+        host = rec.get("hostname")
+        if isinstance(host, str) and rec.get("status") != "deleted" and _belongs(pid, "dns", host):
+            found[("dns", host)] = None
+    items = sorted(found, key=lambda k: (_DELETE_ORDER.index(k[0]), k[1]))
+    return StepResult({"resources": [{"type": t, "name": n} for t, n in items],
+                       "registryResourceIds": registry_ids})
+
+
+def _delete_step(kinds: tuple[str, ...]) -> Any:
+    async def run(sctx: StepContext) -> StepResult:
+        todo = [r for r in sctx.outputs["inventory"]["resources"] if r["type"] in kinds]
+        for res in todo:
+            await delete_by_type(sctx.provider, res["type"], res["name"])
+        return StepResult({"deleted": todo}, bool(todo))
+
+    return run
+
+
+async def mark_registry_resources_deleted(sctx: StepContext) -> StepResult:
+    ids = sctx.outputs["inventory"]["registryResourceIds"]
+    for rid in ids:
+        await sctx.registry.delete_resource(sctx.platform_id, rid)
+    return StepResult({"deleted": ids}, bool(ids))
+
+
+async def mark_platform_deleted(sctx: StepContext) -> StepResult:
+    status = (await sctx.registry.get_platform(sctx.platform_id)).get("status")
+    if status == "deleted":
+        return StepResult({"status": status}, changed=False)
+    if status in ("pending_cancellation", "cancelled"):
+        await sctx.registry.lifecycle(sctx.platform_id, "delete", "deprovisioned")
+        return StepResult({"from": status, "to": "deleted"})
+    # The lifecycle has no way to `deleted` from here; the resources are gone, the status stays.
+    return StepResult({"status": status, "note": f"platform left {status}: no delete transition from it"},
+                      changed=False)
+
+
+DEPROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
+    Step("inventory", inventory),
+    Step("delete_dns", _delete_step(("dns",))),
+    Step("delete_workers", _delete_step(("worker",))),
+    Step("delete_pages", _delete_step(("pages",))),
+    Step("delete_data", _delete_step(("kv", "r2", "d1"))),
+    Step("mark_registry_resources_deleted", mark_registry_resources_deleted),
+    Step("mark_platform_deleted", mark_platform_deleted),
+)

@@ -1,0 +1,88 @@
+"""Recording in the Registry what a job created: resources, DNS records and secret status.
+
+Each write looks for an existing row first (by type and name, or by hostname), so re-running the
+step registers nothing twice. Rollback deletes only the rows this job added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nno.provisioning.steps.base import StepContext, StepResult
+
+
+def _resources_from(sctx: StepContext, step_names: list[str]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for step in step_names:
+        for res in sctx.outputs.get(step, {}).get("resources", []):
+            if res["type"] not in ("dns", "secret"):
+                found.append(res)
+    return found
+
+
+async def register_resources(
+    sctx: StepContext,
+    *,
+    resource_steps: list[str],
+    dns_steps: list[str],
+    secret_steps: list[str],
+    stack_id: str,
+    feature_id: str | None = None,
+) -> StepResult:
+    reg = sctx.registry
+    pid = sctx.platform_id
+    existing = {(r.get("type"), r.get("name")): r for r in await reg.list_resources(pid)}
+    ids: dict[str, str] = {}
+    added: list[str] = []
+    for res in _resources_from(sctx, resource_steps):
+        row = existing.get((res["type"], res["name"]))
+        if row is None or row.get("status") == "deleted":
+            body: dict[str, Any] = {
+                "type": res["type"],
+                "name": res["name"],
+                "cfResourceId": res["providerId"][:500],
+                "stackId": stack_id,
+                "environment": sctx.environment,
+                "status": "active",
+                "provisionJobId": sctx.job_id,
+            }
+            if sctx.payload.get("entityId"):
+                body["entityId"] = sctx.payload["entityId"]
+            if feature_id:
+                body["featureId"] = feature_id
+            row = await reg.register_resource(pid, body)
+            added.append(str(row["id"]))
+        ids[res["name"]] = str(row["id"])
+
+    dns_existing = {d.get("hostname"): d for d in await reg.list_dns(pid)}
+    dns_added: list[str] = []
+    for step in dns_steps:
+        for rec in sctx.outputs.get(step, {}).get("resources", []):
+            host = rec["name"]
+            if host in dns_existing and dns_existing[host].get("status") != "deleted":
+                continue
+            target = rec["metadata"].get("target", "")
+            body = {"hostname": host, "type": rec["metadata"].get("kind", "svc"), "stackId": stack_id,
+                    "environment": sctx.environment, "target": target, "status": "active"}
+            if target in ids:
+                body["resourceId"] = ids[target]
+            row = await reg.register_dns(pid, body)
+            dns_added.append(str(row.get("id", host)))
+
+    secrets_set: list[dict[str, Any]] = []
+    for step in secret_steps:
+        for sec in sctx.outputs.get(step, {}).get("secrets", []):
+            worker_id = ids.get(sec["worker"])
+            if worker_id is None:
+                continue
+            # Status only, never the value (registry.md §5.7).
+            await reg.put_secrets(pid, worker_id, {"secrets": [{"name": sec["name"], "status": "set"}]})
+            secrets_set.append({"resourceId": worker_id, "name": sec["name"]})
+    changed = bool(added or dns_added or secrets_set)
+    return StepResult({"resourceIds": ids, "added": added, "dnsAdded": dns_added, "secrets": secrets_set},
+                      changed)
+
+
+async def undo_register_resources(sctx: StepContext, output: dict[str, Any]) -> None:
+    for rid in reversed(output.get("added", [])):
+        await sctx.registry.delete_resource(sctx.platform_id, rid)

@@ -1,0 +1,170 @@
+"""Provisioning routes (docs/contracts.md §5), mounted at the gateway's /api/v1/provisioning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from nno.kernel.errors import NNOError
+from nno.kernel.identity import Identity, get_identity
+from nno.kernel.service import ServiceContext
+from nno.provisioning import service
+from nno.provisioning.registry_client import RegistryClient
+from nno.provisioning.schemas import (
+    DeprovisionPlatformRequest,
+    FeatureActivateRequest,
+    FeatureDeactivateRequest,
+    JobAccepted,
+    ProvisionPlatformRequest,
+    StackActivateRequest,
+    StackDeactivateRequest,
+    dead_letter_out,
+    event_out,
+    job_out,
+)
+
+
+def _ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def _accepted(job: Any, duplicate: bool) -> JSONResponse:
+    body = JobAccepted(jobId=job.id, status=job.status, duplicate=duplicate)
+    return JSONResponse(body.model_dump(), status_code=202)
+
+
+async def _require_platform(ctx: ServiceContext, platform_id: str) -> None:
+    """Jobs other than the bootstrap act on a platform that must already exist."""
+    if ctx.bindings.get("registry") is None:
+        return
+    resp = await RegistryClient(ctx).call("GET", f"/{platform_id}/status", allow=(404,))
+    if resp.status == 404:
+        raise NNOError(404, "PLATFORM_NOT_FOUND", f"Platform {platform_id} not found")
+
+
+router = APIRouter(prefix="/provision", tags=["provisioning"])
+
+
+@router.post("/platform", status_code=202, response_model=JobAccepted)
+async def provision_platform(body: ProvisionPlatformRequest, request: Request,
+                             identity: Identity = Depends(get_identity)) -> JSONResponse:
+    service.require_privileged(identity)
+    job, dup = await service.submit(
+        _ctx(request), identity, job_type="PROVISION_PLATFORM", platform_id=body.platformId,
+        target=body.platformId, environment=body.environment, payload=body.model_dump(exclude_none=True),
+        entity_id=body.defaultEntityId, onboarding_session_id=body.onboardingSessionId,
+    )
+    return _accepted(job, dup)
+
+
+@router.post("/platform/deprovision", status_code=202, response_model=JobAccepted)
+async def deprovision_platform(body: DeprovisionPlatformRequest, request: Request,
+                               identity: Identity = Depends(get_identity)) -> JSONResponse:
+    service.require_privileged(identity)
+    ctx = _ctx(request)
+    await _require_platform(ctx, body.platformId)
+    job, dup = await service.submit(
+        ctx, identity, job_type="DEPROVISION_PLATFORM", platform_id=body.platformId, target=body.platformId,
+        environment=body.environment, payload=body.model_dump(exclude_none=True),
+    )
+    return _accepted(job, dup)
+
+
+@router.post("/feature/activate", status_code=202, response_model=JobAccepted)
+async def activate_feature(body: FeatureActivateRequest, request: Request,
+                           identity: Identity = Depends(get_identity)) -> JSONResponse:
+    service.require_manage(identity, body.platformId)
+    ctx = _ctx(request)
+    await _require_platform(ctx, body.platformId)
+    job, dup = await service.submit(
+        ctx, identity, job_type="ACTIVATE_FEATURE", platform_id=body.platformId,
+        target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
+        environment=body.environment, payload=body.model_dump(), entity_id=body.entityId,
+    )
+    return _accepted(job, dup)
+
+
+@router.post("/feature/deactivate", status_code=202, response_model=JobAccepted)
+async def deactivate_feature(body: FeatureDeactivateRequest, request: Request,
+                             identity: Identity = Depends(get_identity)) -> JSONResponse:
+    service.require_manage(identity, body.platformId)
+    ctx = _ctx(request)
+    await _require_platform(ctx, body.platformId)
+    job, dup = await service.submit(
+        ctx, identity, job_type="DEACTIVATE_FEATURE", platform_id=body.platformId,
+        target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
+        environment=body.environment, payload=body.model_dump(), entity_id=body.entityId,
+    )
+    return _accepted(job, dup)
+
+
+@router.post("/stack/activate", status_code=202, response_model=JobAccepted)
+async def activate_stack(body: StackActivateRequest, request: Request,
+                         identity: Identity = Depends(get_identity)) -> JSONResponse:
+    service.require_manage(identity, body.platformId)
+    ctx = _ctx(request)
+    await _require_platform(ctx, body.platformId)
+    job, dup = await service.submit(
+        ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
+        target=f"{body.stackId}:{body.environment}", environment=body.environment,
+        payload=body.model_dump(exclude_none=True), entity_id=body.entityId,
+    )
+    return _accepted(job, dup)
+
+
+@router.post("/stack/deactivate", status_code=202, response_model=JobAccepted)
+async def deactivate_stack(body: StackDeactivateRequest, request: Request,
+                           identity: Identity = Depends(get_identity)) -> JSONResponse:
+    service.require_manage(identity, body.platformId)
+    ctx = _ctx(request)
+    await _require_platform(ctx, body.platformId)
+    job, dup = await service.submit(
+        ctx, identity, job_type="DEACTIVATE_STACK", platform_id=body.platformId,
+        target=f"{body.stackId}:{body.environment}", environment=body.environment,
+        payload=body.model_dump(exclude_none=True), entity_id=body.entityId,
+    )
+    return _accepted(job, dup)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    request: Request,
+    identity: Identity = Depends(get_identity),
+    platformId: str | None = Query(None, pattern=r"^[a-z0-9]{10}$"),
+    status: str | None = Query(None),
+    type: str | None = Query(None),
+    limit: int | None = Query(None),
+    cursor: str | None = Query(None, max_length=500),
+) -> dict[str, Any]:
+    page = await service.list_jobs(_ctx(request), identity, platform_id=platformId, status=status,
+                                   job_type=type, limit=limit, cursor=cursor)
+    page["data"] = [job_out(j) for j in page["data"]]
+    return page
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, request: Request, identity: Identity = Depends(get_identity)) -> dict[str, Any]:
+    return job_out(await service.get_job(_ctx(request), identity, job_id))
+
+
+@router.get("/jobs/{job_id}/events")
+async def get_job_events(job_id: str, request: Request,
+                         identity: Identity = Depends(get_identity)) -> dict[str, Any]:
+    events = await service.job_events(_ctx(request), identity, job_id)
+    return {"data": [event_out(e) for e in events]}
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobAccepted)
+async def retry_job(job_id: str, request: Request, identity: Identity = Depends(get_identity)) -> JSONResponse:
+    job = await service.retry_job(_ctx(request), identity, job_id)
+    return _accepted(job, False)
+
+
+@router.get("/dead-letters")
+async def dead_letters(request: Request, identity: Identity = Depends(get_identity),
+                       unresolved: bool = Query(False)) -> dict[str, Any]:
+    letters = await service.list_dead_letters(_ctx(request), identity, unresolved_only=unresolved)
+    return {"data": [dead_letter_out(d) for d in letters]}

@@ -1,0 +1,202 @@
+"""Self-serve onboarding (registry.md §8, DECISIONS 2 and 10).
+
+`POST /onboarding` creates, in one transaction, the `pending` platform owned by the signed-in user
+(with its default tenant and `default` stack) and the session with its five steps, `create_platform`
+already completed. Then, outside that transaction, it makes the owner `platform-admin` in IAM and
+asks Provisioning for the `PROVISION_PLATFORM` job. Provisioning reports back by PATCHing the
+session and calling the lifecycle endpoint; `verify` completes when the platform becomes active.
+A step whose service is not deployed stays `pending` with a note saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nno.kernel.bindings import UpstreamError
+from nno.kernel.clock import now_ms
+from nno.kernel.errors import NNOError
+from nno.kernel.identity import ROLE_PLATFORM_ADMIN, SERVICE_IDENTITY
+from nno.kernel.ids import new_id
+from nno.registry import serialize, steps
+from nno.registry.access import Access
+from nno.registry.models import OnboardingSession, Platform, Resource
+from nno.registry.schemas import OnboardingCreate, OnboardingPatch
+from nno.registry.service import insert_platform, slug_taken
+from nno.registry.store import RegistryBase, audit
+
+log = structlog.get_logger("nno.registry.onboarding")
+
+NOTE_NO_PROVISIONING = "The provisioning service is not deployed; this step waits for it"
+NOTE_NO_CLI = "The CLI Service is not deployed; this step waits for it"
+NOTE_CLI_PENDING = "Waiting for the CLI Service"
+NOTE_VERIFY = "Completes when the platform is active"
+
+
+class OnboardingService(RegistryBase):
+    async def start(self, access: Access, body: OnboardingCreate) -> dict[str, Any]:
+        ident = access.identity
+        if ident.auth_type != "session" or not ident.user_id:
+            raise NNOError(401, "UNAUTHORIZED", "Onboarding needs a signed-in user: sign up with IAM first")
+        user_id = ident.user_id
+        now = now_ms()
+        session_id = new_id()
+        initial = steps.set_step(steps.initial_steps(), "create_platform", now, status="completed")
+        try:
+            async with self.db.session() as s:
+                platform, _, _ = insert_platform(s, access, name=body.platformName, slug=body.slug, tier=body.tier,
+                                                 owner_user_id=user_id, now=now)
+                await s.flush()
+                row = OnboardingSession(
+                    id=session_id, platform_id=platform.id, user_id=user_id, platform_name=body.platformName,
+                    slug=body.slug, tier=body.tier, stack_template_id=body.stackTemplateId,
+                    status=steps.derive_status(initial), steps=initial, created_at=now, updated_at=now,
+                )
+                s.add(row)
+                audit(s, access, platform_id=platform.id, action="onboarding.create", target_type="onboarding",
+                      target_id=session_id, after=serialize.onboarding(row), at=now)
+        except IntegrityError as exc:
+            raise (slug_taken(exc, "platform") or exc) from None
+        await self.publish_status(platform.id, platform.status)
+        await self._kick_off(access, platform.id, session_id, user_id)
+        async with self.db.session() as s:
+            fresh = await s.get(OnboardingSession, session_id)
+            assert fresh is not None
+            return serialize.onboarding(fresh)
+
+    async def _kick_off(self, access: Access, platform_id: str, session_id: str, user_id: str) -> None:
+        """The cross-service part, after the commit. Each outcome lands on its step."""
+        membership_note = await self._make_owner_admin(platform_id, user_id)
+        job_id, provision = await self._request_provisioning(platform_id, session_id)
+        cli_note = NOTE_CLI_PENDING if self.ctx.bindings.get("cli") is not None else NOTE_NO_CLI
+        now = now_ms()
+        async with self.db.session() as s:
+            row = await self._lock_session(s, session_id)
+            current = row.steps
+            if membership_note:
+                current = steps.set_step(current, "create_platform", now, note=membership_note)
+            infra = steps.step(current, "provision_infra")
+            if infra["status"] == "pending":  # Provisioning may already have reported progress
+                current = steps.set_step(current, "provision_infra", now, **provision)
+            if job_id and row.provision_job_id is None:
+                row.provision_job_id = job_id
+            for name in ("setup_repo", "deploy_services"):
+                if steps.step(current, name)["status"] == "pending":
+                    current = steps.set_step(current, name, now, note=cli_note)
+            if steps.step(current, "verify")["status"] == "pending":
+                current = steps.set_step(current, "verify", now, note=NOTE_VERIFY)
+            row.steps = current
+            row.status = steps.derive_status(current)
+            row.updated_at = now
+            audit(s, access, platform_id=platform_id, action="onboarding.step_update", target_type="onboarding",
+                  target_id=session_id, after={"provisionJobId": row.provision_job_id,
+                                               "provision_infra": steps.step(current, "provision_infra")["status"]},
+                  at=now)
+
+    async def _make_owner_admin(self, platform_id: str, user_id: str) -> str | None:
+        iam = self.ctx.bindings.get("iam")
+        if iam is None:
+            return "IAM is not deployed: the owner is recognised by ownership only"
+        try:
+            resp = await iam.request("POST", "/api/nno/platform-members", headers=SERVICE_IDENTITY.to_headers(),
+                                     json={"platformId": platform_id, "userId": user_id, "role": ROLE_PLATFORM_ADMIN})
+        except UpstreamError as exc:
+            log.warning("onboarding_membership_failed", platform_id=platform_id, error=str(exc))
+            return f"Could not make the owner platform-admin in IAM: {exc}"
+        if not resp.ok:
+            log.warning("onboarding_membership_failed", platform_id=platform_id, status=resp.status)
+            return f"Could not make the owner platform-admin in IAM (HTTP {resp.status})"
+        return None
+
+    async def _request_provisioning(self, platform_id: str, session_id: str) -> tuple[str | None, dict[str, Any]]:
+        provisioning = self.ctx.bindings.get("provisioning")
+        if provisioning is None:
+            return None, {"note": NOTE_NO_PROVISIONING}
+        try:
+            resp = await provisioning.request("POST", "/provision/platform", headers=SERVICE_IDENTITY.to_headers(),
+                                              json={"platformId": platform_id, "onboardingSessionId": session_id})
+        except UpstreamError as exc:
+            log.warning("onboarding_provisioning_failed", platform_id=platform_id, error=str(exc))
+            return None, {"status": "failed", "error": f"Provisioning unreachable: {exc}"}
+        body = resp.json() if resp.body else None
+        job_id = body.get("jobId") if isinstance(body, dict) else None
+        if not resp.ok or not isinstance(job_id, str):
+            log.warning("onboarding_provisioning_failed", platform_id=platform_id, status=resp.status)
+            code = (body or {}).get("error", {}).get("code") if isinstance(body, dict) else None
+            return None, {"status": "failed", "error": f"Provisioning refused the job (HTTP {resp.status} {code})"}
+        return job_id, {"status": "in_progress", "jobId": job_id, "note": "PROVISION_PLATFORM job queued"}
+
+    async def _lock_session(self, s: AsyncSession, session_id: str) -> OnboardingSession:
+        result = await s.execute(update(OnboardingSession).where(OnboardingSession.id == session_id)
+                                 .values(updated_at=OnboardingSession.updated_at))
+        if getattr(result, "rowcount", 0) == 0:
+            raise NNOError(404, "NOT_FOUND", "Onboarding session not found")
+        return (await s.execute(select(OnboardingSession).where(OnboardingSession.id == session_id)
+                                .execution_options(populate_existing=True))).scalar_one()
+
+    async def _may_read(self, access: Access, row: OnboardingSession) -> bool:
+        ident = access.identity
+        if access.privileged or (ident.auth_type == "session" and ident.user_id == row.user_id):
+            return True
+        if row.platform_id is None:
+            return False
+        async with self.db.session() as s:
+            platform = await s.get(Platform, row.platform_id)
+        return platform is not None and await access.can_see(platform.id, platform.owner_user_id)
+
+    async def get(self, access: Access, session_id: str) -> dict[str, Any]:
+        access.require_authenticated()
+        async with self.db.session() as s:
+            row = await s.get(OnboardingSession, session_id)
+        if row is None or not await self._may_read(access, row):
+            raise NNOError(404, "NOT_FOUND", "Onboarding session not found")
+        return serialize.onboarding(row)
+
+    async def patch(self, access: Access, session_id: str, body: OnboardingPatch) -> dict[str, Any]:
+        """Services (Provisioning, the CLI Service) report step progress."""
+        access.require_authenticated()
+        async with self.db.session() as s:
+            existing = await s.get(OnboardingSession, session_id)
+        if existing is None or not await self._may_read(access, existing):
+            raise NNOError(404, "NOT_FOUND", "Onboarding session not found")
+        access.require_service("update onboarding sessions")
+        changes = body.model_dump(exclude_unset=True)
+        names = [step["name"] for step in changes.get("steps") or []]
+        if len(set(names)) != len(names):
+            raise NNOError(400, "VALIDATION_ERROR", "Each step may appear once", {"field": "steps"})
+        for field in ("status", "steps"):
+            if field in changes and changes[field] is None:
+                raise NNOError(400, "VALIDATION_ERROR", f"{field} cannot be null", {"field": field})
+        now = now_ms()
+        async with self.db.session() as s:
+            row = await self._lock_session(s, session_id)
+            before = serialize.onboarding(row)
+            current = row.steps
+            for patch in changes.get("steps") or []:
+                fields = {k: v for k, v in patch.items() if k != "name" and k in patch}
+                current = steps.set_step(current, patch["name"], now, **fields)
+            if "provisionJobId" in changes:
+                row.provision_job_id = changes["provisionJobId"]
+            if "error" in changes:
+                row.error = changes["error"]
+            if row.platform_id is not None:
+                platform = await s.get(Platform, row.platform_id)
+                if platform is not None:
+                    resources = int(await s.scalar(select(func.count()).select_from(Resource).where(
+                        Resource.platform_id == platform.id, Resource.deleted_at.is_(None))) or 0)
+                    current = steps.verify_if_ready(current, platform.status, resources, now)
+            row.steps = current
+            row.status = changes.get("status") or steps.derive_status(current)
+            after = serialize.onboarding(row)
+            if after != before:
+                row.updated_at = now
+                after = serialize.onboarding(row)
+                audit(s, access, platform_id=row.platform_id, action="onboarding.step_update",
+                      target_type="onboarding", target_id=row.id,
+                      before={"status": before["status"], "steps": before["steps"]},
+                      after={"status": after["status"], "steps": after["steps"]}, at=now)
+            return after

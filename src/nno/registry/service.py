@@ -1,0 +1,432 @@
+"""Platforms, the lifecycle, tenants and stacks: the Registry's core logic (no HTTP here).
+
+Every write is one transaction that also writes its audit row; checks that count rows first take
+the platform row lock (`lock_platform`), so limits hold under concurrency on both backends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nno.kernel.clock import now_ms
+from nno.kernel.context import request_id_var
+from nno.kernel.errors import NNOError
+from nno.kernel.ids import new_id
+from nno.registry import lifecycle, serialize, steps
+from nno.registry.access import Access
+from nno.registry.models import Entity, LifecycleEvent, OnboardingSession, Platform, Resource, Stack
+from nno.registry.naming import DEFAULT_STACK_ID
+from nno.registry.schemas import (
+    PlatformCreate,
+    PlatformUpdate,
+    StackCreate,
+    StackUpdate,
+    TenantCreate,
+    TenantUpdate,
+)
+from nno.registry.store import TENANT_LIMITS, RegistryBase, audit, lock_platform, new_platform_id, page
+
+DEFAULT_TENANT_SLUG = "default"
+# Fields of a platform only operators and services may change (billing, CLI Service, ownership).
+PRIVILEGED_FIELDS = frozenset({"tier", "cfAccountId", "repoName", "stripeCustomerId", "ownerUserId", "trialEndsAt"})
+_PLATFORM_COLUMNS = {
+    "name": "name",
+    "tier": "tier",
+    "cfAccountId": "cf_account_id",
+    "repoName": "repo_name",
+    "stripeCustomerId": "stripe_customer_id",
+    "ownerUserId": "owner_user_id",
+    "trialEndsAt": "trial_ends_at",
+}
+INACTIVE_PLATFORM = frozenset({"cancelled", "deleted"})
+
+
+def slug_taken(exc: IntegrityError, what: str) -> NNOError | None:
+    if "slug" in str(exc.orig).lower():
+        return NNOError(409, "SLUG_TAKEN", f"That {what} slug is already taken", {"field": "slug"})
+    return None
+
+
+def insert_platform(
+    s: AsyncSession,
+    access: Access,
+    *,
+    name: str,
+    slug: str,
+    tier: str,
+    owner_user_id: str | None,
+    now: int,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Platform, Entity, Stack]:
+    """A new `pending` platform with its default tenant and reserved `default` stack, audited."""
+    platform = Platform(
+        id=new_platform_id(), name=name, slug=slug, status="pending", tier=tier, owner_user_id=owner_user_id,
+        created_at=now, updated_at=now, **(extra or {}),
+    )
+    platform.platform_class = platform.platform_class or "platform"
+    tenant = Entity(id=new_id(), platform_id=platform.id, parent_id=None, type="tenant", name=name,
+                    slug=DEFAULT_TENANT_SLUG, status="active", created_at=now, updated_at=now)
+    stack = Stack(platform_id=platform.id, id=DEFAULT_STACK_ID, tenant_id=tenant.id, name=DEFAULT_STACK_ID,
+                  is_default=True, status="pending", created_at=now, updated_at=now)
+    s.add(platform)
+    s.add(tenant)
+    s.add(stack)
+    audit(s, access, platform_id=platform.id, action="platform.create", target_type="platform",
+          target_id=platform.id, after=serialize.platform(platform), at=now)
+    audit(s, access, platform_id=platform.id, action="entity.create", target_type="entity", target_id=tenant.id,
+          entity_id=tenant.id, after=serialize.entity(tenant), at=now)
+    audit(s, access, platform_id=platform.id, action="stack.create", target_type="stack",
+          target_id=DEFAULT_STACK_ID, after=serialize.stack(stack), at=now)
+    return platform, tenant, stack
+
+
+class PlatformService(RegistryBase):
+    # --- platforms -----------------------------------------------------------------------------
+
+    async def list_platforms(self, access: Access, *, limit: int | None, cursor: str | None,
+                             status: str | None = None) -> dict[str, Any]:
+        access.require_authenticated()
+        where: list[ColumnElement[bool]] = []
+        ident = access.identity
+        if not access.privileged:
+            if ident.auth_type == "apikey":
+                where.append(Platform.id == (ident.platform_id or ""))
+            elif ident.auth_type == "session" and ident.user_id:
+                admin_of = await access.admin_platform_ids()
+                visible = [Platform.owner_user_id == ident.user_id]
+                if admin_of:
+                    visible.append(Platform.id.in_(sorted(admin_of)))
+                where.append(or_(*visible))
+            else:
+                where.append(Platform.id.is_(None))  # nothing
+        if status is not None:
+            if status not in lifecycle.STATUSES:
+                raise NNOError(400, "VALIDATION_ERROR", "Unknown platform status",
+                               {"field": "status", "allowed": list(lifecycle.STATUSES)})
+            where.append(Platform.status == status)
+        async with self.db.session() as s:
+            return await page(s, Platform, where, limit=limit, cursor=cursor, serialize=serialize.platform)
+
+    async def create_platform(self, access: Access, body: PlatformCreate) -> dict[str, Any]:
+        access.require_authenticated()
+        if not access.privileged:
+            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services create platforms directly; "
+                           "sign-up goes through POST /api/v1/onboarding")
+        now = now_ms()
+        extra = {"cf_account_id": body.cfAccountId, "repo_name": body.repoName,
+                 "stripe_customer_id": body.stripeCustomerId, "trial_ends_at": body.trialEndsAt,
+                 "platform_class": body.platformClass}
+        try:
+            async with self.db.session() as s:
+                platform, _, _ = insert_platform(s, access, name=body.name, slug=body.slug, tier=body.tier,
+                                                 owner_user_id=body.ownerUserId, now=now, extra=extra)
+                await s.flush()
+        except IntegrityError as exc:
+            raise (slug_taken(exc, "platform") or exc) from None
+        await self.publish_status(platform.id, platform.status)
+        return serialize.platform(platform)
+
+    async def get_platform(self, access: Access, platform_id: str) -> dict[str, Any]:
+        return serialize.platform(await self.check_visible(access, platform_id))
+
+    async def get_by_slug(self, access: Access, slug: str) -> dict[str, Any]:
+        access.require_authenticated()
+        async with self.db.session() as s:
+            row = (await s.execute(select(Platform).where(Platform.slug == slug))).scalar_one_or_none()
+            if row is None or not await access.can_see(row.id, row.owner_user_id):
+                raise NNOError(404, "NOT_FOUND", "Platform not found")
+            return serialize.platform(row)
+
+    async def get_status(self, access: Access, platform_id: str) -> dict[str, Any]:
+        platform = await self.check_visible(access, platform_id)
+        # A miss in the gateway's cache lands here: refill it.
+        await self.publish_status(platform.id, platform.status)
+        return {"platformId": platform.id, "status": platform.status}
+
+    async def update_platform(self, access: Access, platform_id: str, body: PlatformUpdate) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        changes = body.model_dump(exclude_unset=True)
+        nulled = [k for k in ("name", "tier") if k in changes and changes[k] is None]
+        if nulled:
+            raise NNOError(400, "VALIDATION_ERROR", "name and tier cannot be null", {"fields": nulled})
+        forbidden = sorted(set(changes) & PRIVILEGED_FIELDS)
+        if forbidden and not access.privileged:
+            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services may change these fields",
+                           {"fields": forbidden})
+        async with self.db.session() as s:
+            p = await lock_platform(s, platform_id)
+            before = serialize.platform(p)
+            new_tier = changes.get("tier")
+            if new_tier and new_tier != p.tier:
+                limit = TENANT_LIMITS[new_tier]
+                current = await self._live_entity_count(s, platform_id)
+                if limit is not None and current > limit:
+                    raise NNOError(409, "TENANT_LIMIT_REACHED",
+                                   f"The platform has {current} tenants; tier {new_tier} allows {limit}",
+                                   {"limit": limit, "current": current, "tier": new_tier})
+            for field, value in changes.items():
+                setattr(p, _PLATFORM_COLUMNS[field], value)
+            after = serialize.platform(p)
+            if after != before:
+                p.updated_at = now_ms()
+                after = serialize.platform(p)
+                diff = {k for k in after if after[k] != before[k]} - {"updatedAt"}
+                audit(s, access, platform_id=platform_id, action="platform.update", target_type="platform",
+                      target_id=platform_id, before={k: before[k] for k in diff}, after={k: after[k] for k in diff})
+            return after
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def transition(self, access: Access, platform_id: str, action: str,
+                         reason: str | None = None) -> dict[str, Any]:
+        """The one way a platform changes status (DECISIONS 10), for every caller."""
+        if action not in lifecycle.ACTIONS:
+            raise NNOError(400, "VALIDATION_ERROR", "Unknown lifecycle action",
+                           {"field": "action", "allowed": list(lifecycle.ACTIONS)})
+        platform = await self.check_visible(access, platform_id)
+        is_admin = await access.is_platform_admin(platform.id, platform.owner_user_id)
+        if not lifecycle.may_request(access.identity, action, is_platform_admin=is_admin):
+            raise NNOError(403, "FORBIDDEN", f"You may not {action.replace('_', ' ')} this platform",
+                           {"action": action})
+        async with self.db.session() as s:
+            p = await lock_platform(s, platform_id)
+            decision = lifecycle.decide(p.status, action)
+            if not decision.legal:
+                raise NNOError(409, "INVALID_TRANSITION",
+                               f"Cannot {action.replace('_', ' ')} a platform that is {p.status}",
+                               {"from": p.status, "to": decision.target, "action": action,
+                                "allowed": lifecycle.allowed_targets(p.status),
+                                "allowedActions": lifecycle.allowed_actions(p.status)})
+            if not decision.noop:
+                await self._apply_transition(s, access, p, decision, reason)
+            result = serialize.platform(p)
+        await self.publish_status(platform_id, result["status"])
+        return result
+
+    async def _apply_transition(self, s: AsyncSession, access: Access, p: Platform,
+                                decision: lifecycle.Decision, reason: str | None) -> None:
+        now = now_ms()
+        before = p.status
+        action = decision.action
+        if action == "suspend":
+            p.suspended_at, p.suspension_reason = now, reason
+        elif action == "restore":
+            p.suspended_at, p.suspension_reason = None, None
+        elif action == "cancel":
+            p.cancelled_at, p.cancellation_reason = now, reason
+        elif action == "period_end":
+            p.cancelled_at = p.cancelled_at or now
+        elif action == "delete":
+            p.deleted_at = now
+        p.status = decision.target
+        p.updated_at = now
+        s.add(LifecycleEvent(id=new_id(), platform_id=p.id, from_status=before, to_status=p.status, action=action,
+                             reason=reason, actor_type=access.actor_type, actor_id=access.actor_id,
+                             request_id=request_id_var.get(), created_at=now))
+        audit(s, access, platform_id=p.id, action="platform.status_change", target_type="platform",
+              target_id=p.id, before={"status": before}, after={"status": p.status},
+              metadata={"action": action, "reason": reason}, at=now)
+        if p.status == "active":
+            await self._verify_onboarding(s, access, p, now)
+
+    async def _verify_onboarding(self, s: AsyncSession, access: Access, p: Platform, now: int) -> None:
+        sessions = (await s.execute(select(OnboardingSession).where(
+            OnboardingSession.platform_id == p.id, OnboardingSession.status != "completed"))).scalars().all()
+        if not sessions:
+            return
+        resources = int(await s.scalar(select(func.count()).select_from(Resource).where(
+            Resource.platform_id == p.id, Resource.deleted_at.is_(None))) or 0)
+        for session in sessions:
+            updated = steps.verify_if_ready(session.steps, p.status, resources, now)
+            if updated != session.steps:
+                session.steps = updated
+                session.status = steps.derive_status(updated)
+                session.updated_at = now
+                audit(s, access, platform_id=p.id, action="onboarding.step_update", target_type="onboarding",
+                      target_id=session.id, after={"step": "verify", "status": "completed"}, at=now)
+
+    # --- tenants ------------------------------------------------------------------------------
+
+    async def _live_entity_count(self, s: AsyncSession, platform_id: str) -> int:
+        return int(await s.scalar(select(func.count()).select_from(Entity).where(
+            Entity.platform_id == platform_id, Entity.deleted_at.is_(None))) or 0)
+
+    async def _live_entity(self, s: AsyncSession, platform_id: str, entity_id: str,
+                           field: str = "tenantId") -> Entity:
+        row = await s.get(Entity, entity_id)
+        if row is None or row.platform_id != platform_id or row.deleted_at is not None:
+            raise NNOError(404, "NOT_FOUND", "Tenant not found", {"field": field})
+        return row
+
+    async def create_tenant(self, access: Access, platform_id: str, body: TenantCreate,
+                            parent_id: str | None = None) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        now = now_ms()
+        try:
+            async with self.db.session() as s:
+                p = await lock_platform(s, platform_id)
+                if p.status in INACTIVE_PLATFORM:
+                    raise NNOError(409, "PLATFORM_INACTIVE", f"The platform is {p.status}", {"status": p.status})
+                if parent_id is not None:
+                    parent = await self._live_entity(s, platform_id, parent_id)
+                    if parent.parent_id is not None:
+                        raise NNOError(400, "NESTING_TOO_DEEP",
+                                       "Sub-tenants nest one level: under a tenant, not under a sub-tenant",
+                                       {"parentId": parent_id})
+                limit = TENANT_LIMITS[p.tier]
+                current = await self._live_entity_count(s, platform_id)
+                if limit is not None and current >= limit:
+                    raise NNOError(409, "TENANT_LIMIT_REACHED",
+                                   f"Tier {p.tier} allows {limit} tenants and sub-tenants",
+                                   {"limit": limit, "current": current, "tier": p.tier})
+                row = Entity(id=new_id(), platform_id=platform_id, parent_id=parent_id,
+                             type="tenant" if parent_id is None else "sub_tenant", name=body.name, slug=body.slug,
+                             status="active", org_id=body.orgId, created_at=now, updated_at=now)
+                s.add(row)
+                await s.flush()
+                out = serialize.entity(row)
+                audit(s, access, platform_id=platform_id, entity_id=row.id, action="entity.create",
+                      target_type="entity", target_id=row.id, after=out, at=now)
+        except IntegrityError as exc:
+            raise (slug_taken(exc, "tenant") or exc) from None
+        return out
+
+    async def list_tenants(self, access: Access, platform_id: str, *, parent_id: str | None, limit: int | None,
+                           cursor: str | None) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        async with self.db.session() as s:
+            if parent_id is not None:
+                await self._live_entity(s, platform_id, parent_id)
+                where = [Entity.parent_id == parent_id, Entity.deleted_at.is_(None)]
+            else:
+                where = [Entity.platform_id == platform_id, Entity.parent_id.is_(None), Entity.deleted_at.is_(None)]
+            return await page(s, Entity, where, limit=limit, cursor=cursor, serialize=serialize.entity)
+
+    async def get_tenant(self, access: Access, platform_id: str, tenant_id: str) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        async with self.db.session() as s:
+            return serialize.entity(await self._live_entity(s, platform_id, tenant_id))
+
+    async def update_tenant(self, access: Access, platform_id: str, tenant_id: str,
+                            body: TenantUpdate) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        changes = body.model_dump(exclude_unset=True)
+        if "name" in changes and changes["name"] is None:
+            raise NNOError(400, "VALIDATION_ERROR", "name cannot be null", {"field": "name"})
+        if "status" in changes and changes["status"] is None:
+            raise NNOError(400, "VALIDATION_ERROR", "status cannot be null", {"field": "status"})
+        async with self.db.session() as s:
+            await lock_platform(s, platform_id)
+            row = await self._live_entity(s, platform_id, tenant_id)
+            before = serialize.entity(row)
+            for field, column in (("name", "name"), ("status", "status"), ("orgId", "org_id")):
+                if field in changes:
+                    setattr(row, column, changes[field])
+            after = serialize.entity(row)
+            if after != before:
+                row.updated_at = now_ms()
+                after = serialize.entity(row)
+                audit(s, access, platform_id=platform_id, entity_id=row.id, action="entity.update",
+                      target_type="entity", target_id=row.id, before=before, after=after)
+            return after
+
+    async def delete_tenant(self, access: Access, platform_id: str, tenant_id: str) -> dict[str, Any]:
+        """Soft delete; sub-tenants go with their tenant. A tenant that owns stacks stays."""
+        await self.check_visible(access, platform_id)
+        now = now_ms()
+        async with self.db.session() as s:
+            await lock_platform(s, platform_id)
+            row = await self._live_entity(s, platform_id, tenant_id)
+            children = list((await s.execute(select(Entity).where(
+                Entity.parent_id == row.id, Entity.deleted_at.is_(None)))).scalars().all())
+            doomed = [row, *children]
+            owning = (await s.execute(select(Stack.id).where(
+                Stack.platform_id == platform_id, Stack.tenant_id.in_([e.id for e in doomed]),
+                Stack.status != "deactivated"))).scalars().all()
+            if owning:
+                raise NNOError(409, "TENANT_HAS_STACKS", "Deactivate the tenant's stacks first",
+                               {"stacks": sorted(owning)})
+            for entity in doomed:
+                before = serialize.entity(entity)
+                entity.status, entity.deleted_at, entity.updated_at = "deleted", now, now
+                audit(s, access, platform_id=platform_id, entity_id=entity.id, action="entity.delete",
+                      target_type="entity", target_id=entity.id, before=before, after=serialize.entity(entity),
+                      at=now)
+            return serialize.entity(row)
+
+    # --- stacks -------------------------------------------------------------------------------
+
+    async def create_stack(self, access: Access, platform_id: str, body: StackCreate) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        if body.name.lower() == DEFAULT_STACK_ID:
+            raise NNOError(400, "RESERVED_NAME", "'default' is reserved for the platform's default stack",
+                           {"field": "name"})
+        now = now_ms()
+        async with self.db.session() as s:
+            p = await lock_platform(s, platform_id)
+            if p.status in INACTIVE_PLATFORM:
+                raise NNOError(409, "PLATFORM_INACTIVE", f"The platform is {p.status}", {"status": p.status})
+            await self._live_entity(s, platform_id, body.tenantId)
+            if body.isDefault:
+                raise NNOError(409, "DEFAULT_STACK_EXISTS", "The platform already has its default stack",
+                               {"stackId": DEFAULT_STACK_ID})
+            row = Stack(platform_id=platform_id, id=new_id(), tenant_id=body.tenantId, name=body.name,
+                        is_default=False, template_id=body.templateId, repo_name=body.repoName, status="pending",
+                        created_at=now, updated_at=now)
+            s.add(row)
+            out = serialize.stack(row)
+            audit(s, access, platform_id=platform_id, entity_id=body.tenantId, action="stack.create",
+                  target_type="stack", target_id=row.id, after=out, at=now)
+            return out
+
+    async def list_stacks(self, access: Access, platform_id: str, *, limit: int | None,
+                          cursor: str | None) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        async with self.db.session() as s:
+            return await page(s, Stack, [Stack.platform_id == platform_id], limit=limit, cursor=cursor,
+                              serialize=serialize.stack)
+
+    async def _stack(self, s: AsyncSession, platform_id: str, stack_id: str) -> Stack:
+        row = await s.get(Stack, (platform_id, stack_id))
+        if row is None:
+            raise NNOError(404, "NOT_FOUND", "Stack not found")
+        return row
+
+    async def get_stack(self, access: Access, platform_id: str, stack_id: str) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        async with self.db.session() as s:
+            return serialize.stack(await self._stack(s, platform_id, stack_id))
+
+    async def update_stack(self, access: Access, platform_id: str, stack_id: str,
+                           body: StackUpdate) -> dict[str, Any]:
+        await self.check_visible(access, platform_id)
+        changes = body.model_dump(exclude_unset=True)
+        if "status" in changes and not access.privileged:
+            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services change a stack's status",
+                           {"fields": ["status"]})
+        for field in ("name", "status"):
+            if field in changes and changes[field] is None:
+                raise NNOError(400, "VALIDATION_ERROR", f"{field} cannot be null", {"field": field})
+        async with self.db.session() as s:
+            await lock_platform(s, platform_id)
+            row = await self._stack(s, platform_id, stack_id)
+            if "name" in changes and changes["name"] != row.name and (
+                    row.is_default or changes["name"].lower() == DEFAULT_STACK_ID):
+                raise NNOError(400, "RESERVED_NAME", "The name 'default' belongs to the default stack only",
+                               {"field": "name"})
+            before = serialize.stack(row)
+            for field, column in (("name", "name"), ("templateId", "template_id"), ("repoName", "repo_name"),
+                                  ("status", "status")):
+                if field in changes:
+                    setattr(row, column, changes[field])
+            after = serialize.stack(row)
+            if after != before:
+                row.updated_at = now_ms()
+                after = serialize.stack(row)
+                audit(s, access, platform_id=platform_id, entity_id=row.tenant_id, action="stack.update",
+                      target_type="stack", target_id=row.id, before=before, after=after)
+            return after

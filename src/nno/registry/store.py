@@ -1,0 +1,159 @@
+"""Shared pieces of the Registry's service layer: keyset paging, the audit writer, the platform row
+lock, the visibility check and the status cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nno.kernel.clock import now_ms
+from nno.kernel.context import request_id_var
+from nno.kernel.errors import NNOError
+from nno.kernel.ids import new_id
+from nno.kernel.kv import KeyValueStore
+from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
+from nno.kernel.service import ServiceContext
+from nno.registry.access import Access
+from nno.registry.models import AuditLog, Platform
+
+log = structlog.get_logger("nno.registry")
+
+TENANT_LIMITS: dict[str, int | None] = {"starter": 3, "growth": 20, "scale": None}
+FEATURE_LIMITS: dict[str, int | None] = {"starter": 5, "growth": None, "scale": None}
+# Ids that are path words of the Registry's own routes; a platform id never takes one of them.
+RESERVED_IDS = frozenset({"onboarding"})
+
+
+def status_key(platform_id: str) -> str:
+    return f"platform-status:{platform_id}"
+
+
+def new_platform_id() -> str:
+    while True:
+        pid = new_id()
+        if pid not in RESERVED_IDS:
+            return pid
+
+
+async def page(
+    session: AsyncSession,
+    model: Any,
+    where: Sequence[ColumnElement[bool]],
+    *,
+    limit: int | None,
+    cursor: str | None,
+    serialize: Callable[[Any], dict[str, Any]],
+    newest_first: bool = False,
+) -> dict[str, Any]:
+    """One page of `model` rows matching `where`, keyset-ordered by (created_at, id)."""
+    size = check_limit(limit)
+    key = tuple_(model.created_at, model.id)
+    stmt: Select[Any] = select(model).where(*where)
+    if cursor is not None:
+        values = decode_cursor(cursor, ("c", "i"))
+        created, ident = values["c"], values["i"]
+        if not isinstance(created, int) or isinstance(created, bool) or not isinstance(ident, str):
+            raise NNOError(400, "INVALID_CURSOR", "The cursor is not valid")
+        bound = tuple_(created, ident)
+        stmt = stmt.where(key < bound if newest_first else key > bound)
+    if newest_first:
+        stmt = stmt.order_by(model.created_at.desc(), model.id.desc())
+    else:
+        stmt = stmt.order_by(model.created_at, model.id)
+    rows = list((await session.execute(stmt.limit(size + 1))).scalars().all())
+    has_more = len(rows) > size
+    rows = rows[:size]
+    total = await session.scalar(select(func.count()).select_from(model).where(*where))
+    next_cursor = encode_cursor({"c": rows[-1].created_at, "i": rows[-1].id}) if has_more and rows else None
+    return {
+        "data": [serialize(r) for r in rows],
+        "pagination": {"hasMore": has_more, "nextCursor": next_cursor, "total": int(total or 0)},
+    }
+
+
+def audit(
+    session: AsyncSession,
+    access: Access,
+    *,
+    platform_id: str | None,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    before: Any = None,
+    after: Any = None,
+    entity_id: str | None = None,
+    metadata: Any = None,
+    at: int | None = None,
+) -> AuditLog:
+    row = AuditLog(
+        id=new_id(),
+        platform_id=platform_id,
+        entity_id=entity_id,
+        actor_type=access.actor_type,
+        actor_id=access.actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        request_id=request_id_var.get(),
+        before=before,
+        after=after,
+        meta=metadata,
+        created_at=at or now_ms(),
+    )
+    session.add(row)
+    return row
+
+
+async def lock_platform(session: AsyncSession, platform_id: str) -> Platform:
+    """Take the platform row's write lock for the rest of the transaction and return it fresh.
+
+    A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock before anything is
+    read, so count-then-insert checks (tenant limits, feature limits, transitions) cannot race.
+    """
+    result = await session.execute(
+        update(Platform).where(Platform.id == platform_id).values(updated_at=Platform.updated_at)
+    )
+    if getattr(result, "rowcount", 0) == 0:
+        raise NNOError(404, "NOT_FOUND", "Platform not found")
+    row = (
+        await session.execute(
+            select(Platform).where(Platform.id == platform_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return row
+
+
+class RegistryBase:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.kv: KeyValueStore = ctx.kv
+
+    async def visible_platform(self, session: AsyncSession, access: Access, platform_id: str) -> Platform:
+        """The platform, if this caller may see it; otherwise the same 404 as an unknown id."""
+        access.require_authenticated()
+        row = await session.get(Platform, platform_id)
+        if row is None or not await access.can_see(row.id, row.owner_user_id):
+            raise NNOError(404, "NOT_FOUND", "Platform not found")
+        return row
+
+    async def check_visible(self, access: Access, platform_id: str) -> Platform:
+        """Visibility in its own short read (it may ask IAM), before a write transaction starts."""
+        async with self.db.session() as s:
+            return await self.visible_platform(s, access, platform_id)
+
+    async def publish_status(self, platform_id: str, status: str) -> None:
+        """Write-through to the gateway's status cache (DECISIONS 5), after the commit."""
+        try:
+            await self.kv.set(status_key(platform_id), status)
+        except Exception as exc:  # a stale entry is worse than none: try to drop it
+            log.error("status_cache_write_failed", platform_id=platform_id, error=repr(exc))
+            try:
+                await self.kv.delete(status_key(platform_id))
+            except Exception:
+                log.error("status_cache_delete_failed", platform_id=platform_id)

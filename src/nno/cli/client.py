@@ -87,7 +87,14 @@ def _str_or_none(value: Any) -> str | None:
 class APIClient:
     """One base address, one credential (session token or API key), one httpx connection pool."""
 
-    def __init__(self, base_url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self._http = httpx.Client(
@@ -95,6 +102,7 @@ class APIClient:
             timeout=timeout,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             follow_redirects=False,
+            transport=transport,
         )
 
     def __enter__(self) -> APIClient:

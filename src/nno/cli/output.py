@@ -1,4 +1,5 @@
-"""Human output (rich tables) and script output (`--json`). Imported only inside commands."""
+"""Human output (rich tables) and script output (`--json`). rich is imported only when a table or
+the console is first needed, so JSON output and plain lines stay light."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _console: Console | None = None
 
@@ -17,6 +18,8 @@ _console: Console | None = None
 def console() -> Console:
     global _console
     if _console is None:
+        from rich.console import Console
+
         # soft_wrap keeps long ids on one line when stdout is a pipe or a narrow terminal.
         _console = Console(highlight=False, soft_wrap=False)
     return _console
@@ -73,6 +76,8 @@ def field(name: str, fmt: Callable[[Any], str] | None = None) -> Callable[[dict[
 
 def table(columns: Sequence[Column], rows: Iterable[dict[str, Any]], *, title: str | None = None,
           empty: str = "Nothing to show.") -> None:
+    from rich.table import Table
+
     rows = list(rows)
     if not rows:
         info(empty)
@@ -87,6 +92,8 @@ def table(columns: Sequence[Column], rows: Iterable[dict[str, Any]], *, title: s
 
 def record(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
     """A single object as a two-column key/value table."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
     t.add_column(overflow="fold")

@@ -20,6 +20,16 @@ def _rows(page: Any) -> list[dict[str, Any]]:
     return list(page.get("data", [])) if isinstance(page, dict) else []
 
 
+def _platform_or_none(st: Any, explicit: str | None) -> str | None:
+    """The platform to scope to: the flag, else the login's platform, else none (IAM decides)."""
+    from nno.cli.errors import CLIError
+
+    try:
+        return str(st.platform_id(explicit))
+    except CLIError:
+        return None
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -30,22 +40,23 @@ def create(
     as_json: bool = json_option(),
 ) -> None:
     """Create an API key; the full key is shown this once."""
-    import time
-
     from nno.cli.output import info, print_json, success
 
     st = state(ctx)
-    body: dict[str, Any] = {"name": name, "platformId": st.platform_id(platform)}
+    body: dict[str, Any] = {"name": name}
+    platform_id = _platform_or_none(st, platform)
+    if platform_id:
+        body["platformId"] = platform_id
     if permission:
         body["permissions"] = permission
     if expires_in_days:
-        body["expiresAt"] = int(time.time() * 1000) + expires_in_days * 86_400_000
+        body["expiresIn"] = expires_in_days * 86_400
     with st.client() as client:
         created = client.post(KEYS, json=body)
     if as_json:
         print_json(created)
         return
-    success(f"API key {created.get('id')} created for platform {created.get('platformId', body['platformId'])}")
+    success(f"API key {created.get('id')} created for platform {created.get('platformId')}")
     info(f"Key: {created.get('key')}")
     info("Store it now: it is not shown again. Use it with: NNO_API_TOKEN=<key> or nno login --token <key>")
 
@@ -57,18 +68,18 @@ def list_keys(ctx: typer.Context, platform: str | None = platform_option(),
     from nno.cli.output import field, print_json, table, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = _platform_or_none(st, platform)
     with st.client() as client:
         page = client.get(KEYS, params={"platformId": platform_id})
     if as_json:
         print_json(page)
         return
     columns = [("ID", field("id")), ("NAME", field("name")),
-               ("PREFIX", lambda r: r.get("prefix") or r.get("start")),
+               ("PLATFORM", field("platformId")), ("STARTS WITH", field("start")),
                ("PERMISSIONS", field("permissions")), ("CREATED", field("createdAt", when)),
                ("LAST USED", field("lastUsedAt", when)), ("EXPIRES", field("expiresAt", when)),
                ("REVOKED", field("revokedAt", when))]
-    table(columns, _rows(page), empty=f"No API keys for platform {platform_id}.")
+    table(columns, _rows(page), empty="No API keys.")
 
 
 @app.command("revoke")

@@ -1,0 +1,143 @@
+"""A real NNO server for the CLI: the core's ASGI app under uvicorn on a free loopback port, in a
+background thread (its own event loop), plus helpers to run `nno` against it.
+
+The CLI runs in-process through typer's CliRunner (or as a subprocess where a test needs to read
+its output while it runs). Each test gets its own credentials directory through NNO_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+import uvicorn
+from typer.testing import CliRunner, Result
+
+from nno.cli.main import app
+from nno.core import Core
+from nno.kernel.config import Settings
+from tests.conftest import SERVICE_KEY
+
+# Variables that would make the CLI under test reach for the developer's own setup.
+ISOLATE_ENV = ("NNO_API_URL", "NNO_API_TOKEN", "AUTH_API_KEY", "NNO_DEBUG")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    core: Core
+    settings: Settings
+    http: httpx.Client = field(repr=False)
+
+    def service(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {SERVICE_KEY}"}
+
+
+def _quiet_structlog(log_file: Path) -> dict[str, Any]:
+    """Send the server's structured logs to a file so they never mix with the CLI's captured stdout."""
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
+        logger_factory=structlog.PrintLoggerFactory(file=log_file.open("a", encoding="utf-8")),
+        cache_logger_on_first_use=False,
+    )
+    return previous
+
+
+@pytest.fixture
+def server_overrides() -> dict[str, Any]:
+    """Settings for the live server; a test changes them with
+    `@pytest.mark.parametrize("server_overrides", [{...}])`."""
+    return {}
+
+
+@pytest.fixture
+def live_server(make_settings: Callable[..., Settings], tmp_path: Path,
+                server_overrides: dict[str, Any]) -> Iterator[LiveServer]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(public_url=url, **server_overrides)
+    previous_log_config = _quiet_structlog(tmp_path / "server.log")
+    core = Core(settings)
+    server = uvicorn.Server(uvicorn.Config(core.asgi, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="nno-live")
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the NNO server did not start; see {tmp_path / 'server.log'}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("the NNO server took more than 60 s to start")
+        time.sleep(0.02)
+    http = httpx.Client(base_url=url, timeout=30)
+    try:
+        yield LiveServer(url=url, core=core, settings=settings, http=http)
+    finally:
+        http.close()
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+        structlog.configure(**previous_log_config)
+
+
+@pytest.fixture
+def nno_home(tmp_path: Path) -> Path:
+    return tmp_path / "nno-home"
+
+
+@pytest.fixture
+def cli_env(nno_home: Path) -> dict[str, str | None]:
+    env: dict[str, str | None] = {name: None for name in ISOLATE_ENV}
+    env["NNO_HOME"] = str(nno_home)
+    env["COLUMNS"] = "200"
+    return env
+
+
+@pytest.fixture
+def nno(live_server: LiveServer, cli_env: dict[str, str | None]) -> Callable[..., Result]:
+    """Run `nno --api-url <live server> <args>` in-process; returns typer's Result."""
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str | None] | None = None, input: str | None = None,
+               api_url: str | None = None) -> Result:
+        merged = dict(cli_env)
+        merged.update(env or {})
+        return runner.invoke(app, ["--api-url", api_url or live_server.url, *args], env=merged, input=input)
+
+    return invoke
+
+
+def parse_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def assert_clean_failure(result: Result, *, exit_code: int | None = None) -> str:
+    """Non-zero exit, no traceback, a short message on stderr; returns that message."""
+    assert result.exit_code != 0, result.output
+    if exit_code is not None:
+        assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.stderr
+
+
+def sign_up(server: LiveServer, email: str, password: str = "correct-horse-battery-9") -> dict[str, Any]:
+    """A new IAM user through the gateway; returns `{token, user, session}`."""
+    response = server.http.post("/api/v1/iam/api/auth/sign-up/email",
+                                json={"name": email.split("@")[0], "email": email, "password": password})
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, Any] = response.json()
+    return body

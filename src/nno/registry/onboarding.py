@@ -48,8 +48,8 @@ class OnboardingService(RegistryBase):
         initial = steps.set_step(steps.initial_steps(), "create_platform", now, status="completed")
         try:
             async with self.db.session() as s:
-                platform, _, _ = insert_platform(s, access, name=body.platformName, slug=body.slug, tier=body.tier,
-                                                 owner_user_id=user_id, now=now)
+                platform, tenant, _ = await insert_platform(
+                    s, access, name=body.platformName, slug=body.slug, tier=body.tier, owner_user_id=user_id, now=now)
                 await s.flush()
                 row = OnboardingSession(
                     id=session_id, platform_id=platform.id, user_id=user_id, platform_name=body.platformName,
@@ -62,16 +62,20 @@ class OnboardingService(RegistryBase):
         except IntegrityError as exc:
             raise (slug_taken(exc, "platform") or exc) from None
         await self.publish_status(platform.id, platform.status)
-        await self._kick_off(access, platform.id, session_id, user_id)
+        await self._kick_off(access, platform.id, session_id, user_id,
+                             {"planTier": body.tier, "defaultEntityId": tenant.id})
         async with self.db.session() as s:
             fresh = await s.get(OnboardingSession, session_id)
             assert fresh is not None
             return serialize.onboarding(fresh)
 
-    async def _kick_off(self, access: Access, platform_id: str, session_id: str, user_id: str) -> None:
+    async def _kick_off(self, access: Access, platform_id: str, session_id: str, user_id: str,
+                        job_extras: dict[str, Any]) -> None:
         """The cross-service part, after the commit. Each outcome lands on its step."""
         membership_note = await self._make_owner_admin(platform_id, user_id)
-        job_id, provision = await self._request_provisioning(platform_id, session_id)
+        if access.identity.email:
+            job_extras = {**job_extras, "billingEmail": access.identity.email}
+        job_id, provision = await self._request_provisioning(platform_id, session_id, job_extras)
         cli_note = NOTE_CLI_PENDING if self.ctx.bindings.get("cli") is not None else NOTE_NO_CLI
         now = now_ms()
         async with self.db.session() as s:
@@ -112,13 +116,15 @@ class OnboardingService(RegistryBase):
             return f"Could not make the owner platform-admin in IAM (HTTP {resp.status})"
         return None
 
-    async def _request_provisioning(self, platform_id: str, session_id: str) -> tuple[str | None, dict[str, Any]]:
+    async def _request_provisioning(self, platform_id: str, session_id: str,
+                                    extras: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         provisioning = self.ctx.bindings.get("provisioning")
         if provisioning is None:
             return None, {"note": NOTE_NO_PROVISIONING}
         try:
             resp = await provisioning.request("POST", "/provision/platform", headers=SERVICE_IDENTITY.to_headers(),
-                                              json={"platformId": platform_id, "onboardingSessionId": session_id})
+                                              json={"platformId": platform_id, "onboardingSessionId": session_id,
+                                                    **extras})
         except UpstreamError as exc:
             log.warning("onboarding_provisioning_failed", platform_id=platform_id, error=str(exc))
             return None, {"status": "failed", "error": f"Provisioning unreachable: {exc}"}
@@ -128,7 +134,7 @@ class OnboardingService(RegistryBase):
             log.warning("onboarding_provisioning_failed", platform_id=platform_id, status=resp.status)
             code = (body or {}).get("error", {}).get("code") if isinstance(body, dict) else None
             return None, {"status": "failed", "error": f"Provisioning refused the job (HTTP {resp.status} {code})"}
-        return job_id, {"status": "in_progress", "jobId": job_id, "note": "PROVISION_PLATFORM job queued"}
+        return job_id, {"status": "in_progress", "jobId": job_id, "note": f"PROVISION_PLATFORM job {job_id}"}
 
     async def _lock_session(self, s: AsyncSession, session_id: str) -> OnboardingSession:
         result = await s.execute(update(OnboardingSession).where(OnboardingSession.id == session_id)

@@ -51,7 +51,7 @@ def slug_taken(exc: IntegrityError, what: str) -> NNOError | None:
     return None
 
 
-def insert_platform(
+async def insert_platform(
     s: AsyncSession,
     access: Access,
     *,
@@ -72,9 +72,10 @@ def insert_platform(
                     slug=DEFAULT_TENANT_SLUG, status="active", created_at=now, updated_at=now)
     stack = Stack(platform_id=platform.id, id=DEFAULT_STACK_ID, tenant_id=tenant.id, name=DEFAULT_STACK_ID,
                   is_default=True, status="pending", created_at=now, updated_at=now)
-    s.add(platform)
-    s.add(tenant)
-    s.add(stack)
+    # Flushed one by one: without relationship() the unit of work does not order by foreign key.
+    for row in (platform, tenant, stack):
+        s.add(row)
+        await s.flush()
     audit(s, access, platform_id=platform.id, action="platform.create", target_type="platform",
           target_id=platform.id, after=serialize.platform(platform), at=now)
     audit(s, access, platform_id=platform.id, action="entity.create", target_type="entity", target_id=tenant.id,
@@ -122,7 +123,7 @@ class PlatformService(RegistryBase):
                  "platform_class": body.platformClass}
         try:
             async with self.db.session() as s:
-                platform, _, _ = insert_platform(s, access, name=body.name, slug=body.slug, tier=body.tier,
+                platform, _, _ = await insert_platform(s, access, name=body.name, slug=body.slug, tier=body.tier,
                                                  owner_user_id=body.ownerUserId, now=now, extra=extra)
                 await s.flush()
         except IntegrityError as exc:

@@ -88,6 +88,19 @@ def serve(
     run_server(host=host, port=port, data_dir=data_dir, services=service, insecure=insecure)
 
 
+@app.command()
+def worker(
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, max=64, help="Jobs run at once (NNO_WORKER_CONCURRENCY, default 4)."
+    ),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where NNO keeps its data (NNO_DATA_DIR)."),
+) -> None:
+    """Run a provisioning worker: claims and runs jobs from the job table (scaled mode)."""
+    from nno.provisioning.worker_main import run_worker
+
+    run_worker(concurrency=concurrency, data_dir=data_dir)
+
+
 auth.register(app)
 app.add_typer(platform.app, name="platform")
 app.add_typer(tenant.app, name="tenant")

@@ -103,6 +103,11 @@ class RegistryClient:
     async def put_secrets(self, platform_id: str, resource_id: str, body: dict[str, Any]) -> None:
         await self.call("PUT", f"/{platform_id}/resources/{resource_id}/secrets", json=body)
 
+    async def list_secrets(self, platform_id: str, resource_id: str) -> list[dict[str, Any]]:
+        body = (await self.call("GET", f"/{platform_id}/resources/{resource_id}/secrets")).json()
+        data: list[dict[str, Any]] = body.get("data", []) if isinstance(body, dict) else []
+        return data
+
     async def record_feature(self, platform_id: str, body: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = (await self.call("POST", f"/{platform_id}/features", json=body)).json()
         return data

@@ -141,3 +141,24 @@ def sign_up(server: LiveServer, email: str, password: str = "correct-horse-batte
     assert response.status_code in (200, 201), response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def login_new_user(server: LiveServer, nno: Callable[..., Result], email: str) -> dict[str, Any]:
+    signed = sign_up(server, email)
+    result = nno("login", "--token", signed["token"])
+    assert result.exit_code == 0, result.output
+    return signed
+
+
+def onboard(nno: Callable[..., Result], name: str, slug: str) -> dict[str, Any]:
+    """`nno platform create --no-wait --json`: the onboarding session (the platform starts pending)."""
+    data: dict[str, Any] = parse_json(nno("platform", "create", name, "--slug", slug, "--no-wait", "--json"))
+    return data["onboarding"]
+
+
+def make_active(server: LiveServer, platform_id: str) -> None:
+    """Drive a platform to `active` as a service would (bootstrap, complete), without provisioning."""
+    for action in ("bootstrap", "complete"):
+        response = server.http.post(f"/api/v1/platforms/{platform_id}/lifecycle", json={"action": action},
+                                    headers=server.service())
+        assert response.status_code == 200, response.text

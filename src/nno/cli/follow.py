@@ -63,15 +63,21 @@ def follow_onboarding(
     with progress:
         task = progress.add_task("waiting for the provisioning job", total=None)
         while not job_id:
-            session = client.get(f"{ONBOARDING}/{session_id}")
-            job_id = session.get("provisionJobId")
+            job_id = session.get("provisionJobId") or _step(session, "provision_infra").get("jobId")
             if job_id:
                 break
-            if str(session.get("status")) == "failed":
+            infra = _step(session, "provision_infra")
+            if str(session.get("status")) == "failed" or infra.get("status") == "failed":
                 raise CLIError(f"onboarding {session_id} failed: {_session_error(session)}",
-                               code="ONBOARDING_FAILED", details=session)
+                               code="ONBOARDING_FAILED", details=session,
+                               hint=f"The platform {platform_id} stays pending; see: nno platform show {platform_id}")
+            if "not deployed" in str(infra.get("note") or ""):
+                raise CLIError(f"platform {platform_id} was created but cannot be provisioned: {infra['note']}",
+                               code="PROVISIONING_UNAVAILABLE",
+                               hint="Run the provisioning service (it is part of `nno serve`), then retry.")
             _wait(deadline, poll_interval, f"no provisioning job was started for onboarding {session_id} "
                   f"({_session_error(session) or 'still pending'})")
+            session = client.get(f"{ONBOARDING}/{session_id}")
         while True:
             job = client.get(f"{JOBS}/{job_id}")
             steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
@@ -104,6 +110,13 @@ def follow_onboarding(
         console().print(f"✔ Platform {platform_id} is active", markup=False)
     onboarding = client.get(f"{ONBOARDING}/{session_id}")
     return {"onboarding": onboarding, "job": job, "platform": platform}
+
+
+def _step(session: dict[str, Any], name: str) -> dict[str, Any]:
+    for step in session.get("steps") or []:
+        if isinstance(step, dict) and step.get("name") == name:
+            return step
+    return {}
 
 
 def _session_error(session: dict[str, Any]) -> str:

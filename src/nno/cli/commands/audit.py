@@ -15,7 +15,6 @@ def register(app: typer.Typer) -> None:
 def audit(
     ctx: typer.Context,
     platform: str | None = platform_option(),
-    action: str | None = typer.Option(None, "--action", help="Only entries with this action."),
     limit: int = typer.Option(50, "--limit", min=1, max=100, help="Rows per page (1-100)."),
     cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous page."),
     as_json: bool = json_option(),
@@ -27,7 +26,7 @@ def audit(
     platform_id = st.platform_id(platform)
     with st.client() as client:
         page = client.get(f"{PLATFORMS}/{platform_id}/audit",
-                          params={"limit": limit, "cursor": cursor, "action": action})
+                          params={"limit": limit, "cursor": cursor})
     if as_json:
         print_json(page)
         return

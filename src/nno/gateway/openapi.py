@@ -150,7 +150,7 @@ class OpenAPIDocument:
             except (UpstreamError, ValueError) as exc:
                 log.warning("openapi_fetch_failed", service=service, error=str(exc))
                 data = None
-            if isinstance(data, dict):
+            if isinstance(data, dict) and "openapi" in data and isinstance(data.get("paths"), dict):
                 docs[service] = data
             else:
                 unavailable.append(service)

@@ -55,8 +55,11 @@ async def send_error(
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """Answer with the NNO error envelope carrying this request's id."""
-    body = envelope_body(code, message, get_state(scope).request_id, details)
+    request_id = get_state(scope).request_id
+    body = envelope_body(code, message, request_id, details)
     out = [JSON_CONTENT_TYPE, (b"content-length", str(len(body)).encode())]
+    if request_id:  # also echoed here for answers from layers outside requestId (errorHandler)
+        out.append((b"x-request-id", request_id.encode("ascii")))
     if headers:
         out.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": out})

@@ -57,7 +57,7 @@ async def deploy_feature_workers(sctx: StepContext) -> StepResult:
         ref = await sctx.provider.ensure_worker(name, kind=feat["featureId"], platform_id=sctx.platform_id,
                                                 bindings=bindings)
         out.append(ref_out(sctx, ref))
-        changed = changed or ref.created
+        changed = changed or sctx.owned(ref)
     return StepResult({"resources": out, "bindings": bindings}, changed)
 
 
@@ -210,7 +210,7 @@ async def create_shared_resources(sctx: StepContext) -> StepResult:
         ensure = {"d1": sctx.provider.ensure_d1, "r2": sctx.provider.ensure_r2, "kv": sctx.provider.ensure_kv}
         ref = await ensure[kind](name)
         out.append(ref_out(sctx, ref))
-        changed = changed or ref.created
+        changed = changed or sctx.owned(ref)
     return StepResult({"resources": out}, changed)
 
 

@@ -37,7 +37,7 @@ async def mark_platform_provisioning(sctx: StepContext) -> StepResult:
 
 async def create_auth_d1(sctx: StepContext) -> StepResult:
     ref = await sctx.provider.ensure_d1(naming.auth_db_name(sctx.platform_id, sctx.environment))
-    return StepResult({"resources": [ref_out(sctx, ref)]}, ref.created)
+    return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
 
 
 async def deploy_auth_worker(sctx: StepContext) -> StepResult:
@@ -46,7 +46,7 @@ async def deploy_auth_worker(sctx: StepContext) -> StepResult:
         naming.auth_worker_name(pid, env), kind="auth", platform_id=pid,
         bindings={"DB": naming.auth_db_name(pid, env)},
     )
-    return StepResult({"resources": [ref_out(sctx, ref)]}, ref.created)
+    return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
 
 
 async def _secret_already_set(sctx: StepContext, worker: str, key: str) -> bool:
@@ -81,7 +81,7 @@ async def create_console_pages(sctx: StepContext) -> StepResult:
         "authUrl": "http://" + naming.hostname("auth", "svc", "default", pid, sctx.base_domain, env),
     }
     ref = await sctx.provider.ensure_pages(naming.portal_pages_name(pid, env), platform_id=pid, site=site)
-    return StepResult({"resources": [ref_out(sctx, ref)]}, ref.created)
+    return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
 
 
 def platform_hosts(sctx: StepContext) -> list[tuple[str, str, str]]:
@@ -102,7 +102,7 @@ async def ensure_hosts(sctx: StepContext, hosts: list[tuple[str, str, str]]) -> 
         rec["type"], rec["name"] = "dns", host
         rec["metadata"] = {**rec["metadata"], "target": target, "kind": kind}
         out.append(rec)
-        changed = changed or ref.created
+        changed = changed or sctx.owned(ref)
     return StepResult({"resources": out}, changed)
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from tests.registry.conftest import SERVICE_ACCESS, P, assert_error, audit_actions, unique
 
 from nno.core import Core
 from nno.kernel.errors import NNOError
@@ -19,7 +20,6 @@ from nno.registry.access import Access
 from nno.registry.models import AuditLog, LifecycleEvent, Platform
 from nno.registry.schemas import PlatformCreate
 from nno.registry.service import PlatformService
-from tests.registry.conftest import P, SERVICE_ACCESS, assert_error, audit_actions, unique
 
 # The documented diagram (registry.md §7.2), written out independently of the code under test.
 DIAGRAM = {

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-
 from tests.registry.conftest import IAM, P, User, assert_error, audit_actions, unique
 
 FIELDS = {"id", "name", "slug", "status", "tier", "class", "cfAccountId", "repoName", "stripeCustomerId",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, distinct, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.kernel.clock import now_ms
@@ -76,8 +76,8 @@ class RecordService(RegistryBase):
 
     async def register_resource(self, access: Access, platform_id: str,
                                 body: ResourceCreate) -> tuple[dict[str, Any], bool]:
-        access.require_service("register resources")
         await self.check_visible(access, platform_id)
+        access.require_service("register resources")
         if not is_valid_resource_name(body.name) or not body.name.startswith(platform_id + "-"):
             raise NNOError(400, "INVALID_RESOURCE_NAME",
                            "A resource name is at most 63 characters of [a-z0-9-] and starts with the platform id",
@@ -132,8 +132,8 @@ class RecordService(RegistryBase):
 
     async def update_resource(self, access: Access, platform_id: str, resource_id: str,
                               body: ResourceUpdate) -> dict[str, Any]:
-        access.require_service("update resources")
         await self.check_visible(access, platform_id)
+        access.require_service("update resources")
         changes = body.model_dump(exclude_unset=True)
         if "status" in changes and changes["status"] is None:
             raise NNOError(400, "VALIDATION_ERROR", "status cannot be null", {"field": "status"})
@@ -165,8 +165,8 @@ class RecordService(RegistryBase):
 
     async def put_secrets(self, access: Access, platform_id: str, resource_id: str,
                           body: SecretsPut) -> dict[str, Any]:
-        access.require_service("record secret status")
         await self.check_visible(access, platform_id)
+        access.require_service("record secret status")
         names = [x.name for x in body.secrets]
         if len(set(names)) != len(names):
             raise NNOError(400, "VALIDATION_ERROR", "Each secret name may appear once", {"field": "secrets"})
@@ -212,8 +212,8 @@ class RecordService(RegistryBase):
 
     async def register_dns(self, access: Access, platform_id: str,
                            body: DnsRecordCreate) -> tuple[dict[str, Any], bool]:
-        access.require_service("register DNS records")
         await self.check_visible(access, platform_id)
+        access.require_service("register DNS records")
         hostname = body.hostname.lower().rstrip(".")
         check_hostname(hostname, platform_id)
         now = now_ms()
@@ -264,8 +264,8 @@ class RecordService(RegistryBase):
 
     async def activate_feature(self, access: Access, platform_id: str,
                                body: FeatureActivate) -> tuple[dict[str, Any], bool]:
-        access.require_service("record feature activations")
         await self.check_visible(access, platform_id)
+        access.require_service("record feature activations")
         now = now_ms()
         async with self.db.session() as s:
             p = await lock_platform(s, platform_id)
@@ -278,7 +278,7 @@ class RecordService(RegistryBase):
                 FeatureActivation.environment == body.environment))).scalar_one_or_none()
             limit = FEATURE_LIMITS[p.tier]
             if limit is not None:
-                live = set((await s.execute(select(distinct(FeatureActivation.feature_id)).where(
+                live = set((await s.execute(select(FeatureActivation.feature_id).distinct().where(
                     FeatureActivation.platform_id == platform_id,
                     FeatureActivation.status.in_(LIVE_FEATURE)))).scalars().all())
                 if body.featureId not in live and len(live) >= limit:
@@ -307,8 +307,8 @@ class RecordService(RegistryBase):
 
     async def deactivate_feature(self, access: Access, platform_id: str, feature_id: str, *,
                                  entity_id: str | None, environment: str) -> dict[str, Any]:
-        access.require_service("record feature deactivations")
         await self.check_visible(access, platform_id)
+        access.require_service("record feature deactivations")
         now = now_ms()
         async with self.db.session() as s:
             entity_id = entity_id or await self._default_entity_id(s, platform_id)
@@ -342,8 +342,8 @@ class RecordService(RegistryBase):
     # --- build state --------------------------------------------------------------------------
 
     async def put_build_state(self, access: Access, platform_id: str, body: BuildStatePut) -> dict[str, Any]:
-        access.require_service("record build state")
         await self.check_visible(access, platform_id)
+        access.require_service("record build state")
         changes = body.model_dump(exclude_unset=True)
         now = now_ms()
         async with self.db.session() as s:

@@ -50,7 +50,7 @@ async def upload(request: Request) -> Response:
 
 
 async def slow(_: Request) -> Response:
-    await asyncio.sleep(3)
+    await asyncio.sleep(1.0)  # past every test's short upstream timeout
     return PlainTextResponse("late")
 
 

@@ -22,8 +22,11 @@ def _doc(paths: dict, schemas: dict | None = None) -> dict:
             "components": {"schemas": schemas or {}}}
 
 
+_ids = iter(range(1000))
+
+
 def _op(ref: str | None = None) -> dict:
-    op: dict = {"operationId": "op", "responses": {"200": {"description": "ok"}}}
+    op: dict = {"operationId": f"op{next(_ids)}", "responses": {"200": {"description": "ok"}}}
     if ref:
         op["responses"]["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
     return op

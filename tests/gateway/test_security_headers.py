@@ -42,7 +42,7 @@ async def test_replaces_weaker_upstream_values() -> None:
                     "headers": [(b"x-frame-options", b"ALLOWALL"), (b"x-other", b"1")]})
         await send({"type": "http.response.body", "body": b""})
 
-    status, headers, _ = await asgi_request(SecurityHeadersMiddleware(inner), "GET", "/")
+    _status, headers, _ = await asgi_request(SecurityHeadersMiddleware(inner), "GET", "/")
     assert headers[b"x-frame-options"] == b"DENY" and headers[b"x-other"] == b"1"
 
 

@@ -70,7 +70,7 @@ def test_nno_header_wins_over_x_trace_id_and_traceparent() -> None:
 def test_parse_traceparent_never_accepts_garbage(raw: bytes) -> None:
     parsed = parse_traceparent(raw)
     if parsed is not None:
-        trace, parent, flags = parsed
+        trace, parent, _flags = parsed
         assert re.fullmatch(r"[0-9a-f]{32}", trace) and trace != "0" * 32
         assert re.fullmatch(r"[0-9a-f]{16}", parent) and parent != "0" * 16
 

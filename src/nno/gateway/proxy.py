@@ -1,6 +1,6 @@
 """The innermost layer: the gateway's own routes (`/health`, `/openapi.json`) and prefix routing to
 the upstream bindings (DECISIONS 1). Request and response bodies stream through untouched; client
-X-Nno-* headers, hop-by-hop headers and the client's `traceparent` are dropped, and the gateway's
+X-Nno-* headers, hop-by-hop headers (by the binding) and the client's `traceparent` are dropped, and the gateway's
 request id, trace and identity headers are added."""
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
 from nno.gateway.state import JSON_CONTENT_TYPE, get_state, send_error
 from nno.kernel.bindings import HOP_BY_HOP, Bindings, UpstreamError
 
-_DROPPED_REQUEST_HEADERS = frozenset({h.encode() for h in HOP_BY_HOP} | {b"traceparent"})
 _HOP_BY_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
 _OK_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]
 
 
 def upstream_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    """The client's headers minus X-Nno-* (any case), hop-by-hop and traceparent, plus the
-    gateway's request id, trace and identity headers."""
+    """The client's headers minus X-Nno-* (any case) and traceparent, plus the gateway's request id,
+    trace and identity headers. Hop-by-hop headers are left for the binding to drop: it needs
+    `Connection` (to drop the headers it names) and `Transfer-Encoding` (to see a chunked body)."""
     state = get_state(scope)
     headers = [
         (name, value)
         for name, value in scope["headers"]
-        if name[:6].lower() != b"x-nno-" and name.lower() not in _DROPPED_REQUEST_HEADERS
+        if name[:6].lower() != b"x-nno-" and name.lower() != b"traceparent"
     ]
     headers.append((b"x-nno-request-id", state.request_id.encode("ascii")))
     if state.trace_id:

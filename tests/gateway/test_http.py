@@ -1,0 +1,147 @@
+"""Real HTTP: the gateway under uvicorn on a loopback port, and upstreams reached over HTTP
+(HTTPBinding): streaming both ways, hop-by-hop headers, 502 and 504 envelopes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from nno.kernel.bindings import HTTPBinding
+from tests.gateway.conftest import SERVICE, SESSION_TOKEN, Harness, asgi_request, bearer
+from tests.gateway.fakes import BIG_CHUNK, BIG_CHUNKS, echo_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port, in this event loop."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def http_gw(make_gateway: Callable[..., Awaitable[Harness]]) -> AsyncIterator[tuple[Harness, str]]:
+    """A gateway served over HTTP whose `cli` upstream is itself reached over HTTP."""
+    async with serve(echo_app()) as upstream_url:
+        binding = HTTPBinding("cli", upstream_url, b"secret", timeout_s=0.5)
+        gw = await make_gateway(services={"cli": binding})
+        async with serve(gw.gateway) as url:
+            yield gw, url
+
+
+async def test_over_http_with_http_upstream(http_gw: tuple[Harness, str]) -> None:
+    _, url = http_gw
+    async with httpx.AsyncClient(base_url=url) as c:
+        resp = await c.get("/api/v1/cli/repos/r1?x=1", headers={**bearer(SESSION_TOKEN), "X-Nno-Role": "service"})
+        assert resp.status_code == 200
+        seen = {k: v for k, v in resp.json()["headers"]}
+        assert resp.json()["path"] == "/repos/r1" and resp.json()["query"] == "x=1"
+        assert seen["x-nno-user-id"] == "user1" and seen["x-nno-role"] == "platform-admin"
+        assert seen["x-nno-request-id"] == resp.headers["x-request-id"]
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        health = await c.get("/health")
+        assert health.text == "ok"
+
+
+async def test_streams_a_large_download_over_http(http_gw: tuple[Harness, str]) -> None:
+    _, url = http_gw
+    async with httpx.AsyncClient(base_url=url) as c, c.stream("GET", "/api/v1/cli/stream-big", headers=SERVICE) as r:
+        assert r.status_code == 200
+        digest, size, chunks = hashlib.sha256(), 0, 0
+        async for chunk in r.aiter_raw():
+            digest.update(chunk)
+            size += len(chunk)
+            chunks += 1
+    assert size == len(BIG_CHUNK) * BIG_CHUNKS
+    assert digest.hexdigest() == hashlib.sha256(BIG_CHUNK * BIG_CHUNKS).hexdigest()
+    assert chunks > 1  # arrived in pieces, not as one buffered body
+
+
+async def test_streams_a_large_upload_over_http(http_gw: tuple[Harness, str]) -> None:
+    _, url = http_gw
+    payload = BIG_CHUNK * 32
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(0, len(payload), 65536):
+            yield payload[i:i + 65536]
+
+    async with httpx.AsyncClient(base_url=url) as c:
+        resp = await c.post("/api/v1/cli/upload", headers=SERVICE, content=body())
+        assert resp.status_code == 200
+        assert resp.json()["size"] == len(payload)
+        assert resp.json()["sha256"] == hashlib.sha256(payload).hexdigest()
+        # Same for an in-process upstream.
+        resp = await c.post("/api/v1/provisioning/upload", headers=SERVICE, content=body())
+        assert resp.json()["size"] == len(payload)
+
+
+async def test_in_process_upstream_streams_too(gw: Harness) -> None:
+    chunks = 0
+    async with serve(gw.gateway) as url, httpx.AsyncClient(base_url=url) as c, \
+            c.stream("GET", "/api/v1/provisioning/stream-big", headers=SERVICE) as r:
+        size = 0
+        async for chunk in r.aiter_raw():
+            size += len(chunk)
+            chunks += 1
+    assert size == len(BIG_CHUNK) * BIG_CHUNKS and chunks > 1
+
+
+async def test_unreachable_upstream_is_502(make_gateway: Callable[..., Awaitable[Harness]]) -> None:
+    gw = await make_gateway(services={"cli": HTTPBinding("cli", f"http://127.0.0.1:{_free_port()}", b"s")})
+    resp = await gw.client.get("/api/v1/cli/x", headers=SERVICE)
+    assert resp.status_code == 502
+    err = resp.json()["error"]
+    assert err["code"] == "BAD_GATEWAY" and err["requestId"] == resp.headers["x-request-id"]
+
+
+async def test_slow_http_upstream_is_504(http_gw: tuple[Harness, str]) -> None:
+    _, url = http_gw
+    async with httpx.AsyncClient(base_url=url) as c:
+        resp = await c.get("/api/v1/cli/slow", headers=SERVICE)
+    assert resp.status_code == 504 and resp.json()["error"]["code"] == "GATEWAY_TIMEOUT"
+
+
+async def test_slow_in_process_upstream_is_504(make_gateway: Callable[..., Awaitable[Harness]]) -> None:
+    gw = await make_gateway(upstream_timeout_s=0.2)
+    resp = await gw.client.get("/api/v1/provisioning/slow", headers=SERVICE)
+    assert resp.status_code == 504 and resp.json()["error"]["code"] == "GATEWAY_TIMEOUT"
+
+
+async def test_hop_by_hop_headers_are_dropped_both_ways(http_gw: tuple[Harness, str]) -> None:
+    gw, _url = http_gw
+    headers = [(b"host", b"x"), (b"authorization", SERVICE["Authorization"].encode()),
+               (b"connection", b"keep-alive, x-private"), (b"x-private", b"1"), (b"te", b"trailers"),
+               (b"keep-alive", b"timeout=5"), (b"proxy-authorization", b"Basic x"), (b"x-kept", b"yes")]
+    import json
+
+    status, _, body = await asgi_request(gw.gateway, "GET", "/api/v1/provisioning/x", headers=headers)
+    seen = {k for k, _ in json.loads(body)["headers"]}
+    assert status == 200 and "x-kept" in seen
+    assert not seen & {"connection", "x-private", "te", "keep-alive", "proxy-authorization"}
+    for path in ("/api/v1/provisioning/hop", "/api/v1/cli/hop"):
+        status, out, body = await asgi_request(gw.gateway, "GET", path, headers=headers[:2])
+        assert status == 200 and out[b"x-upstream"] == b"yes"
+        assert b"keep-alive" not in out and b"proxy-authenticate" not in out

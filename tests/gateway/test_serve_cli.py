@@ -1,0 +1,74 @@
+"""`nno serve` and the local-dev bypass (DECISIONS 8): a loud startup warning when AUTH_API_KEY is
+unset, and a refusal to listen on a non-loopback address then, unless `--insecure`. uvicorn.run is
+replaced by a recorder, so nothing is ever bound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from typer.testing import CliRunner
+
+from nno.cli.main import app
+from nno.cli.serve import is_loopback
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[dict[str, Any]]]:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda asgi, **kw: calls.append(kw))
+    monkeypatch.setenv("NNO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("NNO_DATABASE_URL", raising=False)
+    old = structlog.get_config()
+    try:
+        yield calls
+    finally:
+        structlog.configure(**old)
+
+
+def _serve(*args: str) -> Any:
+    return CliRunner().invoke(app, ["serve", *args])
+
+
+def test_refuses_non_loopback_without_auth_key(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTH_API_KEY", raising=False)
+    result = _serve("--host", "0.0.0.0", "--port", "9")
+    assert result.exit_code == 2
+    assert "refusing to listen on 0.0.0.0" in result.output
+    assert runs == []
+
+
+def test_insecure_flag_allows_it_with_the_warning(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTH_API_KEY", raising=False)
+    result = _serve("--host", "0.0.0.0", "--port", "9", "--insecure")
+    assert result.exit_code == 0, result.output
+    assert "auth_bypass_enabled" in result.output
+    assert runs == [{"host": "0.0.0.0", "port": 9, "log_level": "warning", "access_log": False, "lifespan": "on"}]
+
+
+def test_loopback_without_key_runs_with_a_loud_warning(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTH_API_KEY", raising=False)
+    result = _serve("--host", "127.0.0.1", "--port", "9")
+    assert result.exit_code == 0, result.output
+    assert "auth_bypass_enabled" in result.output and "AUTH_API_KEY is not set" in result.output
+    assert len(runs) == 1
+
+
+def test_with_auth_key_any_address_and_no_warning(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_API_KEY", "a-real-key-0123456789")
+    result = _serve("--host", "0.0.0.0", "--port", "9")
+    assert result.exit_code == 0, result.output
+    assert "auth_bypass_enabled" not in result.output
+    assert runs and runs[0]["host"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                                ("127.8.9.10", True), ("0.0.0.0", False), ("::", False),
+                                                ("192.168.1.10", False), ("10.0.0.1", False)])
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

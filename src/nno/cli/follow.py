@@ -60,6 +60,10 @@ def follow_onboarding(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console(), disable=quiet, transient=False,
     )
+    def note(text: str) -> None:
+        if not quiet:
+            progress.console.print(text, markup=False)
+
     with progress:
         task = progress.add_task("waiting for the provisioning job", total=None)
         while not job_id:
@@ -79,15 +83,24 @@ def follow_onboarding(
                   f"({_session_error(session) or 'still pending'})")
             session = client.get(f"{ONBOARDING}/{session_id}")
         while True:
-            job = client.get(f"{JOBS}/{job_id}")
+            try:
+                job = client.get(f"{JOBS}/{job_id}")
+            except CLIError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                # The gateway may still hold the caller's identity from before the new platform
+                # existed (its short auth cache); until then, follow the onboarding session.
+                if _follow_session_step(client, session_id, platform_id, progress, task):
+                    break
+                _wait(deadline, poll_interval, f"provisioning job {job_id} is not visible yet")
+                continue
             steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
             done = [s for s in steps if str(s.get("status", "")).lower() in DONE_STEP_STATES]
             for step in done:
                 name = str(step.get("name"))
                 if name not in seen_done:
                     seen_done.add(name)
-                    progress.console.print(f"  ✔ {name}" + (" (already there)" if step.get("status") == "skipped"
-                                                             else ""), markup=False)
+                    note(f"  ✔ {name}" + (" (already there)" if step.get("status") == "skipped" else ""))
             running = next((s for s in steps if str(s.get("status", "")).lower() == "running"), None)
             label = f"{job.get('type', 'job')} {job_id}: {job.get('status')}"
             if running:
@@ -96,7 +109,7 @@ def follow_onboarding(
             status = str(job.get("status"))
             if status in FAILED_JOB_STATES:
                 failed_step, error = job_failure(job)
-                progress.console.print(f"  ✘ {failed_step or 'job'}: {error or 'failed'}", markup=False)
+                note(f"  ✘ {failed_step or 'job'}: {error or 'failed'}")
                 raise failure_error(job)
             if status == "COMPLETED":
                 break
@@ -110,6 +123,20 @@ def follow_onboarding(
         console().print(f"✔ Platform {platform_id} is active", markup=False)
     onboarding = client.get(f"{ONBOARDING}/{session_id}")
     return {"onboarding": onboarding, "job": job, "platform": platform}
+
+
+def _follow_session_step(client: APIClient, session_id: Any, platform_id: Any, progress: Any, task: Any) -> bool:
+    """True when the onboarding session says provisioning finished; raises when it failed."""
+    session = client.get(f"{ONBOARDING}/{session_id}")
+    infra = _step(session, "provision_infra")
+    status = str(infra.get("status") or "pending")
+    if status == "failed" or str(session.get("status")) == "failed":
+        error = infra.get("error") or _session_error(session)
+        raise CLIError(f"provisioning of platform {platform_id} failed: {error}",
+                       code="PROVISIONING_FAILED", details=infra,
+                       hint=f"See: nno job list --platform {platform_id}")
+    progress.update(task, description=f"provision_infra: {status}")
+    return status == "completed"
 
 
 def _step(session: dict[str, Any], name: str) -> dict[str, Any]:

@@ -144,6 +144,8 @@ def create(
     with state(ctx).client() as client:
         session = client.post(ONBOARDING, json=body)
         platform_id = session.get("platformId")
+        if platform_id:
+            _work_on(state(ctx), client, str(platform_id))
         if not as_json:
             info(f"Onboarding {session.get('id')}: platform {platform_id} ({slug}) created; provisioning...")
         if not wait:
@@ -154,6 +156,28 @@ def create(
                                    quiet=as_json)
     if as_json:
         print_json(result)
+
+
+def _work_on(st: Any, client: Any, platform_id: str) -> None:
+    """Make the new platform the session's active one (IAM), and the login's default platform, so
+    the job and the commands that follow act on it. Best effort: API keys and service keys have no
+    session to switch."""
+    from nno.cli import credentials
+    from nno.cli.client import is_api_key
+    from nno.cli.errors import CLIError
+    from nno.cli.state import IAM
+
+    token = client.token
+    if not token or is_api_key(token):
+        return
+    try:
+        client.post(f"{IAM}/api/nno/session/active-platform", json={"platformId": platform_id})
+    except CLIError:
+        return
+    stored = credentials.load()
+    if stored.get("token") == token:
+        stored["platformId"] = platform_id
+        credentials.save(stored)
 
 
 def slugify(name: str) -> str:

@@ -1,0 +1,85 @@
+"""`nno platform create` following its provisioning job, and `nno job list|show|retry`."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import SERVICE_KEY, assert_clean_failure, login_new_user, parse_json
+
+OPERATOR = {"NNO_API_TOKEN": SERVICE_KEY}
+FAST = ("--poll-interval", "0.05", "--timeout", "120")
+# No gateway cache of validated sessions: the new platform shows in the identity at once.
+NO_AUTH_CACHE = {"auth_cache_ttl_s": 0}
+
+
+@pytest.mark.parametrize("server_overrides", [NO_AUTH_CACHE])
+def test_create_follows_the_job_until_the_platform_is_active(live_server, nno):
+    login_new_user(live_server, nno, "live@example.com")
+    result = nno("platform", "create", "Live One", "--slug", "live-one", *FAST)
+    assert result.exit_code == 0, result.output
+    platform_id = parse_json(nno("platform", "list", "--json"))["data"][0]["id"]
+    lines = result.stdout.splitlines()
+    assert lines[-1] == f"✔ Platform {platform_id} is active"
+    assert any(line.strip().startswith("✔ ") and "auth" in line for line in lines), result.stdout
+
+    shown = parse_json(nno("platform", "show", platform_id, "--json"))
+    assert shown["status"] == "active"
+    jobs = parse_json(nno("job", "list", "--platform", platform_id, "--json"))
+    assert [j["type"] for j in jobs["data"]] == ["PROVISION_PLATFORM"]
+    job = parse_json(nno("job", "show", jobs["data"][0]["id"], "--json"))
+    assert job["status"] == "COMPLETED"
+    assert all(step["status"] in ("completed", "skipped") for step in job["steps"])
+    human = nno("job", "show", job["id"])
+    assert human.exit_code == 0 and "Steps" in human.stdout and job["steps"][0]["name"] in human.stdout
+
+
+@pytest.mark.parametrize("server_overrides", [NO_AUTH_CACHE])
+def test_create_json_reports_onboarding_job_and_platform(live_server, nno):
+    login_new_user(live_server, nno, "json@example.com")
+    data = parse_json(nno("platform", "create", "Json One", "--slug", "json-one", "--json", *FAST))
+    assert data["platform"]["status"] == "active"
+    assert data["job"]["status"] == "COMPLETED" and data["job"]["platformId"] == data["platform"]["id"]
+    assert data["onboarding"]["platformId"] == data["platform"]["id"]
+
+
+@pytest.mark.parametrize("server_overrides", [NO_AUTH_CACHE | {"provider": "nosuchprovider", "job_max_attempts": 1}])
+def test_failed_provisioning_shows_the_failed_step_and_its_error(live_server, nno):
+    login_new_user(live_server, nno, "broken@example.com")
+    result = nno("platform", "create", "Broken One", "--slug", "broken-one", *FAST)
+    message = assert_clean_failure(result, exit_code=1)
+    first, hint = message.strip().splitlines()
+    assert first.startswith("error: provisioning job ")
+    assert " at step " in first and "nosuchprovider" in first
+    assert "nno job show" in hint and "nno job retry" in hint
+    assert "✘" in result.stdout  # the progress display marks the failed step
+
+    platform_id = parse_json(nno("platform", "list", "--json"))["data"][0]["id"]
+    job = parse_json(nno("job", "list", "--platform", platform_id, "--json"))["data"][0]
+    assert job["status"] in ("FAILED", "ROLLING_BACK", "ROLLED_BACK", "ROLLBACK_FAILED")
+    failed = [s for s in job["steps"] if s["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["name"] in first
+
+    human = nno("job", "show", job["id"])
+    assert human.exit_code == 0 and "failed" in human.stdout and "nosuchprovider" in human.stdout
+
+    retried = nno("job", "retry", job["id"], env=OPERATOR)
+    assert retried.exit_code == 0, retried.output
+    assert f"Job {job['id']} re-queued" in retried.stdout
+
+
+def test_job_show_unknown_is_a_clear_404(live_server, nno):
+    login_new_user(live_server, nno, "nojob@example.com")
+    message = assert_clean_failure(nno("job", "show", "zzzzzzzzzz"), exit_code=1)
+    assert "request id" in message
+
+
+def test_create_succeeds_while_the_gateway_still_caches_the_old_identity(live_server, nno):
+    # Default auth cache (10 s): the new platform is not in the caller's identity yet, so the job is
+    # invisible for a while; the command follows the onboarding session meanwhile.
+    login_new_user(live_server, nno, "cached@example.com")
+    result = nno("platform", "create", "Cached One", "--slug", "cached-one", *FAST)
+    assert result.exit_code == 0, result.output
+    platform_id = parse_json(nno("platform", "list", "--json"))["data"][0]["id"]
+    assert result.stdout.splitlines()[-1] == f"✔ Platform {platform_id} is active"
+    # The new platform became the login's default one.
+    assert parse_json(nno("whoami", "--offline", "--json"))["platformId"] == platform_id

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.core import Core
@@ -174,3 +177,43 @@ async def test_a_host_cannot_be_taken_over_by_another_platform(provider: LocalPr
     else:
         raise AssertionError("another platform re-pointed this platform's hostname")
     assert (await at(f"echo.svc.default.{P1}.nno.localhost").get("/")).json()["platformId"] == P1
+
+
+async def test_sweep_drops_workers_changed_by_another_process(provider: LocalProvider, at: At, core: Core) -> None:
+    """Another process (`nno worker`) cannot notify this edge; the sweep and the next request notice."""
+    from sqlalchemy import delete, update
+
+    from nno.edge.models import Worker
+
+    name = await deploy_echo(provider, P1)
+    other = await deploy_echo(provider, P2)
+    for pid in (P1, P2):
+        assert (await at(f"echo.svc.default.{pid}.nno.localhost").get("/")).status_code == 200
+    host = worker_host(core)
+    assert await host.sweep() == []
+    async with provider.cloud.db.session() as s:  # behind the notification's back
+        await s.execute(update(Worker).where(Worker.name == name).values(version="elsewhere"))
+        await s.execute(delete(Worker).where(Worker.name == other))
+    assert sorted(await host.sweep()) == sorted([name, other])
+    assert host.live() == {}
+    assert (await at(f"echo.svc.default.{P1}.nno.localhost").get("/")).status_code == 200
+    assert host.live() == {name: "elsewhere"}
+
+
+@hsettings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(label=st.text(alphabet=st.sampled_from("ab0-._:[]%\\/ \t*@"), max_size=40))
+async def test_any_host_under_the_base_domain_gets_an_envelope(core: Core, label: str) -> None:
+    assert core.edge is not None
+    messages: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
+             "headers": [(b"host", f"{label}.nno.localhost".encode("latin-1", "replace"))]}
+    await core.edge(scope, receive, send)  # type: ignore[arg-type]
+    assert messages[0]["status"] == 404
+    assert b'"code":"NOT_FOUND"' in messages[1]["body"]  # type: ignore[operator]

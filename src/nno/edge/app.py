@@ -5,6 +5,8 @@ provider (see nno.edge.cloud)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp
 
 from nno.edge.cloud import MIGRATIONS_DIR as _STATE_MIGRATIONS
@@ -16,6 +18,8 @@ from nno.kernel.db import Database
 from nno.kernel.service import ServiceContext
 
 MIGRATIONS_DIR = _STATE_MIGRATIONS
+# How often the edge drops Worker instances deleted or redeployed by another process.
+SWEEP_INTERVAL_S = 15.0
 
 
 def create_database(settings: Settings) -> Database:
@@ -31,11 +35,17 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
     ctx.extras["cloud"] = cloud
     ctx.extras["worker_host"] = host
 
+    sweeper: list[asyncio.Task[None]] = []
+
     async def startup() -> None:
         await migrate_state(ctx.db)
+        sweeper.append(asyncio.get_running_loop().create_task(host.run_sweeper(SWEEP_INTERVAL_S)))
 
     async def shutdown() -> None:
         unsubscribe()
+        for task in sweeper:
+            task.cancel()
+        await asyncio.gather(*sweeper, return_exceptions=True)
         await host.close()
 
     ctx.startup_hooks.append(startup)

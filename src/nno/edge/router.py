@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.edge import names
 from nno.edge.cloud import LocalCloud
-from nno.edge.models import PagesProject, Worker
+from nno.edge.models import DNSRecord, PagesProject, Worker
 from nno.edge.pages import INDEX, read_site, render_site, static_file
 from nno.edge.workers import WorkerHost
 from nno.kernel.bindings import Bindings
@@ -66,15 +66,20 @@ class EdgeRouter:
 
     async def resolve(self, host: str) -> tuple[Worker | PagesProject | None, str | None]:
         """(target, its name); (None, name) when the host resolves to something not deployed."""
-        for candidate in self.candidates(host):
-            record = await self.cloud.lookup_host(candidate)
-            if record is None:
-                continue
-            async with self.cloud.db.session() as s:
+        candidates = self.candidates(host)
+        if not candidates:
+            return None, None
+        async with self.cloud.db.session() as s:
+            for candidate in candidates:
+                record = await s.get(DNSRecord, candidate)
+                if record is None:
+                    continue
                 worker = await s.get(Worker, record.target)
                 if worker is not None:
                     return worker, record.target
                 pages = await s.get(PagesProject, record.target)
+                if record.target in self.workers.live():  # deleted by another process: let it go now
+                    self.workers.invalidate(record.target)
                 return pages, record.target
         return None, None
 

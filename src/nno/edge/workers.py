@@ -25,6 +25,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from starlette.types import ASGIApp
 
 from nno.edge.cloud import CloudError, LocalCloud
@@ -215,6 +216,29 @@ class WorkerHost:
         except Exception:
             log.exception("worker_dispose_failed", worker=name)
         log.info("worker_disposed", worker=name, version=instance.version)
+
+    async def sweep(self) -> list[str]:
+        """Drop instances whose Worker was deleted or redeployed elsewhere (e.g. by `nno worker` in
+        another process, whose in-process notification cannot reach this edge). Returns their names."""
+        live = self.live()
+        if not live:
+            return []
+        async with self.cloud.db.session() as s:
+            rows = (await s.execute(select(Worker.name, Worker.version).where(Worker.name.in_(list(live))))).all()
+        current = {name: version for name, version in rows}
+        stale = [name for name, version in live.items() if current.get(name) != version]
+        for name in stale:
+            self.invalidate(name)
+        await self.drain()
+        return stale
+
+    async def run_sweeper(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sweep()
+            except Exception:  # the sweeper must outlive a failed round (e.g. a database blip)
+                log.exception("worker_sweep_failed")
 
     async def close(self) -> None:
         await self.drain()

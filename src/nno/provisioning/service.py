@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from nno.kernel.bindings import UpstreamError
 from nno.kernel.clock import now_ms
 from nno.kernel.context import current_request_id
 from nno.kernel.errors import NNOError
@@ -29,17 +30,35 @@ def actor_of(identity: Identity) -> str:
     return identity.auth_type
 
 
-def can_manage(identity: Identity, platform_id: str) -> bool:
+def can_manage_fast(identity: Identity, platform_id: str) -> bool:
     """Services and operators act on every platform; a platform's admins on their own."""
     if identity.is_privileged:
         return True
     return identity.role == ROLE_PLATFORM_ADMIN and identity.platform_id == platform_id
 
 
-def require_manage(identity: Identity, platform_id: str) -> None:
+async def can_manage(ctx: ServiceContext, identity: Identity, platform_id: str) -> bool:
+    """`can_manage_fast`, and for a signed-in user whose forwarded role does not say so (their
+    session names another active platform, or predates their admin membership), the Registry's
+    answer: it shows a user only the platforms they own or administer."""
+    if can_manage_fast(identity, platform_id):
+        return True
+    if identity.auth_type != "session" or not identity.user_id:
+        return False
+    binding = ctx.bindings.get("registry")
+    if binding is None:
+        return False
+    try:
+        resp = await binding.request("GET", f"/{platform_id}/status", headers=identity.to_headers())
+    except UpstreamError:
+        return False
+    return resp.status == 200
+
+
+async def require_manage(ctx: ServiceContext, identity: Identity, platform_id: str) -> None:
     if identity.auth_type == "anonymous":
         raise NNOError(401, "UNAUTHORIZED", "Authentication required")
-    if not can_manage(identity, platform_id):
+    if not await can_manage(ctx, identity, platform_id):
         raise NNOError(403, "FORBIDDEN", "Only NNO services, operators or this platform's admins may do this")
 
 
@@ -103,7 +122,7 @@ async def get_job(ctx: ServiceContext, identity: Identity, job_id: str) -> Provi
     async with ctx.db.session() as s:
         job = await s.get(ProvisionJob, job_id)
     # A job the caller may not see answers exactly like a job that does not exist.
-    if job is None or not can_manage(identity, job.platform_id):
+    if job is None or not await can_manage(ctx, identity, job.platform_id):
         if identity.auth_type == "anonymous":
             raise NNOError(401, "UNAUTHORIZED", "Authentication required")
         raise NNOError(404, "NOT_FOUND", f"Job {job_id} not found")
@@ -123,7 +142,7 @@ async def list_jobs(
     if platform_id is None:
         require_privileged(identity)
     else:
-        require_manage(identity, platform_id)
+        await require_manage(ctx, identity, platform_id)
     if status is not None and status not in J.JOB_STATES:
         raise NNOError(400, "VALIDATION_ERROR", f"status must be one of {', '.join(J.JOB_STATES)}",
                        {"field": "status"})

@@ -76,8 +76,8 @@ async def deprovision_platform(body: DeprovisionPlatformRequest, request: Reques
 @router.post("/feature/activate", status_code=202, response_model=JobAccepted)
 async def activate_feature(body: FeatureActivateRequest, request: Request,
                            identity: Identity = Depends(get_identity)) -> JSONResponse:
-    service.require_manage(identity, body.platformId)
     ctx = _ctx(request)
+    await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, body.platformId)
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_FEATURE", platform_id=body.platformId,
@@ -90,8 +90,8 @@ async def activate_feature(body: FeatureActivateRequest, request: Request,
 @router.post("/feature/deactivate", status_code=202, response_model=JobAccepted)
 async def deactivate_feature(body: FeatureDeactivateRequest, request: Request,
                              identity: Identity = Depends(get_identity)) -> JSONResponse:
-    service.require_manage(identity, body.platformId)
     ctx = _ctx(request)
+    await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, body.platformId)
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_FEATURE", platform_id=body.platformId,
@@ -104,8 +104,8 @@ async def deactivate_feature(body: FeatureDeactivateRequest, request: Request,
 @router.post("/stack/activate", status_code=202, response_model=JobAccepted)
 async def activate_stack(body: StackActivateRequest, request: Request,
                          identity: Identity = Depends(get_identity)) -> JSONResponse:
-    service.require_manage(identity, body.platformId)
     ctx = _ctx(request)
+    await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, body.platformId)
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
@@ -118,8 +118,8 @@ async def activate_stack(body: StackActivateRequest, request: Request,
 @router.post("/stack/deactivate", status_code=202, response_model=JobAccepted)
 async def deactivate_stack(body: StackDeactivateRequest, request: Request,
                            identity: Identity = Depends(get_identity)) -> JSONResponse:
-    service.require_manage(identity, body.platformId)
     ctx = _ctx(request)
+    await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, body.platformId)
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_STACK", platform_id=body.platformId,

@@ -24,6 +24,7 @@ def bootstrap(
         help="The installation's static service key (AUTH_API_KEY).",
     ),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    login: bool = typer.Option(False, "--login", help="Also sign this terminal in as the new operator."),
     as_json: bool = json_option(),
 ) -> None:
     """Create the first operator (member of the nno-operator organization)."""
@@ -44,12 +45,25 @@ def bootstrap(
     body = {"email": email, "password": password, "name": name or email.split("@", 1)[0]}
     from nno.cli.client import APIClient
 
-    with APIClient(state(ctx).api_url()) as client:
+    base = state(ctx).api_url()
+    with APIClient(base) as client:
         answer = client.post(BOOTSTRAP, json=body, token=service_key)
+    answer = answer if isinstance(answer, dict) else {}
+    user: dict[str, Any] = answer["user"] if isinstance(answer.get("user"), dict) else {}
+    if login and answer.get("token"):
+        from nno.cli import credentials
+        from nno.cli.state import IAM as IAM_PATH
+
+        credentials.save({"token": answer["token"], "refreshToken": None, "email": user.get("email", email),
+                          "platformId": None, "role": "nno-operator", "expiresAt": answer.get("expiresAt"),
+                          "apiUrl": base, "iamUrl": base + IAM_PATH})
     if as_json:
         print_json(answer)
         return
-    answer = answer if isinstance(answer, dict) else {}
-    user: dict[str, Any] = answer["user"] if isinstance(answer.get("user"), dict) else answer
-    success(f"Operator {user.get('email', email)} created ({user.get('id') or user.get('userId') or 'new user'})")
-    typer.echo(f"Sign in with: nno --api-url {state(ctx).api_url()} login")
+    org: dict[str, Any] = answer["organization"] if isinstance(answer.get("organization"), dict) else {}
+    success(f"Operator {user.get('email', email)} created ({user.get('id', '?')}) in organization "
+            f"{org.get('slug', 'nno-operators')}")
+    if login:
+        typer.echo(f"Signed in as {user.get('email', email)}.")
+    else:
+        typer.echo(f"Sign in with: nno --api-url {base} login")

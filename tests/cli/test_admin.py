@@ -1,0 +1,57 @@
+"""`nno admin bootstrap`: the first operator of a new installation."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import SERVICE_KEY, assert_clean_failure, parse_json
+
+PASSWORD = "operator-password-123"
+
+
+def test_bootstrap_creates_the_first_operator_and_can_sign_in(live_server, nno, nno_home):
+    result = nno("admin", "bootstrap", "--email", "op@example.com", "--password-stdin", "--login",
+                 env={"AUTH_API_KEY": SERVICE_KEY}, input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].startswith("✔ Operator op@example.com created (")
+    assert "nno-operators" in result.stdout
+
+    who = parse_json(nno("whoami", "--json"))
+    assert who["email"] == "op@example.com" and who["role"] == "nno-operator"
+
+    # The operator signs in with the password too.
+    signed = live_server.http.post("/api/v1/iam/api/auth/sign-in/email",
+                                   json={"email": "op@example.com", "password": PASSWORD})
+    assert signed.status_code == 200, signed.text
+
+    again = nno("admin", "bootstrap", "--email", "op2@example.com", "--password-stdin",
+                env={"AUTH_API_KEY": SERVICE_KEY}, input=PASSWORD + "\n")
+    message = assert_clean_failure(again, exit_code=1)
+    assert "ALREADY_BOOTSTRAPPED" in message and "request id" in message
+
+
+def test_bootstrap_prompts_for_the_password_twice(live_server, nno):
+    result = nno("admin", "bootstrap", "--email", "prompted@example.com", "--service-key", SERVICE_KEY, "--json",
+                 input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout[result.stdout.index("{"):])
+    assert answer["user"]["email"] == "prompted@example.com"
+    assert answer["organization"]["slug"] == "nno-operators" and answer["token"]
+
+
+def test_bootstrap_needs_the_service_key(live_server, nno):
+    missing = nno("admin", "bootstrap", "--email", "x@example.com", "--password-stdin", input=PASSWORD + "\n")
+    assert "--service-key" in assert_clean_failure(missing, exit_code=2)
+    wrong = nno("admin", "bootstrap", "--email", "x@example.com", "--password-stdin",
+                "--service-key", "not-the-key", input=PASSWORD + "\n")
+    message = assert_clean_failure(wrong)
+    assert "request id" in message
+    assert live_server.http.get("/api/v1/iam/api/nno/bootstrap",
+                                headers=live_server.service()).json() == {"bootstrapped": False}
+
+
+def test_bootstrap_weak_password_is_refused_with_the_server_message(live_server, nno):
+    result = nno("admin", "bootstrap", "--email", "weak@example.com", "--password-stdin",
+                 env={"AUTH_API_KEY": SERVICE_KEY}, input="abc\n")
+    message = assert_clean_failure(result, exit_code=1)
+    assert message.startswith("error: ") and "request id" in message

@@ -148,6 +148,7 @@ async def test_console_pages_site(provider: LocalProvider, at: At, core: Core) -
     assert (await client.post("/", content=b"x")).status_code == 405
     # Without a registry answer the page shows the status it was published with.
     core.bindings.add(ASGIBinding("registry", _fake_registry({})))
+    core.context("edge").extras["router"].forget()  # the status is cached for a couple of seconds
     assert 'data-status="provisioning"' in (await client.get("/")).text
 
 
@@ -196,6 +197,7 @@ async def test_sweep_drops_workers_changed_by_another_process(provider: LocalPro
         await s.execute(delete(Worker).where(Worker.name == other))
     assert sorted(await host.sweep()) == sorted([name, other])
     assert host.live() == {}
+    core.context("edge").extras["router"].forget()  # as when the route cache's TTL has passed
     assert (await at(f"echo.svc.default.{P1}.nno.localhost").get("/")).status_code == 200
     assert host.live() == {name: "elsewhere"}
 

@@ -31,9 +31,10 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
     cloud = LocalCloud(ctx.settings, db=ctx.db)
     host = WorkerHost(cloud, ctx.settings)
     router = EdgeRouter(cloud, host, ctx.bindings, ctx.settings.base_domain)
-    unsubscribe = cloud.subscribe(host.invalidate)
+    unsubscribe = cloud.subscribe(router.changed)
     ctx.extras["cloud"] = cloud
     ctx.extras["worker_host"] = host
+    ctx.extras["router"] = router
 
     sweeper: list[asyncio.Task[None]] = []
 

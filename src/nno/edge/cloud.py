@@ -67,8 +67,9 @@ def state_database(settings: Settings) -> Database:
     return Database(sqlite_url(cloud_root(settings) / "cloud.db"))
 
 
-# In-process listeners (the edge router) told when a Worker goes away or changes, keyed by the state
-# database they watch. Another process's edge notices on its next request (the version check).
+# In-process listeners (the edge router) told when a Worker, Pages project or hostname changes, keyed
+# by the state database they watch. An edge in another process notices within its route-cache TTL,
+# on the next request's version check, or at its periodic sweep.
 _listeners: dict[str, set[Callable[[str], None]]] = {}
 _migrated: set[str] = set()
 _migrate_lock = asyncio.Lock()
@@ -122,17 +123,17 @@ class LocalCloud:
             await self.db.dispose()
 
     def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Call `callback(worker_name)` when a Worker is deleted or redeployed in this process."""
+        """Call `callback(name)` when a Worker, Pages project or hostname changes in this process."""
         listeners = _listeners.setdefault(_db_key(self.db), set())
         listeners.add(callback)
         return lambda: listeners.discard(callback)
 
-    def _notify(self, worker: str) -> None:
+    def _notify(self, name: str) -> None:
         for callback in list(_listeners.get(_db_key(self.db), ())):
             try:
-                callback(worker)
+                callback(name)
             except Exception:  # a listener's failure must not fail the provider call
-                log.exception("cloud_listener_failed", worker=worker)
+                log.exception("cloud_listener_failed", name=name)
 
     # ---- paths -----------------------------------------------------------------------------
     def d1_path(self, name: str) -> Path:
@@ -279,8 +280,7 @@ class LocalCloud:
                 )
                 s.add(row)
                 ref = self._worker_ref(row, True)
-        if not ref.created:
-            self._notify(name)  # redeployed: an edge holding the old instance replaces it
+        self._notify(name)  # new or redeployed: an edge drops what it cached for this name
         return ref
 
     @staticmethod
@@ -369,6 +369,7 @@ class LocalCloud:
                 raise CloudError(f"Pages project {name} belongs to another platform", status=409)
             elif changed:
                 row.deployment_id, row.updated_at = str(uuid.uuid4()), now
+        self._notify(name)
         return CloudResource("pages", name, row.id, created, {"path": str(directory),
                                                              "deploymentId": row.deployment_id})
 
@@ -378,6 +379,7 @@ class LocalCloud:
         async with self.db.session() as s:
             await s.execute(delete(PagesProject).where(PagesProject.name == name))
         await asyncio.to_thread(shutil.rmtree, self.pages_path(name), True)
+        self._notify(name)
 
     # ---- DNS -------------------------------------------------------------------------------
     def _check_hostname(self, hostname: str) -> str:
@@ -407,6 +409,7 @@ class LocalCloud:
                 raise CloudError(f"hostname {host} belongs to another platform", status=409)
             elif row.target != target:
                 row.target, row.updated_at = target, now
+        self._notify(host)
         return CloudResource("dns", host, row.id, created, {"target": target})
 
     async def delete_dns(self, hostname: str) -> None:
@@ -414,6 +417,7 @@ class LocalCloud:
         await self.ready()
         async with self.db.session() as s:
             await s.execute(delete(DNSRecord).where(DNSRecord.hostname == host))
+        self._notify(host)
 
     async def lookup_host(self, host: str) -> DNSRecord | None:
         async with self.db.session() as s:

@@ -10,6 +10,7 @@ app `{name}`. The row's target is a Worker (dispatched to its live ASGI instance
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -42,6 +43,12 @@ async def _send_envelope(send: Send, status: int, code: str, message: str, reque
     await send({"type": "http.response.body", "body": body})
 
 
+Resolved = tuple[Worker | PagesProject | None, str | None]
+ROUTE_TTL_S = 2.0  # how long another process's DNS/deploy change may take to show (in-process: at once)
+STATUS_TTL_S = 2.0
+MAX_CACHED_ROUTES = 10_000
+
+
 class EdgeRouter:
     def __init__(self, cloud: LocalCloud, host: WorkerHost, bindings: Bindings, base_domain: str) -> None:
         self.cloud = cloud
@@ -49,6 +56,18 @@ class EdgeRouter:
         self.bindings = bindings
         self.base = base_domain.lower().strip(".")
         self.suffix = "." + self.base
+        self._routes: dict[str, tuple[float, Resolved]] = {}
+        self._statuses: dict[str, tuple[float, str | None]] = {}
+
+    def changed(self, name: str) -> None:
+        """A Worker, Pages project or hostname changed in this process: forget cached routes."""
+        self.forget()
+        self.workers.invalidate(name)
+
+    def forget(self) -> None:
+        """Drop the short-lived route and platform-status caches."""
+        self._routes.clear()
+        self._statuses.clear()
 
     # ---- resolution ------------------------------------------------------------------------
     def candidates(self, host: str) -> list[str]:
@@ -64,8 +83,19 @@ class EdgeRouter:
             out += [f"{name}.svc.default.{pid}{self.suffix}", f"{name}.app.default.{pid}{self.suffix}"]
         return out
 
-    async def resolve(self, host: str) -> tuple[Worker | PagesProject | None, str | None]:
+    async def resolve(self, host: str) -> Resolved:
         """(target, its name); (None, name) when the host resolves to something not deployed."""
+        now = time.monotonic()
+        cached = self._routes.get(host)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        resolved = await self._resolve(host)
+        if len(self._routes) >= MAX_CACHED_ROUTES:
+            self._routes.clear()
+        self._routes[host] = (now + ROUTE_TTL_S, resolved)
+        return resolved
+
+    async def _resolve(self, host: str) -> Resolved:
         candidates = self.candidates(host)
         if not candidates:
             return None, None
@@ -149,6 +179,17 @@ class EdgeRouter:
                 await _send_envelope(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
 
     async def _live_status(self, platform_id: str) -> str | None:
+        now = time.monotonic()
+        cached = self._statuses.get(platform_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        status = await self._fetch_status(platform_id)
+        if len(self._statuses) >= MAX_CACHED_ROUTES:
+            self._statuses.clear()
+        self._statuses[platform_id] = (now + STATUS_TTL_S, status)
+        return status
+
+    async def _fetch_status(self, platform_id: str) -> str | None:
         registry = self.bindings.get("registry")
         if registry is None or not platform_id:
             return None

@@ -133,9 +133,15 @@ async def test_feature_activations_and_the_starter_limit(
                                    headers=service_headers), 404)
 
 
-async def test_build_state(client: httpx.AsyncClient, service_headers: dict[str, str],
-                           create_platform: Callable[..., Awaitable[dict[str, Any]]]) -> None:
-    pid = (await create_platform())["id"]
+async def test_build_state_and_the_audit_log(
+        client: httpx.AsyncClient, core: Core, service_headers: dict[str, str],
+        create_platform: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    built = (await create_platform())["id"]
+    await _build_state(client, service_headers, built)
+    await _audit_log(client, core, service_headers, (await create_platform())["id"])
+
+
+async def _build_state(client: httpx.AsyncClient, service_headers: dict[str, str], pid: str) -> None:
     put = await client.put(f"{P}/{pid}/build-state", headers=service_headers,
                            json={"repoFullName": f"nno/nno-platform-{pid}", "lastBuildStatus": "building"})
     assert put.status_code == 200, put.text
@@ -149,10 +155,8 @@ async def test_build_state(client: httpx.AsyncClient, service_headers: dict[str,
     assert [b["environment"] for b in read["data"]] == ["prod"]
 
 
-async def test_audit_log_pages_newest_first_and_is_append_only(
-        client: httpx.AsyncClient, core: Core, service_headers: dict[str, str],
-        create_platform: Callable[..., Awaitable[dict[str, Any]]]) -> None:
-    pid = (await create_platform())["id"]
+async def _audit_log(client: httpx.AsyncClient, core: Core, service_headers: dict[str, str], pid: str) -> None:
+    """Newest first, cursor-paged, and append-only in the database itself."""
     for i in range(4):
         await client.patch(f"{P}/{pid}", json={"name": f"Name {i}"}, headers=service_headers)
     first = (await client.get(f"{P}/{pid}/audit", params={"limit": 2}, headers=service_headers)).json()

@@ -115,6 +115,13 @@ async def test_stacks(client: httpx.AsyncClient, service_headers: dict[str, str]
         ({"name": "x"}, 400, "VALIDATION_ERROR"),
     ):
         assert_error(await client.post(f"{P}/{pid}/stacks", json=body, headers=h), status, code)
+    # Another platform's tenant is as unknown here as a made-up one.
+    foreign = (await create_platform())["id"]
+    foreign_tenant = (await client.get(f"{P}/{foreign}/tenants", headers=service_headers)).json()["data"][0]
+    assert_error(await client.post(f"{P}/{pid}/stacks", json={"tenantId": foreign_tenant["id"], "name": "x"},
+                                   headers=service_headers), 404, "NOT_FOUND")
+    assert_error(await client.get(f"{P}/{pid}/tenants/{foreign_tenant['id']}", headers=service_headers), 404)
+    assert_error(await client.get(f"{P}/{foreign}/stacks", headers=h), 404)
     assert (await client.get(f"{P}/{pid}/stacks", headers=h)).json()["pagination"]["total"] == 2
 
     renamed = await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"name": "insights"}, headers=h)

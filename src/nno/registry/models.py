@@ -75,6 +75,15 @@ class Platform(Base):
     )
 
 
+class PlatformStatusCount(Base):
+    """How many platforms are in each status, kept in the same transaction as every create and
+    transition, so the unfiltered list's `total` is a constant-time read instead of a full count."""
+
+    __tablename__ = "platform_status_counts"
+    status: Mapped[str] = mapped_column(String(24), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Entity(Base):
     """A tenant (`parent_id` NULL) or a sub-tenant (one level below a tenant)."""
 

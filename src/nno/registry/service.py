@@ -28,7 +28,16 @@ from nno.registry.schemas import (
     TenantCreate,
     TenantUpdate,
 )
-from nno.registry.store import TENANT_LIMITS, RegistryBase, audit, lock_platform, new_platform_id, page
+from nno.registry.store import (
+    TENANT_LIMITS,
+    RegistryBase,
+    audit,
+    lock_platform,
+    new_platform_id,
+    page,
+    platform_total,
+    shift_status_count,
+)
 
 DEFAULT_TENANT_SLUG = "default"
 # Fields of a platform only operators and services may change (billing, CLI Service, ownership).
@@ -76,6 +85,7 @@ async def insert_platform(
     for row in (platform, tenant, stack):
         s.add(row)
         await s.flush()
+    await shift_status_count(s, None, platform.status)
     audit(s, access, platform_id=platform.id, action="platform.create", target_type="platform",
           target_id=platform.id, after=serialize.platform(platform), at=now)
     audit(s, access, platform_id=platform.id, action="entity.create", target_type="entity", target_id=tenant.id,
@@ -109,8 +119,11 @@ class PlatformService(RegistryBase):
                 raise NNOError(400, "VALIDATION_ERROR", "Unknown platform status",
                                {"field": "status", "allowed": list(lifecycle.STATUSES)})
             where.append(Platform.status == status)
+        # Operators and services list everything: the counters give the exact total without a full count.
+        total = platform_total(status) if access.privileged else None
         async with self.db.session() as s:
-            return await page(s, Platform, where, limit=limit, cursor=cursor, serialize=serialize.platform)
+            return await page(s, Platform, where, limit=limit, cursor=cursor, serialize=serialize.platform,
+                              total_stmt=total)
 
     async def create_platform(self, access: Access, body: PlatformCreate) -> dict[str, Any]:
         access.require_authenticated()
@@ -225,6 +238,7 @@ class PlatformService(RegistryBase):
             p.deleted_at = now
         p.status = decision.target
         p.updated_at = now
+        await shift_status_count(s, before, p.status)
         s.add(LifecycleEvent(id=new_id(), platform_id=p.id, from_status=before, to_status=p.status, action=action,
                              reason=reason, actor_type=access.actor_type, actor_id=access.actor_id,
                              request_id=request_id_var.get(), created_at=now))

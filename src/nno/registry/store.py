@@ -19,7 +19,7 @@ from nno.kernel.kv import KeyValueStore
 from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
 from nno.kernel.service import ServiceContext
 from nno.registry.access import Access
-from nno.registry.models import AuditLog, Platform
+from nno.registry.models import AuditLog, Platform, PlatformStatusCount
 
 log = structlog.get_logger("nno.registry")
 
@@ -49,8 +49,10 @@ async def page(
     cursor: str | None,
     serialize: Callable[[Any], dict[str, Any]],
     newest_first: bool = False,
+    total_stmt: Select[Any] | None = None,
 ) -> dict[str, Any]:
-    """One page of `model` rows matching `where`, keyset-ordered by (created_at, id)."""
+    """One page of `model` rows matching `where`, keyset-ordered by (created_at, id). `total_stmt`
+    replaces the count(*) over `where` when a cheaper exact total exists."""
     size = check_limit(limit)
     key = tuple_(model.created_at, model.id)
     stmt: Select[Any] = select(model).where(*where)
@@ -68,7 +70,9 @@ async def page(
     rows = list((await session.execute(stmt.limit(size + 1))).scalars().all())
     has_more = len(rows) > size
     rows = rows[:size]
-    total = await session.scalar(select(func.count()).select_from(model).where(*where))
+    if total_stmt is None:
+        total_stmt = select(func.count()).select_from(model).where(*where)
+    total = await session.scalar(total_stmt)
     next_cursor = encode_cursor({"c": rows[-1].created_at, "i": rows[-1].id}) if has_more and rows else None
     return {
         "data": [serialize(r) for r in rows],
@@ -126,6 +130,20 @@ async def lock_platform(session: AsyncSession, platform_id: str) -> Platform:
         )
     ).scalar_one()
     return row
+
+
+async def shift_status_count(session: AsyncSession, from_status: str | None, to_status: str) -> None:
+    """Move one platform between status counters. Rows are updated in name order so concurrent
+    transitions (each already holding its platform's row lock) never wait on each other in a cycle."""
+    deltas = {to_status: 1} if from_status is None else {from_status: -1, to_status: 1}
+    for status in sorted(deltas):
+        await session.execute(update(PlatformStatusCount).where(PlatformStatusCount.status == status)
+                              .values(count=PlatformStatusCount.count + deltas[status]))
+
+
+def platform_total(status: str | None) -> Select[Any]:
+    stmt = select(func.coalesce(func.sum(PlatformStatusCount.count), 0))
+    return stmt.where(PlatformStatusCount.status == status) if status is not None else stmt
 
 
 class RegistryBase:

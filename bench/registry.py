@@ -51,7 +51,8 @@ async def load(db: Database, platforms: int, tenants: int) -> None:
             INSERT INTO platforms (id, name, slug, status, tier, class, owner_user_id, created_at, updated_at)
             SELECT lpad(g::text, 10, '0'), 'Platform ' || g, 'p-' || g,
                    ({statuses})[1 + g % 7], (ARRAY['starter','growth','scale'])[1 + g % 3], 'platform',
-                   'u' || lpad((g % (:platforms / 2))::text, 9, '0'), CAST(:base AS bigint) + g * 1000, CAST(:base AS bigint) + g * 1000
+                   'u' || lpad((g % (:platforms / 2))::text, 9, '0'),
+                   CAST(:base AS bigint) + g * 1000, CAST(:base AS bigint) + g * 1000
             FROM generate_series(1, :platforms) AS g"""), {"platforms": platforms, "base": BASE_MS})
         await conn.execute(text("""
             INSERT INTO entities (id, platform_id, parent_id, type, name, slug, status, created_at, updated_at)
@@ -61,7 +62,8 @@ async def load(db: Database, platforms: int, tenants: int) -> None:
                                                          "base": BASE_MS})
         # What creates and transitions keep up to date one row at a time, set once for the bulk load.
         await conn.execute(text("""
-            UPDATE platform_status_counts c SET count = (SELECT count(*) FROM platforms p WHERE p.status = c.status)"""))
+            UPDATE platform_status_counts c
+            SET count = (SELECT count(*) FROM platforms p WHERE p.status = c.status)"""))
         loaded = time.perf_counter() - t0
     # VACUUM (outside a transaction) sets the visibility map, as autovacuum would after a bulk load,
     # so the planner may answer counts from the indexes alone.

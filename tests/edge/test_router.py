@@ -140,6 +140,7 @@ async def test_console_pages_site(provider: LocalProvider, at: At, core: Core) -
         assert resp.headers["content-type"].startswith("text/html")
         assert "Acme &lt;b&gt;Corp&lt;/b&gt;" in resp.text and "<b>Corp" not in resp.text
         assert 'data-status="active"' in resp.text  # refreshed from the registry at request time
+        assert resp.headers["x-content-type-options"] == "nosniff" and resp.headers["x-frame-options"] == "DENY"
     client = at(f"{P1}.nno.localhost")
     assert (await client.get("/index.html")).status_code == 200
     assert (await client.head("/")).content == b""

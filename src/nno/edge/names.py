@@ -33,4 +33,5 @@ def host_without_port(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):  # IPv6 literal, never an edge host
         return host
-    return host.rsplit(":", 1)[0] if ":" in host else host
+    host = host.rsplit(":", 1)[0] if ":" in host else host
+    return host[:-1] if host.endswith(".") else host  # the absolute form names the same host

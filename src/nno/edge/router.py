@@ -31,6 +31,7 @@ log = structlog.get_logger("nno.edge")
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
 ]
 

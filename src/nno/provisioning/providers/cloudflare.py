@@ -466,7 +466,7 @@ class CloudflareProvider:
             async for db in client.d1.database.list(account_id=account, name=platform_id):
                 if (db.name or "").startswith(prefix):
                     out.append(ResourceRef("d1", str(db.name), str(db.uuid), False))
-            page = await client.r2.buckets.list(account_id=account, name_contains=platform_id)
+            page = await client.r2.buckets.list(account_id=account, name_contains=platform_id, per_page=1000)
             for bucket in page.buckets or []:
                 if (bucket.name or "").startswith(prefix):
                     out.append(ResourceRef("r2", str(bucket.name), str(bucket.name), False))

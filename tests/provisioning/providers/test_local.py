@@ -127,8 +127,10 @@ async def test_worker_rejects_unknown_code_and_missing_bindings(provider: LocalP
     assert await provider.list_platform_resources(P1) == []
 
 
-@pytest.mark.skipif(AUTH_APP_AVAILABLE, reason="IAM's auth_app is installed")
-async def test_auth_worker_fails_clearly_without_iam_auth_app(provider: LocalProvider) -> None:
+async def test_auth_worker_fails_clearly_without_iam_auth_app(
+    provider: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nno.edge.workers.AUTH_MODULE", "nno.iam.auth_app_not_installed")
     await provider.ensure_d1(f"{P1}-default-auth-db")
     with pytest.raises(ProviderError) as err:
         await provider.ensure_worker(f"{P1}-default-auth", kind="auth", platform_id=P1,

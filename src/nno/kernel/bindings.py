@@ -123,6 +123,53 @@ def _encode_body(json: Any, content: bytes | None, headers: dict[str, str]) -> b
     return content or b""
 
 
+class _InFlight:
+    """One in-process call waiting for its response to start."""
+
+    __slots__ = ("deadline", "expired", "started", "task")
+
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.started = False
+        self.expired = False
+
+
+class _Watchdog:
+    """Enforces the in-process timeout with one periodic timer per binding instead of a timer per
+    call: the gateway's hot path then allocates no timer handle per request (a cancelled handle
+    lingers in the loop's heap until its 30 s deadline). Precision: a quarter of the timeout, at
+    most half a second."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.tick_s = min(timeout_s / 4, 0.5)
+        self.calls: set[_InFlight] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def watch(self) -> _InFlight:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        call = _InFlight(task, loop.time() + self.timeout_s)
+        self.calls.add(call)
+        if self._handle is None or self._loop is not loop:
+            self._loop = loop
+            self._handle = loop.call_later(self.tick_s, self._tick)
+        return call
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for call in [c for c in self.calls if c.deadline <= now]:
+            self.calls.discard(call)
+            if not call.started and not call.task.done():
+                call.expired = True
+                call.task.cancel()
+        self._handle = self._loop.call_later(self.tick_s, self._tick) if self.calls else None
+
+
 @dataclass
 class ASGIBinding:
     """In-process dispatch to a service's ASGI app."""
@@ -131,6 +178,7 @@ class ASGIBinding:
     app: ASGIApp
     timeout_s: float = 30.0
     _closed: bool = field(default=False, repr=False)
+    _watchdog: _Watchdog | None = field(default=None, repr=False)
 
     async def forward(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         # `path` is percent-encoded as on the wire (so an encoded `?` or `%` stays data); the ASGI
@@ -148,24 +196,28 @@ class ASGIBinding:
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The timeout covers the wait for the response to start; a started stream may run long.
         # Runs in the caller's task (no extra task per call: this is the gateway's hot path).
-        started = False
-        deadline = asyncio.timeout(self.timeout_s)
+        if self._watchdog is None or self._watchdog.timeout_s != self.timeout_s:
+            self._watchdog = _Watchdog(self.timeout_s)
+        watchdog = self._watchdog
+        call = watchdog.watch()
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if not started and message["type"] == "http.response.start":
-                started = True
-                deadline.reschedule(None)
+            if not call.started and message["type"] == "http.response.start":
+                call.started = True
+                watchdog.calls.discard(call)
             await send(message)
 
         try:
-            async with deadline:
-                await self.app(scope, receive, tracking_send)
-        except TimeoutError as exc:
-            if deadline.expired() and not started:
-                raise UpstreamError(504, f"service {self.name} did not answer within {self.timeout_s:g}s") from exc
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if call.expired:
+                call.task.uncancel()
+                raise UpstreamError(504, f"service {self.name} did not answer within {self.timeout_s:g}s") from None
             raise
-        if not started and deadline.expired():  # the app swallowed the cancellation
+        finally:
+            watchdog.calls.discard(call)
+        if call.expired and not call.started:  # the app swallowed the cancellation
+            call.task.uncancel()
             raise UpstreamError(504, f"service {self.name} did not answer within {self.timeout_s:g}s")
 
     async def request(

@@ -4,11 +4,9 @@ as X-Request-Id on the response, and forwarded upstream as X-Nno-Request-Id (by 
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nno.gateway.headers import valid_request_id
+from nno.gateway.headers import new_request_id, valid_request_id
 from nno.gateway.state import get_state
 from nno.kernel.context import request_id_var
 
@@ -30,7 +28,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or str(uuid.uuid4())
+        request_id = incoming_request_id(scope) or new_request_id()
         get_state(scope).request_id = request_id
         echoed = (_HEADER, request_id.encode("ascii"))
 

@@ -1,0 +1,262 @@
+"""Gateway overhead benchmark (run by hand, not in CI).
+
+One authenticated request through the gateway's full pipeline (all ten middlewares, a cached session
+lookup, the platform-status check, in-process dispatch) to a trivial service route, against the same
+route on the bare service app, in the same run, printed as a ratio:
+
+1. in-process: both ASGI apps driven directly by a minimal ASGI caller, many concurrent requests;
+2. over HTTP: each app under uvicorn on loopback (a subprocess each), driven by an aiohttp client.
+
+Target: in-process, the full pipeline keeps at least 85% of the bare route's throughput.
+
+    .venv/bin/python bench/gateway.py [--requests 20000] [--concurrency 50] [--rounds 3] [--no-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from nno.gateway.app import create_gateway
+from nno.kernel.bindings import ASGIBinding, Bindings
+from nno.kernel.config import Settings
+from nno.kernel.kv import MemoryKV
+from nno.kernel.logging import configure_logging
+from nno.kernel.service import create_service_app, wrap_service
+
+SERVICE_KEY = "bench-service-key-0123456789abcdef"
+SESSION_TOKEN = "bench-session-token-" + "x" * 24
+BARE_PATH = "/ping"
+GATEWAY_PATH = "/api/v1/provisioning/ping"
+
+
+def service_app() -> Any:
+    app = create_service_app("bench", title="bench")
+
+    @app.get("/ping")
+    async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    return wrap_service(app)
+
+
+def fake_iam() -> Any:
+    app = create_service_app("iam", title="iam")
+
+    @app.get("/api/nno/session")
+    async def session() -> dict[str, Any]:
+        return {"userId": "u1", "email": "a@example.com", "role": "platform-admin", "platformId": "p1",
+                "activeOrganizationId": None, "expiresAt": 0, "sessionId": "s1", "permissions": []}
+
+    return wrap_service(app)
+
+
+def build_apps(tmp: Path) -> tuple[Any, Any]:
+    """(bare service app, gateway in front of the same app)."""
+    settings = Settings(auth_api_key=SERVICE_KEY, data_dir=tmp, rate_limit="1000000000/60s",
+                        redis_url=None, database_url=None)
+    bare = service_app()
+    bindings = Bindings()
+    bindings.add(ASGIBinding("provisioning", bare))
+    bindings.add(ASGIBinding("iam", fake_iam()))
+    kv = MemoryKV()
+    gateway = create_gateway(settings, bindings, kv)
+    kv._data["platform-status:p1"] = ("active", None)
+    return bare, gateway
+
+
+def quiet_logging() -> None:
+    """The production JSON log config, written to /dev/null (the rendering cost stays in)."""
+    configure_logging("info", json=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=open(os.devnull, "w")))
+
+
+# --- in-process -------------------------------------------------------------------------------
+
+HEADERS = [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*"),
+           (b"authorization", f"Bearer {SESSION_TOKEN}".encode())]
+
+
+async def call(app: Any, path: str) -> int:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": HEADERS, "client": ("127.0.0.1", 5000), "server": ("bench", 80)}
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def drive(app: Any, path: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    """(requests per second, latencies in seconds)."""
+    latencies: list[float] = []
+    per_worker = requests // concurrency
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            t0 = time.perf_counter()
+            status = await call(app, path)
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                raise RuntimeError(f"{path} answered {status}")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - start), latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def report(label: str, bare: tuple[float, list[float]], full: tuple[float, list[float]]) -> float:
+    ratio = full[0] / bare[0]
+    print(f"\n{label}")
+    print(f"  {'':10} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
+    for name, (rps, lat) in (("bare", bare), ("gateway", full)):
+        print(f"  {name:10} {rps:10.0f} {pct(lat, 0.5):9.3f} {pct(lat, 0.99):9.3f}")
+    print(f"  gateway/bare throughput ratio: {ratio:.3f}  (pipeline cost {(1 - ratio) * 100:.1f}%)")
+    per_req_us = (1 / full[0] - 1 / bare[0]) * 1e6
+    print(f"  added CPU time per request: {per_req_us:.1f} us")
+    return ratio
+
+
+async def in_process(requests: int, concurrency: int, rounds: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, gateway = build_apps(Path(tmp))
+        assert await call(gateway, GATEWAY_PATH) == 200  # warms the session cache
+        await drive(bare, BARE_PATH, requests // 4, concurrency)
+        await drive(gateway, GATEWAY_PATH, requests // 4, concurrency)
+        bare_runs, full_runs = [], []
+        for _ in range(rounds):  # interleaved, so machine noise hits both alike
+            bare_runs.append(await drive(bare, BARE_PATH, requests, concurrency))
+            full_runs.append(await drive(gateway, GATEWAY_PATH, requests, concurrency))
+        best_bare = max(bare_runs, key=lambda r: r[0])
+        best_full = max(full_runs, key=lambda r: r[0])
+        ratios = [f[0] / b[0] for b, f in zip(bare_runs, full_runs, strict=True)]
+        ratio = report(f"in-process ({requests} requests x {rounds} rounds, concurrency {concurrency}; best round)",
+                       best_bare, best_full)
+        print(f"  per-round ratios: {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
+        return ratio
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(which: str, port: int) -> None:
+    import uvicorn
+
+    quiet_logging()
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, gateway = build_apps(Path(tmp))
+        app = gateway if which == "gateway" else bare
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
+
+
+async def _wait_up(url: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def drive_http(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    import aiohttp
+
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {SESSION_TOKEN}"}
+    per_worker = requests // concurrency
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker() -> None:
+            for _ in range(per_worker):
+                t0 = time.perf_counter()
+                async with session.get(url, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"{url} answered {resp.status}")
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(latencies) / (time.perf_counter() - start), latencies
+
+
+async def over_http(requests: int, concurrency: int, rounds: int) -> float:
+    ports = {"bare": _free_port(), "gateway": _free_port()}
+    procs = [subprocess.Popen([sys.executable, __file__, "--serve", which, "--port", str(port)])
+             for which, port in ports.items()]
+    try:
+        bare_url = f"http://127.0.0.1:{ports['bare']}{BARE_PATH}"
+        gw_url = f"http://127.0.0.1:{ports['gateway']}{GATEWAY_PATH}"
+        await _wait_up(bare_url)
+        await _wait_up(gw_url)
+        await drive_http(bare_url, requests // 4, concurrency)
+        await drive_http(gw_url, requests // 4, concurrency)
+        bare_runs, full_runs = [], []
+        for _ in range(rounds):
+            bare_runs.append(await drive_http(bare_url, requests, concurrency))
+            full_runs.append(await drive_http(gw_url, requests, concurrency))
+        return report(f"over HTTP (uvicorn on loopback, aiohttp client; {requests} requests x {rounds} rounds, "
+                      f"concurrency {concurrency}; best round)",
+                      max(bare_runs, key=lambda r: r[0]), max(full_runs, key=lambda r: r[0]))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--http-requests", type=int, default=5000)
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--serve", choices=["bare", "gateway"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+    quiet_logging()
+    ratio = asyncio.run(in_process(args.requests, args.concurrency, args.rounds))
+    print(f"\nin-process target (ratio >= 0.85): {'met' if ratio >= 0.85 else 'NOT met'}")
+    if not args.no_http:
+        asyncio.run(over_http(args.http_requests, args.concurrency, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

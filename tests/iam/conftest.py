@@ -26,9 +26,9 @@ class Account:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def sign_up(client: httpx.AsyncClient, email: str, password: str = PASSWORD, name: str = "Test User"
-                  ) -> Account:
-    resp = await client.post(f"{IAM}/api/auth/sign-up/email", json={"email": email, "password": password,
+async def sign_up(client: httpx.AsyncClient, email: str, password: str = PASSWORD, name: str = "Test User",
+                  prefix: str = IAM) -> Account:
+    resp = await client.post(f"{prefix}/api/auth/sign-up/email", json={"email": email, "password": password,
                                                                     "name": name})
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -66,3 +66,45 @@ def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> 
 @pytest.fixture
 def iam() -> str:
     return IAM
+
+
+async def bootstrap_operator(client: httpx.AsyncClient, service_headers: dict[str, str],
+                             email: str = "root@nno.localhost") -> Account:
+    resp = await client.post(f"{IAM}/api/nno/bootstrap", headers=service_headers,
+                             json={"email": email, "password": PASSWORD, "name": "Root"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return Account(body["user"]["id"], body["user"]["email"], body["token"])
+
+
+async def create_org(client: httpx.AsyncClient, owner: Account, slug: str, name: str | None = None
+                     ) -> dict[str, Any]:
+    resp = await client.post(f"{IAM}/api/auth/organization/create", headers=owner.headers,
+                             json={"name": name or slug.title(), "slug": slug})
+    assert resp.status_code == 201, resp.text
+    return dict(resp.json())
+
+
+async def add_member(client: httpx.AsyncClient, admin: Account, org_id: str, user: Account,
+                     role: str = "member") -> None:
+    resp = await client.post(f"{IAM}/api/auth/organization/add-member", headers=admin.headers,
+                             json={"organizationId": org_id, "userId": user.id, "role": role})
+    assert resp.status_code == 201, resp.text
+
+
+async def outbox(core: Core, to: str) -> list[str]:
+    found = await rows(core, "SELECT body FROM mail_outbox WHERE to_address = :to ORDER BY created_at", to=to)
+    return [r[0] for r in found]
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still argon2id, with test-sized costs: the production parameters cost ~0.2 s a hash, which would
+    dominate the suite on a shared machine."""
+    from argon2 import PasswordHasher
+
+    from nno.iam import security
+
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(security, "_hasher", hasher)
+    monkeypatch.setattr(security, "_DUMMY_HASH", hasher.hash("dummy-password-1"))

@@ -93,7 +93,7 @@ async def revoke(ctx: IAMContext, caller: Caller, key_id: str) -> dict[str, Any]
 async def validate(ctx: IAMContext, caller: Caller, key: str) -> dict[str, Any]:
     now = now_ms()
     reason = "malformed"
-    if API_KEY_RE.match(key):
+    if API_KEY_RE.fullmatch(key):
         async with ctx.db.session() as s:
             row = (await s.execute(select(ApiKey).where(ApiKey.key_hash == token_hash(key)))).scalar_one_or_none()
             if row is None:

@@ -25,7 +25,7 @@ def normalize_email(value: str) -> str:
     except EmailNotValidError as exc:
         local, sep, domain = value.rpartition("@")
         domain = domain.lower()
-        if sep and domain.split(".")[-1] in _LOCAL_DOMAINS and all(_LABEL_RE.match(p) for p in domain.split(".")):
+        if sep and domain.split(".")[-1] in _LOCAL_DOMAINS and all(_LABEL_RE.fullmatch(p) for p in domain.split(".")):
             try:
                 checked = validate_email(f"{local}@example.com", check_deliverability=False)
             except EmailNotValidError:
@@ -35,12 +35,23 @@ def normalize_email(value: str) -> str:
 
 
 def check_permission(value: str) -> str:
-    if len(value) > 200 or not PERMISSION_RE.match(value):
+    if len(value) > 200 or not PERMISSION_RE.fullmatch(value):
         raise ValueError("permission keys look like '{featureId}:{action}', e.g. 'billing:read'")
     return value
 
 
+_WILDCARD_RE = re.compile(r"^[a-z][a-z0-9-]*:\*$")
+
+
+def check_role_permission(value: str) -> str:
+    """Role mappings may also hold wildcards: `*` (everything) or `{featureId}:*`."""
+    if value == "*" or _WILDCARD_RE.fullmatch(value):
+        return value
+    return check_permission(value)
+
+
 Email = Annotated[str, AfterValidator(normalize_email)]
+RolePermissionKey = Annotated[str, AfterValidator(check_role_permission)]
 PermissionKey = Annotated[str, AfterValidator(check_permission)]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$")]
 OrgName = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
@@ -154,7 +165,7 @@ class LeaveOrgBody(Body):
 class RoleUpsertBody(Body):
     orgId: Id
     role: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    permissions: Annotated[list[PermissionKey | Literal["*"]], Field(max_length=500)]
+    permissions: Annotated[list[RolePermissionKey], Field(max_length=500)]
 
 
 class GrantCreateBody(Body):

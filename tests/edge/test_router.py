@@ -129,7 +129,7 @@ async def test_redeploy_replaces_and_delete_disposes_the_instance(
 
 async def test_console_pages_site(provider: LocalProvider, at: At, core: Core) -> None:
     site = {"platformId": P1, "name": "Acme <b>Corp</b>", "status": "provisioning",
-            "authUrl": f"http://auth.svc.default.{P1}.nno.localhost:8787"}
+            "authUrl": f"http://auth.svc.default.{P1}.nno.localhost", "docsUrl": "https://docs.example.com/x"}
     await provider.ensure_pages(f"{P1}-prod-portal", platform_id=P1, site=site)
     await provider.ensure_dns(f"console.app.default.{P1}.nno.localhost", target=f"{P1}-prod-portal",
                               platform_id=P1)
@@ -140,8 +140,10 @@ async def test_console_pages_site(provider: LocalProvider, at: At, core: Core) -
         assert resp.headers["content-type"].startswith("text/html")
         assert "Acme &lt;b&gt;Corp&lt;/b&gt;" in resp.text and "<b>Corp" not in resp.text
         assert 'data-status="active"' in resp.text  # refreshed from the registry at request time
+        assert f'href="http://auth.svc.default.{P1}.nno.localhost:8787"' in resp.text
         assert resp.headers["x-content-type-options"] == "nosniff" and resp.headers["x-frame-options"] == "DENY"
     client = at(f"{P1}.nno.localhost")
+    assert 'href="https://docs.example.com/x"' in (await client.get("/")).text  # other hosts left alone
     assert (await client.get("/index.html")).status_code == 200
     assert (await client.head("/")).content == b""
     for path in ("/site.json", "/../../cloud.db", "/%2e%2e/%2e%2e/cloud.db", "/missing.js"):

@@ -35,3 +35,9 @@ def host_without_port(host: str) -> str:
         return host
     host = host.rsplit(":", 1)[0] if ":" in host else host
     return host[:-1] if host.endswith(".") else host  # the absolute form names the same host
+
+
+def host_port(host: str) -> int | None:
+    """The port a Host header names, if any."""
+    _, sep, port = host.strip().rpartition(":")
+    return int(port) if sep and port.isdigit() and "]" not in port else None

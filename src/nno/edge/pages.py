@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 SITE_JSON = "site.json"
 INDEX = "index.html"
@@ -44,12 +45,27 @@ def _link(address: str) -> str:
     return f"<code>{text}</code>"
 
 
-def render_site(site: dict[str, Any], *, status: str | None = None) -> str:
+def localize(address: str, base_domain: str, port: int | None) -> str:
+    """The local cloud serves every host on one port: give a portless address under the base
+    domain the port the page itself was requested on, so its links open."""
+    if port is None or not address.startswith(("http://", "https://")):
+        return address
+    parts = urlsplit(address)
+    host = parts.hostname or ""
+    if parts.port is not None or not (host == base_domain or host.endswith("." + base_domain)):
+        return address
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+
+
+def render_site(
+    site: dict[str, Any], *, status: str | None = None, base_domain: str | None = None, port: int | None = None
+) -> str:
     platform_id = str(site.get("platformId") or site.get("platform_id") or "")
     name = str(site.get("name") or site.get("platformName") or platform_id or "Platform")
     current = status or str(site.get("status") or "unknown")
     rows = "\n".join(
-        f"      <li><strong>{html.escape(svc)}</strong> {_link(addr)}</li>" for svc, addr in _services(site)
+        f"      <li><strong>{html.escape(svc)}</strong> {_link(localize(addr, base_domain or '', port))}</li>"
+        for svc, addr in _services(site)
     ) or "      <li>No services yet.</li>"
     esc = html.escape
     state = esc(current, quote=True)

@@ -143,7 +143,7 @@ class EdgeRouter:
             if isinstance(target, Worker):
                 await self._to_worker(target, scope, receive, send, request_id)
             else:
-                await self._to_pages(target, scope, send, request_id)
+                await self._to_pages(target, scope, send, request_id, names.host_port(raw_host))
         finally:
             request_id_var.reset(token)
 
@@ -202,7 +202,9 @@ class EdgeRouter:
         status = data.get("status") if isinstance(data, dict) else None
         return status if isinstance(status, str) else None
 
-    async def _to_pages(self, project: PagesProject, scope: Scope, send: Send, request_id: str) -> None:
+    async def _to_pages(
+        self, project: PagesProject, scope: Scope, send: Send, request_id: str, port: int | None
+    ) -> None:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
             await _send_envelope(send, 405, "METHOD_NOT_ALLOWED", "Pages sites are read-only", request_id)
@@ -216,9 +218,9 @@ class EdgeRouter:
         body: bytes | None = None
         if path.name == INDEX and path.parent == directory.resolve():
             site = read_site(directory)
-            status = await self._live_status(project.platform_id) if site is not None else None
-            if site is not None and status is not None:
-                body = render_site(site, status=status).encode()
+            if site is not None:  # re-rendered: live status, links on the port this host is served on
+                status = await self._live_status(project.platform_id)
+                body = render_site(site, status=status, base_domain=self.base, port=port).encode()
         if body is None:
             body = path.read_bytes()
         await send({"type": "http.response.start", "status": 200, "headers": [

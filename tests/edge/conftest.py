@@ -115,3 +115,9 @@ async def deploy_echo(provider: LocalProvider, pid: str, **extra: Any) -> str:
         "DB": f"{name}-db", "CACHE": f"{name}-kv", "FILES": f"{name}-storage", **extra})
     await provider.ensure_dns(f"echo.svc.default.{pid}.nno.localhost", target=name, platform_id=pid)
     return name
+
+
+class EchoFeature:
+    """What a feature package's `nno.features` entry point may load: an object offering its backend."""
+
+    create_worker_app = staticmethod(echo_app)

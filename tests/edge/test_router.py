@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -222,3 +223,20 @@ async def test_any_host_under_the_base_domain_gets_an_envelope(core: Core, label
     await core.edge(scope, receive, send)  # type: ignore[arg-type]
     assert messages[0]["status"] == 404
     assert b'"code":"NOT_FOUND"' in messages[1]["body"]  # type: ignore[operator]
+
+
+async def test_feature_workers_come_from_the_features_entry_points(
+    provider: LocalProvider, at: At, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    def fake_entry_points(*, group: str) -> list[EntryPoint]:
+        assert group == "nno.features"
+        return [EntryPoint(name="crm", value="tests.edge.conftest:EchoFeature", group=group)]
+
+    monkeypatch.setattr("nno.edge.workers.entry_points", fake_entry_points)
+    await provider.ensure_worker(f"{P1}-x7y8z9w0q1-crm", kind="crm", platform_id=P1, bindings={})
+    await provider.ensure_dns(f"crm.svc.x7y8z9w0q1.{P1}.nno.localhost", target=f"{P1}-x7y8z9w0q1-crm",
+                              platform_id=P1)
+    resp = await at(f"crm.svc.x7y8z9w0q1.{P1}.nno.localhost").get("/")
+    assert resp.status_code == 200 and resp.json()["worker"] == f"{P1}-x7y8z9w0q1-crm"

@@ -34,6 +34,7 @@ from nno.kernel.migrations import upgrade
 from nno.kernel.service import ServiceContext
 from nno.registry.access import Access
 from nno.registry.app import MIGRATIONS_DIR, create_app
+from nno.registry.schemas import TenantCreate
 from nno.registry.service import PlatformService
 
 BASE_MS = 1_700_000_000_000
@@ -119,15 +120,19 @@ async def explain(db: Database, statements: list[tuple[str, Any]]) -> bool:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         for sql, params in statements:
-            plan = await driver.fetch("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " +
-                                      sql, *(params or ()))
+            # Reads are run (ANALYZE); writes are only planned, so explaining changes nothing.
+            options = "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF" if sql.lstrip().upper().startswith(
+                "SELECT") else "COSTS OFF"
+            plan = await driver.fetch(f"EXPLAIN ({options}) " + sql, *(params or ()))
             lines = [row[0] for row in plan]
             print("    SQL: " + " ".join(sql.split())[:300])
             for line in lines:
                 print("      " + line)
-            if any("Seq Scan" in line for line in lines):
+            scans = [line for line in lines if "Seq Scan" in line]
+            # The status counters are one row per status (7 rows, one page): reading them whole is O(1).
+            if any("platform_status_counts" not in line for line in scans):
                 ok = False
-                print("      !! sequential scan")
+                print("      !! sequential scan of a table that grows")
     return ok
 
 
@@ -161,6 +166,13 @@ async def main() -> None:
             deep_cursor = (await service.list_platforms(svc, limit=50, cursor=deep_cursor))["pagination"][
                 "nextCursor"]
 
+        # Active `scale` platforms (no tenant limit) for the write path.
+        writable = [g for g in range(2, n + 1, 3) if g % 7 in (0, 1, 2)]
+
+        def new_tenant(i: int) -> Awaitable[Any]:
+            body = TenantCreate(name="Bench", slug=f"bench-{uuid.uuid4().hex[:12]}")
+            return service.create_tenant(svc, pid(writable[(i * 31) % len(writable)]), body)
+
         ops: dict[str, Callable[[int], Awaitable[Any]]] = {
             "list platforms, first page (50)": lambda i: service.list_platforms(svc, limit=50, cursor=None),
             "list platforms, page 200 (cursor)": lambda i: service.list_platforms(svc, limit=50, cursor=deep_cursor),
@@ -173,6 +185,7 @@ async def main() -> None:
             "get platform by slug": lambda i: service.get_by_slug(svc, f"p-{1 + (i * 7919) % n}"),
             "list tenants of a platform (50)": lambda i: service.list_tenants(
                 svc, pid(1 + (i * 7919) % n), parent_id=None, limit=50, cursor=None),
+            "create a tenant (lock, limit count, insert, audit)": new_tenant,
         }
         print(f"\nservice layer, {args.runs} runs each (PostgreSQL, {n:,} platforms, {args.tenants:,} tenants)")
         for label, op in ops.items():
@@ -209,10 +222,12 @@ async def main() -> None:
             ("get platform", lambda: service.get_platform(svc, probe)),
             ("get platform by slug", lambda: service.get_by_slug(svc, f"p-{int(probe)}")),
             ("list tenants", lambda: service.list_tenants(svc, probe, parent_id=None, limit=50, cursor=None)),
+            ("create a tenant", lambda: new_tenant(1)),
         ):
             print(f"  {label}")
             all_indexed &= await explain(db, await capture.run(op))
-        print("\nevery statement used an index" if all_indexed else "\nSOME STATEMENT SCANNED A TABLE")
+        print("\nevery statement over a growing table used an index" if all_indexed
+              else "\nSOME STATEMENT SCANNED A GROWING TABLE")
     finally:
         await db.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

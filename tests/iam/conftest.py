@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from nno.core import Core
+from nno.kernel.config import Settings
 from nno.kernel.db import Database
 
 IAM = "/api/v1/iam"
@@ -108,3 +110,15 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     monkeypatch.setattr(security, "_hasher", hasher)
     monkeypatch.setattr(security, "_DUMMY_HASH", hasher.hash("dummy-password-1"))
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    """The gateway in front of IAM alone: IAM needs no other service, and starting (and migrating) only
+    it keeps each test's setup short, on PostgreSQL above all."""
+    instance = Core(settings, services=["iam"], with_edge=False)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()

@@ -110,7 +110,7 @@ async def test_platforms_cannot_see_or_revoke_each_others_keys(client: httpx.Asy
 
 
 async def test_revoked_key_is_refused_by_gateway_within_ttl(make_settings: Callable[..., Settings]) -> None:
-    core = Core(make_settings(auth_cache_ttl_s=0.2))
+    core = Core(make_settings(auth_cache_ttl_s=0.2), services=["iam"], with_edge=False)
     await core.start()
     svc = {"Authorization": f"Bearer {core.settings.auth_api_key}"}
     try:

@@ -51,7 +51,7 @@ async def test_list_and_revoke_sessions(client: httpx.AsyncClient, core: Core) -
 
 
 async def test_revoked_session_is_refused_by_gateway_within_ttl(make_settings: Callable[..., Settings]) -> None:
-    core = Core(make_settings(auth_cache_ttl_s=0.2))
+    core = Core(make_settings(auth_cache_ttl_s=0.2), services=["iam"], with_edge=False)
     await core.start()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=core.asgi), base_url=BASE_URL) as client:

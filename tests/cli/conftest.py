@@ -7,11 +7,14 @@ its output while it runs). Each test gets its own credentials directory through 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,14 @@ from typer.testing import CliRunner, Result
 from nno.cli.main import app
 from nno.core import Core
 from nno.kernel.config import Settings
-from tests.conftest import SERVICE_KEY
+from tests.conftest import (
+    BACKEND,
+    REDIS_URL,
+    SERVICE_KEY,
+    clear_redis_prefix,
+    create_pg_database,
+    drop_pg_database,
+)
 
 # Variables that would make the CLI under test reach for the developer's own setup.
 ISOLATE_ENV = ("NNO_API_URL", "NNO_API_TOKEN", "AUTH_API_KEY", "NNO_DEBUG")
@@ -60,29 +70,28 @@ def server_overrides() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture
-def live_server(make_settings: Callable[..., Settings], tmp_path: Path,
-                server_overrides: dict[str, Any]) -> Iterator[LiveServer]:
+@contextmanager
+def serve_core(settings_for: Callable[[str], Settings], log_path: Path) -> Iterator[LiveServer]:
+    """Start a core on a free loopback port; `settings_for(url)` builds its settings."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    settings = make_settings(public_url=url, **server_overrides)
-    previous_log_config = _quiet_structlog(tmp_path / "server.log")
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = settings_for(url)
+    previous_log_config = _quiet_structlog(log_path)
     core = Core(settings)
     server = uvicorn.Server(uvicorn.Config(core.asgi, log_level="warning", access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="nno-live")
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError(f"the NNO server did not start; see {tmp_path / 'server.log'}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the NNO server took more than 60 s to start")
-        time.sleep(0.02)
     http = httpx.Client(base_url=url, timeout=30)
     try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the NNO server did not start; see {log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the NNO server took more than 60 s to start")
+            time.sleep(0.02)
         yield LiveServer(url=url, core=core, settings=settings, http=http)
     finally:
         http.close()
@@ -90,6 +99,44 @@ def live_server(make_settings: Callable[..., Settings], tmp_path: Path,
         thread.join(30)
         sock.close()
         structlog.configure(**previous_log_config)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for a whole test module (tests use their own users and platforms), so the suite
+    does not pay a core start, and on PostgreSQL a database, per test."""
+    base = tmp_path_factory.mktemp("nno-shared")
+    backend: dict[str, Any] = {}
+    if BACKEND == "scaled":
+        backend = {"database_url": asyncio.run(create_pg_database()), "redis_url": REDIS_URL,
+                   "redis_prefix": f"nnotest:{uuid.uuid4().hex[:12]}:"}
+
+    def settings_for(url: str) -> Settings:
+        # The same values as the `make_settings` fixture of tests/conftest.py.
+        return Settings(auth_api_key=SERVICE_KEY, data_dir=base / "data", log_json=True,
+                        worker_poll_interval_s=0.05, public_url=url, **backend)
+
+    try:
+        with serve_core(settings_for, base / "server.log") as server:
+            yield server
+    finally:
+        if backend:
+            asyncio.run(drop_pg_database(backend["database_url"]))
+            asyncio.run(clear_redis_prefix(backend["redis_prefix"]))
+
+
+@pytest.fixture
+def live_server(request: pytest.FixtureRequest, tmp_path: Path,
+                server_overrides: dict[str, Any]) -> Iterator[LiveServer]:
+    """The module's shared server, or a fresh one for a test that changes the settings (or a module
+    that sets `FRESH_SERVER = True`, e.g. one that bootstraps the installation)."""
+    if not server_overrides and not getattr(request.module, "FRESH_SERVER", False):
+        yield request.getfixturevalue("shared_server")
+        return
+    make_settings: Callable[..., Settings] = request.getfixturevalue("make_settings")
+    with serve_core(lambda url: make_settings(public_url=url, **server_overrides),
+                    tmp_path / "server.log") as server:
+        yield server
 
 
 @pytest.fixture

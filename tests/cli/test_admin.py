@@ -7,6 +7,8 @@ import json
 from tests.cli.conftest import SERVICE_KEY, assert_clean_failure, parse_json
 
 PASSWORD = "operator-password-123"
+# Bootstrap happens once per installation: every test here needs a new one.
+FRESH_SERVER = True
 
 
 def test_bootstrap_creates_the_first_operator_and_can_sign_in(live_server, nno, nno_home):

@@ -221,3 +221,18 @@ def test_help_imports_nothing_heavy() -> None:
     assert "Usage: nno" in out.stdout
     heavy = out.stdout.rsplit("HEAVY=", 1)[1].strip()
     assert heavy == "", f"nno --help imported {heavy}"
+
+
+# ---- failed jobs ---------------------------------------------------------------------------------
+
+
+def test_failed_step_is_found_before_and_after_rollback() -> None:
+    from nno.cli.follow import job_failure
+
+    steps = [{"name": "a", "status": "completed"}, {"name": "b", "status": "failed", "error": "boom"},
+             {"name": "c", "status": "pending"}]
+    assert job_failure({"status": "FAILED", "steps": steps}) == ("b", "boom")
+    rolled = [{"name": "a", "status": "rolled_back"}, {"name": "b", "status": "rolled_back", "error": "boom"},
+              {"name": "c", "status": "pending"}]
+    assert job_failure({"status": "ROLLED_BACK", "steps": rolled}) == ("b", "boom")
+    assert job_failure({"status": "FAILED", "steps": [], "error": "lost"}) == (None, "lost")

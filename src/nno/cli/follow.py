@@ -20,10 +20,15 @@ DONE_STEP_STATES = {"completed", "skipped", "succeeded", "done"}
 
 
 def job_failure(job: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(failed step name, its error) of a failed job."""
-    for step in job.get("steps") or []:
-        if isinstance(step, dict) and str(step.get("status", "")).lower() in ("failed", "rollback_failed"):
+    """(failed step name, its error) of a failed job. After a rollback the failed step reads
+    `rolled_back` like the others, but it is the one that kept its error."""
+    steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
+    for step in steps:
+        if str(step.get("status", "")).lower() == "failed":
             return step.get("name"), step.get("error") or job.get("error")
+    for step in steps:
+        if step.get("error"):
+            return step.get("name"), step.get("error")
     return None, job.get("error")
 
 
@@ -105,6 +110,8 @@ def follow_onboarding(
             label = f"{job.get('type', 'job')} {job_id}: {job.get('status')}"
             if running:
                 label += f" - {running.get('name')}"
+            elif job.get("status") == "QUEUED" and job.get("error"):
+                label += f" - will retry after: {job.get('error')}"
             progress.update(task, description=label, total=len(steps) or None, completed=len(done))
             status = str(job.get("status"))
             if status in FAILED_JOB_STATES:

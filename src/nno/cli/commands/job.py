@@ -49,12 +49,18 @@ def list_jobs(
 
 
 def show_job(job: dict[str, Any]) -> None:
+    from nno.cli.follow import FAILED_JOB_STATES, job_failure
     from nno.cli.output import field, record, table, when
 
-    record([("id", job.get("id")), ("type", job.get("type")), ("status", job.get("status")),
-            ("platform", job.get("platformId")), ("attempts", job.get("attempts")),
-            ("error", job.get("error")), ("created", when(job.get("createdAt"))),
-            ("updated", when(job.get("updatedAt")))])
+    pairs: list[tuple[str, Any]] = [
+        ("id", job.get("id")), ("type", job.get("type")), ("status", job.get("status")),
+        ("platform", job.get("platformId")), ("attempts", job.get("attempts")),
+        ("error", job.get("error")), ("created", when(job.get("createdAt"))),
+        ("updated", when(job.get("updatedAt")))]
+    if job.get("status") in FAILED_JOB_STATES:
+        failed_step, error = job_failure(job)
+        pairs.insert(3, ("failed step", f"{failed_step}: {error}" if failed_step else error))
+    record(pairs)
     steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
     if steps:
         table([("#", field("_n")), ("STEP", field("name")), ("STATUS", field("status")),

@@ -251,3 +251,15 @@ def test_email_normalization_is_case_insensitive_and_idempotent(local: str, doma
 async def test_invalid_emails_are_400(client: httpx.AsyncClient, bad: str) -> None:
     resp = await client.post(f"{IAM}/api/auth/sign-in/email", json={"email": bad, "password": "whatever-1"})
     assert_error(resp, 400, "VALIDATION_ERROR")
+
+
+async def test_magic_links_are_rate_limited_per_address(client: httpx.AsyncClient, core: Core) -> None:
+    for _ in range(5):
+        ok = await client.post(f"{IAM}/api/auth/sign-in/magic-link", json={"email": "flood@example.com"})
+        assert ok.status_code == 200
+    limited = await client.post(f"{IAM}/api/auth/sign-in/magic-link", json={"email": "flood@example.com"})
+    assert_error(limited, 429, "TOO_MANY_REQUESTS")
+    assert limited.headers["retry-after"] == "60"
+    assert len(await outbox(core, "flood@example.com")) == 5
+    other = await client.post(f"{IAM}/api/auth/sign-in/magic-link", json={"email": "calm@example.com"})
+    assert other.status_code == 200

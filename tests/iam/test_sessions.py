@@ -115,3 +115,13 @@ async def test_platform_members_and_active_platform(client: httpx.AsyncClient, s
                                    json={"platformId": "plat000002"}), 403, "NOT_A_PLATFORM_MEMBER")
     assert (await rows(core, "SELECT active_platform_id FROM sessions WHERE user_id = :u", u=outsider.id)
             )[0][0] is None
+
+
+async def test_validate_session_for_services(client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
+    acct = await sign_up(client, "v@example.com")
+    ok = await client.post(f"{IAM}/api/validate-session", headers=service_headers, json={"token": acct.token})
+    assert ok.status_code == 200 and ok.json()["userId"] == acct.id
+    assert_error(await client.post(f"{IAM}/api/validate-session", headers=service_headers,
+                                   json={"token": "bogus"}), 401)
+    assert_error(await client.post(f"{IAM}/api/validate-session", headers=acct.headers,
+                                   json={"token": acct.token}), 403)

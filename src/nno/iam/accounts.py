@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from nno.iam import audit, throttle
@@ -19,6 +19,10 @@ from nno.iam.sessions import create_session, revoke_user_sessions
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id, token_hash
+
+# Better Auth's default for the magic-link endpoint: 5 links per address a minute.
+MAGIC_LINK_MAX_PER_WINDOW = 5
+MAGIC_LINK_WINDOW_MS = 60_000
 
 
 @dataclass
@@ -90,6 +94,13 @@ async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Calle
     token, digest = new_secret()
     now = now_ms()
     async with ctx.db.session() as s:
+        recent = (await s.execute(select(func.count()).select_from(Verification).where(
+            Verification.kind == "magic_link", Verification.identifier == body.email,
+            Verification.created_at > now - MAGIC_LINK_WINDOW_MS))).scalar_one()
+        if recent >= MAGIC_LINK_MAX_PER_WINDOW:
+            raise NNOError(429, "TOO_MANY_REQUESTS", "Too many sign-in links asked for; wait a minute",
+                           {"retryAfter": MAGIC_LINK_WINDOW_MS // 1000},
+                           headers={"Retry-After": str(MAGIC_LINK_WINDOW_MS // 1000)})
         s.add(Verification(id=new_id(), kind="magic_link", identifier=body.email, token_hash=digest,
                            expires_at=now + MAGIC_LINK_TTL_MS, data={"name": body.name or ""}, created_at=now))
         link = magic_link_url(ctx, token, body.callbackURL)

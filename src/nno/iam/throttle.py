@@ -6,6 +6,7 @@ string whether or not an account exists, so the answer never tells which emails 
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from nno.iam.models import AuthThrottle
 from nno.kernel.clock import now_ms
@@ -39,6 +40,13 @@ async def check_locked(db: Database, keys: list[tuple[str, int]]) -> None:
 
 
 async def record_failure(db: Database, keys: list[tuple[str, int]]) -> None:
+    try:
+        await _record_failure(db, keys)
+    except IntegrityError:  # a concurrent first failure inserted the row: count again on top of it
+        await _record_failure(db, keys)
+
+
+async def _record_failure(db: Database, keys: list[tuple[str, int]]) -> None:
     now = now_ms()
     async with db.session() as s:
         for key, threshold in keys:

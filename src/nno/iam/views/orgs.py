@@ -159,11 +159,13 @@ async def nno_list(request: Request, orgType: str | None = None,
     """Every organization for operators and services; a user's own otherwise."""
     ctx = iam_ctx(request)
     async with ctx.db.session() as s:
-        if not await is_privileged(s, caller):
-            if caller.kind != "user":
-                await require_privileged(s, caller)
-            mine = await orgs.list_mine(ctx, caller)
-            return {"data": [o for o in mine if orgType in (None, o["orgType"])]}
+        privileged = await is_privileged(s, caller)
+        if not privileged and caller.kind != "user":
+            await require_privileged(s, caller)
+    if not privileged:
+        mine = await orgs.list_mine(ctx, caller)
+        return {"data": [o for o in mine if orgType in (None, o["orgType"])]}
+    async with ctx.db.session() as s:
         q = select(Organization).order_by(Organization.created_at, Organization.id)
         if orgType:
             q = q.where(Organization.org_type == orgType)

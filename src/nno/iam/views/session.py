@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, StringConstraints
 
 from nno.iam import rbac
-from nno.iam.caller import Caller, iam_ctx, require_session
+from nno.iam.caller import Caller, iam_ctx, require_service, require_session
 from nno.iam.models import User
-from nno.iam.sessions import nno_identity
+from nno.iam.sessions import find_session, nno_identity
 from nno.kernel.errors import NNOError
 
 router = APIRouter(tags=["session"])
@@ -36,3 +37,19 @@ async def nno_session_view(request: Request, caller: Caller) -> dict[str, Any]:
 @router.post("/api/nno/session")
 async def nno_session(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
     return await nno_session_view(request, caller)
+
+
+class ValidateSessionBody(BaseModel):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+@router.post("/api/validate-session")
+async def validate_session(body: ValidateSessionBody, request: Request,
+                           _: Caller = Depends(require_service)) -> dict[str, Any]:
+    """Service-to-service validation of a token given in the body (the docs' older path); the same
+    answer as `/api/nno/session`, 401 for a token that is not a live session."""
+    found = await find_session(iam_ctx(request).db, body.token)
+    if found is None:
+        raise NNOError(401, "UNAUTHORIZED", "The session token is not valid")
+    return await nno_session_view(request, Caller(kind="user", user_id=found.user_id, session=found,
+                                                  token=body.token))

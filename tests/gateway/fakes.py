@@ -91,10 +91,13 @@ class FakeIAM:
         self.session_calls = 0
         self.key_calls = 0
         self.fail_with: int | None = None
+        self.delay_s = 0.0
         self.seen_headers: list[dict[str, str]] = []
 
     async def session(self, request: Request) -> Response:
         self.session_calls += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.seen_headers.append(dict(request.headers))
         if self.fail_with:
             return JSONResponse({"error": {"code": "X"}}, status_code=self.fail_with)

@@ -108,7 +108,7 @@ class CredentialResolver:
         self.iam_calls = 0  # for tests and diagnostics
 
     def _digest(self, value: str) -> bytes:
-        return hmac.new(self._hmac_key, value.encode("utf-8"), hashlib.sha256).digest()
+        return hmac.digest(self._hmac_key, value.encode("utf-8"), "sha256")
 
     def is_service_key(self, token: str) -> bool:
         """Path 1: constant-time comparison of HMACs of both values."""

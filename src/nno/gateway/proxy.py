@@ -75,8 +75,10 @@ class GatewayProxy:
             if message["type"] == "http.response.start":
                 started = True
                 headers = message.get("headers", ())
-                if any(name.lower() in _HOP_BY_HOP for name, _ in headers):
-                    message["headers"] = [h for h in headers if h[0].lower() not in _HOP_BY_HOP]
+                for name, _ in headers:
+                    if name.lower() in _HOP_BY_HOP:
+                        message["headers"] = [h for h in headers if h[0].lower() not in _HOP_BY_HOP]
+                        break
             await send(message)
 
         try:

@@ -71,7 +71,7 @@ class CORSMiddleware:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _CORS_RESPONSE_NAMES]
+                headers = [h for h in message.get("headers", ()) if h[0] not in _CORS_RESPONSE_NAMES]
                 headers.extend(cors_headers)
                 message["headers"] = headers
             await send(message)

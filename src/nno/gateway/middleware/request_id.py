@@ -34,7 +34,7 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER]
+                headers = [h for h in message.get("headers", ()) if h[0] != _HEADER]
                 headers.append(echoed)
                 message["headers"] = headers
             await send(message)

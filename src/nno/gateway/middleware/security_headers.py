@@ -25,7 +25,8 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 # Ours replace any an upstream set, so the policy is the gateway's.
-                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _NAMES]
+                # Response header names from ASGI apps are lower-case bytes (HTTPBinding lowers them).
+                headers = [h for h in message.get("headers", ()) if h[0] not in _NAMES]
                 headers.extend(SECURITY_HEADERS)
                 message["headers"] = headers
             await send(message)

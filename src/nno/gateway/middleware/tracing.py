@@ -50,7 +50,7 @@ class TracingMiddleware:
 
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _RESPONSE_NAMES]
+                headers = [h for h in message.get("headers", ()) if h[0] not in _RESPONSE_NAMES]
                 headers.extend(out)
                 message["headers"] = headers
             await send(message)

@@ -98,6 +98,9 @@ async def test_crash_then_failure_rolls_back_what_the_crashed_run_created(
     assert not cloud.names(), cloud.resources  # the Pages project from the crashed run went too
     deletes = [c for c in cloud.calls if c[0].startswith("delete")]
     assert deletes == [
+        # The failed DNS step first (it made nothing: these deletes find nothing), then in reverse.
+        ("delete_dns", f"console.app.default.{pid}.nno.localhost"),
+        ("delete_dns", f"auth.svc.default.{pid}.nno.localhost"),
         ("delete_pages", f"{pid}-prod-portal"),
         ("delete_secret", f"{pid}-default-auth:BETTER_AUTH_SECRET"),
         ("delete_worker", f"{pid}-default-auth"),
@@ -164,14 +167,14 @@ async def test_exhausted_attempts_dead_letter_and_reverse_rollback(
         "create_auth_d1": "rolled_back",
         "deploy_auth_worker": "rolled_back",
         "set_auth_worker_secrets": "rolled_back",
-        "create_console_pages": "failed",
+        "create_console_pages": "rolled_back",  # failed; cleaned up in case the cloud made it anyway
         "register_dns": "pending",
         "register_resources": "pending",
         "mark_platform_active": "pending",
     }
     assert not cloud.names()
     deletes = [c[0] for c in cloud.calls if c[0].startswith("delete")]
-    assert deletes == ["delete_secret", "delete_worker", "delete_d1"]
+    assert deletes == ["delete_pages", "delete_secret", "delete_worker", "delete_d1"]
     statuses = [(e["fromStatus"], e["toStatus"]) for e in await events(manual_client, service_headers, job_id)
                 if e["event"] == "job.status_changed"]
     assert statuses[-3:] == [("RUNNING", "FAILED"), ("FAILED", "ROLLING_BACK"), ("ROLLING_BACK", "ROLLED_BACK")]

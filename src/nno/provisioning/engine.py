@@ -34,6 +34,7 @@ from nno.provisioning.models import DeadLetter, JobEvent, ProvisionJob
 from nno.provisioning.providers.base import ProviderError
 from nno.provisioning.registry_client import RegistryClient
 from nno.provisioning.steps import JOB_STEPS, Step, StepContext
+from nno.provisioning.steps.base import delete_by_type
 
 log = structlog.get_logger("nno.provisioning.engine")
 
@@ -247,6 +248,9 @@ class Engine:
                               [new_event(job, "step.started", step=step.name, actor=self.worker_id,
                                          details={"resumed": resumed} if resumed else None)])
             try:
+                if step.targets is not None and "preexisting" not in record:
+                    record["preexisting"] = await self._preexisting(job, step)
+                    await self._write(job, {"steps": _replace(job.steps, index, record)}, [])
                 result = await step.run(self._context(job, resumed))
             except (LeaseLost, asyncio.CancelledError):
                 raise
@@ -254,7 +258,7 @@ class Engine:
                 code, message, retryable = _classify(exc)
                 log.warning("job_step_failed", jobId=job.id, step=step.name, code=code, error=message,
                             retryable=retryable, attempt=job.attempts,
-                            trace="".join(traceback.format_exception(exc))[-2000:])
+                            trace="".join(traceback.format_exception(exc))[-700:])
                 await self._step_failed(job, index, step.name, code, message, retryable)
                 return
             status = J.STEP_COMPLETED if result.changed else J.STEP_SKIPPED
@@ -267,6 +271,24 @@ class Engine:
                                      actor=self.worker_id)], release=True)
         log.info("job_completed", jobId=job.id, type=job.type, platformId=job.platform_id)
         await self._notify_onboarding(job, "completed")
+
+    async def _preexisting(self, job: ProvisionJob, step: Step) -> list[str]:
+        """Which of the step's target resources exist before the job first touches them."""
+        sctx = self._context(job, False)
+        assert step.targets is not None
+        wanted = step.targets(sctx)
+        have = {(r.type, r.name) for r in await sctx.provider.list_platform_resources(job.platform_id)}
+        return [name for kind, name in wanted if (kind, name) in have]
+
+    async def _undo_failed_step(self, job: ProvisionJob, step: Step, record: dict[str, Any]) -> None:
+        """A failed step may have made something before it failed; remove what was not there before."""
+        if step.targets is None or "preexisting" not in record:
+            return
+        sctx = self._context(job, False)
+        before = set(record["preexisting"])
+        for kind, name in reversed(step.targets(sctx)):
+            if name not in before:
+                await delete_by_type(sctx.provider, kind, name)
 
     async def _step_failed(self, job: ProvisionJob, index: int, name: str, code: str, message: str,
                            retryable: bool) -> None:
@@ -313,10 +335,17 @@ class Engine:
             if record["status"] == J.STEP_ROLLBACK_FAILED:
                 failures += 1  # a previous run of the rollback could not undo it
                 continue
-            if record["status"] != J.STEP_COMPLETED or step.undo is None:
+            # A step that failed, or was running when its worker died for the last time, may have
+            # made something before it stopped.
+            failed = record["status"] in (J.STEP_FAILED, J.STEP_RUNNING) and step.targets is not None
+            if not failed and (record["status"] != J.STEP_COMPLETED or step.undo is None):
                 continue
             try:
-                await step.undo(self._context(job, False), record.get("output") or {})
+                if failed:
+                    await self._undo_failed_step(job, step, record)
+                else:
+                    assert step.undo is not None
+                    await step.undo(self._context(job, False), record.get("output") or {})
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:

@@ -52,6 +52,7 @@ class StepResult:
 
 RunFn = Callable[[StepContext], Awaitable[StepResult]]
 UndoFn = Callable[[StepContext, dict[str, Any]], Awaitable[None]]
+TargetsFn = Callable[[StepContext], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Step:
     name: str
     run: RunFn
     undo: UndoFn | None = None
+    # The cloud resources (type, name) the step may create. Before its first run the engine notes
+    # which of them already exist, so that a step which fails after the cloud made something (a
+    # timeout after the create) is cleaned up too, without touching what was there before the job.
+    targets: TargetsFn | None = None
 
 
 def ref_out(sctx: StepContext, ref: ResourceRef) -> dict[str, Any]:

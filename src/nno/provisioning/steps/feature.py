@@ -126,9 +126,18 @@ def _rebuild(action: str) -> Any:
     return run
 
 
+def _worker_targets(sctx: StepContext) -> list[tuple[str, str]]:
+    return [("worker", naming.feature_worker_name(sctx.platform_id, _stack(sctx), f["featureId"], sctx.environment))
+            for f in _features(sctx)]
+
+
+def _dns_targets(sctx: StepContext) -> list[tuple[str, str]]:
+    return [("dns", host) for host, _, _ in _feature_hosts(sctx)]
+
+
 ACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
-    Step("deploy_feature_workers", deploy_feature_workers, undo_created),
-    Step("register_dns", register_feature_dns, undo_created),
+    Step("deploy_feature_workers", deploy_feature_workers, undo_created, _worker_targets),
+    Step("register_dns", register_feature_dns, undo_created, _dns_targets),
     Step("register_resources", register_feature_resources, undo_register_resources),
     Step("record_activation", record_activations, undo_record_activations),
     Step("trigger_shell_rebuild", _rebuild("activate")),
@@ -214,11 +223,17 @@ async def create_shared_resources(sctx: StepContext) -> StepResult:
     return StepResult({"resources": out}, changed)
 
 
+def _shared_targets(sctx: StepContext) -> list[tuple[str, str]]:
+    declared = sctx.outputs["fetch_stack_definition"]["definition"]["resources"]
+    return [(kind, naming.stack_shared_name(sctx.platform_id, _stack(sctx), rtype, sctx.environment))
+            for kind, (rtype, _) in SHARED_KINDS.items() if declared.get(kind)]
+
+
 ACTIVATE_STACK_STEPS: tuple[Step, ...] = (
     Step("fetch_stack_definition", fetch_stack_definition),
-    Step("create_shared_resources", create_shared_resources, undo_created),
-    Step("deploy_feature_workers", deploy_feature_workers, undo_created),
-    Step("register_dns", register_feature_dns, undo_created),
+    Step("create_shared_resources", create_shared_resources, undo_created, _shared_targets),
+    Step("deploy_feature_workers", deploy_feature_workers, undo_created, _worker_targets),
+    Step("register_dns", register_feature_dns, undo_created, _dns_targets),
     Step("register_resources", register_feature_resources, undo_register_resources),
     Step("record_feature_activations", record_activations, undo_record_activations),
     Step("trigger_shell_rebuild", _rebuild("activate")),

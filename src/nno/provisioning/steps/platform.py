@@ -133,11 +133,14 @@ async def mark_platform_active(sctx: StepContext) -> StepResult:
 
 PROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
     Step("mark_platform_provisioning", mark_platform_provisioning),
-    Step("create_auth_d1", create_auth_d1, undo_created),
-    Step("deploy_auth_worker", deploy_auth_worker, undo_created),
+    Step("create_auth_d1", create_auth_d1, undo_created,
+         lambda c: [("d1", naming.auth_db_name(c.platform_id, c.environment))]),
+    Step("deploy_auth_worker", deploy_auth_worker, undo_created,
+         lambda c: [("worker", naming.auth_worker_name(c.platform_id, c.environment))]),
     Step("set_auth_worker_secrets", set_auth_worker_secrets, undo_created),
-    Step("create_console_pages", create_console_pages, undo_created),
-    Step("register_dns", register_dns, undo_created),
+    Step("create_console_pages", create_console_pages, undo_created,
+         lambda c: [("pages", naming.portal_pages_name(c.platform_id, c.environment))]),
+    Step("register_dns", register_dns, undo_created, lambda c: [("dns", h) for h, _, _ in platform_hosts(c)]),
     Step("register_resources", register_platform_resources, undo_register_resources),
     Step("mark_platform_active", mark_platform_active),
 )

@@ -156,6 +156,14 @@ async def test_full_life_through_the_gateway_stamps_every_transition(
     assert await core.kv.get(f"platform-status:{pid}") == "suspended"
     status = await client.get(f"{P}/{pid}/status", headers=service_headers)
     assert status.json() == {"platformId": pid, "status": "suspended"}
+    # The gateway's fallback refills a lost cache entry, and never overwrites a present one.
+    await core.kv.delete(f"platform-status:{pid}")
+    await client.get(f"{P}/{pid}/status", headers=service_headers)
+    assert await core.kv.get(f"platform-status:{pid}") == "suspended"
+    await core.kv.set(f"platform-status:{pid}", "active")
+    await client.get(f"{P}/{pid}/status", headers=service_headers)
+    assert await core.kv.get(f"platform-status:{pid}") == "active"
+    await core.kv.set(f"platform-status:{pid}", "suspended")
 
     restored = (await _act(client, service_headers, pid, "restore")).json()
     assert restored["status"] == "active" and restored["suspendedAt"] is None and restored["suspensionReason"] is None

@@ -46,6 +46,7 @@ class OnboardingService(RegistryBase):
         now = now_ms()
         session_id = new_id()
         initial = steps.set_step(steps.initial_steps(), "create_platform", now, status="completed")
+        published: str | None = None
         try:
             async with self.db.session() as s:
                 platform, tenant, _ = await insert_platform(
@@ -59,9 +60,15 @@ class OnboardingService(RegistryBase):
                 s.add(row)
                 audit(s, access, platform_id=platform.id, action="onboarding.create", target_type="onboarding",
                       target_id=session_id, after=serialize.onboarding(row), at=now)
-        except IntegrityError as exc:
-            raise (slug_taken(exc, "platform") or exc) from None
-        await self.publish_status(platform.id, platform.status)
+                await s.flush()
+                await self.publish_status(platform.id, platform.status)  # before the commit, as in create
+                published = platform.id
+        except Exception as exc:
+            if published is not None:
+                await self.forget_status(published)
+            if isinstance(exc, IntegrityError):
+                raise (slug_taken(exc, "platform") or exc) from None
+            raise
         await self._kick_off(access, platform.id, session_id, user_id,
                              {"planTier": body.tier, "defaultEntityId": tenant.id})
         async with self.db.session() as s:

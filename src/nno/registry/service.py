@@ -134,14 +134,21 @@ class PlatformService(RegistryBase):
         extra = {"cf_account_id": body.cfAccountId, "repo_name": body.repoName,
                  "stripe_customer_id": body.stripeCustomerId, "trial_ends_at": body.trialEndsAt,
                  "platform_class": body.platformClass}
+        published: str | None = None
         try:
             async with self.db.session() as s:
                 platform, _, _ = await insert_platform(s, access, name=body.name, slug=body.slug, tier=body.tier,
                                                  owner_user_id=body.ownerUserId, now=now, extra=extra)
                 await s.flush()
-        except IntegrityError as exc:
-            raise (slug_taken(exc, "platform") or exc) from None
-        await self.publish_status(platform.id, platform.status)
+                # Before the commit: nobody can transition the platform until it is visible.
+                await self.publish_status(platform.id, platform.status)
+                published = platform.id
+        except Exception as exc:
+            if published is not None:
+                await self.forget_status(published)
+            if isinstance(exc, IntegrityError):
+                raise (slug_taken(exc, "platform") or exc) from None
+            raise
         return serialize.platform(platform)
 
     async def get_platform(self, access: Access, platform_id: str) -> dict[str, Any]:
@@ -156,9 +163,13 @@ class PlatformService(RegistryBase):
             return serialize.platform(row)
 
     async def get_status(self, access: Access, platform_id: str) -> dict[str, Any]:
+        """The gateway's fallback when the status cache misses. Refills the cache only when the key
+        is absent (a lost Redis, a platform made before the cache existed), checked before reading
+        the row, so this read never overwrites what a transition published."""
+        missing = await self.kv_missing(platform_id)
         platform = await self.check_visible(access, platform_id)
-        # A miss in the gateway's cache lands here: refill it.
-        await self.publish_status(platform.id, platform.status)
+        if missing:
+            await self.publish_status(platform.id, platform.status)
         return {"platformId": platform.id, "status": platform.status}
 
     async def update_platform(self, access: Access, platform_id: str, body: PlatformUpdate) -> dict[str, Any]:
@@ -206,19 +217,30 @@ class PlatformService(RegistryBase):
         if not lifecycle.may_request(access.identity, action, is_platform_admin=is_admin):
             raise NNOError(403, "FORBIDDEN", f"You may not {action.replace('_', ' ')} this platform",
                            {"action": action})
-        async with self.db.session() as s:
-            p = await lock_platform(s, platform_id)
-            decision = lifecycle.decide(p.status, action)
-            if not decision.legal:
-                raise NNOError(409, "INVALID_TRANSITION",
-                               f"Cannot {action.replace('_', ' ')} a platform that is {p.status}",
-                               {"from": p.status, "to": decision.target, "action": action,
-                                "allowed": lifecycle.allowed_targets(p.status),
-                                "allowedActions": lifecycle.allowed_actions(p.status)})
-            if not decision.noop:
-                await self._apply_transition(s, access, p, decision, reason)
-            result = serialize.platform(p)
-        await self.publish_status(platform_id, result["status"])
+        published: str | None = None
+        try:
+            async with self.db.session() as s:
+                p = await lock_platform(s, platform_id)
+                previous = p.status
+                decision = lifecycle.decide(p.status, action)
+                if not decision.legal:
+                    raise NNOError(409, "INVALID_TRANSITION",
+                                   f"Cannot {action.replace('_', ' ')} a platform that is {p.status}",
+                                   {"from": p.status, "to": decision.target, "action": action,
+                                    "allowed": lifecycle.allowed_targets(p.status),
+                                    "allowedActions": lifecycle.allowed_actions(p.status)})
+                if not decision.noop:
+                    await self._apply_transition(s, access, p, decision, reason)
+                    await s.flush()
+                result = serialize.platform(p)
+                # Published while the row lock is held, so two transitions of one platform reach the
+                # status cache in the order they commit; undone below if the commit fails.
+                await self.publish_status(platform_id, result["status"])
+                published = result["status"]
+        except Exception:
+            if published is not None and published != previous:
+                await self.publish_status(platform_id, previous)
+            raise
         return result
 
     async def _apply_transition(self, s: AsyncSession, access: Access, p: Platform,

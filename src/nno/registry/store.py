@@ -165,6 +165,18 @@ class RegistryBase:
         async with self.db.session() as s:
             return await self.visible_platform(s, access, platform_id)
 
+    async def forget_status(self, platform_id: str) -> None:
+        try:
+            await self.kv.delete(status_key(platform_id))
+        except Exception:
+            log.error("status_cache_delete_failed", platform_id=platform_id)
+
+    async def kv_missing(self, platform_id: str) -> bool:
+        try:
+            return await self.kv.get(status_key(platform_id)) is None
+        except Exception:
+            return False  # the cache is down: nothing to refill
+
     async def publish_status(self, platform_id: str, status: str) -> None:
         """Write-through to the gateway's status cache (DECISIONS 5), after the commit."""
         try:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, build_app
 from nno.iam.context import IAMContext
 from nno.iam.mailer import Mailer
+from nno.iam.maintenance import Purger
 from nno.iam.views import admin, apikeys, device, orgs, platform, rbac
 from nno.iam.views import audit as audit_views
 from nno.kernel.service import ServiceContext
@@ -27,4 +28,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app = build_app(iam, title="NNO IAM", name="iam")
     for router in NNO_ROUTERS:
         app.include_router(router)
+    purger = Purger(ctx.db)
+    ctx.startup_hooks.append(purger.start)
+    ctx.shutdown_hooks.append(purger.stop)
+    ctx.extras["iam"] = iam
     return app

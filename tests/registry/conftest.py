@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from nno.core import Core
+from nno.kernel.config import Settings
 from nno.kernel.identity import SERVICE_IDENTITY
 from nno.registry.access import Access
 from nno.registry.service import PlatformService
@@ -46,6 +47,18 @@ def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> 
     if code is not None:
         assert body["error"]["code"] == code, body
     return dict(body["error"])
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    """The gateway in front of IAM and the Registry only: the Registry needs IAM for users and
+    platform membership, nothing else (onboarding's tests bring Provisioning back)."""
+    instance = Core(settings, services=["iam", "registry"], with_edge=False)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
 
 
 @pytest.fixture

@@ -122,8 +122,19 @@ async def test_onboarding_input_and_access(client: httpx.AsyncClient, service_he
 
 
 @pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    """The whole core: onboarding drives Provisioning (and its local cloud) for real."""
+    instance = Core(settings)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
 async def core_without_provisioning(make_settings: Callable[..., Settings]) -> AsyncIterator[Core]:
-    instance = Core(make_settings(), services=["iam", "registry"])
+    instance = Core(make_settings(), services=["iam", "registry"], with_edge=False)
     await instance.start()
     try:
         yield instance

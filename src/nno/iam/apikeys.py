@@ -19,6 +19,8 @@ from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id, token_hash
 
+LAST_USED_RESOLUTION_MS = 60_000
+
 
 def key_view(k: ApiKey) -> dict[str, Any]:
     return {"id": k.id, "name": k.name, "start": k.start, "prefix": "nno_", "platformId": k.platform_id,
@@ -103,7 +105,9 @@ async def validate(ctx: IAMContext, caller: Caller, key: str) -> dict[str, Any]:
             elif row.expires_at is not None and row.expires_at <= now:
                 reason = "expired"
             else:
-                row.last_used_at = now
+                # Coarse last-use tracking: at most one write a minute per key, not one per request.
+                if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION_MS:
+                    row.last_used_at = now
                 return {"keyId": row.id, "platformId": row.platform_id, "userId": row.user_id,
                         "permissions": list(row.permissions or []), "name": row.name, "expiresAt": row.expires_at}
     async with ctx.db.session() as s:

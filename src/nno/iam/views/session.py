@@ -7,36 +7,52 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import rbac
-from nno.iam.caller import Caller, iam_ctx, require_service, require_session
-from nno.iam.models import User
-from nno.iam.sessions import find_session, nno_identity
+from nno.iam.caller import Caller, iam_ctx, presented_token, require_service
+from nno.iam.context import IAMContext
+from nno.iam.models import Session, User
+from nno.iam.sessions import live_session, nno_identity
 from nno.kernel.errors import NNOError
 
 router = APIRouter(tags=["session"])
 
 
-async def nno_session_view(request: Request, caller: Caller) -> dict[str, Any]:
-    ctx = iam_ctx(request)
-    session = caller.session
-    assert session is not None
-    async with ctx.db.session() as s:
-        user = await s.get(User, session.user_id)
-        if user is None:
-            raise NNOError(401, "UNAUTHORIZED", "The account no longer exists")
-        role, platform_id = await nno_identity(s, user, session, platform_id=ctx.platform_id)
-        org_id = session.active_organization_id
-        permissions = await rbac.effective_permissions(s, user.id, org_id) if org_id else []
+async def _view(s: AsyncSession, ctx: IAMContext, session: Session, user: User) -> dict[str, Any]:
+    role, platform_id = await nno_identity(s, user, session, platform_id=ctx.platform_id)
+    org_id = session.active_organization_id
+    permissions = await rbac.effective_permissions(s, user.id, org_id) if org_id else []
     return {"userId": user.id, "email": user.email, "name": user.name, "role": role, "platformId": platform_id,
             "activeOrganizationId": org_id, "expiresAt": session.expires_at, "sessionId": session.id,
             "permissions": permissions}
 
 
+async def session_view_for_token(ctx: IAMContext, token: str | None) -> dict[str, Any]:
+    """One transaction: the token's live session, its user, role, platform and permissions."""
+    if token:
+        async with ctx.db.session() as s:
+            found = await live_session(s, token)
+            if found is not None:
+                return await _view(s, ctx, *found)
+    raise NNOError(401, "UNAUTHORIZED", "A valid session token is required")
+
+
+async def nno_session_view(request: Request, caller: Caller) -> dict[str, Any]:
+    ctx = iam_ctx(request)
+    assert caller.session is not None
+    async with ctx.db.session() as s:
+        session = await s.get(Session, caller.session.id)
+        user = await s.get(User, caller.session.user_id)
+        if session is None or user is None:
+            raise NNOError(401, "UNAUTHORIZED", "The session has ended")
+        return await _view(s, ctx, session, user)
+
+
 @router.get("/api/nno/session")
 @router.post("/api/nno/session")
-async def nno_session(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
-    return await nno_session_view(request, caller)
+async def nno_session(request: Request) -> dict[str, Any]:
+    return await session_view_for_token(iam_ctx(request), presented_token(request))
 
 
 class ValidateSessionBody(BaseModel):
@@ -48,8 +64,4 @@ async def validate_session(body: ValidateSessionBody, request: Request,
                            _: Caller = Depends(require_service)) -> dict[str, Any]:
     """Service-to-service validation of a token given in the body (the docs' older path); the same
     answer as `/api/nno/session`, 401 for a token that is not a live session."""
-    found = await find_session(iam_ctx(request).db, body.token)
-    if found is None:
-        raise NNOError(401, "UNAUTHORIZED", "The session token is not valid")
-    return await nno_session_view(request, Caller(kind="user", user_id=found.user_id, session=found,
-                                                  token=body.token))
+    return await session_view_for_token(iam_ctx(request), body.token)

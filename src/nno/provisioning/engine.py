@@ -337,7 +337,8 @@ class Engine:
                 continue
             # A step that failed, or was running when its worker died for the last time, may have
             # made something before it stopped.
-            failed = record["status"] in (J.STEP_FAILED, J.STEP_RUNNING) and step.targets is not None
+            failed = (record["status"] in (J.STEP_FAILED, J.STEP_RUNNING) and step.targets is not None
+                      and "preexisting" in record)
             if not failed and (record["status"] != J.STEP_COMPLETED or step.undo is None):
                 continue
             try:

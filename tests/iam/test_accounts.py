@@ -263,3 +263,13 @@ async def test_magic_links_are_rate_limited_per_address(client: httpx.AsyncClien
     assert len(await outbox(core, "flood@example.com")) == 5
     other = await client.post(f"{IAM}/api/auth/sign-in/magic-link", json={"email": "calm@example.com"})
     assert other.status_code == 200
+
+
+async def test_sign_in_without_remember_me_is_a_browser_session(client: httpx.AsyncClient, core: Core) -> None:
+    await sign_up(client, "short@example.com")
+    resp = await client.post(f"{IAM}/api/auth/sign-in/email",
+                             json={"email": "short@example.com", "password": PASSWORD, "rememberMe": False})
+    assert resp.status_code == 200
+    assert "Max-Age" not in resp.headers["set-cookie"]
+    session = resp.json()["session"]
+    assert session["expiresAt"] - session["createdAt"] == 24 * 3600 * 1000

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nno.gateway.routing import PUBLIC_ROUTES
 from tests.gateway.conftest import (
@@ -292,3 +294,20 @@ async def test_static_key_is_compared_with_hmac_compare_digest(
     assert (await gw.client.get(PROTECTED, headers=SERVICE)).status_code == 200
     assert calls and all(len(a) == 32 and len(b) == 32 for a, b in calls)  # digests, not raw keys
     assert all(SERVICE["Authorization"][7:].encode() not in a for a, _ in calls)
+
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(max_size=100), st.binary(min_size=32, max_size=32))
+def test_static_key_digest_is_hmac_sha256(value: str, key: bytes) -> None:
+    import hmac as hmac_module
+    from unittest import mock
+
+    from nno.gateway.credentials import CredentialResolver
+    from nno.kernel.bindings import Bindings
+    from nno.kernel.config import Settings
+
+    with mock.patch("nno.gateway.credentials.secrets.token_bytes", return_value=key):
+        resolver = CredentialResolver(Settings(auth_api_key="the-key", data_dir="/tmp/unused"), Bindings())
+    assert resolver._digest(value) == hmac_module.digest(key, value.encode(), "sha256")
+    assert resolver.is_service_key("the-key") and not resolver.is_service_key(value + "x")

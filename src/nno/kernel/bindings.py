@@ -72,6 +72,11 @@ _HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 
 
 def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    for name, _ in headers:
+        if name.lower() in _HOP_BY_HOP_BYTES:
+            break
+    else:  # the common case: nothing to drop, no copy
+        return headers
     named: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":

@@ -4,13 +4,33 @@ and duration in ms, written when the response completes (or fails)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.gateway.state import get_state
 
-log = structlog.get_logger("nno.gateway.access")
+
+class _AccessLogger:
+    """The structlog logger for access lines, bound once per logging configuration instead of on
+    every call (a lazy proxy re-binds per line); re-bound whenever `structlog.configure` changes
+    the processors, factory or wrapper class (as `nno serve` and the tests' `capture_logs` do)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int] | None = None
+        self._bound: Any = None
+
+    def get(self) -> Any:
+        config = structlog.get_config()
+        key = (id(config["processors"]), id(config["logger_factory"]), id(config["wrapper_class"]))
+        if key != self._key:
+            self._bound = structlog.get_logger("nno.gateway.access").bind()
+            self._key = key
+        return self._bound
+
+
+access_log = _AccessLogger()
 
 
 class RequestLoggerMiddleware:
@@ -35,7 +55,7 @@ class RequestLoggerMiddleware:
         finally:
             state = get_state(scope)
             identity = state.identity
-            log.info(
+            access_log.get().info(
                 "request",
                 requestId=state.request_id,
                 traceId=state.trace_id or None,

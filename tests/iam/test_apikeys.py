@@ -128,3 +128,14 @@ async def test_revoked_key_is_refused_by_gateway_within_ttl(make_settings: Calla
             assert_error(await client.get(K, headers=with_key), 401)
     finally:
         await core.stop()
+
+
+async def test_key_defaults_to_the_sessions_active_platform(client: httpx.AsyncClient,
+                                                            service_headers: dict[str, str]) -> None:
+    acct = await _platform_admin(client, service_headers, "act@example.com", "plat00000a")
+    await client.post(f"{IAM}/api/nno/platform-members", headers=service_headers,
+                      json={"platformId": "plat00000b", "userId": acct.id, "role": "user"})
+    await client.post(f"{IAM}/api/nno/session/active-platform", headers=acct.headers,
+                      json={"platformId": "plat00000b"})
+    made = await client.post(K, headers=acct.headers, json={"name": "default"})
+    assert made.status_code == 201 and made.json()["platformId"] == "plat00000b"

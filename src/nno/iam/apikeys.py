@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 
 from nno.iam import audit
 from nno.iam.access import is_platform_admin, is_privileged, platform_role
-from nno.iam.caller import Caller
+from nno.iam.caller import Caller, current_session
 from nno.iam.context import IAMContext
 from nno.iam.models import ApiKey, PlatformMember
 from nno.iam.schemas import ApiKeyCreateBody
@@ -37,6 +37,8 @@ async def create(ctx: IAMContext, caller: Caller, body: ApiKeyCreateBody) -> dic
         now + body.expiresIn * 1000 if body.expiresIn is not None else None)
     if expires_at is not None and expires_at <= now:
         raise NNOError(422, "INVALID_EXPIRY", "expiresAt must be in the future", {"field": "expiresAt"})
+    if caller.kind == "user" and not body.platformId:
+        await current_session(ctx, caller)  # the key then belongs to the session's active platform
     async with ctx.db.session() as s:
         platform_id = body.platformId
         if caller.kind == "user":

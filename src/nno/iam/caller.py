@@ -92,11 +92,10 @@ async def _resolve(request: Request) -> Caller:
             base.user_id, base.permissions = ident.user_id, ident.permissions
             return base
         if ident.auth_type == "session" and ident.user_id:
+            # The gateway vouched for the user; the session row is loaded only by routes that need it
+            # (`current_session`), so most requests cost IAM no session lookup at all.
             base.kind, base.user_id, base.email = "user", ident.user_id, ident.email
-            if token:
-                found = await sessions.find_session(ctx.db, token)
-                if found is not None and found.user_id == ident.user_id:
-                    base.session, base.token = found, token
+            base.extra["presented_token"] = token or ""
             return base
         if token and same_secret(token, ctx.settings.auth_api_key):
             base.kind = "service"
@@ -106,6 +105,17 @@ async def _resolve(request: Request) -> Caller:
         if found is not None:
             base.kind, base.user_id, base.session, base.token = "user", found.user_id, found, token
     return base
+
+
+async def current_session(ctx: IAMContext, caller: Caller) -> Session | None:
+    """The caller's session row, loaded from the presented token on first use (and only if it belongs
+    to the user the gateway named)."""
+    token = caller.extra.pop("presented_token", "")
+    if caller.session is None and token and caller.kind == "user":
+        found = await sessions.find_session(ctx.db, token)
+        if found is not None and found.user_id == caller.user_id:
+            caller.session, caller.token = found, token
+    return caller.session
 
 
 async def require_user(request: Request) -> Caller:

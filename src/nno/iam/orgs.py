@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import audit
 from nno.iam.access import get_org, is_privileged, membership, require_org_admin, require_org_reader
-from nno.iam.caller import Caller
+from nno.iam.caller import Caller, current_session
 from nno.iam.context import INVITATION_TTL_MS, IAMContext
 from nno.iam.mailer import OutgoingMail
 from nno.iam.models import Invitation, Member, Organization, Session, User
@@ -52,6 +52,8 @@ async def create_org(
     ctx: IAMContext, caller: Caller, *, name: str, slug: str, owner_id: str, org_type: str,
     logo: str | None = None, metadata: dict[str, Any] | None = None, set_active: bool = False,
 ) -> Organization:
+    if set_active:
+        await current_session(ctx, caller)
     try:
         async with ctx.db.session() as s:
             if org_type == "nno-operator" and not await is_privileged(s, caller):
@@ -97,6 +99,7 @@ async def resolve_org_id(ctx: IAMContext, caller: Caller, org_id: str | None) ->
     """An explicit organizationId, else the session's active organization."""
     if org_id:
         return org_id
+    await current_session(ctx, caller)
     if caller.session is not None and caller.session.active_organization_id:
         return caller.session.active_organization_id
     raise NNOError(400, "NO_ACTIVE_ORGANIZATION", "Give organizationId or set an active organization",

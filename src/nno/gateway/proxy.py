@@ -1,7 +1,7 @@
 """The innermost layer: the gateway's own routes (`/health`, `/openapi.json`) and prefix routing to
-the upstream bindings (DECISIONS 1). Request and response bodies stream through untouched; client
-X-Nno-* headers, hop-by-hop headers (by the binding) and the client's `traceparent` are dropped, and the gateway's
-request id, trace and identity headers are added."""
+the upstream bindings (DECISIONS 1). Request and response bodies stream through untouched. Client
+X-Nno-* headers and the client's `traceparent` are dropped, hop-by-hop headers too (by the
+binding), and the gateway's request id, trace and identity headers are added."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from nno.gateway.openapi import OpenAPIDocument
 from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
-from nno.gateway.state import JSON_CONTENT_TYPE, get_state, send_error
+from nno.gateway.state import JSON_CONTENT_TYPE, SCOPE_KEY, get_state, send_error
 from nno.kernel.bindings import HOP_BY_HOP, Bindings, UpstreamError
 
 _HOP_BY_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
@@ -67,6 +67,7 @@ class GatewayProxy:
                              {"service": route.service})
             return
         upstream_scope = dict(scope)
+        upstream_scope.pop(SCOPE_KEY, None)  # the gateway's own state stays in the gateway
         upstream_scope["headers"] = upstream_headers(scope)
         started = False
 

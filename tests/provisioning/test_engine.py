@@ -167,12 +167,13 @@ async def test_exhausted_attempts_dead_letter_and_reverse_rollback(
         "create_auth_d1": "rolled_back",
         "deploy_auth_worker": "rolled_back",
         "set_auth_worker_secrets": "rolled_back",
-        "create_console_pages": "rolled_back",  # failed; cleaned up in case the cloud made it anyway
+        "create_console_pages": "failed",  # and cleaned up, in case the cloud made it anyway
         "register_dns": "pending",
         "register_resources": "pending",
         "mark_platform_active": "pending",
     }
     assert not cloud.names()
+    assert next(s for s in job["steps"] if s["name"] == "create_console_pages")["cleanedUp"] is True
     deletes = [c[0] for c in cloud.calls if c[0].startswith("delete")]
     assert deletes == ["delete_pages", "delete_secret", "delete_worker", "delete_d1"]
     statuses = [(e["fromStatus"], e["toStatus"]) for e in await events(manual_client, service_headers, job_id)

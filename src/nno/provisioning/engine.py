@@ -243,14 +243,21 @@ class Engine:
             if record["status"] in (J.STEP_COMPLETED, J.STEP_SKIPPED):
                 continue
             resumed = record["status"] in (J.STEP_RUNNING, J.STEP_FAILED)
+            try:
+                if step.targets is not None and "preexisting" not in record:
+                    # Noted in the same write that marks the step running, before it makes anything.
+                    record["preexisting"] = await self._preexisting(job, step)
+            except (LeaseLost, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                code, message, retryable = _classify(exc)
+                await self._step_failed(job, index, step.name, code, message, retryable)
+                return
             record.update(status=J.STEP_RUNNING, startedAt=now_ms(), finishedAt=None, error=None)
             await self._write(job, {"steps": _replace(job.steps, index, record)},
                               [new_event(job, "step.started", step=step.name, actor=self.worker_id,
                                          details={"resumed": resumed} if resumed else None)])
             try:
-                if step.targets is not None and "preexisting" not in record:
-                    record["preexisting"] = await self._preexisting(job, step)
-                    await self._write(job, {"steps": _replace(job.steps, index, record)}, [])
                 result = await step.run(self._context(job, resumed))
             except (LeaseLost, asyncio.CancelledError):
                 raise
@@ -338,7 +345,7 @@ class Engine:
             # A step that failed, or was running when its worker died for the last time, may have
             # made something before it stopped.
             failed = (record["status"] in (J.STEP_FAILED, J.STEP_RUNNING) and step.targets is not None
-                      and "preexisting" in record)
+                      and "preexisting" in record and not record.get("cleanedUp"))
             if not failed and (record["status"] != J.STEP_COMPLETED or step.undo is None):
                 continue
             try:
@@ -357,9 +364,15 @@ class Engine:
                                   [new_event(job, "step.rollback_failed", step=step.name, actor=self.worker_id,
                                              details={"code": code, "error": message})])
                 continue
-            record.update(status=J.STEP_ROLLED_BACK, rolledBackAt=now_ms())
+            if failed:
+                # It stays the failed step (that is what an operator needs to see), now cleaned up.
+                record.update(status=J.STEP_FAILED, cleanedUp=True, rolledBackAt=now_ms())
+                event = "step.cleaned_up"
+            else:
+                record.update(status=J.STEP_ROLLED_BACK, rolledBackAt=now_ms())
+                event = "step.rolled_back"
             await self._write(job, {"steps": _replace(job.steps, index, record)},
-                              [new_event(job, "step.rolled_back", step=step.name, actor=self.worker_id)])
+                              [new_event(job, event, step=step.name, actor=self.worker_id)])
         final = J.ROLLBACK_FAILED if failures else J.ROLLED_BACK
         await self._write(job, {"status": final, "live_key": None, "completed_at": now_ms()},
                           [new_event(job, "job.status_changed", from_status=J.ROLLING_BACK, to_status=final,

@@ -48,6 +48,7 @@ async def test_provision_platform_creates_everything_in_order(
     events = (await client.get(f"/api/v1/platforms/{pid}/lifecycle-events", headers=service_headers)).json()
     assert [(e["fromStatus"], e["toStatus"]) for e in sorted(events["data"], key=lambda e: e["createdAt"])] == [
         ("pending", "provisioning"), ("provisioning", "active")]
+    assert all(job["id"] in e["reason"] for e in events["data"])  # the Registry's trail names the job
     res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=service_headers)).json()["data"]
     assert sorted((r["type"], r["name"]) for r in res) == sorted([
         ("d1", f"{pid}-default-auth-db"), ("worker", f"{pid}-default-auth"), ("pages", f"{pid}-prod-portal")])

@@ -27,7 +27,7 @@ async def mark_platform_provisioning(sctx: StepContext) -> StepResult:
     status = platform.get("status")
     info = {"name": platform.get("name"), "slug": platform.get("slug")}
     if status == "pending":
-        await sctx.registry.lifecycle(sctx.platform_id, "bootstrap")
+        await sctx.registry.lifecycle(sctx.platform_id, "bootstrap", f"provisioning job {sctx.job_id} started")
         return StepResult({**info, "from": "pending", "to": "provisioning"})
     if status in ("provisioning", "active"):
         return StepResult({**info, "status": status}, changed=False)
@@ -127,7 +127,7 @@ async def mark_platform_active(sctx: StepContext) -> StepResult:
     if status != "provisioning":
         raise StepError(f"platform {sctx.platform_id} is {status}, not provisioning",
                         code="INVALID_PLATFORM_STATE", retryable=False)
-    await sctx.registry.lifecycle(sctx.platform_id, "complete")
+    await sctx.registry.lifecycle(sctx.platform_id, "complete", f"provisioning job {sctx.job_id} completed")
     return StepResult({"from": "provisioning", "to": "active"})
 
 
@@ -204,7 +204,7 @@ async def mark_platform_deleted(sctx: StepContext) -> StepResult:
     if status == "deleted":
         return StepResult({"status": status}, changed=False)
     if status in ("pending_cancellation", "cancelled"):
-        await sctx.registry.lifecycle(sctx.platform_id, "delete", "deprovisioned")
+        await sctx.registry.lifecycle(sctx.platform_id, "delete", f"deprovisioned by job {sctx.job_id}")
         return StepResult({"from": status, "to": "deleted"})
     # The lifecycle has no way to `deleted` from here; the resources are gone, the status stays.
     return StepResult({"status": status, "note": f"platform left {status}: no delete transition from it"},

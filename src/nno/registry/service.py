@@ -164,8 +164,8 @@ class PlatformService(RegistryBase):
 
     async def get_status(self, access: Access, platform_id: str) -> dict[str, Any]:
         """The gateway's fallback when the status cache misses. Refills the cache only when the key
-        is absent (a lost Redis, a platform made before the cache existed), checked before reading
-        the row, so this read never overwrites what a transition published."""
+        is absent (a lost Redis, a platform made before the cache existed), so a read never replaces
+        what a transition published, except in the instant between this check and the refill."""
         missing = await self.kv_missing(platform_id)
         platform = await self.check_visible(access, platform_id)
         if missing:

@@ -70,6 +70,19 @@ def server_overrides() -> dict[str, Any]:
     return {}
 
 
+def _fresh_edge_migrate_lock() -> None:
+    """The edge keeps one module-level asyncio.Lock for its migrations; once contended it is bound to
+    that event loop, and a core started later on another loop (another server thread) fails with
+    "bound to a different event loop". Each server here runs its own loop, so give it a new lock.
+    (Reported to the edge owner; harmless in `nno serve`, which has one loop per process.)"""
+    try:
+        import nno.edge.cloud as cloud
+    except ImportError:
+        return
+    if isinstance(getattr(cloud, "_migrate_lock", None), asyncio.Lock):
+        cloud._migrate_lock = asyncio.Lock()
+
+
 @contextmanager
 def serve_core(settings_for: Callable[[str], Settings], log_path: Path) -> Iterator[LiveServer]:
     """Start a core on a free loopback port; `settings_for(url)` builds its settings."""
@@ -78,6 +91,7 @@ def serve_core(settings_for: Callable[[str], Settings], log_path: Path) -> Itera
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = settings_for(url)
+    _fresh_edge_migrate_lock()
     previous_log_config = _quiet_structlog(log_path)
     core = Core(settings)
     server = uvicorn.Server(uvicorn.Config(core.asgi, log_level="warning", access_log=False, lifespan="on"))
@@ -101,38 +115,59 @@ def serve_core(settings_for: Callable[[str], Settings], log_path: Path) -> Itera
         structlog.configure(**previous_log_config)
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+class SharedServer:
     """One server for a whole test module (tests use their own users and platforms), so the suite
-    does not pay a core start, and on PostgreSQL a database, per test."""
-    base = tmp_path_factory.mktemp("nno-shared")
+    does not pay a core start, and on PostgreSQL a database, per test. It is stopped while a test
+    runs its own server, so only one core runs at a time, and started again (same data) after."""
+
+    def __init__(self, base: Path, backend: dict[str, Any]) -> None:
+        self.base = base
+        self.backend = backend
+        self._running: Any = None
+        self.server: LiveServer | None = None
+
+    def settings_for(self, url: str) -> Settings:
+        # The same values as the `make_settings` fixture of tests/conftest.py.
+        return Settings(auth_api_key=SERVICE_KEY, data_dir=self.base / "data", log_json=True,
+                        worker_poll_interval_s=0.05, public_url=url, **self.backend)
+
+    def get(self) -> LiveServer:
+        if self.server is None:
+            self._running = serve_core(self.settings_for, self.base / "server.log")
+            self.server = self._running.__enter__()
+        return self.server
+
+    def stop(self) -> None:
+        if self._running is not None:
+            running, self._running, self.server = self._running, None, None
+            running.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
     backend: dict[str, Any] = {}
     if BACKEND == "scaled":
         backend = {"database_url": asyncio.run(create_pg_database()), "redis_url": REDIS_URL,
                    "redis_prefix": f"nnotest:{uuid.uuid4().hex[:12]}:"}
-
-    def settings_for(url: str) -> Settings:
-        # The same values as the `make_settings` fixture of tests/conftest.py.
-        return Settings(auth_api_key=SERVICE_KEY, data_dir=base / "data", log_json=True,
-                        worker_poll_interval_s=0.05, public_url=url, **backend)
-
+    shared = SharedServer(tmp_path_factory.mktemp("nno-shared"), backend)
     try:
-        with serve_core(settings_for, base / "server.log") as server:
-            yield server
+        yield shared
     finally:
+        shared.stop()
         if backend:
             asyncio.run(drop_pg_database(backend["database_url"]))
             asyncio.run(clear_redis_prefix(backend["redis_prefix"]))
 
 
 @pytest.fixture
-def live_server(request: pytest.FixtureRequest, tmp_path: Path,
+def live_server(request: pytest.FixtureRequest, tmp_path: Path, shared_server: SharedServer,
                 server_overrides: dict[str, Any]) -> Iterator[LiveServer]:
     """The module's shared server, or a fresh one for a test that changes the settings (or a module
     that sets `FRESH_SERVER = True`, e.g. one that bootstraps the installation)."""
     if not server_overrides and not getattr(request.module, "FRESH_SERVER", False):
-        yield request.getfixturevalue("shared_server")
+        yield shared_server.get()
         return
+    shared_server.stop()
     make_settings: Callable[..., Settings] = request.getfixturevalue("make_settings")
     with serve_core(lambda url: make_settings(public_url=url, **server_overrides),
                     tmp_path / "server.log") as server:

@@ -29,11 +29,15 @@ def list_jobs(
     cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous page."),
     as_json: bool = json_option(),
 ) -> None:
-    """List provisioning jobs of a platform."""
+    """List provisioning jobs (of one platform; operators may omit it to see all)."""
+    from nno.cli.errors import CLIError
     from nno.cli.output import field, more_hint, print_json, table, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    try:
+        platform_id: str | None = st.platform_id(platform)
+    except CLIError:
+        platform_id = None  # the server decides: operators see every job, others get an error
     with st.client() as client:
         page = client.get(JOBS, params={"platformId": platform_id, "status": status, "limit": limit,
                                         "cursor": cursor})
@@ -41,9 +45,10 @@ def list_jobs(
         print_json(page)
         return
     columns = [("ID", field("id")), ("TYPE", field("type")), ("STATUS", field("status")),
+               ("PLATFORM", field("platformId")),
                ("ATTEMPTS", field("attempts")), ("CREATED", field("createdAt", when)),
                ("ERROR", field("error"))]
-    table(columns, _rows(page), empty=f"No jobs for platform {platform_id}.")
+    table(columns, _rows(page), empty=f"No jobs for platform {platform_id}." if platform_id else "No jobs.")
     if isinstance(page, dict):
         more_hint(page.get("pagination"))
 

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.registry.conftest import IAM, P, User, assert_error, audit_actions, unique
 
 FIELDS = {"id", "name", "slug", "status", "tier", "class", "cfAccountId", "repoName", "stripeCustomerId",
@@ -183,3 +185,22 @@ async def test_api_keys_see_their_own_platform_only(
     assert_error(await client.get(f"{P}/{other['id']}", headers=key), 404)
     # Keys are not people: they cannot cancel a platform.
     assert_error(await client.post(f"{P}/{mine['id']}/lifecycle", json={"action": "cancel"}, headers=key), 403)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(slug=st.one_of(st.text(max_size=70), st.from_regex(r"[a-z0-9-]{1,70}", fullmatch=True)),
+       tier=st.sampled_from(["starter", "growth", "scale", "gold", ""]))
+async def test_any_slug_and_tier_is_accepted_exactly_when_documented(
+        client: httpx.AsyncClient, service_headers: dict[str, str], slug: str, tier: str) -> None:
+    before = (await client.get(P, headers=service_headers)).json()["pagination"]["total"]
+    resp = await client.post(P, json={"name": "Prop", "slug": slug, "tier": tier}, headers=service_headers)
+    valid = re.fullmatch(r"[a-z0-9-]{1,63}", slug) is not None and tier in ("starter", "growth", "scale")
+    after = (await client.get(P, headers=service_headers)).json()["pagination"]["total"]
+    if not valid:
+        assert_error(resp, 400, "VALIDATION_ERROR")
+        assert after == before
+    elif resp.status_code == 409:  # hypothesis may repeat a slug
+        assert resp.json()["error"]["code"] == "SLUG_TAKEN" and after == before
+    else:
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["slug"] == slug and after == before + 1

@@ -142,6 +142,14 @@ def report(label: str, bare: tuple[float, list[float]], full: tuple[float, list[
     return ratio
 
 
+async def cpu_per_request(app: Any, path: str, n: int) -> float:
+    """Process CPU time per request, sequential: robust against other processes on a busy machine."""
+    start = time.process_time()
+    for _ in range(n):
+        await call(app, path)
+    return (time.process_time() - start) / n * 1e6
+
+
 async def in_process(requests: int, concurrency: int, rounds: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         bare, gateway = build_apps(Path(tmp))
@@ -158,6 +166,10 @@ async def in_process(requests: int, concurrency: int, rounds: int) -> float:
         ratio = report(f"in-process ({requests} requests x {rounds} rounds, concurrency {concurrency}; best round)",
                        best_bare, best_full)
         print(f"  per-round ratios: {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
+        cpu_bare = min([await cpu_per_request(bare, BARE_PATH, 2000) for _ in range(rounds)])
+        cpu_full = min([await cpu_per_request(gateway, GATEWAY_PATH, 2000) for _ in range(rounds)])
+        print(f"  CPU per request, sequential (min of {rounds}): bare {cpu_bare:.1f} us, gateway {cpu_full:.1f} us, "
+              f"ratio {cpu_bare / cpu_full:.3f}, pipeline {cpu_full - cpu_bare:.1f} us")
         return ratio
 
 

@@ -273,3 +273,17 @@ async def test_sign_in_without_remember_me_is_a_browser_session(client: httpx.As
     assert "Max-Age" not in resp.headers["set-cookie"]
     session = resp.json()["session"]
     assert session["expiresAt"] - session["createdAt"] == 24 * 3600 * 1000
+
+
+async def test_old_password_hashes_are_upgraded_at_sign_in(client: httpx.AsyncClient, core: Core) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy import text
+
+    await sign_up(client, "old@example.com")
+    weaker = PasswordHasher(time_cost=1, memory_cost=512, parallelism=1).hash(PASSWORD)
+    async with core.context("iam").db.session() as s:
+        await s.execute(text("UPDATE users SET password_hash = :h"), {"h": weaker})
+    assert (await sign_in(client, "old@example.com")).status_code == 200
+    stored = (await rows(core, "SELECT password_hash FROM users"))[0][0]
+    assert stored != weaker and stored.startswith("$argon2id$")
+    assert (await sign_in(client, "old@example.com")).status_code == 200

@@ -14,7 +14,7 @@ from nno.iam.caller import Caller
 from nno.iam.context import MAGIC_LINK_TTL_MS, IAMContext
 from nno.iam.models import Session, User, Verification
 from nno.iam.schemas import ChangePasswordBody, MagicLinkBody, ProfileUpdate, SignInBody, SignUpBody
-from nno.iam.security import check_password_policy, hash_password, new_secret, verify_password
+from nno.iam.security import check_password_policy, hash_password, needs_rehash, new_secret, verify_password
 from nno.iam.sessions import create_session, revoke_user_sessions
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
@@ -73,7 +73,12 @@ async def sign_in(ctx: IAMContext, body: SignInBody, caller: Caller) -> SignedIn
                          data={"email": body.email, "reason": "invalid_credentials"})
         raise NNOError(401, "INVALID_CREDENTIALS", "Invalid email or password")
     await throttle.clear(ctx.db, body.email)
+    upgraded = hash_password(body.password) if user.password_hash and needs_rehash(user.password_hash) else None
     async with ctx.db.session() as s:
+        if upgraded is not None:
+            stored = await s.get(User, user.id)
+            if stored is not None:
+                stored.password_hash = upgraded
         token, row = create_session(s, user.id, method="password", persistent=body.rememberMe,
                                     ip=caller.ip, user_agent=caller.user_agent)
         audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=row.id,

@@ -39,6 +39,14 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
+def needs_rehash(stored: str) -> bool:
+    """True when the hash was made with other parameters than today's (upgrade it at sign-in)."""
+    try:
+        return _hasher.check_needs_rehash(stored)
+    except InvalidHashError:
+        return False
+
+
 def check_password_policy(password: str, email: str | None = None) -> None:
     """8-128 characters, at least one letter and one digit or symbol, not the email itself."""
     problems = []

@@ -223,3 +223,38 @@ async def test_unknown_invitation_ids(client: httpx.AsyncClient) -> None:
             resp = await client.post(f"{ORG}/{action}", headers=u.headers, json={"invitationId": invitation_id})
             assert_error(resp, 404, "INVITATION_NOT_FOUND")
     assert_error(await client.post(f"{ORG}/accept-invitation", headers=u.headers, json={"invitationId": ""}), 400)
+
+
+async def test_update_and_delete(client: httpx.AsyncClient, core: Core, service_headers: dict[str, str]) -> None:
+    owner = await sign_up(client, "own@example.com")
+    admin = await sign_up(client, "adm@example.com")
+    org = await create_org(client, owner, "upd")
+    await create_org(client, owner, "taken-slug")
+    await add_member(client, owner, org["id"], admin, "admin")
+    await client.post(f"{IAM}/api/nno/roles", headers=owner.headers,
+                      json={"orgId": org["id"], "role": "member", "permissions": ["billing:read"]})
+    ok = await client.post(f"{ORG}/update", headers=admin.headers,
+                           json={"organizationId": org["id"], "data": {"name": "Renamed", "slug": "renamed"}})
+    assert ok.status_code == 200 and ok.json()["slug"] == "renamed" and ok.json()["name"] == "Renamed"
+    assert_error(await client.post(f"{ORG}/update", headers=admin.headers,
+                                   json={"organizationId": org["id"], "data": {"slug": "taken-slug"}}),
+                 409, "SLUG_TAKEN")
+    assert_error(await client.post(f"{ORG}/update", headers=admin.headers,
+                                   json={"organizationId": org["id"], "data": {"orgType": "nno-operator"}}), 400)
+    assert_error(await client.post(f"{ORG}/update", headers=admin.headers,
+                                   json={"organizationId": org["id"], "data": {}}), 400)
+    # Only an owner deletes; everything that hung off the org goes with it.
+    assert_error(await client.post(f"{ORG}/delete", headers=admin.headers, json={"organizationId": org["id"]}),
+                 403)
+    gone = await client.post(f"{ORG}/delete", headers=owner.headers, json={"organizationId": org["id"]})
+    assert gone.status_code == 200
+    for table, column in (("members", "organization_id"), ("role_permissions", "org_id")):
+        assert await rows(core, f"SELECT id FROM {table} WHERE {column} = :o", o=org["id"]) == []
+    assert_error(await client.post(f"{ORG}/delete", headers=owner.headers, json={"organizationId": org["id"]}),
+                 404)
+    # The last operator organization stays.
+    await bootstrap_operator(client, service_headers)
+    ops = (await client.get(f"{IAM}/api/nno/organizations", params={"orgType": "nno-operator"},
+                            headers=service_headers)).json()["data"]
+    assert_error(await client.post(f"{ORG}/delete", headers=service_headers,
+                                   json={"organizationId": ops[0]["id"]}), 409, "LAST_OPERATOR_ORG")

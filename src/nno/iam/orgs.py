@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from nno.iam.access import get_org, is_privileged, membership, require_org_admin
 from nno.iam.caller import Caller, current_session
 from nno.iam.context import INVITATION_TTL_MS, IAMContext
 from nno.iam.mailer import OutgoingMail
-from nno.iam.models import Invitation, Member, Organization, Session, User
+from nno.iam.models import Invitation, Member, Organization, PermissionGrant, RolePermission, Session, User
 from nno.iam.schemas import (
     AddMemberBody,
     InviteBody,
@@ -217,6 +217,54 @@ async def update_member_role(ctx: IAMContext, caller: Caller, body: UpdateMember
         audit.record(s, caller, "member.update_role", org_id=org_id, target_type="user", target_id=m.user_id,
                      data={"from": old, "to": body.role})
     return member_view(m)
+
+
+async def update_org(ctx: IAMContext, caller: Caller, org_id: str, changes: dict[str, Any]) -> Organization:
+    if not changes:
+        raise NNOError(400, "VALIDATION_ERROR", "Nothing to update", {"field": "data"})
+    if any(changes.get(k, "") is None for k in ("name", "slug")):
+        raise NNOError(400, "VALIDATION_ERROR", "name and slug cannot be null", {"field": "data"})
+    try:
+        async with ctx.db.session() as s:
+            org = await require_org_admin(s, caller, org_id)
+            slug = changes.get("slug")
+            if slug and slug != org.slug and (await s.execute(
+                    select(Organization.id).where(Organization.slug == slug))).first():
+                raise NNOError(409, "SLUG_TAKEN", "An organization with this slug already exists", {"slug": slug})
+            for key, value in changes.items():
+                setattr(org, "data" if key == "metadata" else key, value)
+            audit.record(s, caller, "org.update", org_id=org.id, target_type="organization", target_id=org.id,
+                         data={"fields": sorted(changes)})
+    except IntegrityError as exc:
+        raise NNOError(409, "SLUG_TAKEN", "An organization with this slug already exists") from exc
+    return org
+
+
+async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> None:
+    """Owners (or operators and services) delete an organization with its members, invitations, roles
+    and grants. The last nno-operator organization is kept: it is how operators exist at all."""
+    async with ctx.db.session() as s:
+        org = await require_org_admin(s, caller, org_id)
+        if not await is_privileged(s, caller):
+            me = await membership(s, caller.user_id, org_id)
+            if me is None or me.role != "owner":
+                raise NNOError(403, "FORBIDDEN", "Only an owner may delete the organization")
+        if org.org_type == "nno-operator":
+            others = (await s.execute(select(func.count()).select_from(Organization).where(
+                Organization.org_type == "nno-operator", Organization.id != org_id))).scalar_one()
+            if not others:
+                raise NNOError(409, "LAST_OPERATOR_ORG", "The last nno-operator organization cannot be deleted")
+        # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite applies only with
+        # its foreign-key pragma on.
+        await s.execute(delete(PermissionGrant).where(PermissionGrant.org_id == org_id))
+        await s.execute(delete(RolePermission).where(RolePermission.org_id == org_id))
+        await s.execute(delete(Invitation).where(Invitation.organization_id == org_id))
+        await s.execute(delete(Member).where(Member.organization_id == org_id))
+        await s.execute(update(Session).where(Session.active_organization_id == org_id)
+                        .values(active_organization_id=None))
+        await s.delete(org)
+        audit.record(s, caller, "org.delete", org_id=org_id, target_type="organization", target_id=org_id,
+                     data={"slug": org.slug})
 
 
 async def leave(ctx: IAMContext, caller: Caller, org_id: str) -> None:

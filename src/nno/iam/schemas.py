@@ -118,6 +118,23 @@ class OrgCreateBody(Body):
     keepCurrentActiveOrganization: bool = False
 
 
+class OrgUpdateData(Body):
+    model_config = ConfigDict(extra="forbid")
+    name: OrgName | None = None
+    slug: Slug | None = None
+    logo: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    metadata: dict[str, object] | None = None
+
+
+class OrgUpdateBody(Body):
+    organizationId: Id | None = None
+    data: OrgUpdateData
+
+
+class OrgDeleteBody(Body):
+    organizationId: Id
+
+
 class NnoOrgCreateBody(Body):
     name: OrgName
     slug: Slug

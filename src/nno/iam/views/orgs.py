@@ -20,6 +20,8 @@ from nno.iam.schemas import (
     LeaveOrgBody,
     NnoOrgCreateBody,
     OrgCreateBody,
+    OrgDeleteBody,
+    OrgUpdateBody,
     RemoveMemberBody,
     SetActiveOrgBody,
     UpdateMemberRoleBody,
@@ -45,6 +47,21 @@ async def _org_id(request: Request, caller: Caller, org_id: str | None, slug: st
 async def create(body: OrgCreateBody, request: Request, caller: Caller = Depends(require_user)) -> JSONResponse:
     org = await orgs.create_for_caller(iam_ctx(request), caller, body)
     return JSONResponse(orgs.org_view(org), status_code=201)
+
+
+@router.post(f"{P}/update")
+async def update(body: OrgUpdateBody, request: Request,
+                 caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
+    org_id = await _org_id(request, caller, body.organizationId)
+    changes = body.data.model_dump(exclude_unset=True)
+    return orgs.org_view(await orgs.update_org(iam_ctx(request), caller, org_id, changes))
+
+
+@router.post(f"{P}/delete")
+async def delete(body: OrgDeleteBody, request: Request,
+                 caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
+    await orgs.delete_org(iam_ctx(request), caller, body.organizationId)
+    return {"success": True}
 
 
 @router.get(f"{P}/list")

@@ -236,3 +236,18 @@ def test_failed_step_is_found_before_and_after_rollback() -> None:
               {"name": "c", "status": "pending"}]
     assert job_failure({"status": "ROLLED_BACK", "steps": rolled}) == ("b", "boom")
     assert job_failure({"status": "FAILED", "steps": [], "error": "lost"}) == (None, "lost")
+
+
+def test_version_and_help_list_every_command_group() -> None:
+    from typer.testing import CliRunner
+
+    from nno import __version__
+    from nno.cli.main import app
+
+    runner = CliRunner()
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.strip() == f"nno {__version__}"
+    helped = runner.invoke(app, ["--help"])
+    assert helped.exit_code == 0
+    for command in ("serve", "login", "logout", "whoami", "platform", "tenant", "apikey", "job", "audit", "admin"):
+        assert f"\n  {command} " in helped.stdout, command

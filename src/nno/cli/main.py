@@ -58,6 +58,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from nno import __version__
+
+        typer.echo(f"nno {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -65,6 +73,8 @@ def main(
         None, "--api-url", metavar="URL",
         help="NNO gateway address (NNO_API_URL; else the one stored at login; default http://127.0.0.1:8787).",
     ),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Show the version and exit."),
 ) -> None:
     """NNO: run the platform control plane, and drive it from the terminal."""
     ctx.obj = CLIState(api_url_flag=api_url)

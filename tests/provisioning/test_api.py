@@ -219,6 +219,7 @@ async def test_stack_activation_shares_resources_and_deactivation_removes_them(
         assert ("dns", f"{feature}.svc.{sid}.{pid}.nno.localhost") in fake.resources
     res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=h)).json()["data"]
     assert len([r for r in res if r["stackId"] == sid]) == 4
+    assert (await client.get(f"/api/v1/platforms/{pid}/stacks/{sid}", headers=h)).json()["status"] == "active"
 
     job = await wait_job(client, h, (await client.post(f"{PROV}/provision/stack/deactivate",
                                                        json={**body, "deleteData": True},
@@ -227,3 +228,4 @@ async def test_stack_activation_shares_resources_and_deactivation_removes_them(
     assert not [n for n in fake.names() if sid in n]
     res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=h)).json()["data"]
     assert all(r["status"] == "deleted" for r in res if r["stackId"] == sid)
+    assert (await client.get(f"/api/v1/platforms/{pid}/stacks/{sid}", headers=h)).json()["status"] == "deactivated"

@@ -55,6 +55,8 @@ async def test_provision_platform_creates_everything_in_order(
     dns = (await client.get(f"/api/v1/platforms/{pid}/dns-records", headers=service_headers)).json()["data"]
     assert sorted(d["hostname"] for d in dns) == sorted(
         [f"auth.svc.default.{pid}.nno.localhost", f"console.app.default.{pid}.nno.localhost"])
+    stack = (await client.get(f"/api/v1/platforms/{pid}/stacks/default", headers=service_headers)).json()
+    assert stack["status"] == "active"
     worker_id = next(r["id"] for r in res if r["type"] == "worker")
     secrets = (await client.get(f"/api/v1/platforms/{pid}/resources/{worker_id}/secrets",
                                 headers=service_headers)).json()["data"]

@@ -108,6 +108,9 @@ class RegistryClient:
         data: list[dict[str, Any]] = body.get("data", []) if isinstance(body, dict) else []
         return data
 
+    async def set_stack_status(self, platform_id: str, stack_id: str, status: str) -> None:
+        await self.call("PATCH", f"/{platform_id}/stacks/{stack_id}", json={"status": status})
+
     async def record_feature(self, platform_id: str, body: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = (await self.call("POST", f"/{platform_id}/features", json=body)).json()
         return data

@@ -77,8 +77,11 @@ async def register_feature_dns(sctx: StepContext) -> StepResult:
 async def register_feature_resources(sctx: StepContext) -> StepResult:
     steps = ["create_shared_resources", "deploy_feature_workers"]
     feature_id = sctx.payload.get("featureId")
-    return await register_resources(sctx, resource_steps=steps, dns_steps=["register_dns"], secret_steps=[],
-                                    stack_id=_stack(sctx), feature_id=feature_id)
+    result = await register_resources(sctx, resource_steps=steps, dns_steps=["register_dns"], secret_steps=[],
+                                      stack_id=_stack(sctx), feature_id=feature_id)
+    if sctx.job_type == "ACTIVATE_STACK":
+        await sctx.registry.set_stack_status(sctx.platform_id, _stack(sctx), "active")
+    return result
 
 
 async def record_activations(sctx: StepContext) -> StepResult:
@@ -165,6 +168,8 @@ async def remove_feature_resources(sctx: StepContext) -> StepResult:
     items = _feature_inventory(sctx, stack_wide=sctx.job_type == "DEACTIVATE_STACK")
     for item in items:
         await delete_by_type(sctx.provider, item["type"], item["name"])
+    if sctx.job_type == "DEACTIVATE_STACK":
+        await sctx.registry.set_stack_status(sctx.platform_id, _stack(sctx), "deactivated")
     names = {i["name"] for i in items}
     removed = []
     for row in await sctx.registry.list_resources(sctx.platform_id):

@@ -111,13 +111,16 @@ async def register_dns(sctx: StepContext) -> StepResult:
 
 
 async def register_platform_resources(sctx: StepContext) -> StepResult:
-    return await register_resources(
+    result = await register_resources(
         sctx,
         resource_steps=["create_auth_d1", "deploy_auth_worker", "create_console_pages"],
         dns_steps=["register_dns"],
         secret_steps=["set_auth_worker_secrets"],
         stack_id="default",
     )
+    # The default stack now has what it hosts (the auth Worker).
+    await sctx.registry.set_stack_status(sctx.platform_id, naming.DEFAULT_STACK_ID, "active")
+    return result
 
 
 async def mark_platform_active(sctx: StepContext) -> StepResult:

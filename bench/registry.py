@@ -57,7 +57,10 @@ async def load(db: Database, platforms: int, tenants: int) -> None:
             FROM generate_series(1, :platforms) AS g"""), {"platforms": platforms, "base": BASE_MS})
         await conn.execute(text("""
             INSERT INTO entities (id, platform_id, parent_id, type, name, slug, status, created_at, updated_at)
-            SELECT 'e' || lpad(g::text, 9, '0'), lpad((1 + (g - 1) % :platforms)::text, 10, '0'), NULL,
+            SELECT 'e' || lpad(g::text, 9, '0'),
+                   -- a tenth of all tenants belong to platform 1, the rest spread evenly
+                   lpad((CASE WHEN g <= :tenants / 10 THEN 1 ELSE 1 + (g - 1) % :platforms END)::text, 10, '0'),
+                   NULL,
                    'tenant', 'Tenant ' || g, 't-' || g, 'active', CAST(:base AS bigint) + g, CAST(:base AS bigint) + g
             FROM generate_series(1, :tenants) AS g"""), {"platforms": platforms, "tenants": tenants,
                                                          "base": BASE_MS})
@@ -166,6 +169,10 @@ async def main() -> None:
             deep_cursor = (await service.list_platforms(svc, limit=50, cursor=deep_cursor))["pagination"][
                 "nextCursor"]
 
+        big_cursor = None
+        for _ in range(200):
+            big_cursor = (await service.list_tenants(svc, pid(1), parent_id=None, limit=50, cursor=big_cursor))[
+                "pagination"]["nextCursor"]
         # Active `scale` platforms (no tenant limit) for the write path.
         writable = [g for g in range(2, n + 1, 3) if g % 7 in (0, 1, 2)]
 
@@ -185,6 +192,10 @@ async def main() -> None:
             "get platform by slug": lambda i: service.get_by_slug(svc, f"p-{1 + (i * 7919) % n}"),
             "list tenants of a platform (50)": lambda i: service.list_tenants(
                 svc, pid(1 + (i * 7919) % n), parent_id=None, limit=50, cursor=None),
+            "list tenants of the 100k-tenant platform (50)": lambda i: service.list_tenants(
+                svc, pid(1), parent_id=None, limit=50, cursor=None),
+            "same, deep page (cursor ~10,000 rows in)": lambda i: service.list_tenants(
+                svc, pid(1), parent_id=None, limit=50, cursor=big_cursor),
             "create a tenant (lock, limit count, insert, audit)": new_tenant,
         }
         print(f"\nservice layer, {args.runs} runs each (PostgreSQL, {n:,} platforms, {args.tenants:,} tenants)")
@@ -222,6 +233,8 @@ async def main() -> None:
             ("get platform", lambda: service.get_platform(svc, probe)),
             ("get platform by slug", lambda: service.get_by_slug(svc, f"p-{int(probe)}")),
             ("list tenants", lambda: service.list_tenants(svc, probe, parent_id=None, limit=50, cursor=None)),
+            ("list tenants of the big platform, deep page",
+             lambda: service.list_tenants(svc, pid(1), parent_id=None, limit=50, cursor=big_cursor)),
             ("create a tenant", lambda: new_tenant(1)),
         ):
             print(f"  {label}")

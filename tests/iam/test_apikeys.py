@@ -139,3 +139,19 @@ async def test_key_defaults_to_the_sessions_active_platform(client: httpx.AsyncC
                       json={"platformId": "plat00000b"})
     made = await client.post(K, headers=acct.headers, json={"name": "default"})
     assert made.status_code == 201 and made.json()["platformId"] == "plat00000b"
+
+
+async def test_a_key_does_not_act_as_its_creator_in_iam(client: httpx.AsyncClient,
+                                                       service_headers: dict[str, str]) -> None:
+    from tests.iam.conftest import create_org
+
+    admin = await _platform_admin(client, service_headers, "creator@example.com", "plat00000a")
+    org = await create_org(client, admin, "creators-org")
+    key = (await client.post(K, headers=admin.headers, json={"name": "k", "platformId": "plat00000a"})).json()
+    with_key = {"x-api-key": key["key"]}
+    resp = await client.get(f"{IAM}/api/auth/organization/list-members", params={"organizationId": org["id"]},
+                            headers=with_key)
+    assert_error(resp, 404)
+    assert_error(await client.post(f"{IAM}/api/nno/roles", headers=with_key,
+                                   json={"orgId": org["id"], "role": "member", "permissions": ["*"]}), 404)
+    assert_error(await client.post(K, headers=with_key, json={"name": "k2", "platformId": "plat00000a"}), 403)

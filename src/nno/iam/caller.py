@@ -87,9 +87,13 @@ async def _resolve(request: Request) -> Caller:
             base.kind = "service"
             return base
         if ident.auth_type == "apikey":
+            # A key acts for its platform with its permissions, never as the person who made it: it is
+            # no org member or admin here, so user_id stays empty (the creator is kept for the audit).
             base.kind = "apikey"
             base.key_id, base.platform_id = ident.key_id, ident.platform_id
-            base.user_id, base.permissions = ident.user_id, ident.permissions
+            base.permissions = ident.permissions
+            if ident.user_id:
+                base.extra["key_user_id"] = ident.user_id
             return base
         if ident.auth_type == "session" and ident.user_id:
             # The gateway vouched for the user; the session row is loaded only by routes that need it

@@ -155,3 +155,36 @@ def test_bad_flag_is_a_usage_error_without_traceback(nno):
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "--limit" in result.output
+
+
+def test_logout_revoke_signs_the_session_out_on_the_server(live_server, nno, nno_home):
+    signed = sign_up(live_server, "rev@example.com")
+    nno("login", "--token", signed["token"])
+    result = nno("logout", "--revoke")
+    assert result.exit_code == 0 and result.stdout.strip() == f"{OK} Logged out successfully"
+    check = live_server.http.get("/api/v1/iam/api/nno/session",
+                                 headers={"Authorization": f"Bearer {signed['token']}"})
+    assert check.status_code == 401
+
+
+def test_token_login_while_the_server_is_down_is_stored_unverified(nno, nno_home):
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = nno("login", "--token", "ci-token-value", api_url=url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"{OK} Authenticated via token"
+    stored = read_credentials(nno_home)
+    assert stored["email"] == "ci-user" and stored["apiUrl"] == url
+    assert stored["expiresAt"] > (time.time() + 29 * 86400) * 1000  # token mode: 30 days
+    assert stat.S_IMODE((nno_home / "credentials.json").stat().st_mode) == 0o600
+
+
+def test_nno_api_url_env_chooses_the_server(live_server, nno_home):
+    from typer.testing import CliRunner
+
+    from nno.cli.main import app
+
+    signed = sign_up(live_server, "envurl@example.com")
+    env = {"NNO_HOME": str(nno_home), "NNO_API_URL": live_server.url, "NNO_API_TOKEN": signed["token"]}
+    result = CliRunner().invoke(app, ["whoami", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["apiUrl"] == live_server.url

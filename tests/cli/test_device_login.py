@@ -129,3 +129,18 @@ def test_device_login_denied_stops_with_a_clear_message(live_server, login_proce
     assert err.splitlines()[0] == "error: login denied: the code was rejected on the activation page"
     assert "nno login" in err and "Traceback" not in err
     assert not (nno_home / "credentials.json").exists()
+
+
+def test_device_login_expires_when_nobody_approves(live_server, nno_home, monkeypatch):
+    monkeypatch.setattr("nno.iam.device.DEVICE_CODE_TTL_S", 1, raising=False)
+    process = LoginProcess(live_server, nno_home)
+    try:
+        process.wait_for_code()
+        code, out, err = process.finish()
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+    assert code == 4, (out, err)
+    assert err.splitlines()[0] == "error: the login code expired before it was approved"
+    assert "nno login" in err and "Traceback" not in err
+    assert not (nno_home / "credentials.json").exists()

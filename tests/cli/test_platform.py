@@ -142,3 +142,19 @@ def test_audit_shows_the_platform_history(live_server, nno):
     assert any("tenant" in a or "entity" in a for a in actions)
     human = nno("audit", "-p", platform_id, "--limit", "2")
     assert human.exit_code == 0 and "ACTION" in human.stdout
+
+
+def test_operators_see_every_platform_and_sub_tenants_nest(live_server, nno):
+    login_new_user(live_server, nno, "first-owner@example.com")
+    first = onboard(nno, "First Owner", "first-owner")["platformId"]
+    login_new_user(live_server, nno, "second-owner@example.com")
+    second = onboard(nno, "Second Owner", "second-owner")["platformId"]
+    mine = {p["id"] for p in parse_json(nno("platform", "list", "--json"))["data"]}
+    assert second in mine and first not in mine
+    listed = parse_json(nno("platform", "list", "--limit", "100", "--json", env=OPERATOR))
+    everything = {p["id"] for p in listed["data"]}
+    assert {first, second} <= everything
+
+    parent = parse_json(nno("tenant", "create", "Parent", "-p", second, "--json"))
+    child = parse_json(nno("tenant", "create", "Child", "-p", second, "--parent", parent["id"], "--json"))
+    assert child["parentId"] == parent["id"]

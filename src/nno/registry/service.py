@@ -315,7 +315,7 @@ class PlatformService(RegistryBase):
                                        "Sub-tenants nest one level: under a tenant, not under a sub-tenant",
                                        {"parentId": parent_id})
                 limit = TENANT_LIMITS[p.tier]
-                current = await self._live_entity_count(s, platform_id)
+                current = await self._live_entity_count(s, platform_id) if limit is not None else 0
                 if limit is not None and current >= limit:
                     raise NNOError(409, "TENANT_LIMIT_REACHED",
                                    f"Tier {p.tier} allows {limit} tenants and sub-tenants",

@@ -80,8 +80,6 @@ class OnboardingService(RegistryBase):
                         job_extras: dict[str, Any]) -> None:
         """The cross-service part, after the commit. Each outcome lands on its step."""
         membership_note = await self._make_owner_admin(platform_id, user_id)
-        if access.identity.email:
-            job_extras = {**job_extras, "billingEmail": access.identity.email}
         job_id, provision = await self._request_provisioning(platform_id, session_id, job_extras)
         cli_note = NOTE_CLI_PENDING if self.ctx.bindings.get("cli") is not None else NOTE_NO_CLI
         now = now_ms()

@@ -4,6 +4,7 @@ the console is first needed, so JSON output and plain lines stay light."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 _console: Console | None = None
+PIPE_WIDTH = 200
 
 
 def console() -> Console:
@@ -20,8 +22,9 @@ def console() -> Console:
     if _console is None:
         from rich.console import Console
 
-        # soft_wrap keeps long ids on one line when stdout is a pipe or a narrow terminal.
-        _console = Console(highlight=False, soft_wrap=False)
+        # A pipe gets wide tables (no wrapped ids) unless COLUMNS says otherwise; a terminal its width.
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+        _console = Console(highlight=False, soft_wrap=False, width=width)
     return _console
 
 
@@ -48,7 +51,7 @@ def when(ms: Any) -> str:
 def iso(ms: Any) -> str:
     if isinstance(ms, bool) or not isinstance(ms, int | float):
         return "" if ms is None else str(ms)
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def cell(value: Any) -> str:

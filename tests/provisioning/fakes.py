@@ -4,6 +4,7 @@ Tests only: never shipped as a provider."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ class FakeCloud:
     calls: list[tuple[str, str]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     secrets: dict[tuple[str, str], str] = field(default_factory=dict)
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)  # method -> wait for it before acting
 
     def _check(self, method: str, name: str, *, after: bool) -> None:
         for fault in self.faults:
@@ -104,6 +106,10 @@ class FakeCloud:
             self.secrets.pop(key)
 
     async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> ResourceRef:
+        gate = self.gates.pop("ensure_pages", None)
+        if gate is not None:  # a stalled call: hold until the test lets it go
+            self.calls.append(("stalled", name))
+            await gate.wait()
         return self._ensure("ensure_pages", "pages", name, site=dict(site))
 
     async def delete_pages(self, name: str) -> None:

@@ -228,3 +228,32 @@ async def test_concurrent_workers_claim_each_job_once(
         assert [e["event"] for e in evs].count("job.reclaimed") == 0
     assert all(n == 1 for n in cloud.created.values())
     assert len(cloud.names()) == 6 * 5
+
+
+async def test_a_stalled_worker_that_lost_its_lease_stops_touching_the_job(
+        manual_core: Core, manual_client: httpx.AsyncClient, service_headers: dict[str, str],
+        cloud: FakeCloud) -> None:
+    from sqlalchemy import update
+
+    from nno.provisioning.models import ProvisionJob
+
+    ctx = manual_core.context("provisioning")
+    _, job_id = await submit(manual_client, service_headers)
+    gate = asyncio.Event()
+    cloud.gates["ensure_pages"] = gate
+    stalled = asyncio.create_task(engine(manual_core, "stalled").run_one())
+    while not any(c[0] == "stalled" for c in cloud.calls):
+        await asyncio.sleep(0.01)
+    # Its lease lapses (a long pause: it did not heartbeat), and another worker takes the job over.
+    async with ctx.db.session() as s:
+        await s.execute(update(ProvisionJob).where(ProvisionJob.id == job_id).values(lease_expires_at=0))
+    assert await engine(manual_core, "rescuer").run_one() is True
+    gate.set()
+    await asyncio.wait_for(stalled, 5)  # it noticed, and stopped without an error
+    job = await get_job(manual_client, service_headers, job_id)
+    assert job["status"] == "COMPLETED" and job["attempts"] == 2
+    assert all(n == 1 for n in cloud.created.values())
+    evs = await events(manual_client, service_headers, job_id)
+    assert [e["actor"] for e in evs if e["event"] == "job.status_changed"][-1] == "rescuer"
+    assert not [e for e in evs if e["actor"] == "stalled" and e["createdAt"] > min(
+        x["createdAt"] for x in evs if x["event"] == "job.reclaimed")]

@@ -51,6 +51,22 @@ def follow_onboarding(
     poll_interval: float,
     quiet: bool,
 ) -> dict[str, Any]:
+    try:
+        return _follow(client, session, timeout=timeout, poll_interval=poll_interval, quiet=quiet)
+    except KeyboardInterrupt:
+        platform_id = session.get("platformId")
+        raise CLIError("stopped following; provisioning goes on on the server",
+                       hint=f"Check on it with: nno job list --platform {platform_id}", exit_code=130) from None
+
+
+def _follow(
+    client: APIClient,
+    session: dict[str, Any],
+    *,
+    timeout: float,
+    poll_interval: float,
+    quiet: bool,
+) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from nno.cli.output import console

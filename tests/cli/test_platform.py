@@ -158,3 +158,14 @@ def test_operators_see_every_platform_and_sub_tenants_nest(live_server, nno):
     parent = parse_json(nno("tenant", "create", "Parent", "-p", second, "--json"))
     child = parse_json(nno("tenant", "create", "Child", "-p", second, "--parent", parent["id"], "--json"))
     assert child["parentId"] == parent["id"]
+
+
+# The local-dev bypass (AUTH_API_KEY unset): no login needed to read and operate.
+@pytest.mark.parametrize("server_overrides", [{"auth_api_key": None}])
+def test_dev_bypass_needs_no_login(live_server, nno, nno_home):
+    login_new_user(live_server, nno, "dev-owner@example.com")
+    platform_id = onboard(nno, "Dev Mode", "dev-mode")["platformId"]
+    assert nno("logout").exit_code == 0
+    listed = parse_json(nno("platform", "list", "--json"))
+    assert platform_id in {p["id"] for p in listed["data"]}
+    assert parse_json(nno("tenant", "list", "-p", platform_id, "--json"))["data"]

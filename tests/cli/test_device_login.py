@@ -132,7 +132,7 @@ def test_device_login_denied_stops_with_a_clear_message(live_server, login_proce
 
 
 def test_device_login_expires_when_nobody_approves(live_server, nno_home, monkeypatch):
-    monkeypatch.setattr("nno.iam.device.DEVICE_CODE_TTL_S", 1, raising=False)
+    monkeypatch.setattr("nno.iam.device.DEVICE_CODE_TTL_S", 1)  # IAM reads it when it issues a code
     process = LoginProcess(live_server, nno_home)
     try:
         process.wait_for_code()

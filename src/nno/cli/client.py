@@ -176,6 +176,7 @@ class APIClient:
 
 def _transport_reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    if "Connection refused" in text or "connect" in type(exc).__name__.lower():
-        return "connection refused" if "refused" in text.lower() else text
+    # httpx words it "[Errno 111] Connection refused" (or "All connection attempts failed").
+    if "refused" in text.lower() or "all connection attempts failed" in text.lower():
+        return "connection refused"
     return text

@@ -84,6 +84,7 @@ def test_logout_clears_the_file_but_keeps_the_directory(live_server, nno, nno_ho
     assert read_credentials(nno_home) == {}
     assert nno_home.is_dir()
     assert nno("logout").stdout.strip() == f"{INFO} Not currently logged in"
+    assert parse_json(nno("logout", "--json"))["loggedOut"] is False
     assert nno("whoami").exit_code == 4
 
 

@@ -157,6 +157,7 @@ def _device_login(client: Any, *, quiet: bool) -> tuple[str, dict[str, Any], int
 def logout(
     ctx: typer.Context,
     revoke: bool = typer.Option(False, "--revoke", help="Also sign the session out on the server."),
+    as_json: bool = json_option(),
 ) -> None:
     """Forget the stored login (local only unless --revoke). Always exits 0 when the file is writable."""
     from nno.cli import credentials
@@ -172,7 +173,12 @@ def logout(
                     client.post(f"{IAM}/api/auth/sign-out", token=str(stored["token"]), json={})
             except CLIError as exc:
                 typer.echo(f"{INFO} Could not revoke the session on the server: {exc.message}", err=True)
-    if credentials.clear():
+    cleared = credentials.clear()
+    if as_json:
+        from nno.cli.output import print_json
+
+        print_json({"loggedOut": cleared, "credentialsFile": str(credentials.credentials_path())})
+    elif cleared:
         typer.echo(f"{OK} Logged out successfully")
     else:
         typer.echo(f"{INFO} Not currently logged in")

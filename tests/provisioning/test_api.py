@@ -195,6 +195,8 @@ async def test_feature_activation_and_deactivation(client: httpx.AsyncClient, se
     assert feats == []
     res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=h)).json()["data"]
     assert [r for r in res if r["name"] == worker and r["status"] != "deleted"] == []
+    dns = (await client.get(f"/api/v1/platforms/{pid}/dns-records", headers=h)).json()["data"]
+    assert [(d["hostname"], d["status"]) for d in dns] == [(host, "deleted")]
 
 
 async def test_stack_activation_shares_resources_and_deactivation_removes_them(

@@ -125,6 +125,10 @@ async def test_deprovision_removes_the_platform_and_only_it(
     assert await platform_status(client, service_headers, gone) == "deleted"
     res = (await client.get(f"/api/v1/platforms/{gone}/resources", headers=service_headers)).json()["data"]
     assert all(r["status"] == "deleted" for r in res)
+    dns = (await client.get(f"/api/v1/platforms/{gone}/dns-records", headers=service_headers)).json()["data"]
+    assert len(dns) == 2 and all(d["status"] == "deleted" for d in dns)
+    kept = (await client.get(f"/api/v1/platforms/{keep}/dns-records", headers=service_headers)).json()["data"]
+    assert len(kept) == 2 and all(d["status"] == "active" for d in kept)
 
 
 async def test_missing_provider_fails_the_step_clearly(

@@ -21,7 +21,11 @@ from nno.provisioning.steps.base import (
     undo_created,
 )
 from nno.provisioning.steps.platform import ensure_hosts
-from nno.provisioning.steps.registry_sync import register_resources, undo_register_resources
+from nno.provisioning.steps.registry_sync import (
+    mark_dns_deleted,
+    register_resources,
+    undo_register_resources,
+)
 
 SHARED_KINDS = {"d1": ("db", "DB"), "r2": ("storage", "STORAGE"), "kv": ("kv", "KV")}
 
@@ -170,13 +174,14 @@ async def remove_feature_resources(sctx: StepContext) -> StepResult:
         await delete_by_type(sctx.provider, item["type"], item["name"])
     if sctx.job_type == "DEACTIVATE_STACK":
         await sctx.registry.set_stack_status(sctx.platform_id, _stack(sctx), "deactivated")
+    retired = await mark_dns_deleted(sctx, {i["name"] for i in items if i["type"] == "dns"})
     names = {i["name"] for i in items}
     removed = []
     for row in await sctx.registry.list_resources(sctx.platform_id):
         if row.get("name") in names and row.get("status") != "deleted":
             await sctx.registry.delete_resource(sctx.platform_id, str(row["id"]))
             removed.append(str(row["id"]))
-    return StepResult({"deleted": items, "registryResourceIds": removed})
+    return StepResult({"deleted": items, "registryResourceIds": removed, "dnsDeleted": retired})
 
 
 DEACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (

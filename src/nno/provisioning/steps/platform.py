@@ -17,7 +17,11 @@ from nno.provisioning.steps.base import (
     ref_out,
     undo_created,
 )
-from nno.provisioning.steps.registry_sync import register_resources, undo_register_resources
+from nno.provisioning.steps.registry_sync import (
+    mark_dns_deleted,
+    register_resources,
+    undo_register_resources,
+)
 
 AUTH_SECRET_KEY = "BETTER_AUTH_SECRET"
 
@@ -197,9 +201,11 @@ def _delete_step(kinds: tuple[str, ...]) -> Any:
 
 async def mark_registry_resources_deleted(sctx: StepContext) -> StepResult:
     ids = sctx.outputs["inventory"]["registryResourceIds"]
+    hosts = {r["name"] for r in sctx.outputs["inventory"]["resources"] if r["type"] == "dns"}
+    retired = await mark_dns_deleted(sctx, hosts)
     for rid in ids:
         await sctx.registry.delete_resource(sctx.platform_id, rid)
-    return StepResult({"deleted": ids}, bool(ids))
+    return StepResult({"deleted": ids, "dnsDeleted": retired}, bool(ids or retired))
 
 
 async def mark_platform_deleted(sctx: StepContext) -> StepResult:

@@ -66,8 +66,8 @@ async def register_resources(
                     "environment": sctx.environment, "target": target, "status": "active"}
             if target in ids:
                 body["resourceId"] = ids[target]
-            row = await reg.register_dns(pid, body)
-            dns_added.append(str(row.get("id", host)))
+            await reg.register_dns(pid, body)
+            dns_added.append(host)
 
     secrets_set: list[dict[str, Any]] = []
     for step in secret_steps:
@@ -84,5 +84,19 @@ async def register_resources(
 
 
 async def undo_register_resources(sctx: StepContext, output: dict[str, Any]) -> None:
+    await mark_dns_deleted(sctx, set(output.get("dnsAdded", [])))
     for rid in reversed(output.get("added", [])):
         await sctx.registry.delete_resource(sctx.platform_id, rid)
+
+
+async def mark_dns_deleted(sctx: StepContext, hostnames: set[str]) -> list[str]:
+    """The Registry has no DNS delete; re-registering a record with status `deleted` retires it."""
+    done = []
+    for row in await sctx.registry.list_dns(sctx.platform_id):
+        host = row.get("hostname")
+        if host not in hostnames or row.get("status") == "deleted":
+            continue
+        body = {k: row[k] for k in ("hostname", "type", "stackId", "environment", "target") if row.get(k)}
+        await sctx.registry.register_dns(sctx.platform_id, {**body, "status": "deleted"})
+        done.append(str(host))
+    return done

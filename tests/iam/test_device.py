@@ -94,6 +94,12 @@ async def test_pending_slow_down_and_deny(client: httpx.AsyncClient, core: Core)
     assert denied.status_code == 200 and denied.json()["status"] == "denied"
     assert_error(await client.post(f"{D}/approve", headers=user.headers, json={"userCode": code["user_code"]}),
                  409, "USER_CODE_USED")
+    assert_error(await client.post(f"{D}/approve", headers=user.headers, json={"userCode": "ZZZZ-ZZZZ"}),
+                 404, "USER_CODE_NOT_FOUND")
+    assert_error(await client.post(f"{D}/approve", headers=user.headers, json={"userCode": "nope"}),
+                 400, "INVALID_USER_CODE")
+    assert_error(await client.post(f"{D}/approve", json={"userCode": code["user_code"]}), 401)
+    assert_error(await client.post(f"{D}/approve", headers=user.headers, json={}), 400, "VALIDATION_ERROR")
     async with core.context("iam").db.session() as s:
         await s.execute(text("UPDATE device_codes SET last_polled_at = NULL"))
     assert (await _poll(client, code["device_code"])).json()["error"] == "access_denied"

@@ -87,6 +87,75 @@ class JobAccepted(BaseModel):
     duplicate: bool = False
 
 
+class JobStepOut(BaseModel):
+    """One step's record: status, times, error, and what it made (its output)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    status: str
+    startedAt: int | None = None
+    finishedAt: int | None = None
+    error: str | None = None
+    output: dict[str, Any] | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    type: str
+    status: str
+    platformId: str
+    entityId: str | None
+    target: str
+    environment: str
+    payload: dict[str, Any]
+    steps: list[JobStepOut]
+    attempts: int
+    maxAttempts: int
+    nextAttemptAt: int
+    worker: str | None
+    leaseExpiresAt: int | None
+    heartbeatAt: int | None
+    error: str | None
+    errorCode: str | None
+    onboardingSessionId: str | None
+    requestedBy: str | None
+    createdAt: int
+    updatedAt: int
+    startedAt: int | None
+    completedAt: int | None
+
+
+class JobPage(BaseModel):
+    data: list[JobOut]
+    pagination: dict[str, Any]
+
+
+class JobEventOut(BaseModel):
+    id: int
+    jobId: str
+    platformId: str
+    event: str
+    fromStatus: str | None
+    toStatus: str | None
+    step: str | None
+    attempt: int
+    actor: str | None
+    details: dict[str, Any] | None
+    createdAt: int
+
+
+class DeadLetterOut(BaseModel):
+    id: str
+    jobId: str
+    platformId: str
+    type: str
+    error: str
+    errorCode: str | None
+    attempts: int
+    createdAt: int
+    resolvedAt: int | None
+
+
 def job_out(job: ProvisionJob) -> dict[str, Any]:
     return {
         "id": job.id,

@@ -13,10 +13,14 @@ from nno.kernel.service import ServiceContext
 from nno.provisioning import service
 from nno.provisioning.registry_client import RegistryClient
 from nno.provisioning.schemas import (
+    DeadLetterOut,
     DeprovisionPlatformRequest,
     FeatureActivateRequest,
     FeatureDeactivateRequest,
     JobAccepted,
+    JobEventOut,
+    JobOut,
+    JobPage,
     ProvisionPlatformRequest,
     StackActivateRequest,
     StackDeactivateRequest,
@@ -129,7 +133,7 @@ async def deactivate_stack(body: StackDeactivateRequest, request: Request,
     return _accepted(job, dup)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=JobPage)
 async def list_jobs(
     request: Request,
     identity: Identity = Depends(get_identity),
@@ -145,12 +149,12 @@ async def list_jobs(
     return page
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobOut)
 async def get_job(job_id: str, request: Request, identity: Identity = Depends(get_identity)) -> dict[str, Any]:
     return job_out(await service.get_job(_ctx(request), identity, job_id))
 
 
-@router.get("/jobs/{job_id}/events")
+@router.get("/jobs/{job_id}/events", response_model=dict[str, list[JobEventOut]])
 async def get_job_events(job_id: str, request: Request,
                          identity: Identity = Depends(get_identity)) -> dict[str, Any]:
     events = await service.job_events(_ctx(request), identity, job_id)
@@ -163,7 +167,7 @@ async def retry_job(job_id: str, request: Request, identity: Identity = Depends(
     return _accepted(job, False)
 
 
-@router.get("/dead-letters")
+@router.get("/dead-letters", response_model=dict[str, list[DeadLetterOut]])
 async def dead_letters(request: Request, identity: Identity = Depends(get_identity),
                        unresolved: bool = Query(False)) -> dict[str, Any]:
     letters = await service.list_dead_letters(_ctx(request), identity, unresolved_only=unresolved)

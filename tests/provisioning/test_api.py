@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nno.core import Core
 from tests.provisioning.conftest import PROV, create_platform, wait_job
@@ -231,3 +233,25 @@ async def test_stack_activation_shares_resources_and_deactivation_removes_them(
     res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=h)).json()["data"]
     assert all(r["status"] == "deleted" for r in res if r["stackId"] == sid)
     assert (await client.get(f"/api/v1/platforms/{pid}/stacks/{sid}", headers=h)).json()["status"] == "deactivated"
+
+
+def _maybe(valid: str) -> st.SearchStrategy[Any]:
+    return st.one_of(st.just(valid), st.text(max_size=12), st.integers(), st.none())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+async def test_any_activation_body_is_accepted_or_refused_cleanly(
+        manual_core: Core, manual_client: httpx.AsyncClient, service_headers: dict[str, str],
+        data: st.DataObject) -> None:
+    pid = "zz" + "0" * 8  # a well-formed id the Registry does not know
+    body = data.draw(st.fixed_dictionaries({}, optional={
+        "platformId": _maybe(pid), "entityId": _maybe("tenant-1"), "featureId": _maybe("crm"),
+        "featureVersion": _maybe("1.0.0"), "environment": st.sampled_from(["prod", "stg", "dev", "qa", 1]),
+        "stackId": _maybe("default"), "deleteData": st.sampled_from([True, False, "yes"]),
+        "extra": st.integers()}))
+    before = await job_count(manual_core)
+    resp = await manual_client.post(f"{PROV}/provision/feature/activate", json=body, headers=service_headers)
+    assert resp.status_code in (400, 404), resp.text  # never 5xx; unknown platform or bad field
+    assert resp.json()["error"]["code"] in ("VALIDATION_ERROR", "PLATFORM_NOT_FOUND")
+    assert await job_count(manual_core) == before

@@ -102,3 +102,16 @@ def test_the_63_character_limit_is_exact() -> None:
     assert len(build_resource_name(pid, sid, "a" * room)) == 63
     with pytest.raises(InvalidResourceName):
         build_resource_name(pid, sid, "a" * (room + 1))
+
+
+def test_a_trailing_newline_is_not_a_valid_character() -> None:
+    # `$` in Python regexes also matches before a final newline; the rule must not.
+    for bad in ("k3m9p2xw7q\n", "default\n"):
+        with pytest.raises(InvalidResourceName):
+            build_resource_name(bad, "default", "auth") if bad != "default\n" else build_resource_name(
+                "k3m9p2xw7q", bad, "auth")
+    with pytest.raises(InvalidResourceName):
+        build_resource_name("k3m9p2xw7q", "default", "auth\n")
+    assert not is_valid_resource_name("k3m9p2xw7q-default-auth\n")
+    with pytest.raises(InvalidResourceName):
+        platform_repo_name("k3m9p2xw7q\n")

@@ -34,6 +34,7 @@ async def test_resources_secrets_and_dns(client: httpx.AsyncClient, service_head
     for bad, code in (
         ({**body, "name": build_resource_name(other, "default", "auth")}, "INVALID_RESOURCE_NAME"),
         ({**body, "name": f"{pid}-Default-Auth"}, "INVALID_RESOURCE_NAME"),
+        ({**body, "name": f"{name}\n"}, "INVALID_RESOURCE_NAME"),
         ({**body, "name": f"{pid}-" + "a" * 60}, "VALIDATION_ERROR"),
         ({**body, "type": "lambda"}, "VALIDATION_ERROR"),
         ({**body, "environment": "qa"}, "VALIDATION_ERROR"),
@@ -69,6 +70,8 @@ async def test_resources_secrets_and_dns(client: httpx.AsyncClient, service_head
     assert_error(await client.post(f"{P}/{pid}/dns-records", json={**dns, "hostname": "auth.example.com"},
                                    headers=service_headers), 400, "VALIDATION_ERROR")
     assert_error(await client.post(f"{P}/{pid}/dns-records", json={**dns, "hostname": "bad_host." + pid},
+                                   headers=service_headers), 400, "VALIDATION_ERROR")
+    assert_error(await client.post(f"{P}/{pid}/dns-records", json={**dns, "hostname": host + "\n"},
                                    headers=service_headers), 400, "VALIDATION_ERROR")
     # A platform the caller cannot see answers 404, whatever the body.
     assert_error(await client.post(f"{P}/{other}/dns-records", json={**dns, "resourceId": None,

@@ -37,15 +37,15 @@ def build_resource_name(
     staging: bool = False,
 ) -> str:
     """The resource name for these parts, or `InvalidResourceName`. Production names carry no suffix."""
-    if not isinstance(platform_id, str) or not _ID_RE.match(platform_id):
+    if not isinstance(platform_id, str) or not _ID_RE.fullmatch(platform_id):
         raise InvalidResourceName("platformId", "platformId must be a 10-character id of [a-z0-9]")
-    if not isinstance(stack_id, str) or not (stack_id == DEFAULT_STACK_ID or _ID_RE.match(stack_id)):
+    if not isinstance(stack_id, str) or not (stack_id == DEFAULT_STACK_ID or _ID_RE.fullmatch(stack_id)):
         raise InvalidResourceName("stackId", "stackId must be a 10-character id of [a-z0-9] or 'default'")
     parts = [platform_id, stack_id]
     if service is None:
         if resource_type is None:
             raise InvalidResourceName("service", "a name needs a service, a resource type, or both")
-    elif not isinstance(service, str) or not _SERVICE_RE.match(service):
+    elif not isinstance(service, str) or not _SERVICE_RE.fullmatch(service):
         raise InvalidResourceName(
             "service", "service must be [a-z0-9] words joined by single hyphens"
         )
@@ -65,11 +65,11 @@ def build_resource_name(
 
 def is_valid_resource_name(name: str) -> bool:
     """Whether `name` satisfies the effective rule (length and charset), whatever built it."""
-    return isinstance(name, str) and 0 < len(name) <= MAX_RESOURCE_NAME and bool(NAME_RE.match(name))
+    return isinstance(name, str) and 0 < len(name) <= MAX_RESOURCE_NAME and bool(NAME_RE.fullmatch(name))
 
 
 def platform_repo_name(platform_id: str) -> str:
     """The platform repository's name (DECISIONS 11)."""
-    if not isinstance(platform_id, str) or not _ID_RE.match(platform_id):
+    if not isinstance(platform_id, str) or not _ID_RE.fullmatch(platform_id):
         raise InvalidResourceName("platformId", "platformId must be a 10-character id of [a-z0-9]")
     return f"nno-platform-{platform_id}"

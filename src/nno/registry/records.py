@@ -48,7 +48,7 @@ LIVE_FEATURE = ("pending", "active", "deactivating")
 
 def check_hostname(hostname: str, platform_id: str) -> None:
     labels = hostname.split(".")
-    if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
+    if len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
         raise NNOError(400, "VALIDATION_ERROR", "hostname must be a lowercase DNS name", {"field": "hostname"})
     if platform_id not in labels:
         raise NNOError(400, "VALIDATION_ERROR", "hostname must contain the platform id as one of its labels",

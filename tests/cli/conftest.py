@@ -120,16 +120,18 @@ class SharedServer:
     does not pay a core start, and on PostgreSQL a database, per test. It is stopped while a test
     runs its own server, so only one core runs at a time, and started again (same data) after."""
 
-    def __init__(self, base: Path, backend: dict[str, Any]) -> None:
+    def __init__(self, base: Path, backend: dict[str, Any], overrides: dict[str, Any]) -> None:
         self.base = base
         self.backend = backend
+        self.overrides = overrides
         self._running: Any = None
         self.server: LiveServer | None = None
 
     def settings_for(self, url: str) -> Settings:
         # The same values as the `make_settings` fixture of tests/conftest.py.
-        return Settings(auth_api_key=SERVICE_KEY, data_dir=self.base / "data", log_json=True,
-                        worker_poll_interval_s=0.05, public_url=url, **self.backend)
+        values: dict[str, Any] = {"auth_api_key": SERVICE_KEY, "data_dir": self.base / "data", "log_json": True,
+                                  "worker_poll_interval_s": 0.05, "public_url": url}
+        return Settings(**(values | self.backend | self.overrides))
 
     def get(self) -> LiveServer:
         if self.server is None:
@@ -144,12 +146,15 @@ class SharedServer:
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+def shared_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+    """A module sets `SHARED_SETTINGS = {...}` to run its shared server with other settings."""
     backend: dict[str, Any] = {}
     if BACKEND == "scaled":
         backend = {"database_url": asyncio.run(create_pg_database()), "redis_url": REDIS_URL,
                    "redis_prefix": f"nnotest:{uuid.uuid4().hex[:12]}:"}
-    shared = SharedServer(tmp_path_factory.mktemp("nno-shared"), backend)
+    shared = SharedServer(tmp_path_factory.mktemp("nno-shared"), backend,
+                          dict(getattr(request.module, "SHARED_SETTINGS", {})))
     try:
         yield shared
     finally:
@@ -162,9 +167,8 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSe
 @pytest.fixture
 def live_server(request: pytest.FixtureRequest, tmp_path: Path, shared_server: SharedServer,
                 server_overrides: dict[str, Any]) -> Iterator[LiveServer]:
-    """The module's shared server, or a fresh one for a test that changes the settings (or a module
-    that sets `FRESH_SERVER = True`, e.g. one that bootstraps the installation)."""
-    if not server_overrides and not getattr(request.module, "FRESH_SERVER", False):
+    """The module's shared server, or a fresh one for a test that changes the settings."""
+    if not server_overrides:
         yield shared_server.get()
         return
     shared_server.stop()

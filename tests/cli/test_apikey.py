@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.cli.conftest import assert_clean_failure, login_new_user, onboard, parse_json
 
-
 # No gateway cache: a revoked key is refused at once.
-@pytest.mark.parametrize("server_overrides", [{"auth_cache_ttl_s": 0}])
+SHARED_SETTINGS = {"auth_cache_ttl_s": 0}
+
+
 def test_key_lifecycle_and_use_in_ci(live_server, nno, nno_home):
     login_new_user(live_server, nno, "keys@example.com")
     platform_id = onboard(nno, "Keyed", "keyed")["platformId"]

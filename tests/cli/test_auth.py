@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from nno.cli.commands import INFO, OK
 from tests.cli.conftest import assert_clean_failure, parse_json, sign_up
+
+# No gateway cache of validated sessions, so a revocation shows at once (DECISIONS 3).
+SHARED_SETTINGS = {"auth_cache_ttl_s": 0}
 
 
 def read_credentials(home: Path) -> dict:
@@ -88,8 +89,6 @@ def test_logout_clears_the_file_but_keeps_the_directory(live_server, nno, nno_ho
     assert nno("whoami").exit_code == 4
 
 
-# No gateway cache of validated sessions, so the revocation shows at once (DECISIONS 3).
-@pytest.mark.parametrize("server_overrides", [{"auth_cache_ttl_s": 0}])
 def test_revoked_session_gives_one_line_and_the_login_hint(live_server, nno, nno_home):
     signed = sign_up(live_server, "cy@example.com")
     assert nno("login", "--token", signed["token"]).exit_code == 0

@@ -10,9 +10,9 @@ OPERATOR = {"NNO_API_TOKEN": SERVICE_KEY}
 FAST = ("--poll-interval", "0.05", "--timeout", "120")
 # No gateway cache of validated sessions: the new platform shows in the identity at once.
 NO_AUTH_CACHE = {"auth_cache_ttl_s": 0}
+SHARED_SETTINGS = NO_AUTH_CACHE
 
 
-@pytest.mark.parametrize("server_overrides", [NO_AUTH_CACHE])
 def test_create_follows_the_job_until_the_platform_is_active(live_server, nno):
     login_new_user(live_server, nno, "live@example.com")
     result = nno("platform", "create", "Live One", "--slug", "live-one", *FAST)
@@ -33,7 +33,6 @@ def test_create_follows_the_job_until_the_platform_is_active(live_server, nno):
     assert human.exit_code == 0 and "Steps" in human.stdout and job["steps"][0]["name"] in human.stdout
 
 
-@pytest.mark.parametrize("server_overrides", [NO_AUTH_CACHE])
 def test_create_json_reports_onboarding_job_and_platform(live_server, nno):
     login_new_user(live_server, nno, "json@example.com")
     data = parse_json(nno("platform", "create", "Json One", "--slug", "json-one", "--json", *FAST))
@@ -73,9 +72,10 @@ def test_job_show_unknown_is_a_clear_404(live_server, nno):
     assert "request id" in message
 
 
+# The default gateway auth cache (10 s): the new platform is not in the caller's identity yet, so the
+# job is invisible for a while; the command follows the onboarding session meanwhile.
+@pytest.mark.parametrize("server_overrides", [{"auth_cache_ttl_s": 10.0}])
 def test_create_succeeds_while_the_gateway_still_caches_the_old_identity(live_server, nno):
-    # Default auth cache (10 s): the new platform is not in the caller's identity yet, so the job is
-    # invisible for a while; the command follows the onboarding session meanwhile.
     login_new_user(live_server, nno, "cached@example.com")
     result = nno("platform", "create", "Cached One", "--slug", "cached-one", *FAST)
     assert result.exit_code == 0, result.output

@@ -14,6 +14,8 @@ from tests.cli.conftest import (
 )
 
 OPERATOR = {"NNO_API_TOKEN": SERVICE_KEY}
+# No gateway caches: a suspension, and a user's new platform, show in the next request.
+SHARED_SETTINGS = {"status_cache_ttl_s": 0, "auth_cache_ttl_s": 0}
 
 
 def test_create_without_waiting_then_list_and_show(live_server, nno):
@@ -58,7 +60,6 @@ def test_show_unknown_platform_is_404_with_request_id(live_server, nno):
     assert "request id" in message
 
 
-@pytest.mark.parametrize("server_overrides", [{"status_cache_ttl_s": 0, "auth_cache_ttl_s": 0}])
 def test_suspend_gives_451_to_the_platform_users_until_restored(live_server, nno):
     login_new_user(live_server, nno, "suspended@example.com")
     platform_id = onboard(nno, "Soon Suspended", "soon-suspended")["platformId"]

@@ -84,8 +84,10 @@ def _fresh_edge_migrate_lock() -> None:
 
 
 @contextmanager
-def serve_core(settings_for: Callable[[str], Settings], log_path: Path) -> Iterator[LiveServer]:
-    """Start a core on a free loopback port; `settings_for(url)` builds its settings."""
+def serve_core(settings_for: Callable[[str], Settings], log_path: Path,
+               services: list[str] | None = None) -> Iterator[LiveServer]:
+    """Start a core (all services, or only `services`) on a free loopback port; `settings_for(url)`
+    builds its settings."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -93,7 +95,7 @@ def serve_core(settings_for: Callable[[str], Settings], log_path: Path) -> Itera
     settings = settings_for(url)
     _fresh_edge_migrate_lock()
     previous_log_config = _quiet_structlog(log_path)
-    core = Core(settings)
+    core = Core(settings, services)
     server = uvicorn.Server(uvicorn.Config(core.asgi, log_level="warning", access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="nno-live")
     thread.start()

@@ -83,3 +83,18 @@ def test_create_succeeds_while_the_gateway_still_caches_the_old_identity(live_se
     assert result.stdout.splitlines()[-1] == f"✔ Platform {platform_id} is active"
     # The new platform became the login's default one.
     assert parse_json(nno("whoami", "--offline", "--json"))["platformId"] == platform_id
+
+
+def test_create_without_a_provisioning_service_says_so(shared_server, make_settings, tmp_path, cli_env):
+    from typer.testing import CliRunner
+
+    from nno.cli.main import app
+    from tests.cli.conftest import serve_core, sign_up
+
+    shared_server.stop()
+    with serve_core(lambda url: make_settings(public_url=url), tmp_path / "server.log",
+                    services=["iam", "registry"]) as server:
+        env = cli_env | {"NNO_API_TOKEN": sign_up(server, "noprov@example.com")["token"]}
+        result = CliRunner().invoke(app, ["--api-url", server.url, "platform", "create", "No Prov", *FAST], env=env)
+    message = assert_clean_failure(result, exit_code=1)
+    assert "was created but cannot be provisioned" in message and "not deployed" in message

@@ -70,19 +70,6 @@ def server_overrides() -> dict[str, Any]:
     return {}
 
 
-def _fresh_edge_migrate_lock() -> None:
-    """The edge keeps one module-level asyncio.Lock for its migrations; once contended it is bound to
-    that event loop, and a core started later on another loop (another server thread) fails with
-    "bound to a different event loop". Each server here runs its own loop, so give it a new lock.
-    (Reported to the edge owner; harmless in `nno serve`, which has one loop per process.)"""
-    try:
-        import nno.edge.cloud as cloud
-    except ImportError:
-        return
-    if isinstance(getattr(cloud, "_migrate_lock", None), asyncio.Lock):
-        cloud._migrate_lock = asyncio.Lock()
-
-
 @contextmanager
 def serve_core(settings_for: Callable[[str], Settings], log_path: Path,
                services: list[str] | None = None) -> Iterator[LiveServer]:
@@ -93,7 +80,6 @@ def serve_core(settings_for: Callable[[str], Settings], log_path: Path,
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = settings_for(url)
-    _fresh_edge_migrate_lock()
     previous_log_config = _quiet_structlog(log_path)
     core = Core(settings, services)
     server = uvicorn.Server(uvicorn.Config(core.asgi, log_level="warning", access_log=False, lifespan="on"))

@@ -27,6 +27,7 @@ from nno.edge import names
 from nno.edge.models import D1Database, DNSRecord, KVEntry, KVNamespace, PagesProject, R2Bucket, Worker, WorkerSecret
 from nno.edge.pages import publish_site
 from nno.edge.secretbox import SecretBox
+from nno.kernel.aio import loop_lock
 from nno.kernel.clock import now_ms
 from nno.kernel.config import Settings
 from nno.kernel.db import Database, sqlite_url
@@ -72,7 +73,6 @@ def state_database(settings: Settings) -> Database:
 # on the next request's version check, or at its periodic sweep.
 _listeners: dict[str, set[Callable[[str], None]]] = {}
 _migrated: set[str] = set()
-_migrate_lock = asyncio.Lock()
 
 
 def _db_key(db: Database) -> str:
@@ -85,7 +85,7 @@ async def migrate_state(db: Database) -> None:
     key = _db_key(db)
     if key in _migrated:
         return
-    async with _migrate_lock:
+    async with loop_lock("edge-state-migrations"):
         if key in _migrated:
             return
         if db.is_sqlite:

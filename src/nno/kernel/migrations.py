@@ -6,8 +6,6 @@ Each service keeps `migrations/` (with `env.py` calling `run_env`) and `migratio
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
+from nno.kernel.aio import loop_lock
 from nno.kernel.db import Database
 
 
@@ -37,20 +36,9 @@ async def upgrade(db: Database, migrations_dir: Path, revision: str = "head") ->
     # Alembic keeps the running migration in module-global proxies (`alembic.context`), and
     # run_sync interleaves coroutines at every DBAPI call: two upgrades at once in one process
     # (e.g. two provisioning jobs migrating two platforms' auth D1s) would clobber each other.
-    async with _migration_lock():
+    async with loop_lock("alembic-upgrade"):
         async with db.engine.begin() as conn:
             await conn.run_sync(_run)
-
-
-_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _migration_lock() -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    lock = _locks.get(loop)
-    if lock is None:
-        lock = _locks[loop] = asyncio.Lock()
-    return lock
 
 
 def run_env(target_metadata: MetaData) -> None:

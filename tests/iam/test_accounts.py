@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nno.core import Core
-from nno.iam.schemas import normalize_email
+from nno.kernel.emails import normalize_email
 from nno.kernel.ids import token_hash
 from tests.iam.conftest import IAM, PASSWORD, assert_error, outbox, rows, sign_in, sign_up
 

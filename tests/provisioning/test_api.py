@@ -255,3 +255,15 @@ async def test_any_activation_body_is_accepted_or_refused_cleanly(
     assert resp.status_code in (400, 404), resp.text  # never 5xx; unknown platform or bad field
     assert resp.json()["error"]["code"] in ("VALIDATION_ERROR", "PLATFORM_NOT_FOUND")
     assert await job_count(manual_core) == before
+
+
+async def test_local_installation_emails_are_accepted_as_billing_contacts(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
+    """IAM lets admin@nno.localhost sign up on a local install; onboarding passes that address on as
+    the billing email, so Provisioning must accept it too (same validator)."""
+    pid = await create_platform(client, service_headers)
+    r = await client.post(f"{PROV}/provision/platform", json={"platformId": pid, "billingEmail": "Op@NNO.localhost"},
+                          headers=service_headers)
+    assert r.status_code == 202, r.text
+    job = await wait_job(client, service_headers, r.json()["jobId"])
+    assert job["status"] == "COMPLETED"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from nno.kernel.emails import Email
 from nno.provisioning.models import DeadLetter, JobEvent, ProvisionJob
 
 Environment = Literal["dev", "stg", "prod"]
@@ -27,7 +28,7 @@ class ProvisionPlatformRequest(_Body):
     platformId: PlatformId
     onboardingSessionId: SessionId | None = None
     planTier: Literal["starter", "growth", "scale"] | None = None
-    billingEmail: EmailStr | None = None
+    billingEmail: Email | None = None
     defaultEntityId: EntityId | None = None
     environment: Environment = "prod"
 

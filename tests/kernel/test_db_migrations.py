@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 from nno.kernel.config import Settings
 from nno.kernel.db import Database, async_url
 from nno.kernel.migrations import upgrade
+from tests.conftest import BACKEND
 from tests.kernel.sample_models import Widget
 
 MIGRATIONS = Path(__file__).parent / "sample_migrations"
@@ -66,3 +67,39 @@ def test_async_url_picks_async_drivers(tmp_path: Path) -> None:
 def test_schema_names_are_checked() -> None:
     with pytest.raises(ValueError):
         Database("postgresql://u@h/db", schema='x"; drop')
+
+
+_UPGRADE_SCRIPT = """
+import asyncio, sys, time
+from pathlib import Path
+from nno.kernel.db import Database
+from nno.kernel.migrations import upgrade
+async def main():
+    db = Database(sys.argv[1], schema="racing")
+    time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all processes start the upgrade together
+    await upgrade(db, Path(sys.argv[2]))
+    await db.dispose()
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(BACKEND != "scaled", reason="cross-process migration locking is a PostgreSQL concern")
+async def test_concurrent_first_starts_in_separate_processes_migrate_once(settings: Settings) -> None:
+    """Several processes (nno serve, nno worker...) starting on one fresh database at the same time."""
+    import subprocess
+    import sys
+    import time
+
+    assert settings.database_url
+    start_at = str(time.time() + 4)
+    procs = [subprocess.Popen([sys.executable, "-c", _UPGRADE_SCRIPT, settings.database_url, str(MIGRATIONS), start_at],
+                              stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+             for _ in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    db = Database(settings.database_url, schema="racing")
+    try:
+        async with db.session() as s:
+            assert (await s.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0001"]
+    finally:
+        await db.dispose()

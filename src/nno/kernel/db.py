@@ -71,6 +71,10 @@ class Database:
             bootstrap = create_async_engine(self.url)
             try:
                 async with bootstrap.begin() as conn:
+                    # Two processes starting on a fresh database would race CREATE SCHEMA IF NOT
+                    # EXISTS into a unique violation; the transaction lock serialises them.
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                       {"k": f"nno-schema:{self.schema}"})
                     await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             finally:
                 await bootstrap.dispose()

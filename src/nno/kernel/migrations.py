@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from nno.kernel.aio import loop_lock
@@ -36,8 +36,13 @@ async def upgrade(db: Database, migrations_dir: Path, revision: str = "head") ->
     # Alembic keeps the running migration in module-global proxies (`alembic.context`), and
     # run_sync interleaves coroutines at every DBAPI call: two upgrades at once in one process
     # (e.g. two provisioning jobs migrating two platforms' auth D1s) would clobber each other.
+    # Across processes (`nno serve` and `nno worker` starting together), PostgreSQL serialises the
+    # upgrade of one schema with a transaction-scoped advisory lock.
     async with loop_lock("alembic-upgrade"):
         async with db.engine.begin() as conn:
+            if not db.is_sqlite:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                   {"k": f"nno-migrate:{db.schema or ''}"})
             await conn.run_sync(_run)
 
 

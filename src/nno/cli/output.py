@@ -105,6 +105,16 @@ def record(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> Non
     console().print(t)
 
 
+def page(result: Any, columns: Sequence[tuple[str, Any]], rows: Sequence[Any], *, as_json: bool, empty: str) -> None:
+    """One page of a cursor-paged list: JSON as received, or a table plus how to get the next page."""
+    if as_json:
+        print_json(result)
+        return
+    table(columns, rows, empty=empty)
+    if isinstance(result, dict):
+        more_hint(result.get("pagination"))
+
+
 def more_hint(pagination: Any) -> None:
     if isinstance(pagination, dict) and pagination.get("hasMore") and pagination.get("nextCursor"):
         info(f"More results: add --cursor {pagination['nextCursor']}")

@@ -28,6 +28,14 @@ def json_option() -> bool:
     return typer.Option(False, "--json", help="Print JSON for scripts instead of tables.")
 
 
+def limit_option() -> int:
+    return typer.Option(50, "--limit", min=1, max=100, help="Rows per page (1-100).")
+
+
+def cursor_option() -> str | None:
+    return typer.Option(None, "--cursor", help="Continue from a previous page.")
+
+
 def platform_option() -> str | None:
     return typer.Option(
         None, "--platform", "-p", metavar="ID", help="Platform id (default: the platform of your login)."

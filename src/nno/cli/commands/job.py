@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from nno.cli.commands import json_option, new_app, platform_option, state
+from nno.cli.commands import cursor_option, json_option, limit_option, new_app, platform_option, state
 from nno.cli.state import PROVISIONING
 
 app = new_app("Provisioning jobs: list, inspect, retry.")
@@ -25,13 +25,13 @@ def list_jobs(
     ctx: typer.Context,
     platform: str | None = platform_option(),
     status: str | None = typer.Option(None, "--status", help="Only jobs in this state (e.g. FAILED)."),
-    limit: int = typer.Option(50, "--limit", min=1, max=100, help="Rows per page (1-100)."),
-    cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous page."),
+    limit: int = limit_option(),
+    cursor: str | None = cursor_option(),
     as_json: bool = json_option(),
 ) -> None:
     """List provisioning jobs (of one platform; operators may omit it to see all)."""
     from nno.cli.errors import CLIError
-    from nno.cli.output import field, more_hint, print_json, table, when
+    from nno.cli.output import field, page, when
 
     st = state(ctx)
     try:
@@ -39,18 +39,14 @@ def list_jobs(
     except CLIError:
         platform_id = None  # the server decides: operators see every job, others get an error
     with st.client() as client:
-        page = client.get(JOBS, params={"platformId": platform_id, "status": status, "limit": limit,
-                                        "cursor": cursor})
-    if as_json:
-        print_json(page)
-        return
+        result = client.get(JOBS, params={"platformId": platform_id, "status": status, "limit": limit,
+                                          "cursor": cursor})
     columns = [("ID", field("id")), ("TYPE", field("type")), ("STATUS", field("status")),
                ("PLATFORM", field("platformId")),
                ("ATTEMPTS", field("attempts")), ("CREATED", field("createdAt", when)),
                ("ERROR", field("error"))]
-    table(columns, _rows(page), empty=f"No jobs for platform {platform_id}." if platform_id else "No jobs.")
-    if isinstance(page, dict):
-        more_hint(page.get("pagination"))
+    page(result, columns, _rows(result), as_json=as_json,
+         empty=f"No jobs for platform {platform_id}." if platform_id else "No jobs.")
 
 
 def show_job(job: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from nno.cli.commands import json_option, new_app, state
+from nno.cli.commands import cursor_option, json_option, limit_option, new_app, state
 from nno.cli.state import ONBOARDING, PLATFORMS
 
 app = new_app("Platforms: list, inspect, create (onboarding + provisioning), suspend, restore, cancel.")
@@ -40,21 +40,17 @@ def show_platform(platform: dict[str, Any]) -> None:
 @app.command("list")
 def list_platforms(
     ctx: typer.Context,
-    limit: int = typer.Option(50, "--limit", min=1, max=100, help="Rows per page (1-100)."),
-    cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous page."),
+    limit: int = limit_option(),
+    cursor: str | None = cursor_option(),
     status: str | None = typer.Option(None, "--status", help="Only platforms in this status."),
     as_json: bool = json_option(),
 ) -> None:
     """List the platforms you can see (operators see all)."""
-    from nno.cli.output import more_hint, print_json, table
+    from nno.cli.output import page
 
     with state(ctx).client() as client:
-        page = client.get(PLATFORMS, params={"limit": limit, "cursor": cursor, "status": status})
-    if as_json:
-        print_json(page)
-        return
-    table(_platform_columns(), page.get("data", []), empty="No platforms.")
-    more_hint(page.get("pagination"))
+        result = client.get(PLATFORMS, params={"limit": limit, "cursor": cursor, "status": status})
+    page(result, _platform_columns(), result.get("data", []), as_json=as_json, empty="No platforms.")
 
 
 @app.command("show")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from nno.cli.commands import json_option, new_app, platform_option, state
+from nno.cli.commands import cursor_option, json_option, limit_option, new_app, platform_option, state
 from nno.cli.state import PLATFORMS
 
 app = new_app("Tenants of a platform: list, create.")
@@ -14,24 +14,20 @@ app = new_app("Tenants of a platform: list, create.")
 def list_tenants(
     ctx: typer.Context,
     platform: str | None = platform_option(),
-    limit: int = typer.Option(50, "--limit", min=1, max=100, help="Rows per page (1-100)."),
-    cursor: str | None = typer.Option(None, "--cursor", help="Continue from a previous page."),
+    limit: int = limit_option(),
+    cursor: str | None = cursor_option(),
     as_json: bool = json_option(),
 ) -> None:
     """List a platform's tenants."""
-    from nno.cli.output import field, more_hint, print_json, table, when
+    from nno.cli.output import field, page, when
 
     st = state(ctx)
     platform_id = st.platform_id(platform)
     with st.client() as client:
-        page = client.get(f"{PLATFORMS}/{platform_id}/tenants", params={"limit": limit, "cursor": cursor})
-    if as_json:
-        print_json(page)
-        return
+        result = client.get(f"{PLATFORMS}/{platform_id}/tenants", params={"limit": limit, "cursor": cursor})
     columns = [("ID", field("id")), ("NAME", field("name")), ("SLUG", field("slug")),
                ("STATUS", field("status")), ("PARENT", field("parentId")), ("CREATED", field("createdAt", when))]
-    table(columns, page.get("data", []), empty=f"No tenants on platform {platform_id}.")
-    more_hint(page.get("pagination"))
+    page(result, columns, result.get("data", []), as_json=as_json, empty=f"No tenants on platform {platform_id}.")
 
 
 @app.command("create")

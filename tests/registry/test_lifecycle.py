@@ -214,3 +214,22 @@ async def test_http_sequences_follow_the_diagram(client: httpx.AsyncClient, serv
         status = want
     assert (await client.get(f"{P}/{pid}/status", headers=service_headers)).json()["status"] == status
     assert (await audit_actions(client, service_headers, pid)).count("platform.status_change") == changes
+
+
+async def test_delete_without_provisioning_stands_and_the_audit_says_what_to_retry(
+        client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
+    """This core has no Provisioning: the delete still commits (the Registry is the source of
+    truth) and the audit log records why no DEPROVISION_PLATFORM job was started."""
+    pid = (await _platform(client, service_headers))["id"]
+    for action in ("bootstrap", "complete", "cancel"):
+        assert (await _act(client, service_headers, pid, action)).status_code == 200
+    deleted = await client.delete(f"{P}/{pid}", headers=service_headers)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
+    rows = (await client.get(f"{P}/{pid}/audit", headers=service_headers)).json()["data"]
+    failed = [r for r in rows if r["action"] == "platform.deprovision_request_failed"]
+    assert len(failed) == 1 and "not deployed" in failed[0]["metadata"]["error"]
+    assert "/provision/platform/deprovision" in failed[0]["metadata"]["retry"]
+    assert "platform.deprovision_requested" not in [r["action"] for r in rows]
+    # A repeated delete changes nothing and asks nothing.
+    assert (await client.delete(f"{P}/{pid}", headers=service_headers)).status_code == 200
+    assert await audit_actions(client, service_headers, pid) == [r["action"] for r in rows]

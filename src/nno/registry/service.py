@@ -18,6 +18,7 @@ from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
 from nno.registry import lifecycle, serialize, steps
 from nno.registry.access import Access
+from nno.registry.deprovision import request_deprovision
 from nno.registry.models import Entity, LifecycleEvent, OnboardingSession, Platform, Resource, Stack
 from nno.registry.naming import DEFAULT_STACK_ID
 from nno.registry.schemas import (
@@ -218,6 +219,7 @@ class PlatformService(RegistryBase):
             raise NNOError(403, "FORBIDDEN", f"You may not {action.replace('_', ' ')} this platform",
                            {"action": action})
         published: str | None = None
+        moved_to: str | None = None
         try:
             async with self.db.session() as s:
                 p = await lock_platform(s, platform_id)
@@ -232,6 +234,7 @@ class PlatformService(RegistryBase):
                 if not decision.noop:
                     await self._apply_transition(s, access, p, decision, reason)
                     await s.flush()
+                    moved_to = decision.target
                 result = serialize.platform(p)
                 # Published while the row lock is held, so two transitions of one platform reach the
                 # status cache in the order they commit; undone below if the commit fails.
@@ -241,6 +244,9 @@ class PlatformService(RegistryBase):
             if published is not None and published != previous:
                 await self.publish_status(platform_id, previous)
             raise
+        if moved_to == "deleted":
+            # Committed: now the resources go too (never undoes the delete, see deprovision.py).
+            await request_deprovision(self.ctx, access, platform_id, reason)
         return result
 
     async def _apply_transition(self, s: AsyncSession, access: Access, p: Platform,

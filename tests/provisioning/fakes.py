@@ -96,6 +96,11 @@ class FakeCloud:
         self.calls.append(("delete_secret", f"{worker}:{key}"))
         self.secrets.pop((worker, key), None)
 
+    async def has_secret(self, worker: str, key: str) -> bool:
+        self.calls.append(("has_secret", f"{worker}:{key}"))
+        self._check("has_secret", worker, after=False)
+        return (worker, key) in self.secrets
+
     async def ensure_worker(self, name: str, *, kind: str, platform_id: str,
                             bindings: dict[str, str]) -> ResourceRef:
         return self._ensure("ensure_worker", "worker", name, kind=kind, bindings=dict(bindings))

@@ -74,17 +74,48 @@ async def test_running_the_job_again_creates_nothing_twice(
         client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
     pid = await create_platform(client, service_headers)
     first = await _provision(client, service_headers, pid)
+    secret = fake.secrets[(f"{pid}-default-auth", "BETTER_AUTH_SECRET")]
     second = await _provision(client, service_headers, pid)
     assert first["id"] != second["id"]  # the first one ended, so this is a new job
     assert second["status"] == "COMPLETED"
     assert all(n == 1 for n in fake.created.values()), fake.created
     # Everything already stood: the provider steps are recorded as skipped.
     statuses = {s["name"]: s["status"] for s in second["steps"]}
-    for name in ("mark_platform_provisioning", "create_auth_d1", "deploy_auth_worker", "create_console_pages",
-                 "register_dns", "register_resources", "mark_platform_active"):
+    for name in ("mark_platform_provisioning", "create_auth_d1", "deploy_auth_worker", "set_auth_worker_secrets",
+                 "create_console_pages", "register_dns", "register_resources", "mark_platform_active"):
         assert statuses[name] == "skipped", (name, statuses)
     res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=service_headers)).json()["data"]
     assert len(res) == 3
+    # The signing secret in use was not rotated: the cloud said it exists.
+    assert fake.secrets[(f"{pid}-default-auth", "BETTER_AUTH_SECRET")] == secret
+    assert [c for c in fake.calls if c[0] == "put_secret"] == [("put_secret", f"{pid}-default-auth:BETTER_AUTH_SECRET")]
+    assert ("has_secret", f"{pid}-default-auth:BETTER_AUTH_SECRET") in fake.calls
+
+
+async def test_the_cloud_not_the_registry_decides_whether_the_secret_exists(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
+    """A secret already in the cloud (the Registry not yet told) is kept and its status recorded; a
+    secret the Registry still calls `set` but the cloud lost is set again."""
+    pid = await create_platform(client, service_headers)
+    worker = f"{pid}-default-auth"
+    await fake.ensure_worker(worker, kind="auth", platform_id=pid, bindings={})
+    fake.secrets[(worker, "BETTER_AUTH_SECRET")] = "already-in-use"
+    job = await _provision(client, service_headers, pid)
+    assert job["status"] == "COMPLETED", job
+    assert {s["name"]: s["status"] for s in job["steps"]}["set_auth_worker_secrets"] == "skipped"
+    assert fake.secrets[(worker, "BETTER_AUTH_SECRET")] == "already-in-use"
+    res = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=service_headers)).json()["data"]
+    worker_id = next(r["id"] for r in res if r["type"] == "worker")
+    secrets_url = f"/api/v1/platforms/{pid}/resources/{worker_id}/secrets"
+    listed = (await client.get(secrets_url, headers=service_headers)).json()["data"]
+    assert [(s["name"], s["status"]) for s in listed] == [("BETTER_AUTH_SECRET", "set")]
+
+    await fake.delete_secret(worker, "BETTER_AUTH_SECRET")  # lost in the cloud; the Registry still says set
+    again = await _provision(client, service_headers, pid)
+    assert again["status"] == "COMPLETED", again
+    assert {s["name"]: s["status"] for s in again["steps"]}["set_auth_worker_secrets"] == "completed"
+    fresh = fake.secrets[(worker, "BETTER_AUTH_SECRET")]
+    assert fresh != "already-in-use" and len(fresh) >= 48 and fresh not in str(again)
 
 
 async def test_duplicate_request_returns_the_live_job(

@@ -134,6 +134,32 @@ async def test_worker_upload_binds_resources_and_keeps_secrets(cf: CloudflarePro
     assert any(c.method == "DELETE" and c.query.get("force") == "true" for c in fake.calls)
 
 
+async def test_has_secret_lists_names_and_treats_a_missing_worker_as_none(cf: CloudflareProvider,
+                                                                          fake: FakeCloudflare) -> None:
+    worker = f"{P1}-default-auth"
+    assert await cf.has_secret(worker, "AUTH_SECRET") is False  # the script does not exist: 404
+    await cf.ensure_d1(f"{P1}-default-auth-db")
+    await cf.ensure_worker(worker, kind="auth", platform_id=P1, bindings={"DB": f"{P1}-default-auth-db"})
+    assert await cf.has_secret(worker, "AUTH_SECRET") is False
+    await cf.put_secret(worker, "AUTH_SECRET", "v1")
+    fake.calls.clear()
+    assert await cf.has_secret(worker, "AUTH_SECRET") is True
+    assert await cf.has_secret(worker, "OTHER") is False
+    # Only the names are listed (GET .../secrets): nothing written, no value asked for.
+    assert [(c.method, c.path) for c in fake.calls] == [
+        ("GET", f"/accounts/{ACCOUNT}/workers/scripts/{worker}/secrets")] * 2
+    await cf.delete_secret(worker, "AUTH_SECRET")
+    assert await cf.has_secret(worker, "AUTH_SECRET") is False
+    fake.fail_next("GET", r".*/secrets$", fail(503, 10001, "Service unavailable"))
+    with pytest.raises(ProviderError) as down:
+        await cf.has_secret(worker, "AUTH_SECRET")
+    assert down.value.retryable is True and down.value.status == 503
+    fake.fail_next("GET", r".*/secrets$", fail(403, 10000, "Authentication error"))
+    with pytest.raises(ProviderError) as denied:
+        await cf.has_secret(worker, "AUTH_SECRET")
+    assert denied.value.retryable is False and "Authentication error" in str(denied.value)
+
+
 async def test_worker_without_code_or_with_missing_binding_fails_clearly(cf: CloudflareProvider,
                                                                         fake: FakeCloudflare) -> None:
     with pytest.raises(ProviderError) as no_bundle:

@@ -154,12 +154,17 @@ async def test_auth_worker_deploy_migrates_its_d1(provider: LocalProvider) -> No
 
 async def test_secrets_are_encrypted_and_never_returned(provider: LocalProvider) -> None:
     worker = f"{P1}-default-hello"
+    assert await provider.has_secret(worker, "AUTH_SECRET") is False  # no such Worker: no secrets
     with pytest.raises(ProviderError) as no_worker:
         await provider.put_secret(worker, "AUTH_SECRET", "s3cret-value-1")
     assert no_worker.value.retryable is False
     await provider.ensure_worker(worker, kind="hello", platform_id=P1, bindings={})
+    assert await provider.has_secret(worker, "AUTH_SECRET") is False
     ref = await provider.put_secret(worker, "AUTH_SECRET", "s3cret-value-1")
     assert ref.created and "s3cret" not in repr(ref)
+    assert await provider.has_secret(worker, "AUTH_SECRET") is True
+    assert await provider.has_secret(worker, "OTHER_SECRET") is False
+    assert await provider.has_secret(f"{P2}-default-hello", "AUTH_SECRET") is False
     again = await provider.put_secret(worker, "AUTH_SECRET", "s3cret-value-2")
     assert again.created is False
     async with provider.cloud.db.session() as s:
@@ -175,6 +180,7 @@ async def test_secrets_are_encrypted_and_never_returned(provider: LocalProvider)
     await provider.delete_secret(worker, "AUTH_SECRET")
     await provider.delete_secret(worker, "AUTH_SECRET")
     assert await provider.secret_status(worker) == []
+    assert await provider.has_secret(worker, "AUTH_SECRET") is False
 
 
 async def test_pages_publishes_an_escaped_site(provider: LocalProvider) -> None:

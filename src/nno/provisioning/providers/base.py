@@ -52,6 +52,11 @@ class Provider(Protocol):
     async def put_secret(self, worker: str, key: str, value: str) -> ResourceRef: ...
     async def delete_secret(self, worker: str, key: str) -> None: ...
 
+    async def has_secret(self, worker: str, key: str) -> bool:
+        """Whether Worker `worker` has secret `key` set. Never reads the value; a Worker that does not
+        exist has no secrets (False, not an error)."""
+        ...
+
     async def ensure_worker(
         self, name: str, *, kind: str, platform_id: str, bindings: dict[str, str]
     ) -> ResourceRef:

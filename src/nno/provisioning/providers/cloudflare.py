@@ -250,6 +250,22 @@ class CloudflareProvider:
 
         return await self._call(f"secret list {worker}", run)
 
+    async def has_secret(self, worker: str, key: str) -> bool:
+        """Listed by name (`GET .../scripts/{worker}/secrets` returns names and types, never values);
+        a Worker that does not exist (404) has none."""
+        async def run() -> bool:
+            try:
+                async for secret in self.client.workers.scripts.secrets.list(worker, account_id=self.account):
+                    if secret.name == key:
+                        return True
+            except cloudflare.APIStatusError as exc:
+                if _not_found(exc):
+                    return False
+                raise
+            return False
+
+        return await self._call(f"secret list {worker}", run)
+
     async def put_secret(self, worker: str, key: str, value: str) -> ResourceRef:
         existed = key in await self._secret_names(worker)
         await self._call(f"secret put {worker}:{key}", lambda: self.client.workers.scripts.secrets.update(

@@ -73,6 +73,10 @@ class LocalProvider:
     async def delete_secret(self, worker: str, key: str) -> None:
         await _call(self.cloud.delete_secret(worker, key))
 
+    async def has_secret(self, worker: str, key: str) -> bool:
+        # The secret store's names only; values stay sealed.
+        return any(row["name"] == key for row in await _call(self.cloud.secret_status(worker)))
+
     async def ensure_worker(
         self, name: str, *, kind: str, platform_id: str, bindings: dict[str, str]
     ) -> ResourceRef:

@@ -53,26 +53,19 @@ async def deploy_auth_worker(sctx: StepContext) -> StepResult:
     return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
 
 
-async def _secret_already_set(sctx: StepContext, worker: str, key: str) -> bool:
-    """The provider cannot read secrets back, so the Registry's secret status is the existence check:
-    re-running the job must not rotate a signing secret that is in use."""
-    for row in await sctx.registry.list_resources(sctx.platform_id):
-        if row.get("type") == "worker" and row.get("name") == worker and row.get("status") != "deleted":
-            secrets_ = await sctx.registry.list_secrets(sctx.platform_id, str(row["id"]))
-            return any(x.get("name") == key and x.get("status") == "set" for x in secrets_)
-    return False
-
-
 async def set_auth_worker_secrets(sctx: StepContext) -> StepResult:
     worker = naming.auth_worker_name(sctx.platform_id, sctx.environment)
-    if not sctx.resumed and await _secret_already_set(sctx, worker, AUTH_SECRET_KEY):
-        return StepResult({"resources": [], "secrets": []}, changed=False)
+    status = [{"worker": worker, "name": AUTH_SECRET_KEY, "status": "set"}]
+    # Re-running the job must not rotate a signing secret that is in use: the cloud says whether it is
+    # there. (When this step itself was interrupted, the secret found is this job's own: set it again
+    # so that the output records it as created and rollback removes it.)
+    if not sctx.resumed and await sctx.provider.has_secret(worker, AUTH_SECRET_KEY):
+        return StepResult({"resources": [], "secrets": status}, changed=False)
     # The value goes to the cloud's secret store only; the job row keeps the secret's status.
     ref = await sctx.provider.put_secret(worker, AUTH_SECRET_KEY, secrets.token_urlsafe(48))
     out = ref_out(sctx, ref)
     out["type"], out["name"] = "secret", f"{worker}:{AUTH_SECRET_KEY}"
-    return StepResult({"resources": [out], "secrets": [{"worker": worker, "name": AUTH_SECRET_KEY,
-                                                        "status": "set"}]})
+    return StepResult({"resources": [out], "secrets": status})
 
 
 async def create_console_pages(sctx: StepContext) -> StepResult:

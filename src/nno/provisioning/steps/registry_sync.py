@@ -75,6 +75,9 @@ async def register_resources(
             worker_id = ids.get(sec["worker"])
             if worker_id is None:
                 continue
+            known = await reg.list_secrets(pid, worker_id)
+            if any(x.get("name") == sec["name"] and x.get("status") == "set" for x in known):
+                continue
             # Status only, never the value (registry.md §5.7).
             await reg.put_secrets(pid, worker_id, {"secrets": [{"name": sec["name"], "status": "set"}]})
             secrets_set.append({"resourceId": worker_id, "name": sec["name"]})

@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from nno.gateway.app import create_gateway
 from nno.kernel.bindings import ASGIBinding, Bindings
 from nno.kernel.config import Settings
@@ -79,8 +77,7 @@ def build_apps(tmp: Path) -> tuple[Any, Any]:
 def quiet_logging(level: str = "info") -> None:
     """The production JSON log config, written to /dev/null (the rendering cost stays in).
     `--log-level warning` drops the per-request access line, to show what it costs."""
-    configure_logging(level, json=True)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=open(os.devnull, "w")))
+    configure_logging(level, json=True, stream=open(os.devnull, "w"))
 
 
 # --- in-process -------------------------------------------------------------------------------

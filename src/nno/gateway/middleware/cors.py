@@ -7,8 +7,9 @@ without CORS headers, so the browser withholds the response."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nno.gateway.response import response_sender
 from nno.gateway.state import send_error
 
 ALLOWED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
@@ -67,16 +68,9 @@ class CORSMiddleware:
         if allowed is None:
             await self.app(scope, receive, send)
             return
-        cors_headers = [*allowed, self._expose]
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0] not in _CORS_RESPONSE_NAMES]
-                headers.extend(cors_headers)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
+        sender = response_sender(send)
+        sender.add(_CORS_RESPONSE_NAMES, [*allowed, self._expose])
+        await self.app(scope, receive, sender)
 
     async def _preflight(
         self,

@@ -6,8 +6,9 @@ client sees a broken stream instead of a silently truncated body."""
 from __future__ import annotations
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nno.gateway.response import response_sender
 from nno.gateway.state import get_state, send_error
 
 log = structlog.get_logger("nno.gateway")
@@ -22,25 +23,18 @@ class ErrorHandlerMiddleware:
             await self.app(scope, receive, send)
             return
         state = get_state(scope)
-        started = False
-        completed = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started, completed
-            if message["type"] == "http.response.start":
-                started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                completed = True
-            await send(message)
-
+        # The pipeline's send wrapper tracks whether the response started and completed.
+        sender = response_sender(send)
+        mark = sender.mark()
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, sender)
         except Exception as exc:
-            if completed:
+            if sender.completed:
                 log.warning("error_after_response", error=repr(exc), requestId=state.request_id or None)
                 return
             log.exception("unhandled_error", error=repr(exc), requestId=state.request_id or None,
                           method=scope.get("method"), path=scope.get("path"))
-            if started:
+            if sender.started:
                 raise
-            await send_error(scope, send, 500, "INTERNAL_ERROR", "Internal server error")
+            sender.rewind(mark)  # our answer does not pass the inner layers' send side
+            await send_error(scope, sender, 500, "INTERNAL_ERROR", "Internal server error")

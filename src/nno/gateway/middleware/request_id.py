@@ -4,13 +4,15 @@ as X-Request-Id on the response, and forwarded upstream as X-Nno-Request-Id (by 
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.headers import new_request_id, valid_request_id
+from nno.gateway.response import response_sender
 from nno.gateway.state import get_state
 from nno.kernel.context import request_id_var
 
 _HEADER = b"x-request-id"
+_NAMES = frozenset({_HEADER})
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -30,17 +32,10 @@ class RequestIdMiddleware:
             return
         request_id = incoming_request_id(scope) or new_request_id()
         get_state(scope).request_id = request_id
-        echoed = (_HEADER, request_id.encode("ascii"))
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0] != _HEADER]
-                headers.append(echoed)
-                message["headers"] = headers
-            await send(message)
-
+        sender = response_sender(send)
+        sender.add(_NAMES, ((_HEADER, request_id.encode("ascii")),))  # echoed, replacing any other
         token = request_id_var.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, sender)
         finally:
             request_id_var.reset(token)

@@ -3,7 +3,9 @@ errors included (it is the outermost layer, so even the error handler's answers 
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nno.gateway.response import response_sender
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -21,14 +23,9 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # Ours replace any an upstream set, so the policy is the gateway's.
-                # Response header names from ASGI apps are lower-case bytes (HTTPBinding lowers them).
-                headers = [h for h in message.get("headers", ()) if h[0] not in _NAMES]
-                headers.extend(SECURITY_HEADERS)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        # Ours replace any an upstream set, so the policy is the gateway's. Response header names
+        # from ASGI apps are lower-case bytes (HTTPBinding lowers them). Applied by the pipeline's
+        # one send wrapper (nno.gateway.response).
+        sender = response_sender(send)
+        sender.add(_NAMES, SECURITY_HEADERS)
+        await self.app(scope, receive, sender)

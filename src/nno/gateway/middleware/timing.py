@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nno.gateway.response import TimingMark, response_sender
 from nno.gateway.state import get_state
 
 
@@ -18,17 +19,7 @@ class TimingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
-        state = get_state(scope)
-
-        async def send_with_timing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                total = (time.perf_counter() - start) * 1000
-                parts = [f"{name};dur={ms:.2f}" for name, ms in state.timings]
-                parts.append(f"total;dur={total:.2f}")
-                headers = list(message.get("headers", ()))
-                headers.append((b"server-timing", ", ".join(parts).encode("ascii")))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_timing)
+        # The header (`TimingMark.header`) is computed when the response starts.
+        sender = response_sender(send)
+        sender.add_timing(TimingMark(time.perf_counter(), get_state(scope).timings))
+        await self.app(scope, receive, sender)

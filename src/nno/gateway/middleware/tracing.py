@@ -5,9 +5,10 @@ and on the response, and binds `trace_id_var` for logs."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.headers import new_span_id, new_trace_id, parse_traceparent, trace_hex, valid_trace_token
+from nno.gateway.response import response_sender
 from nno.gateway.state import get_state
 from nno.kernel.context import trace_id_var
 
@@ -46,17 +47,11 @@ class TracingMiddleware:
         state = get_state(scope)
         state.trace_id = trace_id
         state.traceparent = traceparent
-        out = [(_NNO_TRACE, trace_id.encode("ascii")), (_TRACEPARENT, traceparent.encode("ascii"))]
-
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0] not in _RESPONSE_NAMES]
-                headers.extend(out)
-                message["headers"] = headers
-            await send(message)
-
+        sender = response_sender(send)
+        sender.add(_RESPONSE_NAMES,
+                   ((_NNO_TRACE, trace_id.encode("ascii")), (_TRACEPARENT, traceparent.encode("ascii"))))
         token = trace_id_var.set(trace_id)
         try:
-            await self.app(scope, receive, send_with_trace)
+            await self.app(scope, receive, sender)
         finally:
             trace_id_var.reset(token)

@@ -9,7 +9,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from nno.gateway.openapi import OpenAPIDocument
 from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
-from nno.gateway.state import JSON_CONTENT_TYPE, SCOPE_KEY, get_state, send_error
+from nno.gateway.state import JSON_CONTENT_TYPE, SCOPE_KEY, client_headers, get_state, send_error
 from nno.kernel.bindings import HOP_BY_HOP, Bindings, UpstreamError
 
 _HOP_BY_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
@@ -21,16 +21,17 @@ def upstream_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     trace and identity headers. Hop-by-hop headers are left for the binding to drop: it needs
     `Connection` (to drop the headers it names) and `Transfer-Encoding` (to see a chunked body)."""
     state = get_state(scope)
-    headers = [
-        (name, value)
-        for name, value in scope["headers"]
-        if name[:6].lower() != b"x-nno-" and name.lower() != b"traceparent"
-    ]
+    if client_headers(scope).strip_upstream:
+        headers = [
+            h for h in scope["headers"] if not ((n := h[0].lower()).startswith(b"x-nno-") or n == b"traceparent")
+        ]
+    else:  # the common case: nothing to drop
+        headers = list(scope["headers"])
     headers.append((b"x-nno-request-id", state.request_id.encode("ascii")))
     if state.trace_id:
         headers.append((b"x-nno-trace-id", state.trace_id.encode("ascii")))
         headers.append((b"traceparent", state.traceparent.encode("ascii")))
-    headers.extend(state.identity_headers)
+    headers += state.identity_headers
     return headers
 
 

@@ -16,6 +16,60 @@ SCOPE_KEY = "nno.gw"
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 
 
+class ClientHeaders:
+    """The request headers the layers read, found in one pass over the scope's headers (names
+    compared case-insensitively) instead of one pass per layer. Raw values; each layer validates
+    its own. Repeated headers: the first X-Request-Id, the last of the others, and every Cookie
+    joined with "; " (what each layer's own loop used to pick)."""
+
+    __slots__ = (
+        "api_key", "authorization", "cookie", "cors_method", "cors_request_headers", "nno_trace",
+        "origin", "plain_trace", "request_id", "strip_upstream", "traceparent",
+    )
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.request_id: bytes | None = None
+        self.nno_trace: bytes | None = None
+        self.plain_trace: bytes | None = None
+        self.traceparent: bytes | None = None
+        self.authorization: bytes | None = None
+        self.api_key: bytes | None = None
+        self.cookie: bytes | None = None
+        self.origin: bytes | None = None
+        self.cors_method: bytes | None = None
+        self.cors_request_headers: bytes | None = None
+        # Whether any header must be dropped before the upstream (X-Nno-*, traceparent).
+        self.strip_upstream = False
+        for name, value in headers:
+            slot = _SLOTS.get(name.lower())
+            if slot is None:
+                if name[:6].lower() == b"x-nno-":
+                    self.strip_upstream = True
+            elif slot == "request_id":
+                if self.request_id is None:
+                    self.request_id = value
+            elif slot == "cookie":
+                self.cookie = value if self.cookie is None else self.cookie + b"; " + value
+            else:
+                setattr(self, slot, value)
+                if slot == "nno_trace" or slot == "traceparent":
+                    self.strip_upstream = True
+
+
+_SLOTS = {
+    b"x-request-id": "request_id",
+    b"x-nno-trace-id": "nno_trace",
+    b"x-trace-id": "plain_trace",
+    b"traceparent": "traceparent",
+    b"authorization": "authorization",
+    b"x-api-key": "api_key",
+    b"cookie": "cookie",
+    b"origin": "origin",
+    b"access-control-request-method": "cors_method",
+    b"access-control-request-headers": "cors_request_headers",
+}
+
+
 @dataclass(slots=True)
 class GatewayState:
     """Filled in as the request moves inward; read by the proxy and by outer layers on the way out."""
@@ -25,9 +79,19 @@ class GatewayState:
     traceparent: str = ""
     identity: Identity | None = None
     # Identity headers, already encoded, set by auth for the upstream request.
-    identity_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    identity_headers: tuple[tuple[bytes, bytes], ...] = ()
     # Server-Timing entries (name, milliseconds) recorded by inner layers.
     timings: list[tuple[str, float]] = field(default_factory=list)
+    headers: ClientHeaders | None = None
+
+
+def client_headers(scope: Scope) -> ClientHeaders:
+    """This request's `ClientHeaders`, scanned once (by the first layer that asks)."""
+    state = get_state(scope)
+    found = state.headers
+    if found is None:
+        found = state.headers = ClientHeaders(scope["headers"])
+    return found
 
 
 def get_state(scope: Scope) -> GatewayState:

@@ -129,15 +129,25 @@ def _encode_body(json: Any, content: bytes | None, headers: dict[str, str]) -> b
 
 
 class _InFlight:
-    """One in-process call waiting for its response to start."""
+    """One in-process call waiting for its response to start; also the call's `send`, which stops
+    the watch when the response starts (an object, not a closure per call: the gateway's hot path)."""
 
-    __slots__ = ("deadline", "expired", "started", "task")
+    __slots__ = ("calls", "deadline", "expired", "send", "started", "task")
 
-    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+    def __init__(self, task: asyncio.Task[Any], deadline: float, calls: set[_InFlight]) -> None:
         self.task = task
         self.deadline = deadline
+        self.calls = calls
         self.started = False
         self.expired = False
+        self.send: Send | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if not self.started and message["type"] == "http.response.start":
+            self.started = True
+            self.calls.discard(self)
+        assert self.send is not None
+        await self.send(message)
 
 
 class _Watchdog:
@@ -157,7 +167,7 @@ class _Watchdog:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        call = _InFlight(task, loop.time() + self.timeout_s)
+        call = _InFlight(task, loop.time() + self.timeout_s, self.calls)
         self.calls.add(call)
         if self._handle is None or self._loop is not loop:
             self._loop = loop
@@ -205,15 +215,9 @@ class ASGIBinding:
             self._watchdog = _Watchdog(self.timeout_s)
         watchdog = self._watchdog
         call = watchdog.watch()
-
-        async def tracking_send(message: Message) -> None:
-            if not call.started and message["type"] == "http.response.start":
-                call.started = True
-                watchdog.calls.discard(call)
-            await send(message)
-
+        call.send = send
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, call)
         except asyncio.CancelledError:
             if call.expired:
                 call.task.uncancel()

@@ -23,6 +23,11 @@ from nno.kernel.kv import KeyValueStore
 
 Hook = Callable[[], Awaitable[None]]
 
+# Header names as the ASGI scope carries them (encoded once, not per header per request).
+_B_REQUEST_ID = H_REQUEST_ID.encode()
+_B_TRACE_ID = H_TRACE_ID.encode()
+_B_INTERNAL_TOKEN = H_INTERNAL_TOKEN.encode()
+
 
 @dataclass
 class ServiceContext:
@@ -50,11 +55,11 @@ class ServiceContextMiddleware:
             return
         rid = tid = token = None
         for name, value in scope["headers"]:
-            if name == H_REQUEST_ID.encode() or (name == b"x-request-id" and rid is None):
+            if name == _B_REQUEST_ID or (name == b"x-request-id" and rid is None):
                 rid = value.decode("latin-1")
-            elif name == H_TRACE_ID.encode():
+            elif name == _B_TRACE_ID:
                 tid = value.decode("latin-1")
-            elif name == H_INTERNAL_TOKEN.encode():
+            elif name == _B_INTERNAL_TOKEN:
                 token = value
         r_tok = request_id_var.set(rid)
         t_tok = trace_id_var.set(tid)

@@ -31,7 +31,7 @@ from nno.gateway.credentials import (
 )
 from nno.gateway.headers import cookie_value, parse_bearer
 from nno.gateway.routing import is_public
-from nno.gateway.state import get_state, send_error
+from nno.gateway.state import client_headers, get_state, send_error
 
 _WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="nno"')
 
@@ -67,20 +67,13 @@ class AuthMiddleware:
                 return
             resolved = DEV if (not presented and not public) else ANONYMOUS
         state.identity = resolved.identity
-        state.identity_headers = list(resolved.headers)
+        state.identity_headers = resolved.headers
         await self.app(scope, receive, send)
 
     async def _resolve(self, scope: Scope, timings: list[tuple[str, float]]) -> tuple[Resolved, bool]:
         """(outcome, whether any credential was presented). Outcome identity None = refused/none."""
-        authorization = api_key = cookie = None
-        for name, value in scope["headers"]:
-            lname = name.lower()
-            if lname == b"authorization":
-                authorization = value
-            elif lname == b"x-api-key":
-                api_key = value
-            elif lname == b"cookie":
-                cookie = value if cookie is None else cookie + b"; " + value
+        found = client_headers(scope)  # the last Authorization / x-api-key, every Cookie joined
+        authorization, api_key, cookie = found.authorization, found.api_key, found.cookie
         bearer = parse_bearer(authorization)
         if bearer is not None and self.resolver.is_service_key(bearer):
             return SERVICE, True

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.response import response_sender
-from nno.gateway.state import send_error
+from nno.gateway.state import client_headers, send_error
 
 ALLOWED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
 ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -48,15 +48,8 @@ class CORSMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin_raw = request_method = request_headers = None
-        for name, value in scope["headers"]:
-            lname = name.lower()
-            if lname == b"origin":
-                origin_raw = value
-            elif lname == b"access-control-request-method":
-                request_method = value
-            elif lname == b"access-control-request-headers":
-                request_headers = value
+        found = client_headers(scope)  # the last of each
+        origin_raw, request_method, request_headers = found.origin, found.cors_method, found.cors_request_headers
         if origin_raw is None:
             await self.app(scope, receive, send)
             return

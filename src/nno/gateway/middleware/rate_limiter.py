@@ -12,7 +12,7 @@ import math
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.state import send_error
-from nno.kernel.ratelimit import RateLimiter
+from nno.kernel.ratelimit import MemoryRateLimiter, RateLimiter
 
 
 def rate_limit_key(scope: Scope) -> str:
@@ -25,12 +25,16 @@ class RateLimiterMiddleware:
     def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
         self.app = app
         self.limiter = limiter
+        # The in-memory limiter decides synchronously: call it without a coroutine per request.
+        self.hit_sync = limiter.hit_sync if type(limiter) is MemoryRateLimiter else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        decision = await self.limiter.hit(rate_limit_key(scope))
+        client = scope.get("client")
+        key = f"{client[0] if client else 'unknown'}:{scope['path']}"  # rate_limit_key, inlined
+        decision = self.hit_sync(key) if self.hit_sync is not None else await self.limiter.hit(key)
         if decision.allowed:
             await self.app(scope, receive, send)
             return

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.headers import new_request_id, valid_request_id
 from nno.gateway.response import response_sender
-from nno.gateway.state import get_state
+from nno.gateway.state import client_headers, get_state
 from nno.kernel.context import request_id_var
 
 _HEADER = b"x-request-id"
@@ -16,10 +16,8 @@ _NAMES = frozenset({_HEADER})
 
 
 def incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name.lower() == _HEADER:
-            return valid_request_id(value)
-    return None
+    """The first X-Request-Id header, if valid."""
+    return valid_request_id(client_headers(scope).request_id)
 
 
 class RequestIdMiddleware:

@@ -9,28 +9,29 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.headers import new_span_id, new_trace_id, parse_traceparent, trace_hex, valid_trace_token
 from nno.gateway.response import response_sender
-from nno.gateway.state import get_state
+from nno.gateway.state import ClientHeaders, client_headers, get_state
 from nno.kernel.context import trace_id_var
 
 _NNO_TRACE = b"x-nno-trace-id"
-_TRACE = b"x-trace-id"
 _TRACEPARENT = b"traceparent"
 _RESPONSE_NAMES = frozenset({_NNO_TRACE, _TRACEPARENT})
 
 
 def resolve_trace(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
     """(trace id, traceparent to emit) for a request's headers."""
-    nno_trace = plain_trace = parent = None
-    for name, value in headers:
-        lname = name.lower()
-        if lname == _NNO_TRACE:
-            nno_trace = valid_trace_token(value)
-        elif lname == _TRACE:
-            plain_trace = valid_trace_token(value)
-        elif lname == _TRACEPARENT:
-            parent = parse_traceparent(value)
-    trace_id = nno_trace or plain_trace or (parent[0] if parent else None) or new_trace_id()
-    hex_id = trace_hex(trace_id)
+    return resolve_client_trace(ClientHeaders(headers))
+
+
+def resolve_client_trace(found: ClientHeaders) -> tuple[str, str]:
+    """(trace id, traceparent to emit) from the last X-Nno-Trace-Id, x-trace-id and traceparent."""
+    nno_trace = valid_trace_token(found.nno_trace) if found.nno_trace is not None else None
+    plain_trace = valid_trace_token(found.plain_trace) if found.plain_trace is not None else None
+    parent = parse_traceparent(found.traceparent) if found.traceparent is not None else None
+    trace_id = nno_trace or plain_trace or (parent[0] if parent else None)
+    if trace_id is None:  # a new trace: already 32 lowercase hex, not all zero
+        hex_id = trace_id = new_trace_id()
+    else:
+        hex_id = trace_hex(trace_id)
     flags = parent[2] if parent and parent[0] == hex_id else "01"
     return trace_id, f"00-{hex_id}-{new_span_id()}-{flags}"
 
@@ -43,7 +44,7 @@ class TracingMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id, traceparent = resolve_trace(scope["headers"])
+        trace_id, traceparent = resolve_client_trace(client_headers(scope))
         state = get_state(scope)
         state.trace_id = trace_id
         state.traceparent = traceparent

@@ -124,6 +124,11 @@ class CredentialResolver:
             return False
         return hmac.compare_digest(self._digest(token), self._static_digest)
 
+    def cached_session(self, token: str) -> Resolved | None:
+        """The cached outcome for a session token, if any. A cached token was resolved by IAM, so
+        it is not the service key (that one never reaches IAM, and it is fixed per resolver)."""
+        return self.cache.get(hashlib.sha256(b"s\0" + token.encode("utf-8")).digest())
+
     async def session(self, token: str, *, from_cookie: bool = False) -> tuple[Resolved, bool]:
         """(outcome, whether IAM was asked) for a session token."""
         key = hashlib.sha256(b"s\0" + token.encode("utf-8")).digest()

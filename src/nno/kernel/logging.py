@@ -74,10 +74,12 @@ _stamp = _UTCStamp()
 class _FastJSONSink:
     """What `configure_logging` installed, to recognise it cheaply and to write like it."""
 
-    __slots__ = ("factory", "min_level", "printer", "processors", "wrapper_class")
+    __slots__ = ("factory", "min_level", "printer", "processors", "snapshot", "wrapper_class")
 
     def __init__(self, processors: list[Any], factory: Any, wrapper_class: Any, min_level: int) -> None:
         self.processors = processors
+        # capture_logs swaps the *contents* of the configured list: compare them too.
+        self.snapshot = tuple(processors)
         self.factory = factory
         self.wrapper_class = wrapper_class
         self.min_level = min_level
@@ -107,6 +109,7 @@ def fast_json_writer(level: int = logging.INFO) -> Callable[[dict[str, Any]], No
     cfg = structlog_config._CONFIG
     if (
         cfg.default_processors is not sink.processors
+        or tuple(sink.processors) != sink.snapshot
         or cfg.logger_factory is not sink.factory
         or cfg.default_wrapper_class is not sink.wrapper_class
         or cfg.default_context_class is not dict

@@ -68,7 +68,9 @@ class MemoryRateLimiter:
         self._counts: dict[str, list[int]] = {}
 
     def hit_sync(self, key: str) -> RateDecision:
-        now = self.clock()
+        return self._hit(key, self.clock())
+
+    def _hit(self, key: str, now: float) -> RateDecision:
         idx = int(now // self.window_s)
         elapsed = now - idx * self.window_s
         entry = self._counts.get(key)
@@ -87,6 +89,21 @@ class MemoryRateLimiter:
 
     async def hit(self, key: str) -> RateDecision:
         return self.hit_sync(key)
+
+    def refusal(self, key: str) -> RateDecision | None:
+        """`hit_sync` for callers that only need refusals: None when allowed (counted), without
+        building a decision. The gateway's per-request path."""
+        now = self.clock()
+        window_s = self.window_s
+        idx = int(now // window_s)
+        entry = self._counts.get(key)
+        if entry is not None and entry[0] == idx:
+            cur, prev = entry[1], entry[2]
+            if prev * ((window_s - (now - idx * window_s)) / window_s) + cur + 1 <= self.limit:
+                entry[1] = cur + 1
+                return None
+        decision = self._hit(key, now)  # a new key or window, or a refusal: the general path
+        return None if decision.allowed else decision
 
     def _prune(self, idx: int) -> None:
         # Entries older than the previous window no longer influence any decision.

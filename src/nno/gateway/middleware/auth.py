@@ -75,6 +75,8 @@ class AuthMiddleware:
         found = client_headers(scope)  # the last Authorization / x-api-key, every Cookie joined
         authorization, api_key, cookie = found.authorization, found.api_key, found.cookie
         bearer = parse_bearer(authorization)
+        if bearer is not None and api_key is None and (cached := self.resolver.cached_session(bearer)) is not None:
+            return cached, True  # a known session token (the common case): no key comparison needed
         if bearer is not None and self.resolver.is_service_key(bearer):
             return SERVICE, True
         started = time.perf_counter()

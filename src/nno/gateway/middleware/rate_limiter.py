@@ -26,7 +26,7 @@ class RateLimiterMiddleware:
         self.app = app
         self.limiter = limiter
         # The in-memory limiter decides synchronously: call it without a coroutine per request.
-        self.hit_sync = limiter.hit_sync if type(limiter) is MemoryRateLimiter else None
+        self.refusal = limiter.refusal if type(limiter) is MemoryRateLimiter else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,8 +34,13 @@ class RateLimiterMiddleware:
             return
         client = scope.get("client")
         key = f"{client[0] if client else 'unknown'}:{scope['path']}"  # rate_limit_key, inlined
-        decision = self.hit_sync(key) if self.hit_sync is not None else await self.limiter.hit(key)
-        if decision.allowed:
+        if self.refusal is not None:
+            decision = self.refusal(key)
+        else:
+            decision = await self.limiter.hit(key)
+            if decision.allowed:
+                decision = None
+        if decision is None:
             await self.app(scope, receive, send)
             return
         retry_after = max(1, math.ceil(decision.retry_after_s))

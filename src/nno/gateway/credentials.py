@@ -147,6 +147,9 @@ class CredentialResolver:
 
         return await self.cache.get_or_load(key, load), True
 
+    def cached_api_key(self, key_value: str) -> Resolved | None:
+        return self.cache.get(hashlib.sha256(b"k\0" + key_value.encode("utf-8")).digest())
+
     async def api_key(self, key_value: str) -> tuple[Resolved, bool]:
         key = hashlib.sha256(b"k\0" + key_value.encode("utf-8")).digest()
         cached = self.cache.get(key)

@@ -16,6 +16,7 @@ The proxy strips every client-supplied X-Nno-* header and sends the identity hea
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +24,7 @@ from nno.gateway.credentials import (
     ANONYMOUS,
     API_KEY_PREFIX,
     DEV,
+    REFUSED,
     SERVICE,
     SESSION_COOKIE,
     AuthUnavailable,
@@ -42,33 +44,67 @@ class AuthMiddleware:
         self.resolver = resolver
         self.dev_bypass = dev_bypass
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the awaitable of whoever answers. Credentials known without asking IAM (cached,
+        # the service key, none, malformed) are decided synchronously: no coroutine of ours.
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
-            await self.app(scope, receive, send)
-            return
-        state = get_state(scope)
+            return self.app(scope, receive, send)
+        known = self._resolve_now(scope)
+        if known is None:
+            return self._resolve_then_admit(scope, receive, send)
+        return self._admit(scope, receive, send, known[0], known[1], is_public(scope["method"], scope["path"]))
+
+    async def _resolve_then_admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         public = is_public(scope["method"], scope["path"])
         try:
-            resolved, presented = await self._resolve(scope, state.timings)
+            resolved, presented = await self._resolve(scope, get_state(scope).timings)
         except AuthUnavailable:
             if not public:
                 await send_error(scope, send, 503, "SERVICE_UNAVAILABLE",
                                  "Authentication service unavailable; retry shortly.")
                 return
             resolved, presented = ANONYMOUS, True
+        await self._admit(scope, receive, send, resolved, presented, public)
+
+    def _admit(
+        self, scope: Scope, receive: Receive, send: Send, resolved: Resolved, presented: bool, public: bool
+    ) -> Awaitable[None]:
         if resolved.identity is None:
             if presented and not public:
-                await send_error(scope, send, 401, "UNAUTHORIZED", "Invalid or expired credentials",
-                                 headers=[_WWW_AUTHENTICATE])
-                return
+                return send_error(scope, send, 401, "UNAUTHORIZED", "Invalid or expired credentials",
+                                  headers=[_WWW_AUTHENTICATE])
             if not presented and not public and not self.dev_bypass:
-                await send_error(scope, send, 401, "UNAUTHORIZED", "Authentication required",
-                                 headers=[_WWW_AUTHENTICATE])
-                return
+                return send_error(scope, send, 401, "UNAUTHORIZED", "Authentication required",
+                                  headers=[_WWW_AUTHENTICATE])
             resolved = DEV if (not presented and not public) else ANONYMOUS
+        state = get_state(scope)
         state.identity = resolved.identity
         state.identity_headers = resolved.headers
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
+
+    def _resolve_now(self, scope: Scope) -> tuple[Resolved, bool] | None:
+        """`_resolve`'s answer when it needs no IAM call (a cached or static outcome), else None."""
+        found = client_headers(scope)
+        authorization, api_key = found.authorization, found.api_key
+        bearer = parse_bearer(authorization)
+        if bearer is not None and api_key is None and (cached := self.resolver.cached_session(bearer)) is not None:
+            return cached, True  # a known session token (the common case): no key comparison needed
+        if bearer is not None and self.resolver.is_service_key(bearer):
+            return SERVICE, True
+        if api_key is not None:
+            key = api_key.decode("latin-1").strip()
+            if not key.startswith(API_KEY_PREFIX) or len(key) > 512:
+                return REFUSED, True
+            cached = self.resolver.cached_api_key(key)
+        elif bearer is not None:
+            return None  # not cached (checked above)
+        elif authorization is not None:
+            return REFUSED, True  # an Authorization header we cannot read
+        elif (token := cookie_value(found.cookie, SESSION_COOKIE)) is not None:
+            cached = self.resolver.cached_session(token)
+        else:
+            return REFUSED, False
+        return (cached, True) if cached is not None else None
 
     async def _resolve(self, scope: Scope, timings: list[tuple[str, float]]) -> tuple[Resolved, bool]:
         """(outcome, whether any credential was presented). Outcome identity None = refused/none."""

@@ -8,11 +8,12 @@ rewrites the client address from the proxy's header."""
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.state import send_error
-from nno.kernel.ratelimit import MemoryRateLimiter, RateLimiter
+from nno.kernel.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter
 
 
 def rate_limit_key(scope: Scope) -> str:
@@ -28,21 +29,28 @@ class RateLimiterMiddleware:
         # The in-memory limiter decides synchronously: call it without a coroutine per request.
         self.refusal = limiter.refusal if type(limiter) is MemoryRateLimiter else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the awaitable of whoever answers rather than awaiting it: the in-memory limiter
+        # decides synchronously, so an allowed request costs no coroutine of ours.
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         client = scope.get("client")
         key = f"{client[0] if client else 'unknown'}:{scope['path']}"  # rate_limit_key, inlined
-        if self.refusal is not None:
-            decision = self.refusal(key)
-        else:
-            decision = await self.limiter.hit(key)
-            if decision.allowed:
-                decision = None
+        if self.refusal is None:
+            return self._shared(scope, receive, send, key)
+        decision = self.refusal(key)
         if decision is None:
+            return self.app(scope, receive, send)
+        return self._refuse(scope, send, decision)
+
+    async def _shared(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+        decision = await self.limiter.hit(key)
+        if decision.allowed:
             await self.app(scope, receive, send)
-            return
+        else:
+            await self._refuse(scope, send, decision)
+
+    async def _refuse(self, scope: Scope, send: Send, decision: RateDecision) -> None:
         retry_after = max(1, math.ceil(decision.retry_after_s))
         await send_error(
             scope, send, 429, "RATE_LIMITED", "Too many requests; slow down and retry later.",

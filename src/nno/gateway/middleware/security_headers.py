@@ -3,6 +3,8 @@ errors included (it is the outermost layer, so even the error handler's answers 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.response import response_sender
@@ -19,13 +21,13 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the inner app's awaitable rather than awaiting it (one coroutine less per request).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         # Ours replace any an upstream set, so the policy is the gateway's. Response header names
         # from ASGI apps are lower-case bytes (HTTPBinding lowers them). Applied by the pipeline's
         # one send wrapper (nno.gateway.response).
         sender = response_sender(send)
         sender.add(_NAMES, SECURITY_HEADERS)
-        await self.app(scope, receive, sender)
+        return self.app(scope, receive, sender)

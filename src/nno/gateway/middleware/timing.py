@@ -4,6 +4,7 @@ the response start, plus any phases inner layers recorded (e.g. `auth`)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -15,11 +16,11 @@ class TimingMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the inner app's awaitable rather than awaiting it (one coroutine less per request).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         # The header (`TimingMark.header`) is computed when the response starts.
         sender = response_sender(send)
         sender.add_timing(TimingMark(time.perf_counter(), get_state(scope).timings))
-        await self.app(scope, receive, sender)
+        return self.app(scope, receive, sender)

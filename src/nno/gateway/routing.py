@@ -54,10 +54,13 @@ def is_public(method: str, path: str) -> bool:
     return (method, path) in PUBLIC_ROUTES
 
 
+_ROUTES_WITH_SLASH = tuple((route, route.prefix + "/") for route in ROUTES)
+
+
 def match_route(path: str) -> tuple[Route, str] | None:
     """The route whose whole prefix starts `path` (at a segment boundary) and the upstream path."""
-    for route in ROUTES:
-        if path == route.prefix or path.startswith(route.prefix + "/"):
+    for route, prefix_slash in _ROUTES_WITH_SLASH:
+        if path.startswith(prefix_slash) or path == route.prefix:
             rest = path[len(route.prefix):]
             upstream = route.upstream_prefix + rest
             return route, upstream or "/"

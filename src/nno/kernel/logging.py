@@ -9,6 +9,7 @@ configuration (e.g. the tests' `structlog.testing.capture_logs`) gets None: log 
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 
 import structlog
 from structlog import _config as structlog_config
+from structlog import _output as structlog_output
 from structlog import contextvars as structlog_contextvars
 
 from nno.kernel.context import request_id_var, trace_id_var
@@ -74,7 +76,7 @@ _stamp = _UTCStamp()
 class _FastJSONSink:
     """What `configure_logging` installed, to recognise it cheaply and to write like it."""
 
-    __slots__ = ("factory", "min_level", "printer", "processors", "snapshot", "wrapper_class")
+    __slots__ = ("factory", "file", "lock", "min_level", "printer", "processors", "snapshot", "wrapper_class")
 
     def __init__(self, processors: list[Any], factory: Any, wrapper_class: Any, min_level: int) -> None:
         self.processors = processors
@@ -84,6 +86,13 @@ class _FastJSONSink:
         self.wrapper_class = wrapper_class
         self.min_level = min_level
         self.printer = factory()  # a PrintLogger on the configured stream (with its write lock)
+        # PrintLogger.msg is `print(line, file=f, flush=True)` under the stream's lock; the same
+        # bytes in one write() (stdout is resolved per call there, so it keeps using msg).
+        file = getattr(self.printer, "_file", None)
+        lock = getattr(self.printer, "_lock", None)
+        usable = file is not None and lock is not None and file is not structlog_output.stdout
+        self.file: Any = file if usable else None
+        self.lock: Any = lock
 
     def write_info(self, event_dict: dict[str, Any]) -> None:
         """The chain's output for `log.info(event, **fields)`: `event_dict` holds the fields then
@@ -92,9 +101,16 @@ class _FastJSONSink:
         event_dict["level"] = "info"
         event_dict["timestamp"] = _stamp.now()
         if _encode is not None:
-            self.printer.msg("".join(_encode(event_dict, 0)))
+            line = "".join(_encode(event_dict, 0))
         else:  # pragma: no cover (no C accelerator)
-            self.printer.msg(structlog.processors.JSONRenderer()(None, "info", event_dict))
+            line = jsonlib.dumps(event_dict, default=structlog.processors._json_fallback_handler)
+        file = self.file
+        if file is None:
+            self.printer.msg(line)
+            return
+        with self.lock:
+            file.write(line + "\n")
+            file.flush()
 
 
 _fast_sink: _FastJSONSink | None = None

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from nno.iam import audit, throttle
+from nno.iam import audit, platform_roles, throttle
 from nno.iam.caller import Caller
 from nno.iam.context import MAGIC_LINK_TTL_MS, IAMContext
 from nno.iam.models import Session, User, Verification
@@ -142,6 +142,7 @@ async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> Sign
                              data={"method": "magic-link"})
             elif not user.email_verified:
                 user.email_verified = True
+            await platform_roles.consume_grant(s, ctx, caller, user)
             session_token, session = create_session(s, user.id, method="magic-link", ip=caller.ip,
                                                     user_agent=caller.user_agent)
             audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=session.id,

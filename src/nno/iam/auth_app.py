@@ -4,7 +4,8 @@ The global IAM (`nno.iam.app`) is this plus the NNO-only routes. Provisioning's 
 hosts one per platform as the `{platformId}-default-auth` worker, with its own users, on its own
 database migrated with `AUTH_MIGRATIONS_DIR` (the IAM migrations: its tables are the same).
 A per-platform auth app is reached directly, not through the gateway, so it ignores `X-Nno-*`
-headers and believes only the session tokens it issued.
+headers and believes only the session tokens it issued (and, for its `/api/nno/users/{id}/role` and
+`/api/nno/admin-invites` routes, NNO service tokens minted for its platform: `platform_roles`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 
 from nno.iam.context import IAMContext
 from nno.iam.mailer import Mailer
-from nno.iam.views import auth, orgs, session
+from nno.iam.views import auth, orgs, platform_admin, session
 from nno.kernel.config import Settings
 from nno.kernel.db import Database
 from nno.kernel.service import create_service_app
@@ -49,4 +50,8 @@ def create_auth_app(db: Database, settings: Settings, *, platform_id: str | None
     ctx = IAMContext(db=db, settings=settings, mailer=Mailer(db, settings.smtp_url, settings.mail_from),
                      platform_id=platform_id, trust_gateway_headers=False, public_base=base.rstrip("/"))
     label = f"{platform_id}-default-auth" if platform_id else "auth"
-    return build_app(ctx, title=f"NNO auth ({label})", name=label)
+    app = build_app(ctx, title=f"NNO auth ({label})", name=label)
+    if platform_id:
+        # Platform-level roles: NNO (service token for this platform) or the platform's own admins.
+        app.include_router(platform_admin.router)
+    return app

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from nno.iam.security import PERMISSION_RE
 from nno.kernel.emails import Email
+from nno.kernel.inputs import InputModel
 
 
 def check_permission(value: str) -> str:
@@ -37,7 +38,7 @@ OrgRole = Literal["owner", "admin", "member"]
 PlatformRole = Literal["platform-admin", "user"]
 
 
-class Body(BaseModel):
+class Body(InputModel):
     model_config = ConfigDict(extra="ignore", str_max_length=4096)
 
 
@@ -209,3 +210,13 @@ class BootstrapBody(Body):
 
 class UserCodeBody(Body):
     userCode: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class SetPlatformRoleBody(Body):
+    role: PlatformRole
+
+
+class AdminInviteBody(Body):
+    email: Email
+    # How long the grant waits for that address to sign in (default 30 days, at most a year).
+    ttlSeconds: Annotated[int, Field(ge=60, le=365 * 24 * 3600)] = 30 * 24 * 3600

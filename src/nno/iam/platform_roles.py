@@ -1,0 +1,170 @@
+"""The platform-level role (`platform-admin` | `user`) of the users of a per-platform auth app.
+
+Who may change it (the app is publicly addressable, so only credentials count, never `X-Nno-*`):
+- NNO itself, with a short-lived service token (`service_tokens.mint`) whose audience is
+  `platform_audience(platformId)`: a token minted for another platform, or for anything else, is
+  refused. NNO mints one through `POST /api/nno/service-token {"audience": "auth:{platformId}"}`.
+- a `platform-admin` of this same platform, with a session this app issued.
+
+Nobody becomes `platform-admin` by signing up first: whoever found the host could claim it. Instead
+NNO may seed a grant for an email (`grant_on_sign_in`, the platform owner's address at provisioning):
+it is consumed the first time that address proves it owns its mailbox (magic-link sign-in), never at
+a password sign-up, which proves nothing about the address. Every change is in the app's audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nno.iam import audit, service_tokens
+from nno.iam.caller import Caller
+from nno.iam.context import IAMContext
+from nno.iam.models import User, Verification
+from nno.iam.security import new_secret
+from nno.kernel.clock import now_ms
+from nno.kernel.errors import NNOError
+from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
+from nno.kernel.ids import new_id
+
+ADMIN_GRANT_KIND = "platform_admin_grant"
+ROLE_CHANGE_ACTION = "user.role_change"
+
+
+def platform_audience(platform_id: str) -> str:
+    """The audience a service token must carry to act on this platform's auth app."""
+    return f"auth:{platform_id}"
+
+
+def looks_like_service_token(token: str) -> bool:
+    """Service tokens are JWTs (three dot-separated parts); session tokens are opaque url-safe strings
+    with no dots."""
+    return token.count(".") == 2
+
+
+def check_service_token(ctx: IAMContext, token: str) -> dict[str, Any]:
+    """The claims of a valid NNO service token meant for this platform. 401 for a token that is not
+    one (bad signature, expired, not a service token); 403 for one minted for another audience."""
+    assert ctx.platform_id is not None
+    claims = service_tokens.verify(ctx.settings, token)
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if platform_audience(ctx.platform_id) not in audiences:
+        raise NNOError(403, "WRONG_AUDIENCE", "This service token was not issued for this platform",
+                       {"expectedAudience": platform_audience(ctx.platform_id)})
+    return claims
+
+
+async def find_user(s: AsyncSession, user_id_or_email: str) -> User:
+    """By id, or by email when the reference contains '@' (compared lower-cased, as stored)."""
+    ref = user_id_or_email.strip()
+    if "@" in ref:
+        user = (await s.execute(select(User).where(User.email == ref.lower()))).scalar_one_or_none()
+    else:
+        user = await s.get(User, ref)
+    if user is None:
+        raise NNOError(404, "USER_NOT_FOUND", "No user with this id or email on this platform",
+                       {"user": ref})
+    return user
+
+
+def role_view(user: User, previous: str, platform_id: str | None) -> dict[str, Any]:
+    return {"userId": user.id, "email": user.email, "role": user.role, "previousRole": previous,
+            "changed": user.role != previous, "platformId": platform_id}
+
+
+async def _admin_count(s: AsyncSession) -> int:
+    q = select(func.count()).select_from(User).where(User.role == ROLE_PLATFORM_ADMIN)
+    return int((await s.execute(q)).scalar_one())
+
+
+async def set_role(ctx: IAMContext, caller: Caller, user_ref: str, role: str, *,
+                   via: str, service_subject: str | None = None) -> dict[str, Any]:
+    """Set a user's platform-level role; `caller` is already authorized (a service-token caller or a
+    session caller whose admin role is checked here, in the same transaction as the change)."""
+    if role not in (ROLE_PLATFORM_ADMIN, ROLE_USER):
+        raise NNOError(400, "VALIDATION_ERROR", "role must be 'platform-admin' or 'user'", {"field": "role"})
+    async with ctx.db.session() as s:
+        if caller.kind == "user":
+            me = await s.get(User, caller.user_id) if caller.user_id else None
+            if me is None or me.role != ROLE_PLATFORM_ADMIN:
+                raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform may change roles")
+        user = await find_user(s, user_ref)
+        previous = user.role if user.role in (ROLE_PLATFORM_ADMIN, ROLE_USER) else ROLE_USER
+        if previous == role:
+            return role_view(user, previous, ctx.platform_id)
+        # A session admin may not remove the last admin (that would need NNO to repair); NNO may.
+        if (caller.kind == "user" and previous == ROLE_PLATFORM_ADMIN
+                and await _admin_count(s) <= 1):
+            raise NNOError(409, "LAST_PLATFORM_ADMIN",
+                           "This is the platform's last platform-admin; promote another user first")
+        user.role, user.updated_at = role, now_ms()
+        audit.record(s, caller, ROLE_CHANGE_ACTION, actor_id=service_subject, platform_id=ctx.platform_id,
+                     target_type="user", target_id=user.id,
+                     data={"from": previous, "to": role, "via": via, "email": user.email})
+        return role_view(user, previous, ctx.platform_id)
+
+
+async def list_admins(ctx: IAMContext) -> list[dict[str, Any]]:
+    async with ctx.db.session() as s:
+        rows = (await s.execute(select(User).where(User.role == ROLE_PLATFORM_ADMIN)
+                                .order_by(User.created_at, User.id))).scalars().all()
+    return [{"userId": u.id, "email": u.email, "name": u.name, "role": u.role} for u in rows]
+
+
+async def grant_on_sign_in(ctx: IAMContext, caller: Caller, email: str, ttl_ms: int, *,
+                           service_subject: str) -> dict[str, Any]:
+    """Make `email` a platform-admin: at once if the account exists and its address is verified, else
+    when that address first signs in by magic link (status `granted` or `pending`)."""
+    now = now_ms()
+    async with ctx.db.session() as s:
+        user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
+        if user is not None and user.email_verified:
+            previous = user.role
+            if previous != ROLE_PLATFORM_ADMIN:
+                user.role, user.updated_at = ROLE_PLATFORM_ADMIN, now
+                audit.record(s, caller, ROLE_CHANGE_ACTION, actor_id=service_subject,
+                             platform_id=ctx.platform_id, target_type="user", target_id=user.id,
+                             data={"from": previous, "to": ROLE_PLATFORM_ADMIN, "via": "admin-invite",
+                                   "email": email})
+            return {"email": email, "status": "granted", "userId": user.id, "expiresAt": None}
+        pending = (await s.execute(select(Verification).where(
+            Verification.kind == ADMIN_GRANT_KIND, Verification.identifier == email,
+            Verification.used_at.is_(None)))).scalars().all()
+        for old in pending:  # one live grant per address: the newest replaces older ones
+            old.used_at = now
+            old.data = {**(old.data or {}), "superseded": True}
+        _, digest = new_secret()  # the grant is looked up by email; the digest only fills the column
+        grant = Verification(id=new_id(), kind=ADMIN_GRANT_KIND, identifier=email, token_hash=digest,
+                             expires_at=now + ttl_ms, data={"grantedBy": service_subject}, created_at=now)
+        s.add(grant)
+        audit.record(s, caller, "user.admin_invite", actor_id=service_subject, platform_id=ctx.platform_id,
+                     target_type="grant", target_id=grant.id, data={"email": email, "expiresAt": grant.expires_at})
+        return {"email": email, "status": "pending", "userId": user.id if user else None,
+                "expiresAt": grant.expires_at, "grantId": grant.id}
+
+
+async def consume_grant(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User) -> None:
+    """At a verified sign-in on a per-platform app: apply a live admin grant for the user's email."""
+    if ctx.platform_id is None or not user.email_verified:
+        return
+    now = now_ms()
+    grant = (await s.execute(select(Verification).where(
+        Verification.kind == ADMIN_GRANT_KIND, Verification.identifier == user.email,
+        Verification.used_at.is_(None), Verification.expires_at > now)
+        .order_by(Verification.created_at.desc()).limit(1))).scalar_one_or_none()
+    if grant is None:
+        return
+    grant.used_at = now
+    if user.role == ROLE_PLATFORM_ADMIN:
+        return
+    previous, user.role, user.updated_at = user.role, ROLE_PLATFORM_ADMIN, now
+    # Recorded as the user's own act (they have just proved their address), under NNO's grant.
+    signed_in = replace(caller, kind="user", user_id=user.id)
+    audit.record(s, signed_in, ROLE_CHANGE_ACTION, platform_id=ctx.platform_id,
+                 target_type="user", target_id=user.id,
+                 data={"from": previous, "to": ROLE_PLATFORM_ADMIN, "via": "admin-invite", "grantId": grant.id,
+                       "grantedBy": (grant.data or {}).get("grantedBy"), "email": user.email})

@@ -10,6 +10,7 @@ route on the bare service app, in the same run, printed as a ratio:
 Target: in-process, the full pipeline keeps at least 85% of the bare route's throughput.
 
     .venv/bin/python bench/gateway.py [--requests 20000] [--concurrency 50] [--rounds 3] [--no-http]
+    .venv/bin/python bench/gateway.py --layers   # CPU per request with each layer bypassed in turn
 """
 
 from __future__ import annotations
@@ -170,6 +171,36 @@ async def in_process(requests: int, concurrency: int, rounds: int) -> float:
         return ratio
 
 
+async def layer_costs(rounds: int) -> None:
+    """Each middleware's marginal CPU cost: the full pipeline with that one layer bypassed. Without
+    auth there is no identity, so platformLifecycle's lookup is skipped too."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, gateway = build_apps(Path(tmp))
+        assert await call(gateway, GATEWAY_PATH) == 200
+        chain = []
+        app = gateway.pipeline
+        while hasattr(app, "app"):
+            chain.append(app)
+            app = app.app
+
+        async def cpu(target: Any) -> float:
+            return min([await cpu_per_request(target, GATEWAY_PATH, 2000) for _ in range(rounds)])
+
+        full = await cpu(gateway.pipeline)
+        print(f"\nCPU per request: full pipeline {full:.1f} us; bare route "
+              f"{min([await cpu_per_request(bare, BARE_PATH, 2000) for _ in range(rounds)]):.1f} us")
+        for i, layer in enumerate(chain):
+            if i == 0:
+                cost = await cpu(layer.app)
+            else:
+                chain[i - 1].app = layer.app
+                try:
+                    cost = await cpu(chain[0])
+                finally:
+                    chain[i - 1].app = layer
+            print(f"  without {type(layer).__name__:30} {cost:6.1f} us  (layer ~{full - cost:+.1f} us)")
+
+
 # --- over HTTP ----------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -256,6 +287,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--http-requests", type=int, default=5000)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--layers", action="store_true", help="only the per-layer CPU cost breakdown")
     parser.add_argument("--log-level", default="info", help="info (default, with the access log) or warning")
     parser.add_argument("--serve", choices=["bare", "gateway"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -264,6 +296,9 @@ def main() -> None:
         serve(args.serve, args.port, args.log_level)
         return
     quiet_logging(args.log_level)
+    if args.layers:
+        asyncio.run(layer_costs(args.rounds))
+        return
     ratio = asyncio.run(in_process(args.requests, args.concurrency, args.rounds))
     print(f"\nin-process target (ratio >= 0.85): {'met' if ratio >= 0.85 else 'NOT met'}")
     if not args.no_http:

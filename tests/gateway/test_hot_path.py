@@ -109,3 +109,21 @@ def test_one_header_scan_picks_what_each_layer_picked(headers: list[tuple[bytes,
     assert found.cors_request_headers == last(b"access-control-request-headers")
     assert found.cookie == (b"; ".join(cookies) if cookies else None)
     assert found.strip_upstream == any(n.startswith(b"x-nno-") or n == b"traceparent" for n, _ in lowered)
+
+
+def test_fast_line_adds_the_request_context_as_the_chain_does(restore_logging) -> None:  # type: ignore[no-untyped-def]
+    from nno.kernel.context import request_id_var, trace_id_var
+
+    stream = io.StringIO()
+    configure_logging("info", json=True, stream=stream)
+    rid, tid = request_id_var.set("rid-ctx"), trace_id_var.set("trace-ctx")
+    try:
+        structlog.get_logger("x").info("thing", a=1)
+        write = fast_json_writer()
+        assert write is not None
+        write({"a": 1, "event": "thing"})
+    finally:
+        request_id_var.reset(rid)
+        trace_id_var.reset(tid)
+    chain, fast = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert list(fast) == list(chain) and fast["requestId"] == "rid-ctx" and fast["traceId"] == "trace-ctx"

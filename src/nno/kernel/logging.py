@@ -96,10 +96,12 @@ class _FastJSONSink:
 
     def write_info(self, event_dict: dict[str, Any]) -> None:
         """The chain's output for `log.info(event, **fields)`: `event_dict` holds the fields then
-        `event` (structlog's order); level and timestamp are appended here, as the processors do.
-        Request/trace context keys are the caller's to include (as the chain would add them)."""
+        `event` (structlog's order); level, timestamp and the request context are appended here,
+        in the processors' order."""
         event_dict["level"] = "info"
         event_dict["timestamp"] = _stamp.now()
+        if "requestId" not in event_dict or "traceId" not in event_dict:
+            _add_request_context(None, "info", event_dict)
         if _encode is not None:
             line = "".join(_encode(event_dict, 0))
         else:  # pragma: no cover (no C accelerator)

@@ -304,3 +304,19 @@ async def test_no_garbage_bearer_is_authority(auth_client: httpx.AsyncClient, to
                                  json={"role": "platform-admin"})
     assert resp.status_code in (401, 403), resp.text
     assert "error" in resp.json()
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(
+    auth_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    import asyncio
+
+    a = await sign_up(auth_client, "a@example.com", prefix="")
+    b = await sign_up(auth_client, "b@example.com", prefix="")
+    for who in (a, b):
+        assert (await set_role(auth_client, who.id, "platform-admin", bearer(nno_token(settings)))).status_code == 200
+    first, second = await asyncio.gather(set_role(auth_client, b.id, "user", a.headers),
+                                         set_role(auth_client, a.id, "user", b.headers))
+    assert sorted([first.status_code, second.status_code]) in ([200, 403], [200, 409]), (first.text, second.text)
+    roles = [await role_of(auth_client, who) for who in (a, b)]
+    assert roles.count("platform-admin") == 1

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from nno.iam import audit, service_tokens
 from nno.iam.caller import Caller
@@ -76,9 +77,24 @@ def role_view(user: User, previous: str, platform_id: str | None) -> dict[str, A
             "changed": user.role != previous, "platformId": platform_id}
 
 
-async def _admin_count(s: AsyncSession) -> int:
-    q = select(func.count()).select_from(User).where(User.role == ROLE_PLATFORM_ADMIN)
-    return int((await s.execute(q)).scalar_one())
+async def _demote_unless_last_admin(s: AsyncSession, user: User, role: str) -> bool:
+    """Take `user` out of platform-admin unless no other admin would be left; False if refused.
+
+    Safe against two admins demoting each other at once: on PostgreSQL the admins' rows are locked
+    first (the second transaction waits and then sees one admin left); on SQLite, where reads run
+    outside the write transaction, the check sits inside the one UPDATE statement, which holds the
+    write lock while it counts."""
+    await s.execute(select(User.id).where(User.role == ROLE_PLATFORM_ADMIN).with_for_update())
+    admins = aliased(User)
+    others = (select(func.count()).select_from(admins)
+              .where(admins.role == ROLE_PLATFORM_ADMIN, admins.id != user.id).scalar_subquery())
+    done = await s.execute(
+        update(User).where(User.id == user.id, User.role == ROLE_PLATFORM_ADMIN, others > 0)
+        .values(role=role, updated_at=now_ms()).execution_options(synchronize_session=False))
+    if getattr(done, "rowcount", 0) != 1:
+        return False
+    await s.refresh(user)
+    return True
 
 
 async def set_role(ctx: IAMContext, caller: Caller, user_ref: str, role: str, *,
@@ -96,12 +112,13 @@ async def set_role(ctx: IAMContext, caller: Caller, user_ref: str, role: str, *,
         previous = user.role if user.role in (ROLE_PLATFORM_ADMIN, ROLE_USER) else ROLE_USER
         if previous == role:
             return role_view(user, previous, ctx.platform_id)
-        # A session admin may not remove the last admin (that would need NNO to repair); NNO may.
-        if (caller.kind == "user" and previous == ROLE_PLATFORM_ADMIN
-                and await _admin_count(s) <= 1):
-            raise NNOError(409, "LAST_PLATFORM_ADMIN",
-                           "This is the platform's last platform-admin; promote another user first")
-        user.role, user.updated_at = role, now_ms()
+        if caller.kind == "user" and previous == ROLE_PLATFORM_ADMIN:
+            # A session admin may not remove the last admin (that would need NNO to repair); NNO may.
+            if not await _demote_unless_last_admin(s, user, role):
+                raise NNOError(409, "LAST_PLATFORM_ADMIN",
+                               "This is the platform's last platform-admin; promote another user first")
+        else:
+            user.role, user.updated_at = role, now_ms()
         audit.record(s, caller, ROLE_CHANGE_ACTION, actor_id=service_subject, platform_id=ctx.platform_id,
                      target_type="user", target_id=user.id,
                      data={"from": previous, "to": role, "via": via, "email": user.email})

@@ -5,6 +5,7 @@ audited. The app is built directly with create_auth_app on a fresh database of t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -309,8 +310,6 @@ async def test_no_garbage_bearer_is_authority(auth_client: httpx.AsyncClient, to
 async def test_two_admins_demoting_each_other_at_once_leave_one(
     auth_client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    import asyncio
-
     a = await sign_up(auth_client, "a@example.com", prefix="")
     b = await sign_up(auth_client, "b@example.com", prefix="")
     for who in (a, b):

@@ -12,10 +12,20 @@ from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
 from nno.kernel.service import create_service_app, wrap_service
 
 
-@given(st.dictionaries(st.sampled_from(["a", "b"]), st.one_of(st.integers(), st.text(max_size=20))))
+@given(st.dictionaries(st.sampled_from(["a", "b"]),
+                       st.one_of(st.integers(-(2**63), 2**63 - 1),
+                                 st.text(st.characters(blacklist_characters="\x00"), max_size=20))))
 def test_cursor_round_trip(values: dict) -> None:
     keys = tuple(values)
     assert decode_cursor(encode_cursor(values), keys) == values
+
+
+@pytest.mark.parametrize("values", [{"c": 2**63, "i": "x"}, {"c": 1, "i": "x\x00"}, {"c": "1", "i": "x"},
+                                    {"c": 1, "i": ["x"]}, {"c": True, "i": "x"}, {"c": 1.5, "i": "x"}])
+def test_cursor_values_the_database_cannot_compare_are_refused(values: dict) -> None:
+    with pytest.raises(NNOError) as caught:
+        decode_cursor(encode_cursor(values), ("c", "i"), int_keys=("c",))
+    assert caught.value.code == "INVALID_CURSOR"
 
 
 @given(st.text(max_size=40))

@@ -91,6 +91,30 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+UNSTORABLE_MESSAGE = ("A value in the request cannot be stored: text may not contain NUL characters and "
+                      "integers must fit in 64 bits")
+
+
+def unstorable_input(exc: BaseException) -> bool:
+    """Whether `exc` is the database refusing a value it was given (SQLSTATE class 22, "data
+    exception", e.g. NUL in text; asyncpg's client-side argument check; SQLite's int overflow),
+    as opposed to a fault of the server."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OverflowError):
+            return True
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str) and state.startswith("22"):
+            return True
+        # asyncpg.exceptions.DataError: an argument it cannot encode (e.g. beyond int64).
+        if type(current).__module__.startswith("asyncpg") and isinstance(current, ValueError):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def nno_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, NNOError)
@@ -113,6 +137,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "VALIDATION_ERROR", "Request validation failed", _validation_details(exc))
 
     async def unhandled(_: Request, exc: Exception) -> Response:
+        if unstorable_input(exc):
+            # A value no input check caught (a query parameter, a cursor) that the database refuses.
+            log.warning("unstorable_input", error=repr(exc))
+            return error_response(400, "VALIDATION_ERROR", UNSTORABLE_MESSAGE)
         log.exception("unhandled_error", error=repr(exc))
         return error_response(500, "INTERNAL_ERROR", "Internal server error")
 

@@ -71,6 +71,16 @@ class ServiceContextMiddleware:
                                         (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
+            query = scope.get("query_string", b"")
+            if query and (b"%00" in query or b"\x00" in query):
+                # PostgreSQL refuses NUL in text: refuse it here rather than as a 500 from a query.
+                body = envelope_bytes("VALIDATION_ERROR", "Query parameters may not contain NUL characters (%00)",
+                                      {"in": "query"})
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
             await self.app(scope, receive, send)
         finally:
             request_id_var.reset(r_tok)

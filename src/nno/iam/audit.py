@@ -88,7 +88,7 @@ async def list_events(
     total = (await s.execute(select(func.count()).select_from(AuditEvent).where(*conds))).scalar_one()
     q = select(AuditEvent).where(*conds)
     if cursor:
-        c = decode_cursor(cursor, ("ts", "id"))
+        c = decode_cursor(cursor, ("ts", "id"), int_keys=("ts",))
         q = q.where(or_(AuditEvent.timestamp < c["ts"],
                         and_(AuditEvent.timestamp == c["ts"], AuditEvent.id < c["id"])))
     rows = (await s.execute(q.order_by(AuditEvent.timestamp.desc(), AuditEvent.id.desc()).limit(size + 1))

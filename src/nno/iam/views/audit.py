@@ -3,14 +3,18 @@ organization's owners and admins (their organization's events, `orgId` required)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from nno.iam import audit
 from nno.iam.access import is_privileged, require_org_admin
 from nno.iam.caller import Caller, iam_ctx, require_authenticated
 from nno.kernel.errors import NNOError
+from nno.kernel.inputs import INT64_MAX, INT64_MIN
+
+# Times are compared with BIGINT columns: anything wider is a 400, not a database error.
+TimeBound = Annotated[int | None, Query(ge=INT64_MIN, le=INT64_MAX)]
 
 router = APIRouter(tags=["audit"])
 
@@ -19,7 +23,7 @@ router = APIRouter(tags=["audit"])
 @router.get("/api/audit/events")
 async def list_audit(request: Request, orgId: str | None = None, platformId: str | None = None,
                      action: str | None = None, actorId: str | None = None, targetId: str | None = None,
-                     since: int | None = None, until: int | None = None, cursor: str | None = None,
+                     since: TimeBound = None, until: TimeBound = None, cursor: str | None = None,
                      limit: int | None = None, caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
     async with iam_ctx(request).db.session() as s:
         if not await is_privileged(s, caller):

@@ -9,9 +9,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from nno.kernel.inputs import InputModel
+
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=63)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# References to other systems' ids, no longer than the column that keeps them (PostgreSQL enforces it).
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Ref100 = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Ref64 = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 EntityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{10}$")]
 StackId = Annotated[str, StringConstraints(pattern=r"^(?:[a-z0-9]{10}|default)$")]
 Reason = Annotated[str, StringConstraints(max_length=1000)]
@@ -20,7 +25,7 @@ Environment = Literal["dev", "stg", "prod"]
 Ms = Annotated[int, Field(ge=0, le=2**53)]
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -30,10 +35,10 @@ class PlatformCreate(Strict):
     name: Name
     slug: Slug
     tier: Tier = "starter"
-    cfAccountId: Ref | None = None
+    cfAccountId: Ref64 | None = None
     repoName: Ref | None = None
-    stripeCustomerId: Ref | None = None
-    ownerUserId: Ref | None = None
+    stripeCustomerId: Ref100 | None = None
+    ownerUserId: Ref64 | None = None
     trialEndsAt: Ms | None = None
     platformClass: Literal["platform", "user_project"] = Field("platform", alias="class")
 
@@ -43,10 +48,10 @@ class PlatformCreate(Strict):
 class PlatformUpdate(Strict):
     name: Name | None = None
     tier: Tier | None = None
-    cfAccountId: Ref | None = None
+    cfAccountId: Ref64 | None = None
     repoName: Ref | None = None
-    stripeCustomerId: Ref | None = None
-    ownerUserId: Ref | None = None
+    stripeCustomerId: Ref100 | None = None
+    ownerUserId: Ref64 | None = None
     trialEndsAt: Ms | None = None
 
 
@@ -101,13 +106,13 @@ class LifecycleEventOut(BaseModel):
 class TenantCreate(Strict):
     name: Name
     slug: Slug
-    orgId: Ref | None = None
+    orgId: Ref64 | None = None
 
 
 class TenantUpdate(Strict):
     name: Name | None = None
     status: Literal["active", "suspended"] | None = None
-    orgId: Ref | None = None
+    orgId: Ref64 | None = None
 
 
 class TenantOut(BaseModel):
@@ -133,13 +138,13 @@ class StackCreate(Strict):
     tenantId: EntityId
     name: Name
     isDefault: bool = False
-    templateId: Ref | None = None
+    templateId: Ref100 | None = None
     repoName: Ref | None = None
 
 
 class StackUpdate(Strict):
     name: Name | None = None
-    templateId: Ref | None = None
+    templateId: Ref100 | None = None
     repoName: Ref | None = None
     status: StackStatus | None = None
 
@@ -171,15 +176,15 @@ class ResourceCreate(Strict):
     cfResourceId: Annotated[str, StringConstraints(max_length=500)] | None = None
     environment: Environment = "prod"
     status: ResourceStatus = "active"
-    featureId: Ref | None = None
-    provisionJobId: Ref | None = None
+    featureId: Ref100 | None = None
+    provisionJobId: Ref64 | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class ResourceUpdate(Strict):
     cfResourceId: Annotated[str, StringConstraints(max_length=500)] | None = None
     status: ResourceStatus | None = None
-    provisionJobId: Ref | None = None
+    provisionJobId: Ref64 | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -237,7 +242,7 @@ class DnsRecordCreate(Strict):
     resourceId: EntityId | None = None
     environment: Environment = "prod"
     target: Annotated[str, StringConstraints(max_length=500)] | None = None
-    cfCustomHostnameId: Ref | None = None
+    cfCustomHostnameId: Ref100 | None = None
     status: Literal["pending", "active", "failed", "deleted"] = "active"
 
 
@@ -267,7 +272,7 @@ class FeatureActivate(Strict):
     environment: Environment = "prod"
     config: dict[str, Any] = Field(default_factory=dict)
     status: Literal["pending", "active", "failed"] = "pending"
-    provisionJobId: Ref | None = None
+    provisionJobId: Ref64 | None = None
 
 
 class FeatureOut(BaseModel):
@@ -291,10 +296,10 @@ class FeatureOut(BaseModel):
 class BuildStatePut(Strict):
     environment: Environment = "prod"
     repoFullName: Ref | None = None
-    defaultBranch: Ref | None = None
+    defaultBranch: Ref100 | None = None
     pagesProjectName: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,63}$")] | None = None
     lastCommitSha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,64}$")] | None = None
-    lastBuildId: Ref | None = None
+    lastBuildId: Ref100 | None = None
     lastBuildStatus: Literal["queued", "building", "success", "failure"] | None = None
     lastBuildAt: Ms | None = None
 
@@ -340,7 +345,7 @@ class OnboardingCreate(Strict):
     platformName: Name
     slug: Slug
     tier: Tier
-    stackTemplateId: Ref | None = None
+    stackTemplateId: Ref100 | None = None
 
 
 class StepPatch(Strict):
@@ -354,7 +359,7 @@ class StepPatch(Strict):
 class OnboardingPatch(Strict):
     steps: Annotated[list[StepPatch], Field(max_length=5)] | None = None
     status: SessionStatus | None = None
-    provisionJobId: Ref | None = None
+    provisionJobId: Ref64 | None = None
     error: Annotated[str, StringConstraints(max_length=2000)] | None = None
 
 

@@ -57,7 +57,7 @@ async def page(
     key = tuple_(model.created_at, model.id)
     stmt: Select[Any] = select(model).where(*where)
     if cursor is not None:
-        values = decode_cursor(cursor, ("c", "i"))
+        values = decode_cursor(cursor, ("c", "i"), int_keys=("c",))
         created, ident = values["c"], values["i"]
         if not isinstance(created, int) or isinstance(created, bool) or not isinstance(ident, str):
             raise NNOError(400, "INVALID_CURSOR", "The cursor is not valid")

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nno.kernel.emails import Email
+from nno.kernel.inputs import InputModel
 from nno.provisioning.models import DeadLetter, JobEvent, ProvisionJob
 
 Environment = Literal["dev", "stg", "prod"]
@@ -20,7 +21,7 @@ Version = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,64}$")]
 SessionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
-class _Body(BaseModel):
+class _Body(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 

@@ -163,7 +163,7 @@ async def list_jobs(
         total = (await s.execute(select(func.count()).select_from(ProvisionJob).where(*filters))).scalar_one()
         query = select(ProvisionJob).where(*filters)
         if cursor:
-            pos = decode_cursor(cursor, ("c", "i"))
+            pos = decode_cursor(cursor, ("c", "i"), int_keys=("c",))
             query = query.where(or_(ProvisionJob.created_at < pos["c"],
                                     and_(ProvisionJob.created_at == pos["c"], ProvisionJob.id < pos["i"])))
         rows = list((await s.execute(

@@ -9,8 +9,10 @@ import json
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from tests.iam.conftest import IAM, PASSWORD, sign_in
+from nno.core import Core
+from tests.iam.conftest import IAM, PASSWORD, iam_db, sign_in
 
 
 def _assert_400(resp: httpx.Response, code: str = "VALIDATION_ERROR") -> dict:
@@ -53,3 +55,15 @@ async def test_audit_cursors_the_database_cannot_compare_are_refused(client: htt
     cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
     _assert_400(await client.get(f"{IAM}/api/audit", params={"cursor": cursor}, headers=service_headers),
                 "INVALID_CURSOR")
+
+
+async def test_device_code_request_with_nul_is_an_oauth_400_and_stores_nothing(client: httpx.AsyncClient,
+                                                                             core: Core) -> None:
+    """`client_id` and `scope` are stored with the device code: NUL used to be a 500 on PostgreSQL.
+    This route answers in the RFC 8628 error shape, like the rest of the device flow."""
+    for kwargs in ({"data": {"client_id": "cli\x00"}}, {"json": {"client_id": "cli", "scope": "a\x00"}}):
+        resp = await client.post(f"{IAM}/api/nno/device/code", **kwargs)  # type: ignore[arg-type]
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"] == "invalid_request"
+    async with iam_db(core).session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM device_codes"))).scalar_one() == 0

@@ -25,6 +25,7 @@ from nno.iam.security import csrf_token, csrf_valid
 from nno.iam.sessions import find_session
 from nno.iam.views.common import form_or_json, set_session_cookie
 from nno.kernel.errors import NNOError
+from nno.kernel.inputs import has_nul
 
 router = APIRouter(tags=["device"])
 PRE_SESSION_COOKIE = "nno_csrf"
@@ -39,6 +40,8 @@ async def device_code(request: Request, caller: Caller = Depends(resolve_caller)
     client_id, scope = data.get("client_id"), data.get("scope")
     if not isinstance(client_id, str | None) or not isinstance(scope, str | None):
         return _oauth_error(device.DeviceGrantError("invalid_request", "client_id and scope must be strings"))
+    if has_nul([client_id, scope]):  # they are stored: PostgreSQL refuses NUL in text
+        return _oauth_error(device.DeviceGrantError("invalid_request", "client_id and scope may not contain NUL"))
     body = await device.request_code(iam_ctx(request), caller, client_id, scope)
     return JSONResponse(body, headers=NO_STORE)
 

@@ -105,3 +105,11 @@ def test_input_model_accepts_exactly_storable_values(name: str, count: int) -> N
         assert not storable
     else:
         assert storable
+
+
+@pytest.mark.parametrize("raw", [b'{"data": {"x": NaN}}', b'{"data": {"x": [Infinity]}}', b'{"data": {"x": -1e999}}'])
+async def test_non_finite_numbers_are_refused(raw: bytes) -> None:
+    """Python's JSON parser accepts NaN and Infinity; the response encoder and PostgreSQL do not."""
+    async with _client() as c:
+        err = _assert_400(await c.post("/things", content=raw, headers={"content-type": "application/json"}))
+        assert err["details"][0]["field"] == "data"

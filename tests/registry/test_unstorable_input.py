@@ -89,3 +89,24 @@ async def test_references_longer_than_their_column_are_a_400(
     ok = await client.post(f"{P}/{pid}/tenants", json={"name": "t", "slug": unique("t"), "orgId": "o" * 64},
                            headers=service_headers)
     assert ok.status_code == 201, ok.text
+
+
+async def test_nan_and_infinity_in_free_form_json_are_refused_and_store_nothing(
+        client: httpx.AsyncClient, service_headers: dict[str, str],
+        create_platform: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    """`{"config": {"x": NaN}}` was stored (as null on SQLite) and then answered with a 500: the
+    JSON encoder refuses NaN. PostgreSQL's json type refuses it outright."""
+    pid = (await create_platform())["id"]
+    before = (await client.get(f"{P}/{pid}/features", headers=service_headers)).json()["pagination"]["total"]
+    for raw in (b'{"featureId": "nanfeat", "version": "1", "config": {"x": NaN}}',
+                b'{"featureId": "inffeat", "version": "1", "config": {"x": [1, -Infinity]}}'):
+        resp = await client.post(f"{P}/{pid}/features", content=raw,
+                                 headers={**service_headers, "content-type": "application/json"})
+        err = assert_error(resp, 400, "VALIDATION_ERROR")
+        assert err["details"][0]["field"] == "config"
+    after = await client.get(f"{P}/{pid}/features", headers=service_headers)
+    assert after.json()["pagination"]["total"] == before
+    raw = b'{"type": "kv", "name": "' + pid.encode() + b'-nan", "metadata": {"a": NaN}}'
+    resp = await client.post(f"{P}/{pid}/resources", content=raw,
+                             headers={**service_headers, "content-type": "application/json"})
+    assert_error(resp, 400, "VALIDATION_ERROR")

@@ -113,3 +113,15 @@ async def test_non_finite_numbers_are_refused(raw: bytes) -> None:
     async with _client() as c:
         err = _assert_400(await c.post("/things", content=raw, headers={"content-type": "application/json"}))
         assert err["details"][0]["field"] == "data"
+
+
+async def test_the_openapi_document_describes_the_envelope_not_the_framework_default() -> None:
+    async with _client() as c:
+        doc = (await c.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert schemas["ErrorEnvelope"]["required"] == ["error"]
+    create = doc["paths"]["/things"]["post"]["responses"]
+    assert "422" not in create
+    assert create["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert create["default"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope")

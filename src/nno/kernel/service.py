@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nno.kernel.apidoc import install_error_docs
 from nno.kernel.bindings import Bindings, internal_token
 from nno.kernel.config import Settings
 from nno.kernel.context import request_id_var, trace_id_var
@@ -92,6 +93,7 @@ def create_service_app(name: str, *, title: str, description: str = "", version:
     app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None)
     app.state.service_name = name
     install_error_handlers(app)
+    install_error_docs(app)
     return app
 
 

@@ -2,8 +2,8 @@
 
 FastAPI documents a 422 `HTTPValidationError` on every operation that takes input, but NNO
 services answer validation failures with a 400 envelope (`kernel.errors`). The document says so
-instead, and gives each JSON operation a `default` response with the envelope's schema, so clients
-(and conformance checkers) see the error contract rather than the framework's default.
+instead, and gives each JSON operation `4XX` and `5XX` responses with the envelope's schema, so
+clients (and conformance checkers) see the error contract rather than the framework's default.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _answers_json(operation: dict[str, Any]) -> bool:
 
 def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
     """Rewrite a FastAPI-generated document in place (and return it): 422s become 400 envelopes,
-    JSON operations gain a `default` envelope response, the framework's error schemas go."""
+    JSON operations gain `4XX`/`5XX` envelope responses, the framework's error schemas go."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in _FRAMEWORK_SCHEMAS:
         schemas.pop(name, None)
@@ -63,8 +63,9 @@ def document_error_envelope(schema: dict[str, Any]) -> dict[str, Any]:
             if responses.pop("422", None) is not None:
                 responses.setdefault("400", {"description": "Validation failed (VALIDATION_ERROR)",
                                              "content": {"application/json": {"schema": dict(_REF)}}})
-            responses.setdefault("default", {"description": "Error (the NNO envelope)",
-                                             "content": {"application/json": {"schema": dict(_REF)}}})
+            for status_range in ("4XX", "5XX"):
+                responses.setdefault(status_range, {"description": "Error (the NNO envelope)",
+                                                    "content": {"application/json": {"schema": dict(_REF)}}})
     return schema
 
 

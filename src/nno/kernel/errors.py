@@ -14,7 +14,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match
 
 from nno.kernel.context import current_request_id
 
@@ -116,37 +115,22 @@ def unstorable_input(exc: BaseException) -> bool:
     return False
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app answers on this request's path."""
-    methods: set[str] = set()
-    for route in getattr(request.app, "routes", ()):
-        match, _ = route.matches(request.scope) if hasattr(route, "matches") else (None, None)
-        if match is not None and match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     async def nno_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, NNOError)
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
-    async def http_error(request: Request, exc: Exception) -> Response:
+    async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
         code = STATUS_CODES.get(status, "ERROR")
-        headers = dict(exc.headers or {})
         if status == 404:
             message = "Route not found" if exc.detail in (None, "Not Found") else str(exc.detail)
         elif status == 405:
             message = "Method not allowed on this route"
-            allowed = allowed_methods(request)
-            if allowed:  # Starlette names only the first route on the path; FastAPI has one per method
-                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
-                headers["Allow"] = ", ".join(allowed)
         else:
             message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize()
-        return error_response(status, code, message, headers=headers)
+        return error_response(status, code, message, headers=dict(exc.headers or {}))
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -67,3 +67,13 @@ async def test_device_code_request_with_nul_is_an_oauth_400_and_stores_nothing(c
         assert resp.json()["error"] == "invalid_request"
     async with iam_db(core).session() as s:
         assert (await s.execute(text("SELECT count(*) FROM device_codes"))).scalar_one() == 0
+
+
+async def test_device_flow_documents_its_oauth_error_shape(client: httpx.AsyncClient) -> None:
+    """The one place IAM answers outside the envelope says so in the OpenAPI document."""
+    doc = (await client.get("/openapi.json")).json()
+    for op in ("code", "token"):
+        responses = doc["paths"][f"{IAM}/api/nno/device/{op}"]["post"]["responses"]
+        schema = responses["400"]["content"]["application/json"]["schema"]
+        assert schema["properties"]["error"] == {"type": "string"}, schema
+        assert responses["4XX"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")

@@ -31,8 +31,17 @@ router = APIRouter(tags=["device"])
 PRE_SESSION_COOKIE = "nno_csrf"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+# RFC 8628 §3.5 errors are 400s in their own shape: documented as such (other 4XX are the envelope).
+_OAUTH_ERROR_DOC: dict[str, Any] = {
+    "description": "OAuth error (RFC 8628 §3.5): authorization_pending, slow_down, access_denied, "
+                   "expired_token, invalid_grant, invalid_request, unsupported_grant_type",
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}}}},
+}
 
-@router.post("/api/nno/device/code")
+
+@router.post("/api/nno/device/code", responses={"400": _OAUTH_ERROR_DOC})
 async def device_code(request: Request, caller: Caller = Depends(resolve_caller)) -> JSONResponse:
     data = await form_or_json(request)
     if data.get("__invalid__"):
@@ -51,7 +60,7 @@ def _oauth_error(err: device.DeviceGrantError) -> JSONResponse:
                         headers=NO_STORE)
 
 
-@router.post("/api/nno/device/token")
+@router.post("/api/nno/device/token", responses={"400": _OAUTH_ERROR_DOC})
 async def device_token(request: Request, caller: Caller = Depends(resolve_caller)) -> JSONResponse:
     data = await form_or_json(request)
     try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -25,6 +26,11 @@ def _upstream() -> object:
     async def echo(request: Request) -> dict:
         return {"body": (await request.body()).decode(), "rid": request.headers.get("x-nno-request-id"),
                 "q": request.url.query, "path": request.url.path}
+
+    @app.get("/peer")
+    async def peer(request: Request) -> dict:
+        return {"header": request.headers.get("x-nno-client-ip"),
+                "client": request.client.host if request.client else None}
 
     @app.get("/slow")
     async def slow() -> dict:
@@ -110,6 +116,26 @@ async def test_http_binding_request_and_stream(http_upstream: str) -> None:
         assert len(b"".join(chunks)) == 100 * 4 * 256
     finally:
         await binding.close()
+
+
+async def test_http_binding_forward_tells_the_service_who_the_caller_is(http_upstream: str) -> None:
+    binding = HTTPBinding("echo", http_upstream, b"secret")
+    body: list[bytes] = []
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "headers": [(b"host", b"x")], "query_string": b"",
+             "client": ("203.0.113.9", 5555)}
+    try:
+        await binding.forward(scope, receive, send, "/peer")
+    finally:
+        await binding.close()
+    assert json.loads(b"".join(body))["header"] == "203.0.113.9"
 
 
 async def test_http_binding_unreachable_is_502() -> None:

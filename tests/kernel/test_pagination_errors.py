@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from fastapi import Query
+from fastapi import Query, Request
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -118,3 +118,25 @@ async def test_standalone_service_requires_internal_token() -> None:
         assert r.status_code == 401
         r = await c.get("/ping", headers={"X-Nno-Internal-Token": internal_token(secret)})
         assert r.status_code == 200
+
+
+async def test_standalone_service_sees_the_gateways_caller_only_with_the_internal_token() -> None:
+    from nno.kernel.bindings import internal_token
+
+    app = create_service_app("t", title="t")
+
+    @app.get("/peer")
+    async def peer(request: Request) -> dict:
+        return {"client": request.client.host if request.client else None}
+
+    secret = b"s3cret"
+    good = {"X-Nno-Internal-Token": internal_token(secret), "X-Nno-Client-Ip": "203.0.113.9"}
+    standalone = httpx.ASGITransport(app=wrap_service(app, standalone_secret=secret), client=("10.0.0.2", 1))
+    async with httpx.AsyncClient(transport=standalone, base_url="http://svc") as c:
+        assert (await c.get("/peer", headers=good)).json() == {"client": "203.0.113.9"}
+        forged = {"X-Nno-Client-Ip": "203.0.113.9", "X-Nno-Internal-Token": "wrong"}
+        assert (await c.get("/peer", headers=forged)).status_code == 401
+    in_process = httpx.ASGITransport(app=wrap_service(app), client=("10.0.0.2", 1))
+    async with httpx.AsyncClient(transport=in_process, base_url="http://svc") as c:
+        # In-process the real peer is already in the scope; the header means nothing.
+        assert (await c.get("/peer", headers={"X-Nno-Client-Ip": "203.0.113.9"})).json() == {"client": "10.0.0.2"}

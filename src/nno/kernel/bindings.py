@@ -23,7 +23,7 @@ import aiohttp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.kernel.context import request_id_var, trace_id_var
-from nno.kernel.identity import H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
+from nno.kernel.identity import H_CLIENT_IP, H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
 
 # RFC 9110 §7.6.1 connection-specific headers, never forwarded by a proxy.
 HOP_BY_HOP = frozenset(
@@ -319,6 +319,9 @@ class HTTPBinding:
             if k.lower() not in (b"host", b"content-length")
         ]
         headers.append((H_INTERNAL_TOKEN, self._token))
+        client = scope.get("client")
+        if client:
+            headers.append((H_CLIENT_IP, str(client[0])))
         has_body = any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
 
         async def body() -> AsyncIterator[bytes]:

@@ -24,6 +24,9 @@ H_EMAIL = "x-nno-email"
 H_REQUEST_ID = "x-nno-request-id"
 H_TRACE_ID = "x-nno-trace-id"
 H_INTERNAL_TOKEN = "x-nno-internal-token"
+# The caller's address as the gateway saw it, for services reached over HTTP (scaled mode), whose
+# own peer is the gateway. Honoured only together with a valid internal token.
+H_CLIENT_IP = "x-nno-client-ip"
 
 # Roles forwarded in X-Nno-Role.
 ROLE_SERVICE = "service"  # static AUTH_API_KEY caller (path 1)

@@ -19,7 +19,7 @@ from nno.kernel.config import Settings
 from nno.kernel.context import request_id_var, trace_id_var
 from nno.kernel.db import Database
 from nno.kernel.errors import envelope_bytes, install_error_handlers
-from nno.kernel.identity import H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
+from nno.kernel.identity import H_CLIENT_IP, H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
 from nno.kernel.kv import KeyValueStore
 
 Hook = Callable[[], Awaitable[None]]
@@ -28,6 +28,7 @@ Hook = Callable[[], Awaitable[None]]
 _B_REQUEST_ID = H_REQUEST_ID.encode()
 _B_TRACE_ID = H_TRACE_ID.encode()
 _B_INTERNAL_TOKEN = H_INTERNAL_TOKEN.encode()
+_B_CLIENT_IP = H_CLIENT_IP.encode()
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ServiceContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = tid = token = None
+        rid = tid = token = client_ip = None
         for name, value in scope["headers"]:
             if name == _B_REQUEST_ID or (name == b"x-request-id" and rid is None):
                 rid = value.decode("latin-1")
@@ -62,6 +63,8 @@ class ServiceContextMiddleware:
                 tid = value.decode("latin-1")
             elif name == _B_INTERNAL_TOKEN:
                 token = value
+            elif name == _B_CLIENT_IP:
+                client_ip = value.decode("latin-1")
         r_tok = request_id_var.set(rid)
         t_tok = trace_id_var.set(tid)
         try:
@@ -72,6 +75,9 @@ class ServiceContextMiddleware:
                                         (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
+            if self.expected is not None and client_ip:
+                # Standalone behind the gateway: the peer is the gateway; the caller is who it says.
+                scope = dict(scope, client=(client_ip, 0))
             query = scope.get("query_string", b"")
             if query and (b"%00" in query or b"\x00" in query):
                 # PostgreSQL refuses NUL in text: refuse it here rather than as a 500 from a query.

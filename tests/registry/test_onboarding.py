@@ -159,3 +159,15 @@ async def test_steps_whose_service_is_missing_stay_pending_and_say_so(
         assert infra["status"] == "pending" and "provisioning service is not deployed" in infra["note"]
         assert session["provisionJobId"] is None
         assert (await client.get(f"{P}/{session['platformId']}", headers=headers)).json()["status"] == "pending"
+
+
+async def test_other_methods_on_onboarding_routes_are_not_read_as_platform_routes(
+        client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
+    for method, path, status, allow in [("PATCH", ONB, 405, "POST"), ("GET", ONB, 405, "POST"),
+                                        ("DELETE", f"{ONB}/abc", 405, "GET, PATCH"),
+                                        ("POST", f"{ONB}/abc/lifecycle", 404, None)]:
+        resp = await client.request(method, path, headers=service_headers, json={})
+        err = assert_error(resp, status, "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND")
+        assert "Platform" not in err["message"]
+        if allow:
+            assert resp.headers["allow"] == allow

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from nno.kernel.errors import NNOError
 from nno.kernel.identity import get_identity
 from nno.kernel.pagination import Page
 from nno.kernel.service import ServiceContext
@@ -79,6 +80,20 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
     @ob.patch("/{session_id}", response_model=OnboardingOut, summary="Report onboarding progress (services)")
     async def patch_onboarding(request: Request, session_id: str, body: OnboardingPatch) -> dict[str, Any]:
         return await onboarding.patch(access(request), session_id, body)
+
+    # The rest of `/onboarding...` must not fall through to the `/{platform_id}` routes below.
+    @ob.api_route("", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def onboarding_collection_other_methods() -> None:
+        raise NNOError(405, "METHOD_NOT_ALLOWED", "Method not allowed on this route", headers={"Allow": "POST"})
+
+    @ob.api_route("/{session_id}", methods=["POST", "PUT", "DELETE"], include_in_schema=False)
+    async def onboarding_session_other_methods(session_id: str) -> None:
+        raise NNOError(405, "METHOD_NOT_ALLOWED", "Method not allowed on this route", headers={"Allow": "GET, PATCH"})
+
+    @ob.api_route("/{session_id}/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                  include_in_schema=False)
+    async def onboarding_unknown_route(session_id: str, rest: str) -> None:
+        raise NNOError(404, "NOT_FOUND", "Route not found")
 
     app.include_router(ob)
 

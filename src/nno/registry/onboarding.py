@@ -14,7 +14,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.kernel.bindings import UpstreamError
@@ -26,7 +25,7 @@ from nno.registry import serialize, steps
 from nno.registry.access import Access
 from nno.registry.models import OnboardingSession, Platform, Resource
 from nno.registry.schemas import OnboardingCreate, OnboardingPatch
-from nno.registry.service import insert_platform, slug_taken
+from nno.registry.service import insert_platform, new_platform_transaction
 from nno.registry.store import RegistryBase, audit
 
 log = structlog.get_logger("nno.registry.onboarding")
@@ -46,29 +45,20 @@ class OnboardingService(RegistryBase):
         now = now_ms()
         session_id = new_id()
         initial = steps.set_step(steps.initial_steps(), "create_platform", now, status="completed")
-        published: str | None = None
-        try:
-            async with self.db.session() as s:
-                platform, tenant, _ = await insert_platform(
-                    s, access, name=body.platformName, slug=body.slug, tier=body.tier, owner_user_id=user_id, now=now)
-                await s.flush()
-                row = OnboardingSession(
-                    id=session_id, platform_id=platform.id, user_id=user_id, platform_name=body.platformName,
-                    slug=body.slug, tier=body.tier, stack_template_id=body.stackTemplateId,
-                    status=steps.derive_status(initial), steps=initial, created_at=now, updated_at=now,
-                )
-                s.add(row)
-                audit(s, access, platform_id=platform.id, action="onboarding.create", target_type="onboarding",
-                      target_id=session_id, after=serialize.onboarding(row), at=now)
-                await s.flush()
-                await self.publish_status(platform.id, platform.status)  # before the commit, as in create
-                published = platform.id
-        except Exception as exc:
-            if published is not None:
-                await self.forget_status(published)
-            if isinstance(exc, IntegrityError):
-                raise (slug_taken(exc, "platform") or exc) from None
-            raise
+        async with new_platform_transaction(self) as tx:
+            s = tx.session
+            platform, tenant, _ = await insert_platform(
+                s, access, name=body.platformName, slug=body.slug, tier=body.tier, owner_user_id=user_id, now=now)
+            await s.flush()
+            row = OnboardingSession(
+                id=session_id, platform_id=platform.id, user_id=user_id, platform_name=body.platformName,
+                slug=body.slug, tier=body.tier, stack_template_id=body.stackTemplateId,
+                status=steps.derive_status(initial), steps=initial, created_at=now, updated_at=now,
+            )
+            s.add(row)
+            audit(s, access, platform_id=platform.id, action="onboarding.create", target_type="onboarding",
+                  target_id=session_id, after=serialize.onboarding(row), at=now)
+            await tx.publish(platform)
         await self._kick_off(access, platform.id, session_id, user_id,
                              {"planTier": body.tier, "defaultEntityId": tenant.id})
         async with self.db.session() as s:

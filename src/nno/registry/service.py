@@ -6,6 +6,8 @@ the platform row lock (`lock_platform`), so limits hold under concurrency on bot
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
@@ -59,6 +61,39 @@ def slug_taken(exc: IntegrityError, what: str) -> NNOError | None:
     if "slug" in str(exc.orig).lower():
         return NNOError(409, "SLUG_TAKEN", f"That {what} slug is already taken", {"field": "slug"})
     return None
+
+
+class NewPlatformTransaction:
+    """The transaction that inserts a platform (see `new_platform_transaction`)."""
+
+    def __init__(self, base: RegistryBase, session: AsyncSession) -> None:
+        self.base = base
+        self.session = session
+        self.published: str | None = None
+
+    async def publish(self, platform: Platform) -> None:
+        """Write the new platform's status to the gateway's cache before the commit: nobody can
+        transition the platform until it is visible."""
+        await self.session.flush()
+        await self.base.publish_status(platform.id, platform.status)
+        self.published = platform.id
+
+
+@asynccontextmanager
+async def new_platform_transaction(base: RegistryBase) -> AsyncIterator[NewPlatformTransaction]:
+    """One transaction that creates a platform (direct create and onboarding). If it fails after
+    `publish`, the cached status is forgotten again; a taken slug is 409 `SLUG_TAKEN`."""
+    tx: NewPlatformTransaction | None = None
+    try:
+        async with base.db.session() as s:
+            tx = NewPlatformTransaction(base, s)
+            yield tx
+    except Exception as exc:
+        if tx is not None and tx.published is not None:
+            await base.forget_status(tx.published)
+        if isinstance(exc, IntegrityError):
+            raise (slug_taken(exc, "platform") or exc) from None
+        raise
 
 
 async def insert_platform(
@@ -135,21 +170,10 @@ class PlatformService(RegistryBase):
         extra = {"cf_account_id": body.cfAccountId, "repo_name": body.repoName,
                  "stripe_customer_id": body.stripeCustomerId, "trial_ends_at": body.trialEndsAt,
                  "platform_class": body.platformClass}
-        published: str | None = None
-        try:
-            async with self.db.session() as s:
-                platform, _, _ = await insert_platform(s, access, name=body.name, slug=body.slug, tier=body.tier,
-                                                 owner_user_id=body.ownerUserId, now=now, extra=extra)
-                await s.flush()
-                # Before the commit: nobody can transition the platform until it is visible.
-                await self.publish_status(platform.id, platform.status)
-                published = platform.id
-        except Exception as exc:
-            if published is not None:
-                await self.forget_status(published)
-            if isinstance(exc, IntegrityError):
-                raise (slug_taken(exc, "platform") or exc) from None
-            raise
+        async with new_platform_transaction(self) as tx:
+            platform, _, _ = await insert_platform(tx.session, access, name=body.name, slug=body.slug, tier=body.tier,
+                                                   owner_user_id=body.ownerUserId, now=now, extra=extra)
+            await tx.publish(platform)
         return serialize.platform(platform)
 
     async def get_platform(self, access: Access, platform_id: str) -> dict[str, Any]:

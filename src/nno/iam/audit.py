@@ -16,6 +16,10 @@ from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
 if TYPE_CHECKING:
     from nno.iam.caller import Caller
 
+# Key in `Caller.extra` naming a right the caller used beyond its own membership (for instance
+# "platform-admin" in an organization it does not belong to); `record` copies it into the row's data.
+ACTING_AS = "actingAs"
+
 
 def record(
     s: AsyncSession,
@@ -34,6 +38,8 @@ def record(
     if caller is not None:
         actor_type = {"user": "user", "service": "service", "apikey": "apikey"}.get(caller.kind, "anonymous")
         actor_id = actor_id or caller.actor_id
+        if caller.extra.get(ACTING_AS):
+            data = {**(data or {}), ACTING_AS: caller.extra[ACTING_AS]}
     elif actor_id:
         actor_type = "user"
     s.add(AuditEvent(

@@ -24,7 +24,7 @@ from nno.kernel.service import create_service_app
 
 AUTH_MIGRATIONS_DIR: Path = Path(__file__).parent / "migrations"
 
-SHARED_ROUTERS = (auth.router, session.router, orgs.router)
+SHARED_ROUTERS = (auth.router, session.router, orgs.router, orgs.directory_router)
 
 
 def platform_auth_url(settings: Settings, platform_id: str) -> str:

@@ -37,6 +37,10 @@ class Caller:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+    # Set only on a per-platform auth app, to its platform: there a user's platform-level role (the
+    # `role` of their own user row) counts, and a platform-admin has org-admin rights in every
+    # organization of the app (`access.use_platform_admin_rights`). Never set by NNO's own IAM.
+    auth_app_platform_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -80,6 +84,9 @@ async def _resolve(request: Request) -> Caller:
     ctx = iam_ctx(request)
     base = Caller(ip=client_ip(request), user_agent=(request.headers.get("user-agent") or "")[:512] or None,
                   request_id=current_request_id())
+    if not ctx.trust_gateway_headers and ctx.platform_id is not None:
+        # Everything done on a platform's auth app happens on that platform: its audit rows say so.
+        base.platform_id = base.auth_app_platform_id = ctx.platform_id
     token = presented_token(request)
     if ctx.trust_gateway_headers:
         ident = get_identity(request)
@@ -135,13 +142,16 @@ async def require_session(request: Request) -> Caller:
     cached: Caller | None = getattr(request.state, "nno_session_caller", None)
     if cached is not None:
         return cached
+    ctx = iam_ctx(request)
     token = presented_token(request)
-    found = await sessions.find_session(iam_ctx(request).db, token) if token else None
+    found = await sessions.find_session(ctx.db, token) if token else None
     if found is None:
         raise NNOError(401, "UNAUTHORIZED", "A valid session token is required")
     caller = Caller(kind="user", user_id=found.user_id, session=found, token=token, ip=client_ip(request),
                     user_agent=(request.headers.get("user-agent") or "")[:512] or None,
                     request_id=current_request_id())
+    if not ctx.trust_gateway_headers and ctx.platform_id is not None:
+        caller.platform_id = caller.auth_app_platform_id = ctx.platform_id
     request.state.nno_session_caller = caller
     return caller
 

@@ -1,5 +1,6 @@
-"""Better Auth organization routes (`/api/auth/organization/*`), shared with per-platform auth apps,
-and the NNO-only `/api/nno/organizations` (nno_router)."""
+"""Better Auth organization routes (`/api/auth/organization/*`) and the organization directory
+(`GET /api/nno/organizations`), shared with per-platform auth apps, and the NNO-only
+`POST /api/nno/organizations` (nno_router)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from nno.iam import orgs
-from nno.iam.access import is_privileged, require_privileged
+from nno.iam.access import is_privileged, may_see_every_org, require_privileged
 from nno.iam.caller import Caller, iam_ctx, require_authenticated, require_session, require_user
 from nno.iam.models import Organization
 from nno.iam.schemas import (
@@ -29,6 +30,7 @@ from nno.iam.schemas import (
 from nno.kernel.errors import NNOError
 
 router = APIRouter(tags=["organizations"])
+directory_router = APIRouter(tags=["organizations"])
 nno_router = APIRouter(tags=["organizations"])
 P = "/api/auth/organization"
 
@@ -170,16 +172,18 @@ async def nno_create(body: NnoOrgCreateBody, request: Request,
     return JSONResponse(orgs.org_view(org), status_code=201)
 
 
-@nno_router.get("/api/nno/organizations")
-async def nno_list(request: Request, orgType: str | None = None,
-                   caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
-    """Every organization for operators and services; a user's own otherwise."""
+@directory_router.get("/api/nno/organizations")
+async def org_directory(request: Request, orgType: str | None = None,
+                        caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
+    """Every organization for operators and services (and, on a per-platform auth app, for its
+    platform-admins); a user's own otherwise (`/api/auth/organization/list` stays a user's own for
+    everyone, as Better Auth's does)."""
     ctx = iam_ctx(request)
     async with ctx.db.session() as s:
-        privileged = await is_privileged(s, caller)
-        if not privileged and caller.kind != "user":
+        everything = await may_see_every_org(s, caller)
+        if not everything and caller.kind != "user":
             await require_privileged(s, caller)
-    if not privileged:
+    if not everything:
         mine = await orgs.list_mine(ctx, caller)
         return {"data": [o for o in mine if orgType in (None, o["orgType"])]}
     async with ctx.db.session() as s:

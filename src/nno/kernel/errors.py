@@ -7,13 +7,17 @@ wrong methods and unhandled exceptions, so no framework default body ever leaves
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import fastapi.routing
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from nno.kernel.context import current_request_id
 
@@ -115,22 +119,60 @@ def unstorable_input(exc: BaseException) -> bool:
     return False
 
 
+# The order methods are listed in an `Allow` header (others follow alphabetically).
+_METHOD_ORDER = {m: i for i, m in enumerate(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))}
+
+
+def _flat_routes(routes: Sequence[BaseRoute]) -> Iterable[Any]:
+    """Every route in the order the router tries them, with its full path (included routers'
+    prefixes applied). FastAPI >= 0.16x keeps included routers as branches and offers
+    `iter_route_contexts` to walk them; older versions copy their routes into `app.routes`."""
+    iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    return iter_route_contexts(routes) if iter_route_contexts is not None else routes
+
+
+def allowed_methods(routes: Sequence[BaseRoute], route_path: str) -> list[str]:
+    """The methods some route answers on `route_path`. A router answers a method with the first
+    route (in order) whose path and method match; when that route is left out of the API
+    description (`include_in_schema=False`, how a service declares routes that refuse a method
+    themselves), the method is not counted."""
+    first_route_is_public: dict[str, bool] = {}
+    for route in _flat_routes(routes):
+        path_regex = getattr(route, "path_regex", None)
+        methods = getattr(route, "methods", None)
+        if path_regex is None or not methods or not path_regex.match(route_path):
+            continue
+        for method in methods:
+            first_route_is_public.setdefault(method, bool(getattr(route, "include_in_schema", True)))
+    allowed = [method for method, public in first_route_is_public.items() if public]
+    return sorted(allowed, key=lambda m: (_METHOD_ORDER.get(m, len(_METHOD_ORDER)), m))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def nno_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, NNOError)
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
         code = STATUS_CODES.get(status, "ERROR")
+        headers = dict(exc.headers or {})
         if status == 404:
             message = "Route not found" if exc.detail in (None, "Not Found") else str(exc.detail)
         elif status == 405:
+            # The router's 405 names only the methods of the first route whose path matched (one
+            # per decorator: GET of a GET|PATCH|DELETE path); list what the whole path answers.
+            allowed = allowed_methods(request.app.router.routes, get_route_path(request.scope))
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            if not allowed:
+                # Only routes that refuse every method (catch-alls answering 404) match the path.
+                return error_response(404, "NOT_FOUND", "Route not found", headers=headers)
+            headers["Allow"] = ", ".join(allowed)
             message = "Method not allowed on this route"
         else:
             message = str(exc.detail) if exc.detail else code.replace("_", " ").capitalize()
-        return error_response(status, code, message, headers=dict(exc.headers or {}))
+        return error_response(status, code, message, headers=headers)
 
     async def validation_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

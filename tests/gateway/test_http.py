@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from nno.kernel.bindings import HTTPBinding
+from nno.kernel.bindings import HTTPBinding, UpstreamError
 from tests.gateway.conftest import SERVICE, SESSION_TOKEN, Harness, asgi_request, bearer
 from tests.gateway.fakes import BIG_CHUNK, BIG_CHUNKS, echo_app
 
@@ -145,3 +145,46 @@ async def test_hop_by_hop_headers_are_dropped_both_ways(http_gw: tuple[Harness, 
         status, out, body = await asgi_request(gw.gateway, "GET", path, headers=headers[:2])
         assert status == 200 and out[b"x-upstream"] == b"yes"
         assert b"keep-alive" not in out and b"proxy-authenticate" not in out
+
+
+async def _dies_mid_stream(scope, receive, send):  # type: ignore[no-untyped-def]
+    """An upstream that starts a response, sends a first chunk and then crashes."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"first chunk", "more_body": True})
+    await asyncio.sleep(0.05)
+    raise RuntimeError("upstream died mid-stream")
+
+
+async def test_an_upstream_dying_mid_stream_over_http_aborts_the_response(
+    make_gateway: Callable[..., Awaitable[Harness]],
+) -> None:
+    """Once the upstream's 200 reached the client, a failure cannot become a 502 envelope: the
+    gateway sends nothing more and lets the error abort the stream (the server then drops the
+    connection), never a second response start after the first."""
+    async with serve(_dies_mid_stream) as upstream_url:
+        gw = await make_gateway(services={"cli": HTTPBinding("cli", upstream_url, b"secret", timeout_s=2)})
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": "/api/v1/cli/anything", "raw_path": b"/api/v1/cli/anything",
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+                 "server": ("gateway.test", 80), "headers": [(b"host", b"gateway.test"),
+                                                             (b"authorization", SERVICE["Authorization"].encode())]}
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        with pytest.raises(UpstreamError):
+            await gw.gateway(scope, receive, send)
+        starts = [m for m in sent if m["type"] == "http.response.start"]
+        assert [m["status"] for m in starts] == [200]
+        assert b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body") == b"first chunk"
+
+        async with serve(gw.gateway) as url, httpx.AsyncClient(base_url=url) as c:
+            with pytest.raises(httpx.RemoteProtocolError):
+                async with c.stream("GET", "/api/v1/cli/anything", headers=SERVICE) as r:
+                    assert r.status_code == 200
+                    async for _ in r.aiter_raw():
+                        pass

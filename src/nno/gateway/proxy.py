@@ -5,14 +5,13 @@ binding), and the gateway's request id, trace and identity headers are added."""
 
 from __future__ import annotations
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from nno.gateway.openapi import OpenAPIDocument
 from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
 from nno.gateway.state import JSON_CONTENT_TYPE, SCOPE_KEY, client_headers, get_state, send_error
-from nno.kernel.bindings import HOP_BY_HOP, Bindings, UpstreamError
+from nno.kernel.bindings import Bindings, UpstreamError
 
-_HOP_BY_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
 _OK_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")]
 
 
@@ -70,23 +69,11 @@ class GatewayProxy:
         upstream_scope = dict(scope)
         upstream_scope.pop(SCOPE_KEY, None)  # the gateway's own state stays in the gateway
         upstream_scope["headers"] = upstream_headers(scope)
-        started = False
-
-        async def send_upstream_response(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = message.get("headers", ())
-                for name, _ in headers:
-                    if name.lower() in _HOP_BY_HOP:
-                        message["headers"] = [h for h in headers if h[0].lower() not in _HOP_BY_HOP]
-                        break
-            await send(message)
-
         try:
-            await binding.forward(upstream_scope, receive, send_upstream_response, encode_path(upstream_path))
+            # The binding drops hop-by-hop headers both ways and says whether a failure came mid-stream.
+            await binding.forward(upstream_scope, receive, send, encode_path(upstream_path))
         except UpstreamError as exc:
-            if started:
+            if exc.response_started:
                 raise
             if exc.status == 504:
                 await send_error(scope, send, 504, "GATEWAY_TIMEOUT", f"The {route.service} service did not "

@@ -42,10 +42,13 @@ HOP_BY_HOP = frozenset(
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached (502) or did not answer in time (504)."""
+    """The upstream could not be reached (502) or did not answer in time (504). `response_started`:
+    the failure came after the upstream's response had started reaching the caller (mid-stream), so
+    no error answer can be sent any more."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, response_started: bool = False) -> None:
         self.status = status
+        self.response_started = response_started
         super().__init__(message)
 
 
@@ -146,6 +149,9 @@ class _InFlight:
         if not self.started and message["type"] == "http.response.start":
             self.started = True
             self.calls.discard(self)
+            headers = message.get("headers")
+            if headers:  # hop-by-hop headers stay on this side, as over HTTP
+                message["headers"] = strip_hop_by_hop(headers if type(headers) is list else list(headers))
         assert self.send is not None
         await self.send(message)
 
@@ -340,6 +346,7 @@ class HTTPBinding:
         length = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
         if length is not None:
             headers.append(("content-length", length.decode("latin-1")))
+        started = False
         try:
             async with self._client().request(
                 scope["method"], url, headers=headers, data=body() if has_body else None, allow_redirects=False
@@ -347,14 +354,17 @@ class HTTPBinding:
                 out_headers = strip_hop_by_hop(
                     [(k.lower(), v) for k, v in resp.raw_headers]
                 )
+                started = True
                 await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
                 async for chunk in resp.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamError(504, f"service {self.name} did not answer in time") from exc
+            raise UpstreamError(504, f"service {self.name} did not answer in time",
+                                response_started=started) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(502, f"service {self.name} is unreachable: {exc.__class__.__name__}") from exc
+            raise UpstreamError(502, f"service {self.name} is unreachable: {exc.__class__.__name__}",
+                                response_started=started) from exc
 
     async def request(
         self,

@@ -5,11 +5,12 @@ Tests only: never shipped as a provider."""
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from nno.provisioning.providers.base import ProviderError, ResourceRef
+from nno.provisioning.providers.base import ProviderError, ResourceRef, WorkerResponse
 
 
 class SimulatedCrash(BaseException):
@@ -35,6 +36,10 @@ class FakeCloud:
     faults: list[Fault] = field(default_factory=list)
     secrets: dict[tuple[str, str], str] = field(default_factory=dict)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)  # method -> wait for it before acting
+    # A stand-in for the auth Worker's platform-admin routes: worker -> emails invited / admins.
+    invites: dict[str, list[str]] = field(default_factory=dict)
+    admins: dict[str, set[str]] = field(default_factory=dict)
+    worker_answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # next answers, forced
 
     def _check(self, method: str, name: str, *, after: bool) -> None:
         for fault in self.faults:
@@ -109,6 +114,26 @@ class FakeCloud:
         self._delete("delete_worker", "worker", name)
         for key in [k for k in self.secrets if k[0] == name]:
             self.secrets.pop(key)
+
+    async def call_worker(self, name: str, method: str, path: str, *, headers: dict[str, str],
+                          json: Any = None) -> WorkerResponse:
+        self.calls.append(("call_worker", f"{name} {method} {path}"))
+        self._check("call_worker", name, after=False)
+        if ("worker", name) not in self.resources:
+            raise ProviderError(f"Worker {name} is not deployed", retryable=False, status=404)
+        if not headers.get("authorization", "").startswith("Bearer "):
+            return WorkerResponse(401, b'{"error":{"code":"UNAUTHORIZED","message":"no token"}}')
+        if self.worker_answers:
+            status, body = self.worker_answers.pop(0)
+            return WorkerResponse(status, jsonlib.dumps(body).encode())
+        if (method, path) == ("GET", "/api/nno/platform-admins"):
+            data = [{"email": e} for e in sorted(self.admins.get(name, set()))]
+            return WorkerResponse(200, jsonlib.dumps({"data": data}).encode())
+        if (method, path) == ("POST", "/api/nno/admin-invites"):
+            self.invites.setdefault(name, []).append(json["email"])
+            body = {"email": json["email"], "status": "pending", "expiresAt": 2**50, "grantId": "g"}
+            return WorkerResponse(201, jsonlib.dumps(body).encode())
+        return WorkerResponse(404, b'{"error":{"code":"NOT_FOUND","message":"no route"}}')
 
     async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> ResourceRef:
         gate = self.gates.pop("ensure_pages", None)

@@ -15,7 +15,7 @@ from nno.kernel.service import ServiceContext
 from nno.provisioning.errors import StepError
 
 
-def _error_code(resp: BindingResponse) -> tuple[str, str]:
+def error_code(resp: BindingResponse) -> tuple[str, str]:
     try:
         body = resp.json()
         err = body.get("error", {}) if isinstance(body, dict) else {}
@@ -48,7 +48,7 @@ class RegistryClient:
             raise StepError(f"Registry unreachable: {exc}", code="REGISTRY_UNAVAILABLE") from exc
         if resp.ok or resp.status in allow:
             return resp
-        code, message = _error_code(resp)
+        code, message = error_code(resp)
         raise StepError(
             f"Registry {method} {path} answered {resp.status} {code}: {message}",
             code=f"REGISTRY_{code}", retryable=resp.status >= 500 or resp.status == 429,

@@ -10,6 +10,7 @@ Providers: `local` (the local cloud, nno.provisioning.providers.local) and `clou
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -26,6 +27,21 @@ class ResourceRef:
     provider_id: str
     created: bool  # False when ensure_* found it already there
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkerResponse:
+    """What a deployed Worker answered to `Provider.call_worker`."""
+
+    status: int
+    body: bytes = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 class ProviderError(Exception):
@@ -65,6 +81,14 @@ class Provider(Protocol):
         ...
 
     async def delete_worker(self, name: str) -> None: ...
+
+    async def call_worker(
+        self, name: str, method: str, path: str, *, headers: dict[str, str], json: Any = None
+    ) -> WorkerResponse:
+        """Send one HTTP request to the deployed Worker `name`, as a request to its own URL would reach
+        it, but addressed by the Worker's name (its DNS may not exist yet). Any answer of the Worker is
+        returned, errors included; ProviderError when the Worker is not deployed or cannot be reached."""
+        ...
 
     async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> ResourceRef:
         """Create the Pages project and publish `site` (the console shell's build inputs)."""

@@ -30,7 +30,7 @@ from cloudflare import AsyncCloudflare
 
 from nno.kernel.config import Settings
 from nno.kernel.service import ServiceContext
-from nno.provisioning.providers.base import ProviderError, ResourceRef
+from nno.provisioning.providers.base import ProviderError, ResourceRef, WorkerResponse
 
 T = TypeVar("T")
 
@@ -345,6 +345,14 @@ class CloudflareProvider:
     async def delete_worker(self, name: str) -> None:
         await self._delete(f"Worker delete {name}", lambda: self.client.workers.scripts.delete(
             name, account_id=self.account, force=True))
+
+    async def call_worker(
+        self, name: str, method: str, path: str, *, headers: dict[str, str], json: Any = None
+    ) -> WorkerResponse:
+        # A fresh Worker has no custom domain until register_dns, and its workers.dev route depends
+        # on the account's settings: not guessed here, so a step that needs it fails clearly.
+        raise ProviderError(f"the cloudflare provider cannot call Worker {name} yet (no route to a Worker "
+                            "before its DNS is registered)", retryable=False)
 
     # ---- Pages -------------------------------------------------------------------------------
     async def _find_pages(self, name: str) -> Any | None:

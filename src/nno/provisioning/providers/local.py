@@ -13,9 +13,11 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from nno.edge.cloud import CloudError, CloudResource, LocalCloud
+from nno.edge.workers import WorkerHost
+from nno.kernel.bindings import ASGIBinding, UpstreamError
 from nno.kernel.config import Settings
 from nno.kernel.service import ServiceContext
-from nno.provisioning.providers.base import ProviderError, ResourceRef
+from nno.provisioning.providers.base import ProviderError, ResourceRef, WorkerResponse
 
 T = TypeVar("T")
 
@@ -85,6 +87,26 @@ class LocalProvider:
 
     async def delete_worker(self, name: str) -> None:
         await _call(self.cloud.delete_worker(name))
+
+    async def call_worker(
+        self, name: str, method: str, path: str, *, headers: dict[str, str], json: Any = None
+    ) -> WorkerResponse:
+        # The Worker runs here for this one request, on its own D1 and secrets, exactly as the edge
+        # router hosts it (this process may have no edge: `nno worker`). Built per call and disposed
+        # at once: nothing of it outlives the call (its D1 may be deleted or redeployed elsewhere).
+        row = await _call(self.cloud.get_worker(name))
+        if row is None:
+            raise ProviderError(f"Worker {name} is not deployed", retryable=False, status=404)
+        host = WorkerHost(self.cloud, self.settings)
+        try:
+            app = await _call(host.get(row))
+            resp = await ASGIBinding(name, app, self.settings.upstream_timeout_s).request(
+                method, path, json=json, headers=headers)
+        except UpstreamError as exc:
+            raise ProviderError(f"Worker {name} did not answer: {exc}", retryable=True, status=exc.status) from exc
+        finally:
+            await host.close()
+        return WorkerResponse(resp.status, resp.body)
 
     async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> ResourceRef:
         return _ref(await _call(self.cloud.ensure_pages(name, platform_id=platform_id, site=site)))

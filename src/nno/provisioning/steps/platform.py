@@ -7,6 +7,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import structlog
+
 from nno.provisioning import naming
 from nno.provisioning.errors import StepError
 from nno.provisioning.steps.base import (
@@ -17,6 +19,8 @@ from nno.provisioning.steps.base import (
     ref_out,
     undo_created,
 )
+from nno.provisioning.steps.owner_admin import OUTPUT_KEY as OWNER_ADMIN_KEY
+from nno.provisioning.steps.owner_admin import seed_owner_admin
 from nno.provisioning.steps.registry_sync import (
     mark_dns_deleted,
     register_resources,
@@ -24,6 +28,8 @@ from nno.provisioning.steps.registry_sync import (
 )
 
 AUTH_SECRET_KEY = "BETTER_AUTH_SECRET"
+
+log = structlog.get_logger("nno.provisioning.steps")
 
 
 async def mark_platform_provisioning(sctx: StepContext) -> StepResult:
@@ -46,11 +52,24 @@ async def create_auth_d1(sctx: StepContext) -> StepResult:
 
 async def deploy_auth_worker(sctx: StepContext) -> StepResult:
     pid, env = sctx.platform_id, sctx.environment
+    worker = naming.auth_worker_name(pid, env)
     ref = await sctx.provider.ensure_worker(
-        naming.auth_worker_name(pid, env), kind="auth", platform_id=pid,
-        bindings={"DB": naming.auth_db_name(pid, env)},
+        worker, kind="auth", platform_id=pid, bindings={"DB": naming.auth_db_name(pid, env)},
     )
-    return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
+    # The Worker's first administrator: the platform owner (steps/owner_admin.py).
+    seeded, invited = await seed_owner_admin(sctx, worker)
+    return StepResult({"resources": [ref_out(sctx, ref)], OWNER_ADMIN_KEY: seeded}, sctx.owned(ref) or invited)
+
+
+async def undo_deploy_auth_worker(sctx: StepContext, output: dict[str, Any]) -> None:
+    await undo_created(sctx, output)
+    seeded = output.get(OWNER_ADMIN_KEY) or {}
+    d1_created = any(r.get("created") for r in sctx.outputs.get("create_auth_d1", {}).get("resources", []))
+    if seeded.get("created") and not d1_created:
+        # The invite lives in the auth D1, which rollback removes when this job made it; a D1 that
+        # was there before keeps it (IAM has no way to withdraw an invite): the owner's, harmless.
+        log.warning("owner_admin_invite_kept", platformId=sctx.platform_id, jobId=sctx.job_id,
+                    email=seeded.get("email"))
 
 
 async def set_auth_worker_secrets(sctx: StepContext) -> StepResult:
@@ -135,7 +154,7 @@ PROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
     Step("mark_platform_provisioning", mark_platform_provisioning),
     Step("create_auth_d1", create_auth_d1, undo_created,
          lambda c: [("d1", naming.auth_db_name(c.platform_id, c.environment))]),
-    Step("deploy_auth_worker", deploy_auth_worker, undo_created,
+    Step("deploy_auth_worker", deploy_auth_worker, undo_deploy_auth_worker,
          lambda c: [("worker", naming.auth_worker_name(c.platform_id, c.environment))]),
     Step("set_auth_worker_secrets", set_auth_worker_secrets, undo_created),
     Step("create_console_pages", create_console_pages, undo_created,

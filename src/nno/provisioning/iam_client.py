@@ -1,0 +1,66 @@
+"""Provisioning's calls to NNO's IAM (docs/contracts.md §3), through its binding.
+
+Failures map onto step errors like the Registry's: unreachable or 5xx may succeed on another
+attempt, a 4xx will not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nno.kernel.bindings import BindingResponse, UpstreamError
+from nno.kernel.identity import SERVICE_IDENTITY, Identity
+from nno.kernel.service import ServiceContext
+from nno.provisioning.errors import StepError
+from nno.provisioning.registry_client import error_code
+
+# The `sub` of the service tokens provisioning mints; per-platform auth apps audit it as the actor.
+SERVICE_SUBJECT = "provisioning"
+
+
+class IAMClient:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def available(self) -> bool:
+        return self.ctx.bindings.get("iam") is not None
+
+    async def call(self, method: str, path: str, *, headers: dict[str, str], json: Any = None,
+                   allow: tuple[int, ...] = ()) -> BindingResponse:
+        binding = self.ctx.bindings.get("iam")
+        if binding is None:
+            raise StepError("the IAM service is not available in this installation", code="IAM_UNAVAILABLE",
+                            retryable=False)
+        try:
+            resp = await binding.request(method, path, json=json, headers=headers)
+        except UpstreamError as exc:
+            raise StepError(f"IAM unreachable: {exc}", code="IAM_UNAVAILABLE") from exc
+        if resp.ok or resp.status in allow:
+            return resp
+        code, message = error_code(resp)
+        raise StepError(f"IAM {method} {path} answered {resp.status} {code}: {message}", code=f"IAM_{code}",
+                        retryable=resp.status >= 500 or resp.status == 429)
+
+    async def user_email(self, user_id: str) -> str | None:
+        """The email address of NNO user `user_id`, or None when that account no longer exists.
+
+        IAM offers services no lookup of a user by id (contracts §3), so this reads the user's own
+        profile acting for that user, as a binding call may (contracts §2): a read, nothing else."""
+        acting_for = Identity(auth_type="session", user_id=user_id)
+        resp = await self.call("GET", "/api/auth/profile", headers=acting_for.to_headers(), allow=(401, 404))
+        if not resp.ok:
+            return None
+        body = resp.json()
+        email = body.get("user", {}).get("email") if isinstance(body, dict) else None
+        return email.lower() if isinstance(email, str) and email else None
+
+    async def platform_token(self, platform_id: str, ttl_s: int = 120) -> str:
+        """A short-lived NNO service token that platform `platform_id`'s auth Worker accepts."""
+        resp = await self.call("POST", "/api/nno/service-token", headers=SERVICE_IDENTITY.to_headers(),
+                               json={"audience": f"auth:{platform_id}", "subject": SERVICE_SUBJECT,
+                                     "ttlSeconds": ttl_s})
+        token = (resp.json() or {}).get("token")
+        if not isinstance(token, str) or not token:
+            raise StepError("IAM minted no service token", code="IAM_BAD_ANSWER", retryable=False)
+        return token

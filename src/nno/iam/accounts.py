@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nno.iam import audit, platform_roles, throttle
@@ -122,17 +122,21 @@ async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> Sign
     now = now_ms()
     failure: str | None = None
     async with ctx.db.session() as s:
+        # Claim the link in one conditional UPDATE: of two requests presenting it at once, the second
+        # waits for the first (a row lock on PostgreSQL, the write lock on SQLite) and then matches no
+        # row, so a link signs in once. Being this transaction's first write, it also makes every read
+        # below current on SQLite.
+        claimed = await s.execute(
+            update(Verification).where(Verification.token_hash == digest, Verification.kind == "magic_link",
+                                       Verification.used_at.is_(None), Verification.expires_at > now)
+            .values(used_at=now).execution_options(synchronize_session=False))
         row = (await s.execute(select(Verification).where(
             Verification.token_hash == digest, Verification.kind == "magic_link"))).scalar_one_or_none()
-        if row is None:
-            failure = "unknown"
-        elif row.used_at is not None:
-            failure = "used"
-        elif row.expires_at <= now:
-            failure = "expired"
+        if getattr(claimed, "rowcount", 0) != 1 or row is None:
+            failure = "unknown" if row is None else "used" if row.used_at is not None else "expired"
         else:
-            row.used_at = now
             user = (await s.execute(select(User).where(User.email == row.identifier))).scalar_one_or_none()
+            proven_before = user is None or user.email_verified
             if user is None:
                 name = str((row.data or {}).get("name") or "") or row.identifier.split("@")[0]
                 user = new_user(row.identifier, name, None, verified=True)
@@ -142,7 +146,7 @@ async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> Sign
                              data={"method": "magic-link"})
             elif not user.email_verified:
                 user.email_verified = True
-            await platform_roles.consume_grant(s, ctx, caller, user)
+            await platform_roles.consume_grant(s, ctx, caller, user, proven_before=proven_before)
             session_token, session = create_session(s, user.id, method="magic-link", ip=caller.ip,
                                                     user_agent=caller.user_agent)
             audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=session.id,

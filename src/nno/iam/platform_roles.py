@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,6 +26,7 @@ from nno.iam.caller import Caller
 from nno.iam.context import IAMContext
 from nno.iam.models import User, Verification
 from nno.iam.security import new_secret
+from nno.iam.sessions import revoke_user_sessions
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
@@ -132,12 +133,44 @@ async def list_admins(ctx: IAMContext) -> list[dict[str, Any]]:
     return [{"userId": u.id, "email": u.email, "name": u.name, "role": u.role} for u in rows]
 
 
+async def serialize_grants(s: AsyncSession, ctx: IAMContext, email: str) -> None:
+    """Call first in a transaction that grants platform-admin to `email` (an admin invite) or consumes
+    such a grant (a verified sign-in): such transactions then run one at a time, and each sees what
+    the previous one committed. Otherwise an invite landing during the address's first sign-in reads
+    the account as unverified (pending grant) while the sign-in has already looked for a grant (none):
+    the grant would wait for a later sign-in. Two overlapping invites would both leave a live grant.
+
+    PostgreSQL: a transaction-scoped advisory lock on the platform and address. SQLite: the database's
+    one write lock, which a transaction's first write statement takes (even one changing no row) and
+    holds to its commit, so every read after it is current."""
+    if ctx.db.is_sqlite:
+        await s.execute(update(Verification).where(false()).values(used_at=Verification.used_at)
+                        .execution_options(synchronize_session=False))
+    else:
+        await s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                        {"k": f"nno-admin-grant:{ctx.platform_id}:{email}"})
+
+
+async def _retire_live_grants(s: AsyncSession, email: str, now: int, *, reason: str) -> list[Verification]:
+    """Mark every unused grant of the address used; returns them, newest first."""
+    live = list((await s.execute(select(Verification).where(
+        Verification.kind == ADMIN_GRANT_KIND, Verification.identifier == email, Verification.used_at.is_(None))
+        .order_by(Verification.created_at.desc(), Verification.id))).scalars().all())
+    for grant in live:
+        grant.used_at = now
+        grant.data = {**(grant.data or {}), "retired": reason}
+    return live
+
+
 async def grant_on_sign_in(ctx: IAMContext, caller: Caller, email: str, ttl_ms: int, *,
                            service_subject: str) -> dict[str, Any]:
     """Make `email` a platform-admin: at once if the account exists and its address is verified, else
-    when that address first signs in by magic link (status `granted` or `pending`)."""
+    when that address first signs in by magic link (status `granted` or `pending`). The newest invite
+    decides: it retires any grant still waiting for that address."""
     now = now_ms()
     async with ctx.db.session() as s:
+        await serialize_grants(s, ctx, email)
+        await _retire_live_grants(s, email, now, reason="superseded")
         user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
         if user is not None and user.email_verified:
             previous = user.role
@@ -148,12 +181,6 @@ async def grant_on_sign_in(ctx: IAMContext, caller: Caller, email: str, ttl_ms: 
                              data={"from": previous, "to": ROLE_PLATFORM_ADMIN, "via": "admin-invite",
                                    "email": email})
             return {"email": email, "status": "granted", "userId": user.id, "expiresAt": None}
-        pending = (await s.execute(select(Verification).where(
-            Verification.kind == ADMIN_GRANT_KIND, Verification.identifier == email,
-            Verification.used_at.is_(None)))).scalars().all()
-        for old in pending:  # one live grant per address: the newest replaces older ones
-            old.used_at = now
-            old.data = {**(old.data or {}), "superseded": True}
         _, digest = new_secret()  # the grant is looked up by email; the digest only fills the column
         grant = Verification(id=new_id(), kind=ADMIN_GRANT_KIND, identifier=email, token_hash=digest,
                              expires_at=now + ttl_ms, data={"grantedBy": service_subject}, created_at=now)
@@ -164,23 +191,32 @@ async def grant_on_sign_in(ctx: IAMContext, caller: Caller, email: str, ttl_ms: 
                 "expiresAt": grant.expires_at, "grantId": grant.id}
 
 
-async def consume_grant(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User) -> None:
-    """At a verified sign-in on a per-platform app: apply a live admin grant for the user's email."""
+async def consume_grant(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User, *,
+                        proven_before: bool) -> None:
+    """At a verified sign-in on a per-platform app: apply a live admin grant for the user's email, and
+    use up every grant of that address (so none is left to re-promote the user after a demotion).
+
+    `proven_before` is False when the account existed but its address had not been proven until this
+    sign-in: its password and sessions were then set up by whoever signed up with the address, not
+    necessarily its owner, so they are revoked before the account becomes platform-admin (else anyone
+    who signed up first with an invited address would share the owner's admin account)."""
     if ctx.platform_id is None or not user.email_verified:
         return
+    await serialize_grants(s, ctx, user.email)
     now = now_ms()
-    grant = (await s.execute(select(Verification).where(
-        Verification.kind == ADMIN_GRANT_KIND, Verification.identifier == user.email,
-        Verification.used_at.is_(None), Verification.expires_at > now)
-        .order_by(Verification.created_at.desc()).limit(1))).scalar_one_or_none()
-    if grant is None:
+    live = await _retire_live_grants(s, user.email, now, reason="consumed")
+    grant = next((g for g in live if g.expires_at > now), None)
+    if grant is None or user.role == ROLE_PLATFORM_ADMIN:
         return
-    grant.used_at = now
-    if user.role == ROLE_PLATFORM_ADMIN:
-        return
+    signed_in = replace(caller, kind="user", user_id=user.id)
+    if not proven_before:
+        revoked = await revoke_user_sessions(s, user.id)
+        had_password, user.password_hash = user.password_hash is not None, None
+        audit.record(s, signed_in, "user.unproven_credentials_revoked", platform_id=ctx.platform_id,
+                     target_type="user", target_id=user.id,
+                     data={"sessions": revoked, "password": had_password, "grantId": grant.id})
     previous, user.role, user.updated_at = user.role, ROLE_PLATFORM_ADMIN, now
     # Recorded as the user's own act (they have just proved their address), under NNO's grant.
-    signed_in = replace(caller, kind="user", user_id=user.id)
     audit.record(s, signed_in, ROLE_CHANGE_ACTION, platform_id=ctx.platform_id,
                  target_type="user", target_id=user.id,
                  data={"from": previous, "to": ROLE_PLATFORM_ADMIN, "via": "admin-invite", "grantId": grant.id,

@@ -9,8 +9,18 @@ route on the bare service app, in the same run, printed as a ratio:
 
 Target: in-process, the full pipeline keeps at least 85% of the bare route's throughput.
 
+Beside them, a *floor*: the per-request work the seed mandates (read the credential and request id,
+a UUID request id, a trace id and span, a rate-limit count, the identity and platform-status
+lookups, the upstream scope with identity headers, the response's security/id/trace/timing headers,
+one JSON access line written and flushed) fused into ONE coroutine, with plain dict lookups, no
+layers, no hashing, no validation and no error handling. It is a measuring stick, not NNO's gateway:
+no correct gateway written in Python can cost less than it, so its ratio bounds what the target can
+ask of CPython.
+
     .venv/bin/python bench/gateway.py [--requests 20000] [--concurrency 50] [--rounds 3] [--no-http]
     .venv/bin/python bench/gateway.py --layers   # CPU per request with each layer bypassed in turn
+    .venv/bin/python bench/gateway.py --instructions   # instructions per request under callgrind
+                                                        # (valgrind; exact on a busy machine)
 """
 
 from __future__ import annotations
@@ -18,12 +28,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from json import encoder as json_encoder
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +86,74 @@ def build_apps(tmp: Path) -> tuple[Any, Any]:
     gateway = create_gateway(settings, bindings, kv)
     kv._data["platform-status:p1"] = ("active", None)
     return bare, gateway
+
+
+_encode_json = json_encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, None, json_encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+_FLOOR_SECURITY = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                   (b"referrer-policy", b"strict-origin-when-cross-origin"))
+
+
+def floor_gateway(service: Any, log_file: Any) -> Any:
+    """The floor (see the module docstring): the mandated work of one request, fused, nothing else.
+    Assumes the bench's request (a known session of an active platform); not a gateway."""
+    bits = random.getrandbits
+    perf = time.perf_counter
+    identity_headers = ((b"x-nno-user-id", b"u1"), (b"x-nno-role", b"platform-admin"),
+                        (b"x-nno-platform-id", b"p1"), (b"x-nno-auth-type", b"session"))
+    identities = {f"Bearer {SESSION_TOKEN}".encode(): identity_headers}
+    statuses = {b"p1": "active"}
+    counts: dict[str, int] = {}
+    prefix = len("/api/v1/provisioning")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        start = perf()
+        authorization = request_id = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"x-request-id":
+                request_id = value
+        if request_id is None:
+            h = f"{bits(128):032x}"
+            request_id = f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}".encode()
+        trace = f"{bits(128):032x}".encode()
+        traceparent = b"00-%s-%016x-01" % (trace, bits(64))
+        key = f"{scope['client'][0]}:{scope['path']}"
+        counts[key] = counts.get(key, 0) + 1
+        identity = identities.get(authorization) if authorization else None
+        if identity is None or statuses.get(identity[2][1]) != "active":
+            raise RuntimeError("the floor only knows the bench's request")
+        upstream = dict(scope)
+        upstream["path"] = scope["path"][prefix:]
+        upstream["raw_path"] = upstream["path"].encode()
+        headers = list(scope["headers"])
+        headers += ((b"x-nno-request-id", request_id), (b"x-nno-trace-id", trace), (b"traceparent", traceparent))
+        headers += identity
+        upstream["headers"] = headers
+        status = 500
+
+        async def send_out(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = list(message["headers"])
+                out += _FLOOR_SECURITY
+                out += ((b"x-request-id", request_id), (b"x-nno-trace-id", trace), (b"traceparent", traceparent),
+                        (b"server-timing", b"total;dur=%.2f" % ((perf() - start) * 1000)))
+                message["headers"] = out
+            await send(message)
+
+        await service(upstream, receive, send_out)
+        line = "".join(_encode_json({
+            "requestId": request_id.decode(), "traceId": trace.decode(), "method": scope["method"],
+            "path": scope["path"], "status": status, "duration": round((perf() - start) * 1000, 3),
+            "authType": "session", "event": "request", "level": "info",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, 0))
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    return app
 
 
 def quiet_logging(level: str = "info") -> None:
@@ -164,10 +245,14 @@ async def in_process(requests: int, concurrency: int, rounds: int) -> float:
         ratio = report(f"in-process ({requests} requests x {rounds} rounds, concurrency {concurrency}; best round)",
                        best_bare, best_full)
         print(f"  per-round ratios: {', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})")
+        floor = floor_gateway(bare, open(os.devnull, "w"))
         cpu_bare = min([await cpu_per_request(bare, BARE_PATH, 2000) for _ in range(rounds)])
         cpu_full = min([await cpu_per_request(gateway, GATEWAY_PATH, 2000) for _ in range(rounds)])
+        cpu_floor = min([await cpu_per_request(floor, GATEWAY_PATH, 2000) for _ in range(rounds)])
         print(f"  CPU per request, sequential (min of {rounds}): bare {cpu_bare:.1f} us, gateway {cpu_full:.1f} us, "
               f"ratio {cpu_bare / cpu_full:.3f}, pipeline {cpu_full - cpu_bare:.1f} us")
+        print(f"  floor (mandated work fused, see docstring): {cpu_floor:.1f} us, ratio {cpu_bare / cpu_floor:.3f}, "
+              f"added {cpu_floor - cpu_bare:.1f} us; the target allows {cpu_bare * (1 / 0.85 - 1):.1f} us")
         return ratio
 
 
@@ -199,6 +284,47 @@ async def layer_costs(rounds: int) -> None:
                 finally:
                     chain[i - 1].app = layer
             print(f"  without {type(layer).__name__:30} {cost:6.1f} us  (layer ~{full - cost:+.1f} us)")
+
+
+# --- instructions (callgrind) ----------------------------------------------------------------
+
+INSTRUCTION_REQUESTS = 2000
+
+
+async def _run_requests(which: str, n: int) -> None:
+    """The body of one callgrind run: warm up, then `n` sequential requests to `which`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bare, gateway = build_apps(Path(tmp))
+        app, path = {"bare": (bare, BARE_PATH), "gateway": (gateway, GATEWAY_PATH),
+                     "floor": (floor_gateway(bare, open(os.devnull, "w")), GATEWAY_PATH)}[which]
+        for _ in range(300):
+            await call(app, path)
+        for _ in range(n):
+            await call(app, path)
+
+
+def _collected(which: str, n: int) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+         "--callgrind-run", which, "--requests", str(n)],
+        capture_output=True, text=True, check=True).stderr
+    found = re.search(r"Collected : (\d+)", out)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no total:\n{out[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions() -> None:
+    """Instructions per request (a run of N requests minus a run of none), for the bare route, the
+    gateway and the floor: machine load does not change them, so they compare runs across commits."""
+    per: dict[str, float] = {}
+    for which in ("bare", "gateway", "floor"):
+        per[which] = (_collected(which, INSTRUCTION_REQUESTS) - _collected(which, 0)) / INSTRUCTION_REQUESTS
+    print(f"\ninstructions per request (callgrind, {INSTRUCTION_REQUESTS} sequential requests):")
+    for which, count in per.items():
+        ratio = per["bare"] / count
+        print(f"  {which:8} {count:10.0f}  bare/this {ratio:.3f}  added {count - per['bare']:8.0f}")
+    print(f"  the target (ratio >= 0.85) allows {per['bare'] * (1 / 0.85 - 1):.0f} added instructions")
 
 
 # --- over HTTP ----------------------------------------------------------------------------------
@@ -289,13 +415,22 @@ def main() -> None:
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--layers", action="store_true", help="only the per-layer CPU cost breakdown")
     parser.add_argument("--log-level", default="info", help="info (default, with the access log) or warning")
+    parser.add_argument("--instructions", action="store_true",
+                        help="only instructions per request under callgrind (needs valgrind)")
     parser.add_argument("--serve", choices=["bare", "gateway"], help=argparse.SUPPRESS)
+    parser.add_argument("--callgrind-run", choices=["bare", "gateway", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.log_level)
         return
     quiet_logging(args.log_level)
+    if args.callgrind_run:
+        asyncio.run(_run_requests(args.callgrind_run, args.requests))
+        return
+    if args.instructions:
+        instructions()
+        return
     if args.layers:
         asyncio.run(layer_costs(args.rounds))
         return

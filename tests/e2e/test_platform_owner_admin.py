@@ -86,12 +86,19 @@ async def run_job(client: httpx.AsyncClient, headers: dict[str, str], path: str,
 
 
 async def magic_sign_in(core: Core, auth: httpx.AsyncClient, pid: str, email: str) -> dict[str, str]:
-    """Ask the platform's auth host for a link, take it from that platform's mail outbox, follow it."""
+    """Ask the platform's auth host for a link, take it from that platform's mail outbox (the mail
+    that was not there before: no reliance on clock order), follow it."""
+
+    def mails() -> dict[str, str]:
+        with sqlite3.connect(auth_d1(core, pid)) as conn:
+            return dict(conn.execute("SELECT id, body FROM mail_outbox WHERE to_address = ?", (email,)).fetchall())
+
+    before = mails()
     asked = await auth.post("/api/auth/sign-in/magic-link", json={"email": email})
     assert asked.status_code == 200, asked.text
-    with sqlite3.connect(auth_d1(core, pid)) as conn:
-        body = conn.execute("SELECT body FROM mail_outbox WHERE to_address = ? ORDER BY created_at DESC",
-                            (email,)).fetchone()[0]
+    new = [body for mail_id, body in mails().items() if mail_id not in before]
+    assert len(new) == 1, new
+    body = new[0]
     link = LINK_RE.search(body)
     assert link, body
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=core.asgi)) as browser:

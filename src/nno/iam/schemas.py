@@ -189,6 +189,10 @@ class ApiKeyValidateBody(Body):
     key: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
+class ValidateSessionBody(Body):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
 class ServiceTokenBody(Body):
     audience: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "nno"
     subject: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "gateway"

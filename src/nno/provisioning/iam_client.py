@@ -7,9 +7,10 @@ attempt, a 4xx will not.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from nno.kernel.bindings import BindingResponse, UpstreamError
-from nno.kernel.identity import SERVICE_IDENTITY, Identity
+from nno.kernel.identity import SERVICE_IDENTITY
 from nno.kernel.service import ServiceContext
 from nno.provisioning.errors import StepError
 from nno.provisioning.registry_client import error_code
@@ -43,16 +44,14 @@ class IAMClient:
                         retryable=resp.status >= 500 or resp.status == 429)
 
     async def user_email(self, user_id: str) -> str | None:
-        """The email address of NNO user `user_id`, or None when that account no longer exists.
-
-        IAM offers services no lookup of a user by id (contracts §3), so this reads the user's own
-        profile acting for that user, as a binding call may (contracts §2): a read, nothing else."""
-        acting_for = Identity(auth_type="session", user_id=user_id)
-        resp = await self.call("GET", "/api/auth/profile", headers=acting_for.to_headers(), allow=(401, 404))
+        """The email address of NNO user `user_id`, or None when IAM knows no such user (or the id
+        cannot be one). IAM's service-only user lookup (contracts §3), called as a service."""
+        resp = await self.call("GET", f"/api/nno/users/{quote(user_id, safe='')}",
+                               headers=SERVICE_IDENTITY.to_headers(), allow=(400, 404))
         if not resp.ok:
             return None
         body = resp.json()
-        email = body.get("user", {}).get("email") if isinstance(body, dict) else None
+        email = body.get("email") if isinstance(body, dict) else None
         return email.lower() if isinstance(email, str) and email else None
 
     async def platform_token(self, platform_id: str, ttl_s: int = 120) -> str:

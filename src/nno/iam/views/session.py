@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import rbac
 from nno.iam.caller import Caller, iam_ctx, presented_token, require_service
 from nno.iam.context import IAMContext
 from nno.iam.models import Session, User
+from nno.iam.schemas import ValidateSessionBody
 from nno.iam.sessions import live_session, nno_identity
 from nno.kernel.errors import NNOError
 
@@ -53,10 +53,6 @@ async def nno_session_view(request: Request, caller: Caller) -> dict[str, Any]:
 @router.post("/api/nno/session")
 async def nno_session(request: Request) -> dict[str, Any]:
     return await session_view_for_token(iam_ctx(request), presented_token(request))
-
-
-class ValidateSessionBody(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
 @router.post("/api/validate-session")

@@ -168,7 +168,8 @@ async def test_a_newer_invite_supersedes_a_pending_one_even_when_it_applies_at_o
     c: httpx.AsyncClient, platform_db: Database, settings: Settings
 ) -> None:
     """A pending grant made while the address was unverified, then the address verified another way
-    (accepting an invitation): the next invite applies at once and retires the pending grant."""
+    (set directly here; no route but a magic link verifies an address): the next invite applies at once
+    and retires the pending grant."""
     pending = await c.post("/api/nno/admin-invites", headers=nno_headers(settings),
                            json={"email": "boss@example.com"})
     assert pending.status_code == 201

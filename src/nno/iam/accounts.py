@@ -1,21 +1,32 @@
-"""Accounts: email/password sign-up and sign-in, magic links, profile and password changes."""
+"""Accounts: email/password sign-up and sign-in, magic links, profile and password changes.
+
+Only a magic link proves that someone holds an address: a password sign-up does not (its account's
+`emailVerified` stays false). Whoever signed up with a password first may not be the address's
+owner, so the first time the address is proven by magic link, every credential set up for the
+account until then (its sessions, its password, its API keys, device logins approved but not yet
+collected) is revoked, audited as `user.unproven_credentials_revoked`: the account goes to whoever
+proved the address, and a squatter keeps nothing. A person who signed up with a password and then
+signs in by magic link for the first time therefore loses that password (and those sessions and
+keys) too; from then on they sign in by magic link.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import audit, platform_roles, throttle
 from nno.iam.caller import Caller
 from nno.iam.context import MAGIC_LINK_TTL_MS, IAMContext
-from nno.iam.models import Session, User, Verification
+from nno.iam.models import ApiKey, DeviceCode, Session, User, Verification
 from nno.iam.schemas import ChangePasswordBody, MagicLinkBody, ProfileUpdate, SignInBody, SignUpBody
 from nno.iam.security import check_password_policy, hash_password, needs_rehash, new_secret, verify_password
-from nno.iam.sessions import create_session, revoke_user_sessions
+from nno.iam.sessions import create_session, lock_user, revoke_user_sessions, session_is_live
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id, token_hash
@@ -75,15 +86,21 @@ async def sign_in(ctx: IAMContext, body: SignInBody, caller: Caller) -> SignedIn
     await throttle.clear(ctx.db, body.email)
     upgraded = hash_password(body.password) if user.password_hash and needs_rehash(user.password_hash) else None
     async with ctx.db.session() as s:
-        if upgraded is not None:
-            stored = await s.get(User, user.id)
-            if stored is not None:
+        # The password was checked outside this transaction (hashing is slow): it must still be the
+        # account's, or a revocation (`revoke_unproven_credentials`) came in between.
+        stored = await lock_user(s, user.id)
+        if stored is not None and stored.password_hash == user.password_hash:
+            if upgraded is not None:
                 stored.password_hash = upgraded
-        token, row = create_session(s, user.id, method="password", persistent=body.rememberMe,
-                                    ip=caller.ip, user_agent=caller.user_agent)
-        audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=row.id,
-                     data={"method": "password"})
-    return SignedIn(token, row, user)
+            token, row = create_session(s, user.id, method="password", persistent=body.rememberMe,
+                                        ip=caller.ip, user_agent=caller.user_agent)
+            audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=row.id,
+                         data={"method": "password"})
+            return SignedIn(token, row, stored)
+    async with ctx.db.session() as s:
+        audit.record(s, caller, "auth.sign_in", outcome="failure", actor_id=user.id, target_type="user",
+                     target_id=user.id, data={"email": body.email, "reason": "credentials_changed"})
+    raise NNOError(401, "INVALID_CREDENTIALS", "Invalid email or password")
 
 
 def magic_link_url(ctx: IAMContext, token: str, callback: str | None) -> str:
@@ -117,6 +134,28 @@ async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Calle
     await ctx.mailer.deliver(mail)
 
 
+async def revoke_unproven_credentials(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User) -> None:
+    """`user`'s address has just been proven for the first time (a magic link): mark it verified and
+    revoke what was set up for the account while it was not, by whoever signed up with the address
+    (see the module docstring). Call with the account locked (`lock_user`), in the transaction that
+    signs the prover in; the new session is created after this."""
+    now = now_ms()
+    had_password = user.password_hash is not None
+    user.password_hash, user.email_verified, user.updated_at = None, True, now
+    # Device logins approved by the account but not yet collected would become sessions later.
+    devices = await s.execute(update(DeviceCode).where(DeviceCode.user_id == user.id, DeviceCode.status == "approved")
+                              .values(status="denied").execution_options(synchronize_session=False))
+    keys = await s.execute(update(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+                           .values(revoked_at=now).execution_options(synchronize_session=False))
+    sessions = await revoke_user_sessions(s, user.id)
+    # Recorded as the act of the user who has just proved the address.
+    audit.record(s, replace(caller, kind="user", user_id=user.id), "user.unproven_credentials_revoked",
+                 platform_id=ctx.platform_id, target_type="user", target_id=user.id,
+                 data={"via": "magic-link", "sessions": sessions, "password": had_password,
+                       "apiKeys": int(getattr(keys, "rowcount", 0) or 0),
+                       "deviceCodes": int(getattr(devices, "rowcount", 0) or 0)})
+
+
 async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> SignedIn:
     digest = token_hash(token)
     now = now_ms()
@@ -135,8 +174,11 @@ async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> Sign
         if getattr(claimed, "rowcount", 0) != 1 or row is None:
             failure = "unknown" if row is None else "used" if row.used_at is not None else "expired"
         else:
-            user = (await s.execute(select(User).where(User.email == row.identifier))).scalar_one_or_none()
-            proven_before = user is None or user.email_verified
+            if ctx.platform_id is not None:
+                # Lock order: the address's admin-grant lock before the account's row (as an admin invite).
+                await platform_roles.serialize_grants(s, ctx, row.identifier)
+            found = (await s.execute(select(User.id).where(User.email == row.identifier))).scalar_one_or_none()
+            user = await lock_user(s, found) if found is not None else None
             if user is None:
                 name = str((row.data or {}).get("name") or "") or row.identifier.split("@")[0]
                 user = new_user(row.identifier, name, None, verified=True)
@@ -145,8 +187,8 @@ async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> Sign
                 audit.record(s, caller, "auth.sign_up", actor_id=user.id, target_type="user", target_id=user.id,
                              data={"method": "magic-link"})
             elif not user.email_verified:
-                user.email_verified = True
-            await platform_roles.consume_grant(s, ctx, caller, user, proven_before=proven_before)
+                await revoke_unproven_credentials(s, ctx, caller, user)
+            await platform_roles.consume_grant(s, ctx, caller, user)
             session_token, session = create_session(s, user.id, method="magic-link", ip=caller.ip,
                                                     user_agent=caller.user_agent)
             audit.record(s, caller, "auth.sign_in", actor_id=user.id, target_type="session", target_id=session.id,
@@ -198,11 +240,15 @@ async def change_password(ctx: IAMContext, caller: Caller, body: ChangePasswordB
     check_password_policy(body.newPassword, user.email)
     new_hash = hash_password(body.newPassword)
     async with ctx.db.session() as s:
-        row = await s.get(User, user.id)
-        assert row is not None
-        row.password_hash, row.updated_at = new_hash, now_ms()
-        if body.revokeOtherSessions:
-            await revoke_user_sessions(s, user.id, except_id=caller.session.id if caller.session else None)
-        audit.record(s, caller, "user.change_password", target_type="user", target_id=user.id,
-                     data={"revokedOtherSessions": body.revokeOtherSessions})
-
+        # As at sign-in: the current password must still be the account's, and the session still live,
+        # now that this transaction holds the account (a revocation may have come in between).
+        row = await lock_user(s, user.id)
+        if row is not None and row.password_hash == user.password_hash and (
+                caller.session is None or await session_is_live(s, caller.session.id)):
+            row.password_hash, row.updated_at = new_hash, now_ms()
+            if body.revokeOtherSessions:
+                await revoke_user_sessions(s, user.id, except_id=caller.session.id if caller.session else None)
+            audit.record(s, caller, "user.change_password", target_type="user", target_id=user.id,
+                         data={"revokedOtherSessions": body.revokeOtherSessions})
+            return
+    raise NNOError(401, "INVALID_CREDENTIALS", "The current password is not correct")

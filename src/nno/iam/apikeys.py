@@ -14,6 +14,7 @@ from nno.iam.context import IAMContext
 from nno.iam.models import ApiKey, PlatformMember
 from nno.iam.schemas import ApiKeyCreateBody
 from nno.iam.security import API_KEY_RE, new_api_key
+from nno.iam.sessions import lock_user, session_is_live
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
@@ -37,12 +38,18 @@ async def create(ctx: IAMContext, caller: Caller, body: ApiKeyCreateBody) -> dic
         now + body.expiresIn * 1000 if body.expiresIn is not None else None)
     if expires_at is not None and expires_at <= now:
         raise NNOError(422, "INVALID_EXPIRY", "expiresAt must be in the future", {"field": "expiresAt"})
-    if caller.kind == "user" and not body.platformId:
-        await current_session(ctx, caller)  # the key then belongs to the session's active platform
+    # The key belongs to the session's active platform unless one is named.
+    session = await current_session(ctx, caller) if caller.kind == "user" else None
     async with ctx.db.session() as s:
         platform_id = body.platformId
         if caller.kind == "user":
-            platform_id = platform_id or (caller.session.active_platform_id if caller.session else None)
+            # A key outlives the session that made it: only from a session still live once the account
+            # is held (the gateway may still vouch for one revoked in the last seconds).
+            assert caller.user_id
+            if session is None or await lock_user(s, caller.user_id) is None or not await session_is_live(
+                    s, session.id):
+                raise NNOError(401, "UNAUTHORIZED", "A valid session token is required")
+            platform_id = platform_id or session.active_platform_id
             if not platform_id:
                 raise NNOError(400, "VALIDATION_ERROR", "platformId is required", {"field": "platformId"})
             if not await is_privileged(s, caller) and await platform_role(s, caller.user_id, platform_id) is None:

@@ -12,15 +12,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import audit
-from nno.iam.caller import Caller
+from nno.iam.caller import Caller, current_session
 from nno.iam.context import DEVICE_CODE_TTL_S, DEVICE_POLL_INTERVAL_S, IAMContext
 from nno.iam.models import DeviceCode
 from nno.iam.security import new_secret
-from nno.iam.sessions import create_session
+from nno.iam.sessions import create_session, lock_user, session_is_live
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id, token_hash
@@ -127,19 +128,29 @@ async def poll(ctx: IAMContext, caller: Caller, grant_type: str | None, device_c
                 error = DeviceGrantError("access_denied", "The request was denied")
             elif row.status == "pending":
                 error = DeviceGrantError("authorization_pending", "Waiting for the user to approve")
-            else:
-                assert row.status == "approved" and row.user_id
+            elif await _collect(s, row):
+                assert row.user_id
                 token, session = create_session(s, row.user_id, method="device", ip=caller.ip,
                                                 user_agent=caller.user_agent)
-                row.status = "consumed"
                 audit.record(s, caller, "auth.sign_in", actor_id=row.user_id, target_type="session",
                              target_id=session.id, data={"method": "device", "clientId": row.client_id})
                 result = {"access_token": token, "token_type": "Bearer",
                           "expires_in": (session.expires_at - now) // 1000}
+            else:  # revoked since it was approved (the approving account's credentials were)
+                error = DeviceGrantError("access_denied", "The request was denied")
     if error is not None:
         raise error
     assert result is not None
     return result
+
+
+async def _collect(s: AsyncSession, row: DeviceCode) -> bool:
+    """Mark an approved code consumed, in one conditional UPDATE: False when it is no longer approved
+    (collected by a concurrent poll, or denied by a revocation since this poll read it). Its row lock
+    orders this poll against a revocation: the one that comes second sees what the first did."""
+    done = await s.execute(update(DeviceCode).where(DeviceCode.id == row.id, DeviceCode.status == "approved")
+                           .values(status="consumed").execution_options(synchronize_session=False))
+    return getattr(done, "rowcount", 0) == 1
 
 
 async def _pending(ctx: IAMContext, raw_code: str | None) -> DeviceCode:
@@ -165,7 +176,12 @@ async def describe(ctx: IAMContext, raw_code: str | None) -> DeviceInfo:
 async def decide(ctx: IAMContext, caller: Caller, raw_code: str | None, approve: bool) -> DeviceInfo:
     found = await _pending(ctx, raw_code)
     assert caller.user_id
+    session = await current_session(ctx, caller)
     async with ctx.db.session() as s:
+        # Approving mints a session for the account: only from a session still live once the account
+        # is held (the gateway may still vouch for one revoked in the last seconds).
+        if session is None or await lock_user(s, caller.user_id) is None or not await session_is_live(s, session.id):
+            raise NNOError(401, "UNAUTHORIZED", "A valid session token is required")
         row = await s.get(DeviceCode, found.id, with_for_update=not ctx.db.is_sqlite)
         if row is None or row.status != "pending":
             raise NNOError(409, "USER_CODE_USED", "This code was already used")

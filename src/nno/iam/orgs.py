@@ -356,10 +356,10 @@ async def accept(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[st
         inv.status = "accepted"
         m = Member(id=new_id(), organization_id=inv.organization_id, user_id=caller.user_id, role=inv.role,
                    created_at=now_ms())
+        # Accepting proves nothing about the address (the invitee needs only a session as it, and their
+        # invitations are listed to them), so it leaves `emailVerified` as it is: only a magic link proves
+        # an address (`accounts.revoke_unproven_credentials`).
         s.add(m)
-        user = await s.get(User, caller.user_id)
-        if user is not None:
-            user.email_verified = True  # the invitation mail reached this address
         audit.record(s, caller, "invitation.accept", org_id=inv.organization_id, target_type="invitation",
                      target_id=inv.id, data={"role": inv.role})
     return {"invitation": invitation_view(inv), "member": member_view(m)}

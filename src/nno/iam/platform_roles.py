@@ -26,7 +26,6 @@ from nno.iam.caller import Caller
 from nno.iam.context import IAMContext
 from nno.iam.models import User, Verification
 from nno.iam.security import new_secret
-from nno.iam.sessions import revoke_user_sessions
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
@@ -191,15 +190,13 @@ async def grant_on_sign_in(ctx: IAMContext, caller: Caller, email: str, ttl_ms: 
                 "expiresAt": grant.expires_at, "grantId": grant.id}
 
 
-async def consume_grant(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User, *,
-                        proven_before: bool) -> None:
+async def consume_grant(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User) -> None:
     """At a verified sign-in on a per-platform app: apply a live admin grant for the user's email, and
     use up every grant of that address (so none is left to re-promote the user after a demotion).
 
-    `proven_before` is False when the account existed but its address had not been proven until this
-    sign-in: its password and sessions were then set up by whoever signed up with the address, not
-    necessarily its owner, so they are revoked before the account becomes platform-admin (else anyone
-    who signed up first with an invited address would share the owner's admin account)."""
+    When this sign-in is the address's first proof, whatever a squatter set up for the account by
+    signing up first with the address (password, sessions) was already revoked in this same
+    transaction (`accounts.revoke_unproven_credentials`), so the admin account is the prover's alone."""
     if ctx.platform_id is None or not user.email_verified:
         return
     await serialize_grants(s, ctx, user.email)
@@ -209,12 +206,6 @@ async def consume_grant(s: AsyncSession, ctx: IAMContext, caller: Caller, user: 
     if grant is None or user.role == ROLE_PLATFORM_ADMIN:
         return
     signed_in = replace(caller, kind="user", user_id=user.id)
-    if not proven_before:
-        revoked = await revoke_user_sessions(s, user.id)
-        had_password, user.password_hash = user.password_hash is not None, None
-        audit.record(s, signed_in, "user.unproven_credentials_revoked", platform_id=ctx.platform_id,
-                     target_type="user", target_id=user.id,
-                     data={"sessions": revoked, "password": had_password, "grantId": grant.id})
     previous, user.role, user.updated_at = user.role, ROLE_PLATFORM_ADMIN, now
     # Recorded as the user's own act (they have just proved their address), under NNO's grant.
     audit.record(s, signed_in, ROLE_CHANGE_ACTION, platform_id=ctx.platform_id,

@@ -74,6 +74,27 @@ async def revoke_user_sessions(s: AsyncSession, user_id: str, *, except_id: str 
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def lock_user(s: AsyncSession, user_id: str) -> User | None:
+    """Lock account `user_id` for the rest of the transaction and return its current row (None if
+    there is no such account).
+
+    Every transaction that mints a credential for an account or changes its credentials calls this
+    first, so it runs wholly before or wholly after any other such transaction (above all the
+    revocation of an account's unproven credentials, `accounts.revoke_unproven_credentials`) and sees
+    what that one committed: a password checked, or a session relied on, before the revocation cannot
+    mint anything after it. PostgreSQL: the row lock of a no-op UPDATE. SQLite: the write lock the
+    transaction's first write statement takes (reads before it see no later commit)."""
+    await s.execute(update(User).where(User.id == user_id).values(updated_at=User.updated_at)
+                    .execution_options(synchronize_session=False))
+    return (await s.execute(select(User).where(User.id == user_id)
+                            .execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def session_is_live(s: AsyncSession, session_id: str) -> bool:
+    row = (await s.execute(select(Session.expires_at).where(Session.id == session_id))).first()
+    return row is not None and row[0] > now_ms()
+
+
 async def set_active_org(s: AsyncSession, session_id: str, org_id: str | None) -> None:
     await s.execute(update(Session).where(Session.id == session_id).values(active_organization_id=org_id))
 

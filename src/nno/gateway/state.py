@@ -4,7 +4,6 @@ and the one helper they use to answer with the NNO error envelope."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import Scope, Send
@@ -70,19 +69,22 @@ _SLOTS = {
 }
 
 
-@dataclass(slots=True)
 class GatewayState:
-    """Filled in as the request moves inward; read by the proxy and by outer layers on the way out."""
+    """Filled in as the request moves inward; read by the proxy and by outer layers on the way out.
+    (A plain slotted class: built once per request, where a dataclass's generated init costs more.)"""
 
-    request_id: str = ""
-    trace_id: str = ""
-    traceparent: str = ""
-    identity: Identity | None = None
-    # Identity headers, already encoded, set by auth for the upstream request.
-    identity_headers: tuple[tuple[bytes, bytes], ...] = ()
-    # Server-Timing entries (name, milliseconds) recorded by inner layers.
-    timings: list[tuple[str, float]] = field(default_factory=list)
-    headers: ClientHeaders | None = None
+    __slots__ = ("headers", "identity", "identity_headers", "request_id", "timings", "trace_id", "traceparent")
+
+    def __init__(self) -> None:
+        self.request_id = ""
+        self.trace_id = ""
+        self.traceparent = ""
+        self.identity: Identity | None = None
+        # Identity headers, already encoded, set by auth for the upstream request.
+        self.identity_headers: tuple[tuple[bytes, bytes], ...] = ()
+        # Server-Timing entries (name, milliseconds) recorded by inner layers.
+        self.timings: list[tuple[str, float]] = []
+        self.headers: ClientHeaders | None = None
 
 
 def client_headers(scope: Scope) -> ClientHeaders:

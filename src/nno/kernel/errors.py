@@ -14,7 +14,6 @@ import fastapi.routing
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -131,6 +130,18 @@ def _flat_routes(routes: Sequence[BaseRoute]) -> Iterable[Any]:
     return iter_route_contexts(routes) if iter_route_contexts is not None else routes
 
 
+def route_path(scope: Any) -> str:
+    """The path the app's router matches: the request path without the mount's `root_path`
+    (Starlette's own rule, kept here rather than imported from its private `_utils`)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path):] if path[len(root_path)] == "/" else path
+
+
 def allowed_methods(routes: Sequence[BaseRoute], route_path: str) -> list[str]:
     """The methods some route answers on `route_path`. A router answers a method with the first
     route (in order) whose path and method match; when that route is left out of the API
@@ -163,7 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
         elif status == 405:
             # The router's 405 names only the methods of the first route whose path matched (one
             # per decorator: GET of a GET|PATCH|DELETE path); list what the whole path answers.
-            allowed = allowed_methods(request.app.router.routes, get_route_path(request.scope))
+            allowed = allowed_methods(request.app.router.routes, route_path(request.scope))
             headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
             if not allowed:
                 # Only routes that refuse every method (catch-alls answering 404) match the path.

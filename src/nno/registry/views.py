@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import get_identity
@@ -56,6 +57,12 @@ Cursor = Query(None, description="Opaque cursor from the previous page's paginat
 
 def _status_json(body: dict[str, Any], created: bool) -> JSONResponse:
     return JSONResponse(body, status_code=201 if created else 200)
+
+
+def _found(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of an idempotent registration: besides its 201, it answers 200 with the
+    record already there (undocumented, clients and schemathesis took the repeat for an error)."""
+    return {200: {"model": model, "description": "Already registered: the existing record"}}
 
 
 def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
@@ -201,7 +208,7 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
         return await records.list_resources(access(request), platform_id, stack_id=stackId, entity_id=entityId,
                                             type_=type, include_deleted=includeDeleted, limit=limit, cursor=cursor)
 
-    @r.post("/{platform_id}/resources", status_code=201, response_model=ResourceOut,
+    @r.post("/{platform_id}/resources", status_code=201, response_model=ResourceOut, responses=_found(ResourceOut),
             summary="Register a resource (services; idempotent by type and name)")
     async def register_resource(request: Request, platform_id: str, body: ResourceCreate) -> JSONResponse:
         out, created = await records.register_resource(access(request), platform_id, body)
@@ -239,7 +246,7 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
         return await records.list_dns(access(request), platform_id, stack_id=stackId, limit=limit, cursor=cursor)
 
     @r.post("/{platform_id}/dns-records", status_code=201, response_model=DnsRecordOut,
-            summary="Register a DNS record (services; idempotent by hostname)")
+            responses=_found(DnsRecordOut), summary="Register a DNS record (services; idempotent by hostname)")
     async def register_dns(request: Request, platform_id: str, body: DnsRecordCreate) -> JSONResponse:
         out, created = await records.register_dns(access(request), platform_id, body)
         return _status_json(out, created)
@@ -253,7 +260,7 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
                                            environment=environment, include_inactive=includeInactive,
                                            limit=limit, cursor=cursor)
 
-    @r.post("/{platform_id}/features", status_code=201, response_model=FeatureOut,
+    @r.post("/{platform_id}/features", status_code=201, response_model=FeatureOut, responses=_found(FeatureOut),
             summary="Record a feature activation (services)")
     async def activate_feature(request: Request, platform_id: str, body: FeatureActivate) -> JSONResponse:
         out, created = await records.activate_feature(access(request), platform_id, body)

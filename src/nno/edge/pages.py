@@ -128,17 +128,24 @@ def read_site(directory: Path) -> dict[str, Any] | None:
 
 
 def static_file(directory: Path, path: str) -> tuple[Path, str] | None:
-    """The file a request path names inside `directory`, never outside it; `/` is index.html."""
+    """The file a request path names inside `directory`, never outside it; `/` is index.html.
+    None for a path no file can have: a NUL character, or a name or path longer than the file system
+    allows (the OS refuses those with an error, not a "no such file")."""
+    if "\x00" in path:
+        return None
     rel = path.lstrip("/") or INDEX
     if rel.endswith("/"):
         rel += INDEX
     root = directory.resolve()
-    candidate = (root / rel).resolve()
-    if not candidate.is_relative_to(root) or candidate.name == SITE_JSON:
-        return None
-    if candidate.is_dir():
-        candidate = candidate / INDEX
-    if not candidate.is_file():
+    try:
+        candidate = (root / rel).resolve()
+        if not candidate.is_relative_to(root) or candidate.name == SITE_JSON:
+            return None
+        if candidate.is_dir():
+            candidate = candidate / INDEX
+        if not candidate.is_file():
+            return None
+    except OSError:  # ENAMETOOLONG and the like: nothing can be there
         return None
     ctype = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):

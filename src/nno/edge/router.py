@@ -129,23 +129,40 @@ class EdgeRouter:
                 incoming_rid = value.decode("latin-1")[:200]
         request_id = incoming_rid or str(uuid.uuid4())
         token = request_id_var.set(request_id)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            host = names.host_without_port(raw_host)
-            target, target_name = await self.resolve(host)
-            if target is None:
-                if target_name is not None:
-                    await _send_envelope(send, 503, "SERVICE_UNAVAILABLE",
-                                         f"{host} points at {target_name}, which is not deployed", request_id)
-                else:
-                    await _send_envelope(send, 404, "NOT_FOUND", f"No site or service at {host or 'this host'}",
-                                         request_id)
-                return
-            if isinstance(target, Worker):
-                await self._to_worker(target, scope, receive, send, request_id)
-            else:
-                await self._to_pages(target, scope, send, request_id, names.host_port(raw_host))
+            await self._route(scope, receive, tracking_send, raw_host, request_id)
+        except Exception as exc:
+            # The edge sits outside every service's error handler: without this, a fault here
+            # reached the client as uvicorn's plain-text 500.
+            log.exception("edge_failed", host=raw_host, path=scope.get("path"), error=repr(exc))
+            if not started:
+                await _send_envelope(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
         finally:
             request_id_var.reset(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, raw_host: str, request_id: str) -> None:
+        host = names.host_without_port(raw_host)
+        target, target_name = await self.resolve(host)
+        if target is None:
+            if target_name is not None:
+                await _send_envelope(send, 503, "SERVICE_UNAVAILABLE",
+                                     f"{host} points at {target_name}, which is not deployed", request_id)
+            else:
+                await _send_envelope(send, 404, "NOT_FOUND", f"No site or service at {host or 'this host'}",
+                                     request_id)
+            return
+        if isinstance(target, Worker):
+            await self._to_worker(target, scope, receive, send, request_id)
+        else:
+            await self._to_pages(target, scope, send, request_id, names.host_port(raw_host))
 
     async def _to_worker(self, worker: Worker, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         try:

@@ -72,3 +72,24 @@ def test_with_auth_key_any_address_and_no_warning(runs: list, monkeypatch: pytes
                                                 ("192.168.1.10", False), ("10.0.0.1", False)])
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_links_follow_the_served_port_unless_a_public_url_is_set(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user's `nno serve --port 8799` must not mail magic links pointing at :8787."""
+    monkeypatch.delenv("AUTH_API_KEY", raising=False)
+    monkeypatch.delenv("NNO_PUBLIC_URL", raising=False)
+    result = _serve("--port", "8799")
+    assert result.exit_code == 0, result.output
+    assert '"publicUrl": "http://127.0.0.1:8799"' in result.output
+    monkeypatch.setenv("NNO_PUBLIC_URL", "https://nno.example.com")
+    result = _serve("--port", "8799")
+    assert result.exit_code == 0, result.output
+    assert '"publicUrl": "https://nno.example.com"' in result.output
+
+
+def test_local_url_for_any_interface_and_ipv6() -> None:
+    from nno.cli.serve import local_url
+
+    assert local_url("0.0.0.0", 9) == "http://127.0.0.1:9"
+    assert local_url("::1", 9) == "http://[::1]:9"
+    assert local_url("localhost", 8787) == "http://localhost:8787"

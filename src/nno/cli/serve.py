@@ -22,6 +22,15 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def local_url(host: str, port: int) -> str:
+    """The address this process serves, as a URL a browser on this machine can open."""
+    if host in ("", "0.0.0.0", "::"):  # every interface: this machine reaches it on loopback
+        host = "127.0.0.1"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def run_server(*, host: str, port: int, data_dir: Path | None, services: list[str], insecure: bool) -> None:
     import uvicorn
 
@@ -31,7 +40,10 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
 
     if data_dir is not None:
         os.environ["NNO_DATA_DIR"] = str(data_dir)
-    settings = Settings()
+    # Links NNO mails and prints (magic links, the device flow, platform hosts) point at
+    # NNO_PUBLIC_URL; unset, they point at the address served here, whatever --host/--port say.
+    derived = not services and not os.environ.get("NNO_PUBLIC_URL")
+    settings = Settings(public_url=local_url(host, port)) if derived else Settings()
     configure_logging(settings.log_level, settings.log_json)
     import structlog
 
@@ -54,6 +66,8 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
                 err=True,
             )
             raise typer.Exit(2)
+    log.info("nno_serving", url=local_url(host, port), publicUrl=settings.public_url,
+             services=services or "all")
     if services:
         core = Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
     else:

@@ -1,13 +1,14 @@
 """Accounts: email/password sign-up and sign-in, magic links, profile and password changes.
 
-Only a magic link proves that someone holds an address: a password sign-up does not (its account's
-`emailVerified` stays false). Whoever signed up with a password first may not be the address's
-owner, so the first time the address is proven by magic link, every credential set up for the
-account until then (its sessions, its password, its API keys, device logins approved but not yet
-collected) is revoked, audited as `user.unproven_credentials_revoked`: the account goes to whoever
-proved the address, and a squatter keeps nothing. A person who signed up with a password and then
+Only a link mailed to the address proves that someone holds it (a magic link, or a password-reset
+link: `nno.iam.password_reset`): a password sign-up does not (its account's `emailVerified` stays
+false). Whoever signed up with a password first may not be the address's owner, so the first time
+the address is proven by such a link, every credential set up for the account until then (its
+sessions, its password, its API keys, device logins approved but not yet collected) is revoked,
+audited as `user.unproven_credentials_revoked`: the account goes to whoever proved the address, and
+a squatter keeps nothing. A person who signed up with a password and then
 signs in by magic link for the first time therefore loses that password (and those sessions and
-keys) too; from then on they sign in by magic link.
+keys) too; from then on they sign in by magic link, or set a new password by password reset.
 """
 
 from __future__ import annotations
@@ -103,6 +104,18 @@ async def sign_in(ctx: IAMContext, body: SignInBody, caller: Caller) -> SignedIn
     raise NNOError(401, "INVALID_CREDENTIALS", "Invalid email or password")
 
 
+async def check_mailed_link_rate(s: AsyncSession, kind: str, email: str, now: int, what: str) -> None:
+    """At most MAGIC_LINK_MAX_PER_WINDOW one-time links of `kind` mailed to an address a minute,
+    counted from the `verifications` rows themselves (every request stores one, known address or not)."""
+    recent = (await s.execute(select(func.count()).select_from(Verification).where(
+        Verification.kind == kind, Verification.identifier == email,
+        Verification.created_at > now - MAGIC_LINK_WINDOW_MS))).scalar_one()
+    if recent >= MAGIC_LINK_MAX_PER_WINDOW:
+        raise NNOError(429, "TOO_MANY_REQUESTS", f"{what}; wait a minute",
+                       {"retryAfter": MAGIC_LINK_WINDOW_MS // 1000},
+                       headers={"Retry-After": str(MAGIC_LINK_WINDOW_MS // 1000)})
+
+
 def magic_link_url(ctx: IAMContext, token: str, callback: str | None) -> str:
     url = f"{ctx.public_base}/api/auth/magic-link/verify?token={quote(token)}"
     if callback:
@@ -116,13 +129,7 @@ async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Calle
     token, digest = new_secret()
     now = now_ms()
     async with ctx.db.session() as s:
-        recent = (await s.execute(select(func.count()).select_from(Verification).where(
-            Verification.kind == "magic_link", Verification.identifier == body.email,
-            Verification.created_at > now - MAGIC_LINK_WINDOW_MS))).scalar_one()
-        if recent >= MAGIC_LINK_MAX_PER_WINDOW:
-            raise NNOError(429, "TOO_MANY_REQUESTS", "Too many sign-in links asked for; wait a minute",
-                           {"retryAfter": MAGIC_LINK_WINDOW_MS // 1000},
-                           headers={"Retry-After": str(MAGIC_LINK_WINDOW_MS // 1000)})
+        await check_mailed_link_rate(s, "magic_link", body.email, now, "Too many sign-in links asked for")
         s.add(Verification(id=new_id(), kind="magic_link", identifier=body.email, token_hash=digest,
                            expires_at=now + MAGIC_LINK_TTL_MS, data={"name": body.name or ""}, created_at=now))
         link = magic_link_url(ctx, token, body.callbackURL)
@@ -134,26 +141,32 @@ async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Calle
     await ctx.mailer.deliver(mail)
 
 
-async def revoke_unproven_credentials(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User) -> None:
-    """`user`'s address has just been proven for the first time (a magic link): mark it verified and
-    revoke what was set up for the account while it was not, by whoever signed up with the address
-    (see the module docstring). Call with the account locked (`lock_user`), in the transaction that
-    signs the prover in; the new session is created after this."""
+async def deny_uncollected_device_logins(s: AsyncSession, user_id: str) -> int:
+    """Device logins approved by the account but not yet collected: they would become sessions later."""
+    result = await s.execute(update(DeviceCode).where(DeviceCode.user_id == user_id, DeviceCode.status == "approved")
+                             .values(status="denied").execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def revoke_unproven_credentials(s: AsyncSession, ctx: IAMContext, caller: Caller, user: User, *,
+                                      via: str = "magic-link") -> None:
+    """`user`'s address has just been proven for the first time (a magic link, or a password-reset
+    link: `via`): mark it verified and revoke what was set up for the account while it was not, by
+    whoever signed up with the address (see the module docstring). Call with the account locked
+    (`lock_user`), in the transaction that signs the prover in (or sets their new password); the new
+    credential is created after this."""
     now = now_ms()
     had_password = user.password_hash is not None
     user.password_hash, user.email_verified, user.updated_at = None, True, now
-    # Device logins approved by the account but not yet collected would become sessions later.
-    devices = await s.execute(update(DeviceCode).where(DeviceCode.user_id == user.id, DeviceCode.status == "approved")
-                              .values(status="denied").execution_options(synchronize_session=False))
+    devices = await deny_uncollected_device_logins(s, user.id)
     keys = await s.execute(update(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
                            .values(revoked_at=now).execution_options(synchronize_session=False))
     sessions = await revoke_user_sessions(s, user.id)
     # Recorded as the act of the user who has just proved the address.
     audit.record(s, replace(caller, kind="user", user_id=user.id), "user.unproven_credentials_revoked",
                  platform_id=ctx.platform_id, target_type="user", target_id=user.id,
-                 data={"via": "magic-link", "sessions": sessions, "password": had_password,
-                       "apiKeys": int(getattr(keys, "rowcount", 0) or 0),
-                       "deviceCodes": int(getattr(devices, "rowcount", 0) or 0)})
+                 data={"via": via, "sessions": sessions, "password": had_password,
+                       "apiKeys": int(getattr(keys, "rowcount", 0) or 0), "deviceCodes": devices})
 
 
 async def verify_magic_link(ctx: IAMContext, token: str, caller: Caller) -> SignedIn:

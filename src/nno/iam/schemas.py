@@ -76,6 +76,19 @@ class ChangePasswordBody(Body):
     revokeOtherSessions: bool = False
 
 
+class RequestPasswordResetBody(Body):
+    email: Email
+    # Where the mailed link finally leads (a page asking for the new password), as Better Auth's
+    # `redirectTo`: a local path or this installation's own origin; any other is ignored.
+    redirectTo: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+class ResetPasswordBody(Body):
+    newPassword: Annotated[str, StringConstraints(max_length=1024)]
+    # Better Auth also takes the token from the query string when the body has none.
+    token: Annotated[str, StringConstraints(max_length=512)] | None = None
+
+
 class ActivePlatformBody(Body):
     platformId: Id
 

@@ -4,16 +4,26 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from nno.iam import accounts, audit
+from nno.iam import accounts, audit, password_reset
 from nno.iam.caller import Caller, iam_ctx, require_session, require_user, resolve_caller
 from nno.iam.models import Session
-from nno.iam.schemas import ChangePasswordBody, MagicLinkBody, ProfileUpdate, SignInBody, SignUpBody
+from nno.iam.schemas import (
+    ChangePasswordBody,
+    MagicLinkBody,
+    ProfileUpdate,
+    RequestPasswordResetBody,
+    ResetPasswordBody,
+    SignInBody,
+    SignUpBody,
+)
 from nno.iam.sessions import revoke_session, revoke_user_sessions, session_row_view, user_view
 from nno.iam.views.common import clear_session_cookie, safe_redirect, set_session_cookie
 from nno.kernel.clock import now_ms
@@ -84,6 +94,47 @@ async def magic_link_verify(request: Request, token: str = "", callbackURL: str 
         set_session_cookie(response, ctx, signed.token, signed.session)
         return response
     return _signed_in_response(request, signed)
+
+
+@router.post("/api/auth/request-password-reset")
+@router.post("/api/auth/forget-password")  # Better Auth's older name
+async def request_password_reset(body: RequestPasswordResetBody, request: Request,
+                                 caller: Caller = Depends(resolve_caller)) -> Response:
+    ctx = iam_ctx(request)
+    mail = await password_reset.request_reset(ctx, body, caller, safe_redirect(ctx, body.redirectTo))
+    # Delivered after the response is sent, so an SMTP round trip does not tell known addresses apart.
+    return JSONResponse({"status": True, "message": password_reset.REQUESTED_MESSAGE},
+                        background=BackgroundTask(ctx.mailer.deliver, mail) if mail is not None else None)
+
+
+def _with_query(target: str, params: dict[str, str]) -> str:
+    parts = urlsplit(target)
+    query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
+    return urlunsplit(parts._replace(query=query))
+
+
+@router.get("/api/auth/reset-password")
+@router.get("/api/auth/reset-password/{token}")
+async def reset_password_link(request: Request, token: str = "", callbackURL: str | None = None) -> Response:
+    """The mailed link. With a `callbackURL` of this installation, redirects there with `?token=` (or
+    `?error=INVALID_TOKEN`), as Better Auth does; without one, answers whether the token is usable.
+    Reads only: the token is spent by `POST /api/auth/reset-password`."""
+    ctx = iam_ctx(request)
+    problem = await password_reset.check_token(ctx, token)
+    target = safe_redirect(ctx, callbackURL)
+    if target:
+        return RedirectResponse(_with_query(target, {"error": "INVALID_TOKEN"} if problem else {"token": token}),
+                                status_code=302)
+    if problem:
+        raise password_reset.token_error(problem)
+    return JSONResponse({"status": True, "token": token})
+
+
+@router.post("/api/auth/reset-password")
+async def reset_password(body: ResetPasswordBody, request: Request, token: str | None = None,
+                         caller: Caller = Depends(resolve_caller)) -> dict[str, Any]:
+    await password_reset.reset_password(iam_ctx(request), body.token or token, body.newPassword, caller)
+    return {"status": True}
 
 
 @router.get("/api/auth/profile")

@@ -5,6 +5,10 @@ beyond BIGINT; SQLite refuses integers beyond 64 bits; the JSON response encoder
 would surface as a 500 deep in a query or after a commit, so they are refused here, at the edge of
 each service, with a 400 envelope that names the field.
 
+Free-form JSON (a `dict[str, Any]` field and the like) nests at most MAX_JSON_DEPTH containers:
+deeper values were stored, but every later answer holding them went through a response model whose
+serializer stops at 255 levels, so the record's reads were 500s for good.
+
 A JSON `true`/`false` is not a number either, though pydantic's lax mode reads it as 1/0: every
 number an InputModel declares refuses booleans (numeric strings such as "5" stay accepted, as
 FastAPI does by default).
@@ -28,6 +32,10 @@ Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 NUL_MESSAGE = "NUL characters (\\u0000) are not allowed"
 NON_FINITE_MESSAGE = "numbers must be finite (no NaN or Infinity)"
 INT_RANGE_MESSAGE = f"integers must lie between {INT64_MIN} and {INT64_MAX}"
+# Containers (objects, arrays) one field's value may nest, itself included. Far below the 255 levels
+# pydantic's serializer allows, leaving room for the envelopes and models an answer wraps it in.
+MAX_JSON_DEPTH = 64
+DEPTH_MESSAGE = f"JSON values may nest at most {MAX_JSON_DEPTH} levels of objects and arrays"
 
 
 def has_nul(value: Any) -> bool:
@@ -41,23 +49,26 @@ def has_nul(value: Any) -> bool:
     return False
 
 
-def unstorable_problem(value: Any) -> str | None:
+def unstorable_problem(value: Any, _depth: int = 0) -> str | None:
     """Why a decoded JSON value (walked through lists and objects, keys included) cannot be stored
-    and returned as JSON: a NUL character, or a NaN/Infinity (Python's JSON parser accepts them; the
-    response encoder and PostgreSQL's json type do not). None when it can."""
+    and returned as JSON: a NUL character, a NaN/Infinity (Python's JSON parser accepts them; the
+    response encoder and PostgreSQL's json type do not), or more than MAX_JSON_DEPTH nested
+    containers (the walk stops there). None when it can."""
     if isinstance(value, str):
         return NUL_MESSAGE if "\x00" in value else None
     if isinstance(value, float):
         return None if math.isfinite(value) else NON_FINITE_MESSAGE
+    if isinstance(value, (dict, list, tuple, set, frozenset)) and _depth >= MAX_JSON_DEPTH:
+        return DEPTH_MESSAGE
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = unstorable_problem(key) or unstorable_problem(item)
+            problem = unstorable_problem(key, _depth + 1) or unstorable_problem(item, _depth + 1)
             if problem:
                 return problem
         return None
     if isinstance(value, (list, tuple, set, frozenset)):
         for item in value:
-            problem = unstorable_problem(item)
+            problem = unstorable_problem(item, _depth + 1)
             if problem:
                 return problem
     return None
@@ -165,7 +176,8 @@ def refusing_bools(schema: CoreSchema, model: type[BaseModel],
 
 class InputModel(BaseModel):
     """Base of every request body model: no field, however deeply nested (free-form JSON included),
-    may hold a NUL character or a NaN/Infinity, no integer field may leave int64 (fields with
+    may hold a NUL character or a NaN/Infinity, no field's value nests more than MAX_JSON_DEPTH
+    objects and arrays, no integer field may leave int64 (fields with
     their own, tighter bounds report those first: this runs after them), and no number field
     (int or float, however nested: `int | None`, `list[int]`, `dict[str, int]`, constrained ints)
     takes a boolean. Bool fields and free-form (`Any`) values still take booleans."""

@@ -210,6 +210,10 @@ def test_allowlist_is_exactly_the_decided_routes() -> None:
         ("POST", "/api/v1/iam/api/nno/device/code"), ("POST", "/api/v1/iam/api/nno/device/token"),
         ("GET", "/api/v1/iam/activate"), ("POST", "/api/v1/iam/activate"),
         ("POST", "/api/v1/billing/webhooks/stripe"),
+        ("POST", "/api/v1/iam/api/auth/request-password-reset"),
+        ("POST", "/api/v1/iam/api/auth/forget-password"),
+        ("GET", "/api/v1/iam/api/auth/reset-password"),
+        ("POST", "/api/v1/iam/api/auth/reset-password"),
     }
 
 

@@ -42,6 +42,11 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         # IAM's device-approval page checks the browser's session cookie itself.
         ("GET", "/api/v1/iam/activate"),
         ("POST", "/api/v1/iam/activate"),
+        # Password reset (Better Auth's routes): asking for a link, opening it, setting the password.
+        ("POST", "/api/v1/iam/api/auth/request-password-reset"),
+        ("POST", "/api/v1/iam/api/auth/forget-password"),
+        ("GET", "/api/v1/iam/api/auth/reset-password"),
+        ("POST", "/api/v1/iam/api/auth/reset-password"),
         # The payment provider's webhook verifies its own signature.
         ("POST", "/api/v1/billing/webhooks/stripe"),
     }

@@ -47,9 +47,12 @@ async def http_gw(make_gateway: Callable[..., Awaitable[Harness]]) -> AsyncItera
     """A gateway served over HTTP whose `cli` upstream is itself reached over HTTP."""
     async with serve(echo_app()) as upstream_url:
         binding = HTTPBinding("cli", upstream_url, b"secret", timeout_s=0.5)
-        gw = await make_gateway(services={"cli": binding})
+        gw = await make_gateway(services={"cli": binding}, max_body_bytes=HTTP_GW_BODY_LIMIT)
         async with serve(gw.gateway) as url:
             yield gw, url
+
+
+HTTP_GW_BODY_LIMIT = 3 * 1024 * 1024  # the 2 MiB upload below streams through; 4 MiB is refused
 
 
 async def test_over_http_with_http_upstream(http_gw: tuple[Harness, str]) -> None:
@@ -82,7 +85,7 @@ async def test_streams_a_large_download_over_http(http_gw: tuple[Harness, str]) 
 
 async def test_streams_a_large_upload_over_http(http_gw: tuple[Harness, str]) -> None:
     _, url = http_gw
-    payload = BIG_CHUNK * 32
+    payload = BIG_CHUNK * 32  # 2 MiB
 
     async def body() -> AsyncIterator[bytes]:
         for i in range(0, len(payload), 65536):
@@ -188,3 +191,23 @@ async def test_an_upstream_dying_mid_stream_over_http_aborts_the_response(
                     assert r.status_code == 200
                     async for _ in r.aiter_raw():
                         pass
+
+
+@pytest.mark.parametrize("service", ["cli", "provisioning"])  # over HTTP, in-process
+async def test_a_chunked_upload_over_the_limit_is_413_over_http(http_gw: tuple[Harness, str], service: str) -> None:
+    _, url = http_gw
+    payload = BIG_CHUNK * 64  # 4 MiB, no Content-Length
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(0, len(payload), 65536):
+            yield payload[i:i + 65536]
+
+    async with httpx.AsyncClient(base_url=url) as c:
+        resp = await c.post(f"/api/v1/{service}/upload", headers=SERVICE, content=body())
+        assert resp.status_code == 413, resp.text
+        assert resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        assert resp.json()["error"]["details"] == {"limit": HTTP_GW_BODY_LIMIT}
+        assert resp.headers["x-request-id"] == resp.json()["error"]["requestId"]
+        # A declared length over the limit is refused before the body is read.
+        resp = await c.post(f"/api/v1/{service}/upload", headers=SERVICE, content=payload)
+        assert resp.status_code == 413 and resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

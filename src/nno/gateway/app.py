@@ -58,7 +58,7 @@ def create_gateway(
     credentials = CredentialResolver(settings, bindings)
     statuses = PlatformStatusLookup(kv, bindings, settings.status_cache_ttl_s)
     openapi = OpenAPIDocument(bindings)
-    app: ASGIApp = GatewayProxy(bindings, openapi)
+    app: ASGIApp = GatewayProxy(bindings, openapi, max_body_bytes=settings.max_body_bytes)
     app = PlatformLifecycleMiddleware(app, statuses)
     app = AuthMiddleware(app, credentials, dev_bypass=settings.dev_bypass)
     app = TracingMiddleware(app)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
+from nno.gateway.body_limit import BodyTooLarge, CountedBody, declared_length, needs_counting
 from nno.gateway.openapi import OpenAPIDocument
 from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
 from nno.gateway.state import JSON_CONTENT_TYPE, SCOPE_KEY, client_headers, get_state, send_error
@@ -35,9 +36,10 @@ def upstream_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
 
 
 class GatewayProxy:
-    def __init__(self, bindings: Bindings, openapi: OpenAPIDocument) -> None:
+    def __init__(self, bindings: Bindings, openapi: OpenAPIDocument, *, max_body_bytes: int = 1_048_576) -> None:
         self.bindings = bindings
         self.openapi = openapi
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,14 +68,30 @@ class GatewayProxy:
             await send_error(scope, send, 404, "NOT_FOUND", f"The {route.service} service is not available",
                              {"service": route.service})
             return
+        found = client_headers(scope)
+        counted: CountedBody | None = None
+        length = declared_length(found.content_length)
+        if length is not None:
+            if length < 0:
+                await send_error(scope, send, 400, "VALIDATION_ERROR", "Invalid Content-Length header")
+                return
+            if length > self.max_body_bytes:
+                await self._too_large(scope, send)
+                return
+        elif needs_counting(method, found.content_length, found.transfer_encoding):
+            counted = CountedBody(receive, send, self.max_body_bytes)
+            receive, send = counted.receive, counted.send
         upstream_scope = dict(scope)
         upstream_scope.pop(SCOPE_KEY, None)  # the gateway's own state stays in the gateway
         upstream_scope["headers"] = upstream_headers(scope)
         try:
             # The binding drops hop-by-hop headers both ways and says whether a failure came mid-stream.
             await binding.forward(upstream_scope, receive, send, encode_path(upstream_path))
-        except UpstreamError as exc:
-            if exc.response_started:
+        except (UpstreamError, BodyTooLarge) as exc:
+            if counted is not None and counted.exceeded:
+                await self._refuse_counted(scope, counted)
+                return
+            if isinstance(exc, BodyTooLarge) or exc.response_started:
                 raise
             if exc.status == 504:
                 await send_error(scope, send, 504, "GATEWAY_TIMEOUT", f"The {route.service} service did not "
@@ -81,6 +99,18 @@ class GatewayProxy:
             else:
                 await send_error(scope, send, 502, "BAD_GATEWAY", f"The {route.service} service is unreachable",
                                  {"service": route.service})
+            return
+        if counted is not None and counted.exceeded:  # the service answered (and was not heard)
+            await self._refuse_counted(scope, counted)
+
+    async def _refuse_counted(self, scope: Scope, counted: CountedBody) -> None:
+        if counted.response_started:  # the service answered before the body crossed the limit
+            raise BodyTooLarge()
+        await self._too_large(scope, counted.client_send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        await send_error(scope, send, 413, "PAYLOAD_TOO_LARGE", "The request body is too large",
+                         {"limit": self.max_body_bytes})
 
     async def _own_route(
         self, scope: Scope, send: Send, method: str, body: bytes, headers: list[tuple[bytes, bytes]]

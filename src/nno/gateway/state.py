@@ -22,8 +22,8 @@ class ClientHeaders:
     joined with "; " (what each layer's own loop used to pick)."""
 
     __slots__ = (
-        "api_key", "authorization", "cookie", "cors_method", "cors_request_headers", "nno_trace",
-        "origin", "plain_trace", "request_id", "strip_upstream", "traceparent",
+        "api_key", "authorization", "content_length", "cookie", "cors_method", "cors_request_headers",
+        "nno_trace", "origin", "plain_trace", "request_id", "strip_upstream", "traceparent", "transfer_encoding",
     )
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
@@ -37,6 +37,8 @@ class ClientHeaders:
         self.origin: bytes | None = None
         self.cors_method: bytes | None = None
         self.cors_request_headers: bytes | None = None
+        self.content_length: bytes | None = None
+        self.transfer_encoding: bytes | None = None
         # Whether any header must be dropped before the upstream (X-Nno-*, traceparent).
         self.strip_upstream = False
         for name, value in headers:
@@ -66,6 +68,8 @@ _SLOTS = {
     b"origin": "origin",
     b"access-control-request-method": "cors_method",
     b"access-control-request-headers": "cors_request_headers",
+    b"content-length": "content_length",
+    b"transfer-encoding": "transfer_encoding",
 }
 
 

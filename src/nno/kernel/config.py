@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(default=10.0, validation_alias="NNO_AUTH_CACHE_TTL")
     status_cache_ttl_s: float = Field(default=30.0, validation_alias="NNO_STATUS_CACHE_TTL")
     upstream_timeout_s: float = Field(default=30.0, validation_alias="NNO_UPSTREAM_TIMEOUT")
+    # Largest request body the gateway passes on (413 beyond); nginx's default, for JSON APIs.
+    max_body_bytes: int = Field(default=1_048_576, ge=1, validation_alias="NNO_MAX_BODY_BYTES")
     base_domain: str = Field(default="nno.localhost", validation_alias="NNO_BASE_DOMAIN")
     public_url: str = Field(default="http://127.0.0.1:8787", validation_alias="NNO_PUBLIC_URL")
     provider: str = Field(default="local", validation_alias="NNO_PROVIDER")

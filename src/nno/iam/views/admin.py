@@ -23,7 +23,7 @@ async def bootstrap_status(request: Request, _: Caller = Depends(require_service
     return {"bootstrapped": await bootstrap.is_bootstrapped(iam_ctx(request))}
 
 
-@router.post("/api/nno/bootstrap")
+@router.post("/api/nno/bootstrap", status_code=201)
 async def run_bootstrap(body: BootstrapBody, request: Request,
                         caller: Caller = Depends(require_service)) -> JSONResponse:
     return JSONResponse(await bootstrap.bootstrap(iam_ctx(request), caller, body), status_code=201)

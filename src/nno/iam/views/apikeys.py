@@ -14,7 +14,7 @@ from nno.iam.schemas import ApiKeyCreateBody, ApiKeyValidateBody
 router = APIRouter(tags=["apikeys"])
 
 
-@router.post("/api/nno/apikey")
+@router.post("/api/nno/apikey", status_code=201)
 async def create_key(body: ApiKeyCreateBody, request: Request,
                      caller: Caller = Depends(require_authenticated)) -> JSONResponse:
     return JSONResponse(await apikeys.create(iam_ctx(request), caller, body), status_code=201)

@@ -52,3 +52,7 @@ async def form_or_json(request: Request) -> dict[str, Any]:
     except ValueError:
         return {"__invalid__": True}
     return data if isinstance(data, dict) else {"__invalid__": True}
+
+
+# OpenAPI for routes that answer 201 when they create and 200 when the thing already stood.
+ALREADY_SO: dict[int | str, dict[str, Any]] = {200: {"description": "Already so: nothing changed"}}

@@ -45,7 +45,7 @@ async def _org_id(request: Request, caller: Caller, org_id: str | None, slug: st
     return await orgs.resolve_org_id(iam_ctx(request), caller, org_id)
 
 
-@router.post(f"{P}/create")
+@router.post(f"{P}/create", status_code=201)
 async def create(body: OrgCreateBody, request: Request, caller: Caller = Depends(require_user)) -> JSONResponse:
     org = await orgs.create_for_caller(iam_ctx(request), caller, body)
     return JSONResponse(orgs.org_view(org), status_code=201)
@@ -92,7 +92,7 @@ async def list_members(request: Request, organizationId: str | None = None,
     return {"members": members, "total": len(members)}
 
 
-@router.post(f"{P}/add-member")
+@router.post(f"{P}/add-member", status_code=201)
 async def add_member(body: AddMemberBody, request: Request,
                      caller: Caller = Depends(require_authenticated)) -> JSONResponse:
     return JSONResponse(await orgs.add_member(iam_ctx(request), caller, body), status_code=201)
@@ -116,7 +116,7 @@ async def leave(body: LeaveOrgBody, request: Request, caller: Caller = Depends(r
     return {"success": True}
 
 
-@router.post(f"{P}/invite-member")
+@router.post(f"{P}/invite-member", status_code=201)
 async def invite(body: InviteBody, request: Request,
                  caller: Caller = Depends(require_authenticated)) -> JSONResponse:
     return JSONResponse(await orgs.invite(iam_ctx(request), caller, body), status_code=201)
@@ -157,7 +157,7 @@ async def list_user_invitations(request: Request, caller: Caller = Depends(requi
     return await orgs.list_user_invitations(iam_ctx(request), caller)
 
 
-@nno_router.post("/api/nno/organizations")
+@nno_router.post("/api/nno/organizations", status_code=201)
 async def nno_create(body: NnoOrgCreateBody, request: Request,
                      caller: Caller = Depends(require_authenticated)) -> JSONResponse:
     """Create an organization for a tenant: services and operators for anyone, a user only for

@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from nno.iam import platforms
 from nno.iam.caller import Caller, iam_ctx, require_authenticated, require_service, require_session
 from nno.iam.schemas import ActivePlatformBody, PlatformMemberBody
+from nno.iam.views.common import ALREADY_SO
 from nno.iam.views.session import nno_session_view
 
 router = APIRouter(tags=["platforms"])
 
 
-@router.post("/api/nno/platform-members")
+@router.post("/api/nno/platform-members", status_code=201, responses=ALREADY_SO)
 async def upsert_platform_member(body: PlatformMemberBody, request: Request,
                                  caller: Caller = Depends(require_service)) -> JSONResponse:
     view, created = await platforms.upsert(iam_ctx(request), caller, body)

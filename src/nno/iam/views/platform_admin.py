@@ -16,6 +16,7 @@ from nno.iam import platform_roles
 from nno.iam.caller import Caller, client_ip, iam_ctx, presented_token, require_session
 from nno.iam.models import User
 from nno.iam.schemas import AdminInviteBody, SetPlatformRoleBody
+from nno.iam.views.common import ALREADY_SO
 from nno.kernel.context import current_request_id
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
@@ -82,7 +83,7 @@ async def platform_admins(request: Request, _: Authority = Depends(require_role_
     return {"data": await platform_roles.list_admins(iam_ctx(request))}
 
 
-@router.post("/api/nno/admin-invites")
+@router.post("/api/nno/admin-invites", status_code=201, responses=ALREADY_SO)
 async def admin_invite(body: AdminInviteBody, request: Request,
                        who: Authority = Depends(require_service_token)) -> JSONResponse:
     """Seed the platform owner as platform-admin by email (provisioning): applied now if that verified

@@ -16,6 +16,7 @@ from nno.iam.access import is_privileged, membership, require_org_admin, require
 from nno.iam.caller import Caller, iam_ctx, require_authenticated
 from nno.iam.models import PermissionGrant, RolePermission, User
 from nno.iam.schemas import GrantCreateBody, PermissionCheckBody, RoleUpsertBody
+from nno.iam.views.common import ALREADY_SO
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
@@ -40,7 +41,7 @@ async def list_roles(request: Request, orgId: str | None = None,
     return {"data": [rbac.role_view(r) for r in rows]}
 
 
-@router.post("/api/nno/roles")
+@router.post("/api/nno/roles", status_code=201, responses=ALREADY_SO)
 async def upsert_role(body: RoleUpsertBody, request: Request,
                       caller: Caller = Depends(require_authenticated)) -> JSONResponse:
     perms = list(dict.fromkeys(body.permissions))
@@ -95,7 +96,7 @@ async def list_grants(request: Request, orgId: str | None = None, userId: str | 
     return {"data": [rbac.grant_view(g) for g in rows]}
 
 
-@router.post("/api/nno/grants")
+@router.post("/api/nno/grants", status_code=201)
 async def create_grant(body: GrantCreateBody, request: Request,
                        caller: Caller = Depends(require_authenticated)) -> JSONResponse:
     if body.expiresAt is not None and body.expiresAt <= now_ms():

@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from nno.core import Core
+from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, create_auth_app
 from nno.kernel.config import Settings
-from nno.kernel.db import Database
+from nno.kernel.db import Database, sqlite_url
+from nno.kernel.migrations import upgrade
 
 IAM = "/api/v1/iam"
 PASSWORD = "correct-horse-9"
+
+
+@asynccontextmanager
+async def platform_auth_db(settings: Settings, tmp_path: Path, pid: str) -> AsyncIterator[Database]:
+    """A platform's own auth database, migrated, as the local cloud makes it: a SQLite file embedded,
+    a schema of its own in the test's PostgreSQL database scaled."""
+    if settings.database_url:
+        db = Database(settings.database_url, schema=f"auth_{pid}")
+    else:
+        db = Database(sqlite_url(tmp_path / f"{pid}-default-auth-db.sqlite"))
+    await upgrade(db, AUTH_MIGRATIONS_DIR)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def platform_auth_client(db: Database, settings: Settings, pid: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on that platform's auth app (`create_auth_app`), at its own host."""
+    app = create_auth_app(db, settings, platform_id=pid)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=f"http://auth.{pid}.nno.localhost:8787") as client:
+        yield client
 
 
 @dataclass

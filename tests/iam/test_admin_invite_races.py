@@ -18,12 +18,10 @@ import pytest
 from sqlalchemy import text
 
 from nno.iam import platform_roles, service_tokens
-from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, create_auth_app
 from nno.iam.platform_roles import platform_audience
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
-from nno.kernel.migrations import upgrade
-from tests.iam.conftest import PASSWORD, Account, assert_error, sign_up
+from nno.kernel.db import Database
+from tests.iam.conftest import PASSWORD, Account, assert_error, platform_auth_client, platform_auth_db, sign_up
 
 PID = "k3m9p2xw7q"
 HOLD_S = 0.4
@@ -31,22 +29,13 @@ HOLD_S = 0.4
 
 @pytest.fixture
 async def platform_db(tmp_path: Path, settings: Settings) -> AsyncIterator[Database]:
-    if settings.database_url:
-        db = Database(settings.database_url, schema=f"auth_{PID}")
-    else:
-        db = Database(sqlite_url(tmp_path / f"{PID}-default-auth-db.sqlite"))
-    await upgrade(db, AUTH_MIGRATIONS_DIR)
-    try:
+    async with platform_auth_db(settings, tmp_path, PID) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture
 async def c(platform_db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_auth_app(platform_db, settings, platform_id=PID)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=f"http://auth.{PID}.nno.localhost:8787") as client:
+    async with platform_auth_client(platform_db, settings, PID) as client:
         yield client
 
 

@@ -24,12 +24,10 @@ from sqlalchemy import text
 from nno.core import Core
 from nno.gateway.routing import is_public
 from nno.iam import service_tokens
-from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, create_auth_app
 from nno.iam.platform_roles import platform_audience
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
-from nno.kernel.migrations import upgrade
-from tests.iam.conftest import IAM, PASSWORD, Account, assert_error, sign_up
+from nno.kernel.db import Database
+from tests.iam.conftest import IAM, PASSWORD, Account, assert_error, platform_auth_client, platform_auth_db, sign_up
 
 NEW_PASSWORD = "battery-staple-7"
 PID = "r5t8w2q9zk"
@@ -125,23 +123,14 @@ async def direct(core: Core, settings: Settings) -> AsyncIterator[httpx.AsyncCli
 
 @pytest.fixture
 async def platform_db(tmp_path: Path, settings: Settings) -> AsyncIterator[Database]:
-    if settings.database_url:
-        db = Database(settings.database_url, schema=f"auth_{PID}")
-    else:
-        db = Database(sqlite_url(tmp_path / f"{PID}-default-auth-db.sqlite"))
-    await upgrade(db, AUTH_MIGRATIONS_DIR)
-    try:
+    async with platform_auth_db(settings, tmp_path, PID) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture
 async def auth_client(platform_db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_auth_app(platform_db, settings, platform_id=PID)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=f"http://auth.{PID}.nno.localhost:8787") as c:
-        yield c
+    async with platform_auth_client(platform_db, settings, PID) as client:
+        yield client
 
 
 # ---- the flow on NNO's IAM -------------------------------------------------------------------------

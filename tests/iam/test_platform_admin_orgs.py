@@ -18,13 +18,21 @@ from sqlalchemy import select, text
 
 from nno.core import Core
 from nno.iam import service_tokens
-from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, create_auth_app
 from nno.iam.models import AuditEvent
 from nno.iam.platform_roles import platform_audience
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
-from nno.kernel.migrations import upgrade
-from tests.iam.conftest import IAM, Account, assert_error, bootstrap_operator, iam_db, rows, sign_up
+from nno.kernel.db import Database
+from tests.iam.conftest import (
+    IAM,
+    Account,
+    assert_error,
+    bootstrap_operator,
+    iam_db,
+    platform_auth_client,
+    platform_auth_db,
+    rows,
+    sign_up,
+)
 
 PID, OTHER_PID = "k3m9p2xw7q", "a1b2c3d4e5"
 ORG = "/api/auth/organization"
@@ -44,15 +52,8 @@ async def platforms(tmp_path: Path, settings: Settings) -> AsyncIterator[Platfor
     its own in the test's PostgreSQL database scaled), as the local cloud does."""
     async with AsyncExitStack() as stack:
         async def make(pid: str) -> Platform:
-            if settings.database_url:
-                db = Database(settings.database_url, schema=f"auth_{pid}")
-            else:
-                db = Database(sqlite_url(tmp_path / f"{pid}-default-auth-db.sqlite"))
-            stack.push_async_callback(db.dispose)
-            await upgrade(db, AUTH_MIGRATIONS_DIR)
-            app = create_auth_app(db, settings, platform_id=pid)
-            client = await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=f"http://auth.{pid}.nno.localhost:8787"))
+            db = await stack.enter_async_context(platform_auth_db(settings, tmp_path, pid))
+            client = await stack.enter_async_context(platform_auth_client(db, settings, pid))
             return Platform(pid, db, client)
 
         yield make

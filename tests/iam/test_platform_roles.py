@@ -21,13 +21,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from nno.iam import service_tokens
-from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, create_auth_app
+from nno.iam.auth_app import create_auth_app
 from nno.iam.models import AuditEvent
 from nno.iam.platform_roles import platform_audience
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
-from nno.kernel.migrations import upgrade
-from tests.iam.conftest import IAM, Account, assert_error, sign_up
+from nno.kernel.db import Database
+from tests.iam.conftest import IAM, Account, assert_error, platform_auth_db, sign_up
 
 PID, OTHER_PID = "k3m9p2xw7q", "a1b2c3d4e5"
 HOST = f"http://auth.{PID}.nno.localhost:8787"
@@ -36,15 +35,8 @@ HOST = f"http://auth.{PID}.nno.localhost:8787"
 @pytest.fixture
 async def platform_db(tmp_path: Path, settings: Settings) -> AsyncIterator[Database]:
     """SQLite embedded; on the scaled backend a schema of its own in the test's fresh PostgreSQL database."""
-    if settings.database_url:
-        db = Database(settings.database_url, schema=f"auth_{PID}")
-    else:
-        db = Database(sqlite_url(tmp_path / f"{PID}-default-auth-db.sqlite"))
-    await upgrade(db, AUTH_MIGRATIONS_DIR)
-    try:
+    async with platform_auth_db(settings, tmp_path, PID) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture

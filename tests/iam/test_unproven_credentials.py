@@ -19,11 +19,19 @@ from sqlalchemy import text
 
 from nno.core import Core
 from nno.iam import throttle
-from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, create_auth_app
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
-from nno.kernel.migrations import upgrade
-from tests.iam.conftest import IAM, PASSWORD, Account, assert_error, rows, sign_in, sign_up
+from nno.kernel.db import Database
+from tests.iam.conftest import (
+    IAM,
+    PASSWORD,
+    Account,
+    assert_error,
+    platform_auth_client,
+    platform_auth_db,
+    rows,
+    sign_in,
+    sign_up,
+)
 
 VICTIM = "victim@example.com"
 REVOKED = "user.unproven_credentials_revoked"
@@ -234,23 +242,14 @@ PID = "q7w8e9r0t1"
 
 @pytest.fixture
 async def platform_db(tmp_path: Path, settings: Settings) -> AsyncIterator[Database]:
-    if settings.database_url:
-        db = Database(settings.database_url, schema=f"auth_{PID}")
-    else:
-        db = Database(sqlite_url(tmp_path / f"{PID}-default-auth-db.sqlite"))
-    await upgrade(db, AUTH_MIGRATIONS_DIR)
-    try:
+    async with platform_auth_db(settings, tmp_path, PID) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture
 async def auth_client(platform_db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_auth_app(platform_db, settings, platform_id=PID)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=f"http://auth.{PID}.nno.localhost:8787") as c:
-        yield c
+    async with platform_auth_client(platform_db, settings, PID) as client:
+        yield client
 
 
 async def test_the_same_rule_on_a_platform_auth_app(auth_client: httpx.AsyncClient, platform_db: Database) -> None:

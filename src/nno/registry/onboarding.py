@@ -23,10 +23,11 @@ from nno.kernel.identity import ROLE_PLATFORM_ADMIN, SERVICE_IDENTITY
 from nno.kernel.ids import new_id
 from nno.registry import serialize, steps
 from nno.registry.access import Access
+from nno.registry.gone import Write
 from nno.registry.models import OnboardingSession, Platform, Resource
 from nno.registry.schemas import OnboardingCreate, OnboardingPatch
 from nno.registry.service import insert_platform, new_platform_transaction
-from nno.registry.store import RegistryBase, audit
+from nno.registry.store import RegistryBase, audit, lock_platform
 
 log = structlog.get_logger("nno.registry.onboarding")
 
@@ -34,6 +35,20 @@ NOTE_NO_PROVISIONING = "The provisioning service is not deployed; this step wait
 NOTE_NO_CLI = "The CLI Service is not deployed; this step waits for it"
 NOTE_CLI_PENDING = "Waiting for the CLI Service"
 NOTE_VERIFY = "Completes when the platform is active"
+# What a session may still record once its platform is gone: how it ended, nothing that moves it on.
+CLOSING_STEP_STATUSES = frozenset({"failed", "skipped"})
+
+
+def _onboarding_write(changes: dict[str, Any], current_job_id: str | None) -> Write:
+    """Closing a session out (steps failed or skipped, the session failed, an error text) is cleanup;
+    any other progress report configures it (refused once the platform is gone)."""
+    closing = (
+        all(step["status"] in CLOSING_STEP_STATUSES for step in changes.get("steps") or [])
+        and changes.get("status", "failed") == "failed"
+        and changes.get("provisionJobId", current_job_id) == current_job_id
+    )
+    return Write.cleanup("close out an onboarding session") if closing else \
+        Write.configure("report onboarding progress")
 
 
 class OnboardingService(RegistryBase):
@@ -174,6 +189,8 @@ class OnboardingService(RegistryBase):
                 raise NNOError(400, "VALIDATION_ERROR", f"{field} cannot be null", {"field": field})
         now = now_ms()
         async with self.db.session() as s:
+            if existing.platform_id is not None:  # the platform first: the order `transition` locks in
+                await lock_platform(s, existing.platform_id, _onboarding_write(changes, existing.provision_job_id))
             row = await self._lock_session(s, session_id)
             before = serialize.onboarding(row)
             current = row.steps

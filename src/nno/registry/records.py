@@ -19,6 +19,7 @@ from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
 from nno.registry import serialize
 from nno.registry.access import Access
+from nno.registry.gone import Write, check_write, is_gone
 from nno.registry.models import (
     AuditLog,
     BuildState,
@@ -44,6 +45,8 @@ from nno.registry.store import FEATURE_LIMITS, RegistryBase, audit, lock_platfor
 
 _LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 LIVE_FEATURE = ("pending", "active", "deactivating")
+# Resource statuses that wind a resource down: the only resource updates a gone platform takes.
+RESOURCE_WIND_DOWN = frozenset({"deleting", "deleted"})
 
 
 def check_hostname(hostname: str, platform_id: str) -> None:
@@ -84,7 +87,7 @@ class RecordService(RegistryBase):
                            {"field": "name"})
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id)
+            await lock_platform(s, platform_id, Write.grow("register a resource"))
             await self._stack_exists(s, platform_id, body.stackId)
             if body.entityId is not None:
                 await self._entity(s, platform_id, body.entityId)
@@ -137,8 +140,11 @@ class RecordService(RegistryBase):
         changes = body.model_dump(exclude_unset=True)
         if "status" in changes and changes["status"] is None:
             raise NNOError(400, "VALIDATION_ERROR", "status cannot be null", {"field": "status"})
+        winding_down = set(changes) == {"status"} and changes["status"] in RESOURCE_WIND_DOWN
+        write = Write.cleanup("mark a resource deleted") if winding_down else Write.configure("update a resource")
         now = now_ms()
         async with self.db.session() as s:
+            await lock_platform(s, platform_id, write)
             row = await self._resource(s, platform_id, resource_id)
             before = serialize.resource(row)
             if "cfResourceId" in changes:
@@ -172,6 +178,7 @@ class RecordService(RegistryBase):
             raise NNOError(400, "VALIDATION_ERROR", "Each secret name may appear once", {"field": "secrets"})
         now = now_ms()
         async with self.db.session() as s:
+            await lock_platform(s, platform_id, Write.configure("record secret status"))
             resource = await self._resource(s, platform_id, resource_id)
             existing = {x.name: x for x in (await s.execute(
                 select(Secret).where(Secret.resource_id == resource.id))).scalars().all()}
@@ -216,9 +223,13 @@ class RecordService(RegistryBase):
         access.require_service("register DNS records")
         hostname = body.hostname.lower().rstrip(".")
         check_hostname(hostname, platform_id)
+        # Re-registering a record as `deleted` retires it (the Registry has no DNS delete; deprovisioning
+        # and job rollbacks do this): cleanup, as long as the record exists.
+        register = Write.grow("register a DNS record")
+        write = Write.cleanup("retire a DNS record") if body.status == "deleted" else register
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id)
+            p = await lock_platform(s, platform_id, write)
             await self._stack_exists(s, platform_id, body.stackId)
             if body.resourceId is not None:
                 await self._resource(s, platform_id, body.resourceId)
@@ -226,14 +237,20 @@ class RecordService(RegistryBase):
             if row is not None and row.platform_id != platform_id:
                 raise NNOError(409, "HOSTNAME_TAKEN", "That hostname belongs to another platform",
                                {"field": "hostname"})
+            if row is None:
+                check_write(platform_id, p.status, register)  # retiring what is not there would add it
             created = row is None
             before = None if row is None else serialize.dns_record(row)
             if row is None:
                 row = DnsRecord(id=new_id(), platform_id=platform_id, hostname=hostname, created_at=now)
                 s.add(row)
-            row.stack_id, row.resource_id, row.type = body.stackId, body.resourceId, body.type
-            row.environment, row.target, row.status = body.environment, body.target, body.status
-            row.cf_custom_hostname_id = body.cfCustomHostnameId
+            if is_gone(p.status):
+                # Only the retirement: the record keeps what it pointed at, for the audit trail.
+                row.status = "deleted"
+            else:
+                row.stack_id, row.resource_id, row.type = body.stackId, body.resourceId, body.type
+                row.environment, row.target, row.status = body.environment, body.target, body.status
+                row.cf_custom_hostname_id = body.cfCustomHostnameId
             row.updated_at = now
             out = serialize.dns_record(row)
             if before is None or {k: v for k, v in out.items() if k != "updatedAt"} != \
@@ -268,7 +285,7 @@ class RecordService(RegistryBase):
         access.require_service("record feature activations")
         now = now_ms()
         async with self.db.session() as s:
-            p = await lock_platform(s, platform_id)
+            p = await lock_platform(s, platform_id, Write.grow("record a feature activation"))
             entity_id = body.entityId or await self._default_entity_id(s, platform_id)
             await self._entity(s, platform_id, entity_id)
             if body.stackId is not None:
@@ -311,6 +328,7 @@ class RecordService(RegistryBase):
         access.require_service("record feature deactivations")
         now = now_ms()
         async with self.db.session() as s:
+            await lock_platform(s, platform_id, Write.cleanup("record a feature deactivation"))
             entity_id = entity_id or await self._default_entity_id(s, platform_id)
             row = (await s.execute(select(FeatureActivation).where(
                 FeatureActivation.platform_id == platform_id, FeatureActivation.entity_id == entity_id,
@@ -347,7 +365,7 @@ class RecordService(RegistryBase):
         changes = body.model_dump(exclude_unset=True)
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id)
+            await lock_platform(s, platform_id, Write.configure("record build state"))
             row = await s.get(BuildState, (platform_id, body.environment))
             before = None if row is None else serialize.build_state(row)
             if row is None:

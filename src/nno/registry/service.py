@@ -21,6 +21,7 @@ from nno.kernel.ids import new_id
 from nno.registry import lifecycle, serialize, steps
 from nno.registry.access import Access
 from nno.registry.deprovision import request_deprovision
+from nno.registry.gone import Write
 from nno.registry.models import Entity, LifecycleEvent, OnboardingSession, Platform, Resource, Stack
 from nno.registry.naming import DEFAULT_STACK_ID
 from nno.registry.schemas import (
@@ -43,6 +44,8 @@ from nno.registry.store import (
 )
 
 DEFAULT_TENANT_SLUG = "default"
+# Stack statuses a gone platform may still record: DEACTIVATE_STACK's end, or a job that failed.
+STACK_WIND_DOWN = frozenset({"deactivated", "failed"})
 # Fields of a platform only operators and services may change (billing, CLI Service, ownership).
 PRIVILEGED_FIELDS = frozenset({"tier", "cfAccountId", "repoName", "stripeCustomerId", "ownerUserId", "trialEndsAt"})
 _PLATFORM_COLUMNS = {
@@ -54,7 +57,6 @@ _PLATFORM_COLUMNS = {
     "ownerUserId": "owner_user_id",
     "trialEndsAt": "trial_ends_at",
 }
-INACTIVE_PLATFORM = frozenset({"cancelled", "deleted"})
 
 
 def slug_taken(exc: IntegrityError, what: str) -> NNOError | None:
@@ -208,7 +210,7 @@ class PlatformService(RegistryBase):
             raise NNOError(403, "FORBIDDEN", "Only NNO operators and services may change these fields",
                            {"fields": forbidden})
         async with self.db.session() as s:
-            p = await lock_platform(s, platform_id)
+            p = await lock_platform(s, platform_id, Write.configure("change the platform's settings"))
             before = serialize.platform(p)
             new_tier = changes.get("tier")
             if new_tier and new_tier != p.tier:
@@ -246,7 +248,7 @@ class PlatformService(RegistryBase):
         moved_to: str | None = None
         try:
             async with self.db.session() as s:
-                p = await lock_platform(s, platform_id)
+                p = await lock_platform(s, platform_id, Write.lifecycle(action))
                 previous = p.status
                 decision = lifecycle.decide(p.status, action)
                 if not decision.legal:
@@ -335,9 +337,8 @@ class PlatformService(RegistryBase):
         now = now_ms()
         try:
             async with self.db.session() as s:
-                p = await lock_platform(s, platform_id)
-                if p.status in INACTIVE_PLATFORM:
-                    raise NNOError(409, "PLATFORM_INACTIVE", f"The platform is {p.status}", {"status": p.status})
+                p = await lock_platform(s, platform_id, Write.grow(
+                    "create a tenant" if parent_id is None else "create a sub-tenant"))
                 if parent_id is not None:
                     parent = await self._live_entity(s, platform_id, parent_id)
                     if parent.parent_id is not None:
@@ -387,7 +388,7 @@ class PlatformService(RegistryBase):
         if "status" in changes and changes["status"] is None:
             raise NNOError(400, "VALIDATION_ERROR", "status cannot be null", {"field": "status"})
         async with self.db.session() as s:
-            await lock_platform(s, platform_id)
+            await lock_platform(s, platform_id, Write.configure("update a tenant"))
             row = await self._live_entity(s, platform_id, tenant_id)
             before = serialize.entity(row)
             for field, column in (("name", "name"), ("status", "status"), ("orgId", "org_id")):
@@ -406,7 +407,7 @@ class PlatformService(RegistryBase):
         await self.check_visible(access, platform_id)
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id)
+            await lock_platform(s, platform_id, Write.cleanup("delete a tenant"))
             row = await self._live_entity(s, platform_id, tenant_id)
             children = list((await s.execute(select(Entity).where(
                 Entity.parent_id == row.id, Entity.deleted_at.is_(None)))).scalars().all())
@@ -434,9 +435,7 @@ class PlatformService(RegistryBase):
                            {"field": "name"})
         now = now_ms()
         async with self.db.session() as s:
-            p = await lock_platform(s, platform_id)
-            if p.status in INACTIVE_PLATFORM:
-                raise NNOError(409, "PLATFORM_INACTIVE", f"The platform is {p.status}", {"status": p.status})
+            await lock_platform(s, platform_id, Write.grow("create a stack"))
             await self._live_entity(s, platform_id, body.tenantId)
             if body.isDefault:
                 raise NNOError(409, "DEFAULT_STACK_EXISTS", "The platform already has its default stack",
@@ -478,8 +477,11 @@ class PlatformService(RegistryBase):
         for field in ("name", "status"):
             if field in changes and changes[field] is None:
                 raise NNOError(400, "VALIDATION_ERROR", f"{field} cannot be null", {"field": field})
+        # Deactivating a stack (or recording that its job failed) is cleanup; anything else configures it.
+        winding_down = set(changes) == {"status"} and changes["status"] in STACK_WIND_DOWN
+        write = Write.cleanup("wind down a stack") if winding_down else Write.configure("update a stack")
         async with self.db.session() as s:
-            await lock_platform(s, platform_id)
+            await lock_platform(s, platform_id, write)
             row = await self._stack(s, platform_id, stack_id)
             if "name" in changes and changes["name"] != row.name and (
                     row.is_default or changes["name"].lower() == DEFAULT_STACK_ID):

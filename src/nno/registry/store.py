@@ -19,6 +19,7 @@ from nno.kernel.kv import KeyValueStore
 from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
 from nno.kernel.service import ServiceContext
 from nno.registry.access import Access
+from nno.registry.gone import Write, check_write
 from nno.registry.models import AuditLog, Platform, PlatformStatusCount
 
 log = structlog.get_logger("nno.registry")
@@ -113,11 +114,14 @@ def audit(
     return row
 
 
-async def lock_platform(session: AsyncSession, platform_id: str) -> Platform:
-    """Take the platform row's write lock for the rest of the transaction and return it fresh.
+async def lock_platform(session: AsyncSession, platform_id: str, write: Write) -> Platform:
+    """Take the platform row's write lock for the rest of the transaction and return it fresh, after
+    checking that `write` may happen in the platform's status (`gone.check_write`: a cancelled or
+    deleted platform only sheds what it has).
 
     A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock before anything is
-    read, so count-then-insert checks (tenant limits, feature limits, transitions) cannot race.
+    read, so count-then-insert checks (tenant limits, feature limits, transitions, the gone-platform
+    rule) cannot race.
     """
     result = await session.execute(
         update(Platform).where(Platform.id == platform_id).values(updated_at=Platform.updated_at)
@@ -129,6 +133,7 @@ async def lock_platform(session: AsyncSession, platform_id: str) -> Platform:
             select(Platform).where(Platform.id == platform_id).execution_options(populate_existing=True)
         )
     ).scalar_one()
+    check_write(row.id, row.status, write)
     return row
 
 

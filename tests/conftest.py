@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +110,21 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
-@pytest.fixture
-async def core(settings: Settings) -> AsyncIterator[Core]:
+@asynccontextmanager
+async def running_core(settings: Settings) -> AsyncIterator[Core]:
+    """The whole core (every service, the embedded worker, the local cloud), started and stopped."""
     instance = Core(settings)
     await instance.start()
     try:
         yield instance
     finally:
         await instance.stop()
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    async with running_core(settings) as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import running_core
 from tests.provisioning.conftest import PROV, create_platform, wait_job
 from tests.provisioning.fakes import FakeCloud
 from tests.registry.conftest import P, assert_error, unique
@@ -27,12 +28,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 async def core(settings: Settings) -> AsyncIterator[Core]:
     """Every service, the embedded worker and the local cloud (the Registry tests' core has only IAM)."""
-    instance = Core(settings)
-    await instance.start()
-    try:
+    async with running_core(settings) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 async def _job(client: httpx.AsyncClient, h: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import running_core
 from tests.registry.conftest import IAM, ONB, PASSWORD, P, User, assert_error, audit_actions, unique
 
 from nno.core import Core
@@ -124,12 +125,8 @@ async def test_onboarding_input_and_access(client: httpx.AsyncClient, service_he
 @pytest.fixture
 async def core(settings: Settings) -> AsyncIterator[Core]:
     """The whole core: onboarding drives Provisioning (and its local cloud) for real."""
-    instance = Core(settings)
-    await instance.start()
-    try:
+    async with running_core(settings) as instance:
         yield instance
-    finally:
-        await instance.stop()
 
 
 @pytest.fixture

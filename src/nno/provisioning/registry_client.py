@@ -108,6 +108,13 @@ class RegistryClient:
         data: list[dict[str, Any]] = body.get("data", []) if isinstance(body, dict) else []
         return data
 
+    async def list_stacks(self, platform_id: str) -> list[dict[str, Any]]:
+        return await self._list(f"/{platform_id}/stacks")
+
+    async def list_features(self, platform_id: str) -> list[dict[str, Any]]:
+        """The platform's feature activations that are not `inactive`, every entity and environment."""
+        return await self._list(f"/{platform_id}/features")
+
     async def set_stack_status(self, platform_id: str, stack_id: str, status: str) -> None:
         await self.call("PATCH", f"/{platform_id}/stacks/{stack_id}", json={"status": status})
 

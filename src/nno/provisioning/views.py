@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import Identity, get_identity
 from nno.kernel.service import ServiceContext
+from nno.provisioning import jobs as J
 from nno.provisioning import service
+from nno.provisioning.errors import StepError
 from nno.provisioning.registry_client import RegistryClient
 from nno.provisioning.schemas import (
     DeadLetterOut,
@@ -40,13 +42,30 @@ def _accepted(job: Any, duplicate: bool) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202)
 
 
-async def _require_platform(ctx: ServiceContext, platform_id: str) -> None:
-    """Jobs other than the bootstrap act on a platform that must already exist."""
+async def _require_platform(ctx: ServiceContext, platform_id: str, job_type: str, *,
+                            must_exist: bool = True) -> None:
+    """Jobs other than the bootstrap act on a platform that must already exist; and on a `cancelled`
+    or `deleted` platform only the job types that remove things are accepted: anything else would
+    deploy Workers the Registry then refuses to record (409 PLATFORM_INACTIVE), and roll back."""
     if ctx.bindings.get("registry") is None:
         return
-    resp = await RegistryClient(ctx).call("GET", f"/{platform_id}/status", allow=(404,))
+    try:
+        resp = await RegistryClient(ctx).call("GET", f"/{platform_id}/status", allow=(404,))
+    except StepError:
+        if must_exist:
+            raise
+        return  # the bootstrap's first step reads the platform again, and fails there if it must
     if resp.status == 404:
-        raise NNOError(404, "PLATFORM_NOT_FOUND", f"Platform {platform_id} not found")
+        if must_exist:
+            raise NNOError(404, "PLATFORM_NOT_FOUND", f"Platform {platform_id} not found")
+        return
+    body = resp.json()
+    status = body.get("status") if isinstance(body, dict) else None
+    if status in J.GONE_PLATFORM_STATUSES and job_type not in J.REMOVING_JOB_TYPES:
+        raise NNOError(409, "PLATFORM_INACTIVE",
+                       f"Cannot start a {job_type} job: the platform is {status}; it only sheds what it has",
+                       {"platformId": platform_id, "status": status, "jobType": job_type,
+                        "allowedJobTypes": sorted(J.REMOVING_JOB_TYPES)})
 
 
 router = APIRouter(prefix="/provision", tags=["provisioning"])
@@ -56,8 +75,11 @@ router = APIRouter(prefix="/provision", tags=["provisioning"])
 async def provision_platform(body: ProvisionPlatformRequest, request: Request,
                              identity: Identity = Depends(get_identity)) -> JSONResponse:
     service.require_privileged(identity)
+    ctx = _ctx(request)
+    # The bootstrap may name a platform the Registry does not know (yet); its first step says so.
+    await _require_platform(ctx, body.platformId, "PROVISION_PLATFORM", must_exist=False)
     job, dup = await service.submit(
-        _ctx(request), identity, job_type="PROVISION_PLATFORM", platform_id=body.platformId,
+        ctx, identity, job_type="PROVISION_PLATFORM", platform_id=body.platformId,
         target=body.platformId, environment=body.environment, payload=body.model_dump(exclude_none=True),
         entity_id=body.defaultEntityId, onboarding_session_id=body.onboardingSessionId,
     )
@@ -69,7 +91,7 @@ async def deprovision_platform(body: DeprovisionPlatformRequest, request: Reques
                                identity: Identity = Depends(get_identity)) -> JSONResponse:
     service.require_privileged(identity)
     ctx = _ctx(request)
-    await _require_platform(ctx, body.platformId)
+    await _require_platform(ctx, body.platformId, "DEPROVISION_PLATFORM")
     job, dup = await service.submit(
         ctx, identity, job_type="DEPROVISION_PLATFORM", platform_id=body.platformId, target=body.platformId,
         environment=body.environment, payload=body.model_dump(exclude_none=True),
@@ -82,7 +104,7 @@ async def activate_feature(body: FeatureActivateRequest, request: Request,
                            identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId)
+    await _require_platform(ctx, body.platformId, "ACTIVATE_FEATURE")
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_FEATURE", platform_id=body.platformId,
         target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
@@ -96,7 +118,7 @@ async def deactivate_feature(body: FeatureDeactivateRequest, request: Request,
                              identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId)
+    await _require_platform(ctx, body.platformId, "DEACTIVATE_FEATURE")
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_FEATURE", platform_id=body.platformId,
         target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
@@ -110,7 +132,7 @@ async def activate_stack(body: StackActivateRequest, request: Request,
                          identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId)
+    await _require_platform(ctx, body.platformId, "ACTIVATE_STACK")
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
         target=f"{body.stackId}:{body.environment}", environment=body.environment,
@@ -124,7 +146,7 @@ async def deactivate_stack(body: StackDeactivateRequest, request: Request,
                            identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId)
+    await _require_platform(ctx, body.platformId, "DEACTIVATE_STACK")
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_STACK", platform_id=body.platformId,
         target=f"{body.stackId}:{body.environment}", environment=body.environment,
@@ -163,7 +185,12 @@ async def get_job_events(job_id: str, request: Request,
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobAccepted)
 async def retry_job(job_id: str, request: Request, identity: Identity = Depends(get_identity)) -> JSONResponse:
-    job = await service.retry_job(_ctx(request), identity, job_id)
+    ctx = _ctx(request)
+    service.require_privileged(identity)
+    # A retry runs the job's steps again: on a gone platform the same rule as a submission applies.
+    failed = await service.get_job(ctx, identity, job_id)
+    await _require_platform(ctx, failed.platform_id, failed.type, must_exist=False)
+    job = await service.retry_job(ctx, identity, job_id)
     return _accepted(job, False)
 
 

@@ -211,13 +211,36 @@ def _delete_step(kinds: tuple[str, ...]) -> Any:
     return run
 
 
+async def retire_features_and_stacks(sctx: StepContext) -> tuple[list[dict[str, str]], list[str]]:
+    """With its Workers gone, none of the platform's features or stacks runs any more: record them
+    deactivated (feature DELETE, stack status `deactivated`, which the Registry allows on a gone
+    platform). Only what is still live is touched, so a re-run changes nothing more."""
+    pid = sctx.platform_id
+    features: list[dict[str, str]] = []
+    for row in await sctx.registry.list_features(pid):
+        if row.get("status") == "inactive" or not row.get("featureId"):
+            continue
+        params = {"entityId": row.get("entityId"), "environment": row.get("environment")}
+        await sctx.registry.delete_feature(pid, str(row["featureId"]), {k: v for k, v in params.items() if v})
+        features.append({"featureId": str(row["featureId"]), "entityId": str(row.get("entityId") or ""),
+                         "environment": str(row.get("environment") or "")})
+    stacks: list[str] = []
+    for row in await sctx.registry.list_stacks(pid):
+        if row.get("status") != "deactivated":
+            await sctx.registry.set_stack_status(pid, str(row["id"]), "deactivated")
+            stacks.append(str(row["id"]))
+    return features, stacks
+
+
 async def mark_registry_resources_deleted(sctx: StepContext) -> StepResult:
     ids = sctx.outputs["inventory"]["registryResourceIds"]
     hosts = {r["name"] for r in sctx.outputs["inventory"]["resources"] if r["type"] == "dns"}
     retired = await mark_dns_deleted(sctx, hosts)
     for rid in ids:
         await sctx.registry.delete_resource(sctx.platform_id, rid)
-    return StepResult({"deleted": ids, "dnsDeleted": retired}, bool(ids or retired))
+    features, stacks = await retire_features_and_stacks(sctx)
+    return StepResult({"deleted": ids, "dnsDeleted": retired, "featuresDeactivated": features,
+                       "stacksDeactivated": stacks}, bool(ids or retired or features or stacks))
 
 
 async def mark_platform_deleted(sctx: StepContext) -> StepResult:

@@ -70,6 +70,22 @@ async def wait_job(client: httpx.AsyncClient, headers: dict[str, str], job_id: s
         await asyncio.sleep(0.02)
 
 
+async def run_job(client: httpx.AsyncClient, headers: dict[str, str], path: str, body: dict[str, Any],
+                  timeout: float = 30.0) -> dict[str, Any]:
+    """POST a job to Provisioning (`path` under `/api/v1/provisioning`), expect 202, wait for its end."""
+    resp = await client.post(f"{PROV}{path}", json=body, headers=headers)
+    assert resp.status_code == 202, resp.text
+    return await wait_job(client, headers, resp.json()["jobId"], timeout=timeout)
+
+
+async def list_data(client: httpx.AsyncClient, headers: dict[str, str], path: str,
+                    **params: str) -> list[dict[str, Any]]:
+    """The `data` of a paged list (first 100 rows)."""
+    resp = await client.get(path, params={"limit": 100, **params}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["data"])
+
+
 async def platform_status(client: httpx.AsyncClient, headers: dict[str, str], platform_id: str) -> str:
     resp = await client.get(f"/api/v1/platforms/{platform_id}", headers=headers)
     assert resp.status_code == 200, resp.text

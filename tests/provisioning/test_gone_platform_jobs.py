@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from nno.core import Core
 from nno.provisioning.models import ProvisionJob
-from tests.provisioning.conftest import PROV, create_platform, platform_status, wait_job
+from tests.provisioning.conftest import PROV, create_platform, list_data, platform_status, run_job, wait_job
 from tests.provisioning.fakes import FakeCloud, Fault
 
 P = "/api/v1/platforms"
@@ -36,16 +36,11 @@ async def _lifecycle(client: httpx.AsyncClient, h: dict[str, str], pid: str, *ac
         assert resp.status_code == 200, resp.text
 
 
-async def _run(client: httpx.AsyncClient, h: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post(f"{PROV}{path}", json=body, headers=h)
-    assert resp.status_code == 202, resp.text
-    return await wait_job(client, h, resp.json()["jobId"], timeout=30.0)
-
-
-async def _list(client: httpx.AsyncClient, h: dict[str, str], path: str, **params: str) -> list[dict[str, Any]]:
-    resp = await client.get(path, params={"limit": 100, **params}, headers=h)
-    assert resp.status_code == 200, resp.text
-    return list(resp.json()["data"])
+async def _provisioned_platform(client: httpx.AsyncClient, h: dict[str, str]) -> tuple[str, str]:
+    """(platform id, its default tenant) of a new platform whose PROVISION_PLATFORM job completed."""
+    pid = await create_platform(client, h)
+    assert (await run_job(client, h, "/provision/platform", {"platformId": pid}))["status"] == "COMPLETED"
+    return pid, (await list_data(client, h, f"{P}/{pid}/tenants"))[0]["id"]
 
 
 def _bodies(pid: str, tenant: str, stack: str) -> dict[str, dict[str, Any]]:
@@ -69,16 +64,14 @@ def _assert_refused(resp: httpx.Response, pid: str, status: str) -> None:
 async def test_growing_jobs_on_a_gone_platform_are_refused_up_front(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
     h = service_headers
-    pid = await create_platform(client, h)
-    assert (await _run(client, h, "/provision/platform", {"platformId": pid}))["status"] == "COMPLETED"
-    tenant = (await _list(client, h, f"{P}/{pid}/tenants"))[0]["id"]
+    pid, tenant = await _provisioned_platform(client, h)
     stack = (await client.post(f"{P}/{pid}/stacks", json={"tenantId": tenant, "name": "saas"}, headers=h)).json()
     crm = {"platformId": pid, "entityId": tenant, "featureId": "crm", "featureVersion": "1.0.0",
            "environment": "prod"}
     # Active (and on its way out, not yet gone): still accepted.
-    assert (await _run(client, h, "/provision/feature/activate", crm))["status"] == "COMPLETED"
+    assert (await run_job(client, h, "/provision/feature/activate", crm))["status"] == "COMPLETED"
     await _lifecycle(client, h, pid, "cancel")
-    assert (await _run(client, h, "/provision/feature/activate", {**crm, "featureId": "billing"}))["status"] \
+    assert (await run_job(client, h, "/provision/feature/activate", {**crm, "featureId": "billing"}))["status"] \
         == "COMPLETED"
 
     await _lifecycle(client, h, pid, "period_end")
@@ -91,7 +84,7 @@ async def test_growing_jobs_on_a_gone_platform_are_refused_up_front(
     assert sorted(fake.names()) == cloud_before
     # Removing is still allowed: a feature deactivation runs and takes its Worker away.
     billing = {k: v for k, v in crm.items() if k != "featureVersion"}
-    job = await _run(client, h, "/provision/feature/deactivate", {**billing, "featureId": "billing"})
+    job = await run_job(client, h, "/provision/feature/deactivate", {**billing, "featureId": "billing"})
     assert job["status"] == "COMPLETED", job
     assert not [n for n in fake.names() if "billing" in n]
 
@@ -106,48 +99,46 @@ async def test_growing_jobs_on_a_gone_platform_are_refused_up_front(
 async def test_deprovision_retires_features_and_stacks_once(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
     h = service_headers
-    pid = await create_platform(client, h)
-    assert (await _run(client, h, "/provision/platform", {"platformId": pid}))["status"] == "COMPLETED"
-    tenant = (await _list(client, h, f"{P}/{pid}/tenants"))[0]["id"]
+    pid, tenant = await _provisioned_platform(client, h)
     stack = (await client.post(f"{P}/{pid}/stacks", json={"tenantId": tenant, "name": "saas"}, headers=h)).json()
     feature = {"platformId": pid, "entityId": tenant, "featureId": "crm", "featureVersion": "1.0.0",
            "environment": "prod"}
-    assert (await _run(client, h, "/provision/feature/activate", feature))["status"] == "COMPLETED"
-    assert (await _run(client, h, "/provision/feature/activate", {**feature, "environment": "stg"}))["status"] \
+    assert (await run_job(client, h, "/provision/feature/activate", feature))["status"] == "COMPLETED"
+    assert (await run_job(client, h, "/provision/feature/activate", {**feature, "environment": "stg"}))["status"] \
         == "COMPLETED"
     stacked = {"platformId": pid, "stackId": stack["id"], "entityId": tenant, "resources": {"kv": True},
                "features": [{"featureId": "billing", "version": "1.0.0"}]}
-    assert (await _run(client, h, "/provision/stack/activate", stacked))["status"] == "COMPLETED"
-    live = await _list(client, h, f"{P}/{pid}/features")
+    assert (await run_job(client, h, "/provision/stack/activate", stacked))["status"] == "COMPLETED"
+    live = await list_data(client, h, f"{P}/{pid}/features")
     assert {(f["featureId"], f["environment"]) for f in live} == {("crm", "prod"), ("crm", "stg"),
                                                                   ("billing", "prod")}
-    assert {s["status"] for s in await _list(client, h, f"{P}/{pid}/stacks")} == {"active"}
+    assert {s["status"] for s in await list_data(client, h, f"{P}/{pid}/stacks")} == {"active"}
 
     await _lifecycle(client, h, pid, "cancel")
     deleted = await client.delete(f"{P}/{pid}", headers=h)
     assert deleted.status_code == 200 and deleted.json()["status"] == "deleted", deleted.text
-    [job] = [j for j in await _list(client, h, f"{PROV}/provision/jobs", platformId=pid,
+    [job] = [j for j in await list_data(client, h, f"{PROV}/provision/jobs", platformId=pid,
                                     type="DEPROVISION_PLATFORM")]
     job = await wait_job(client, h, job["id"], timeout=30.0)
     assert job["status"] == "COMPLETED", job
     assert [s["name"] for s in job["steps"]] == ["inventory", "delete_dns", "delete_workers", "delete_pages",
                                                  "delete_data", "mark_registry_resources_deleted",
                                                  "mark_platform_deleted"]
-    assert await _list(client, h, f"{P}/{pid}/features") == []
-    features = await _list(client, h, f"{P}/{pid}/features", includeInactive="true")
+    assert await list_data(client, h, f"{P}/{pid}/features") == []
+    features = await list_data(client, h, f"{P}/{pid}/features", includeInactive="true")
     assert len(features) == 3 and all(f["status"] == "inactive" and f["deactivatedAt"] for f in features)
-    stacks = await _list(client, h, f"{P}/{pid}/stacks")
+    stacks = await list_data(client, h, f"{P}/{pid}/stacks")
     assert {s["id"] for s in stacks} == {"default", stack["id"]}
     assert all(s["status"] == "deactivated" for s in stacks), stacks
 
     # A second deprovision (an operator's retry of the route) finds nothing left to change.
-    records = {path: await _list(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
+    records = {path: await list_data(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
         ("stacks", {}), ("features", {"includeInactive": "true"}), ("resources", {"includeDeleted": "true"}),
         ("dns-records", {}), ("audit", {}))}
-    again = await _run(client, h, "/provision/platform/deprovision", {"platformId": pid})
+    again = await run_job(client, h, "/provision/platform/deprovision", {"platformId": pid})
     assert again["status"] == "COMPLETED", again
     assert {s["name"]: s["status"] for s in again["steps"]}["mark_registry_resources_deleted"] == "skipped"
-    assert records == {path: await _list(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
+    assert records == {path: await list_data(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
         ("stacks", {}), ("features", {"includeInactive": "true"}), ("resources", {"includeDeleted": "true"}),
         ("dns-records", {}), ("audit", {}))}
 
@@ -182,13 +173,11 @@ async def test_any_growing_request_on_a_deleted_platform_writes_no_job(
 async def test_retrying_a_failed_growing_job_on_a_gone_platform_is_refused(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
     h = service_headers
-    pid = await create_platform(client, h)
-    assert (await _run(client, h, "/provision/platform", {"platformId": pid}))["status"] == "COMPLETED"
-    tenant = (await _list(client, h, f"{P}/{pid}/tenants"))[0]["id"]
+    pid, tenant = await _provisioned_platform(client, h)
     crm = {"platformId": pid, "entityId": tenant, "featureId": "crm", "featureVersion": "1.0.0",
            "environment": "prod"}
     fake.faults.append(Fault("ensure_worker", times=-1, retryable=False))
-    failed = await _run(client, h, "/provision/feature/activate", crm)
+    failed = await run_job(client, h, "/provision/feature/activate", crm)
     assert failed["status"] == "ROLLED_BACK", failed
     await _lifecycle(client, h, pid, "cancel", "period_end")
 

@@ -6,12 +6,11 @@ Registry nor through a Provisioning job that tries (its rollback cleans up after
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import running_core
-from tests.provisioning.conftest import PROV, create_platform, wait_job
+from tests.provisioning.conftest import PROV, create_platform, list_data, run_job, wait_job
 from tests.provisioning.fakes import FakeCloud
 from tests.registry.conftest import P, assert_error, unique
 
@@ -32,12 +31,6 @@ async def core(settings: Settings) -> AsyncIterator[Core]:
         yield instance
 
 
-async def _job(client: httpx.AsyncClient, h: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post(f"{PROV}{path}", json=body, headers=h)
-    assert resp.status_code == 202, resp.text
-    return await wait_job(client, h, resp.json()["jobId"], timeout=30.0)
-
-
 @pytest.fixture
 def fake(core: Core) -> FakeCloud:
     """The provisioning tests' in-memory cloud: it deploys any feature's Worker."""
@@ -50,28 +43,22 @@ async def _cloud(fake: FakeCloud, pid: str) -> list[tuple[str, str]]:
     return sorted((r.type, r.name) for r in await fake.list_platform_resources(pid))
 
 
-async def _list(client: httpx.AsyncClient, h: dict[str, str], path: str, **params: str) -> list[dict[str, Any]]:
-    resp = await client.get(path, params={"limit": 100, **params}, headers=h)
-    assert resp.status_code == 200, resp.text
-    return list(resp.json()["data"])
-
-
 async def test_delete_deprovisions_everything_and_nothing_grows_back(
         fake: FakeCloud, client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
     h = service_headers
     pid = await create_platform(client, h)
-    assert (await _job(client, h, "/provision/platform", {"platformId": pid}))["status"] == "COMPLETED"
-    tenant = (await _list(client, h, f"{P}/{pid}/tenants"))[0]["id"]
+    assert (await run_job(client, h, "/provision/platform", {"platformId": pid}))["status"] == "COMPLETED"
+    tenant = (await list_data(client, h, f"{P}/{pid}/tenants"))[0]["id"]
     feature = {"platformId": pid, "entityId": tenant, "featureId": "billing", "featureVersion": "1.0.0",
                "environment": "prod"}
-    job = await _job(client, h, "/provision/feature/activate", feature)
+    job = await run_job(client, h, "/provision/feature/activate", feature)
     assert job["status"] == "COMPLETED", job
     assert {t for t, _ in await _cloud(fake, pid)} >= {"worker", "dns", "d1"}
 
     assert (await client.post(f"{P}/{pid}/lifecycle", json={"action": "cancel"}, headers=h)).status_code == 200
     deleted = await client.delete(f"{P}/{pid}", headers=h)
     assert deleted.status_code == 200 and deleted.json()["status"] == "deleted", deleted.text
-    audit = await _list(client, h, f"{P}/{pid}/audit")
+    audit = await list_data(client, h, f"{P}/{pid}/audit")
     [requested] = [row for row in audit if row["action"] == "platform.deprovision_requested"]
     job = await wait_job(client, h, requested["after"]["jobId"], timeout=30.0)
     assert job["status"] == "COMPLETED", job
@@ -79,13 +66,13 @@ async def test_delete_deprovisions_everything_and_nothing_grows_back(
 
     # Everything is gone from the cloud, and the Registry says so (its records kept, marked deleted).
     assert await _cloud(fake, pid) == []
-    resources = await _list(client, h, f"{P}/{pid}/resources", includeDeleted="true")
+    resources = await list_data(client, h, f"{P}/{pid}/resources", includeDeleted="true")
     assert resources and all(r["status"] == "deleted" for r in resources)
-    dns = await _list(client, h, f"{P}/{pid}/dns-records")
+    dns = await list_data(client, h, f"{P}/{pid}/dns-records")
     assert dns and all(d["status"] == "deleted" for d in dns)
 
     # Nothing grows back through the Registry...
-    before = {path: await _list(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
+    before = {path: await list_data(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
         ("tenants", {}), ("stacks", {}), ("resources", {"includeDeleted": "true"}), ("dns-records", {}),
         ("features", {"includeInactive": "true"}))}
     for method, path, body in (
@@ -108,7 +95,7 @@ async def test_delete_deprovisions_everything_and_nothing_grows_back(
     else:  # Provisioning itself refusing a gone platform is just as good
         assert 400 <= resp.status_code < 500, resp.text
     assert await _cloud(fake, pid) == []
-    after = {path: await _list(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
+    after = {path: await list_data(client, h, f"{P}/{pid}/{path}", **params) for path, params in (
         ("tenants", {}), ("stacks", {}), ("resources", {"includeDeleted": "true"}), ("dns-records", {}),
         ("features", {"includeInactive": "true"}))}
     assert after == before

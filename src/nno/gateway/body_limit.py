@@ -26,9 +26,10 @@ def declared_length(value: bytes | None) -> int | None:
     return int(text) if text.isdigit() and len(text) <= 19 else -1
 
 
-def needs_counting(method: str, content_length: bytes | None, transfer_encoding: bytes | None) -> bool:
-    """Whether a body of unknown length may follow (so it must be counted as it streams)."""
-    return content_length is None and (transfer_encoding is not None or method in _BODY_METHODS)
+def needs_counting(method: str, transfer_encoding: bytes | None) -> bool:
+    """Whether a request that declared no length may still carry a body (so it must be counted as
+    it streams)."""
+    return transfer_encoding is not None or method in _BODY_METHODS
 
 
 class CountedBody:

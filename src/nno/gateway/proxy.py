@@ -78,7 +78,7 @@ class GatewayProxy:
             if length > self.max_body_bytes:
                 await self._too_large(scope, send)
                 return
-        elif needs_counting(method, found.content_length, found.transfer_encoding):
+        elif needs_counting(method, found.transfer_encoding):
             counted = CountedBody(receive, send, self.max_body_bytes)
             receive, send = counted.receive, counted.send
         upstream_scope = dict(scope)

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.registry.conftest import ONB, P, User, assert_error, unique
 
+from nno.kernel.platform_status import GONE_STATUSES
 from nno.registry import lifecycle
-from nno.registry.gone import GONE_STATUSES
 
 # How to bring a new (`pending`) platform into each status, by documented transitions.
 PATHS: dict[str, tuple[str, ...]] = {

@@ -55,9 +55,6 @@ def live_key(platform_id: str, job_type: str, target: str) -> str:
     return f"{platform_id}|{job_type}|{target}"
 
 
-# registry.md §7.1: a `cancelled` or `deleted` platform never grows again; the Registry refuses to
-# record anything new on it (409 PLATFORM_INACTIVE) but lets removals through.
-GONE_PLATFORM_STATUSES = frozenset({"cancelled", "deleted"})
 # Job types that only remove things (Workers, DNS, data, Registry rows): they may still run on a gone
 # platform. The others deploy, and the Registry would refuse to record what they deploy.
 REMOVING_JOB_TYPES = frozenset({"DEPROVISION_PLATFORM", "DEACTIVATE_FEATURE", "DEACTIVATE_STACK"})

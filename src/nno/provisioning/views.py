@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import Identity, get_identity
+from nno.kernel.platform_status import GONE_STATUSES
 from nno.kernel.service import ServiceContext
 from nno.provisioning import jobs as J
 from nno.provisioning import service
@@ -61,7 +62,7 @@ async def _require_platform(ctx: ServiceContext, platform_id: str, job_type: str
         return
     body = resp.json()
     status = body.get("status") if isinstance(body, dict) else None
-    if status in J.GONE_PLATFORM_STATUSES and job_type not in J.REMOVING_JOB_TYPES:
+    if status in GONE_STATUSES and job_type not in J.REMOVING_JOB_TYPES:
         raise NNOError(409, "PLATFORM_INACTIVE",
                        f"Cannot start a {job_type} job: the platform is {status}; it only sheds what it has",
                        {"platformId": platform_id, "status": status, "jobType": job_type,

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nno.kernel.errors import NNOError
+from nno.kernel.platform_status import GONE_STATUSES
 
-GONE_STATUSES = frozenset({"cancelled", "deleted"})
 ERROR_CODE = "PLATFORM_INACTIVE"
 
 WriteKind = Literal["grow", "configure", "cleanup", "lifecycle"]

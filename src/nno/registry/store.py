@@ -17,6 +17,7 @@ from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
 from nno.kernel.kv import KeyValueStore
 from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
+from nno.kernel.platform_status import status_cache_key
 from nno.kernel.service import ServiceContext
 from nno.registry.access import Access
 from nno.registry.gone import Write, check_write
@@ -28,10 +29,6 @@ TENANT_LIMITS: dict[str, int | None] = {"starter": 3, "growth": 20, "scale": Non
 FEATURE_LIMITS: dict[str, int | None] = {"starter": 5, "growth": None, "scale": None}
 # Ids that are path words of the Registry's own routes; a platform id never takes one of them.
 RESERVED_IDS = frozenset({"onboarding"})
-
-
-def status_key(platform_id: str) -> str:
-    return f"platform-status:{platform_id}"
 
 
 def new_platform_id() -> str:
@@ -172,23 +169,23 @@ class RegistryBase:
 
     async def forget_status(self, platform_id: str) -> None:
         try:
-            await self.kv.delete(status_key(platform_id))
+            await self.kv.delete(status_cache_key(platform_id))
         except Exception:
             log.error("status_cache_delete_failed", platform_id=platform_id)
 
     async def kv_missing(self, platform_id: str) -> bool:
         try:
-            return await self.kv.get(status_key(platform_id)) is None
+            return await self.kv.get(status_cache_key(platform_id)) is None
         except Exception:
             return False  # the cache is down: nothing to refill
 
     async def publish_status(self, platform_id: str, status: str) -> None:
         """Write-through to the gateway's status cache (DECISIONS 5), after the commit."""
         try:
-            await self.kv.set(status_key(platform_id), status)
+            await self.kv.set(status_cache_key(platform_id), status)
         except Exception as exc:  # a stale entry is worse than none: try to drop it
             log.error("status_cache_write_failed", platform_id=platform_id, error=repr(exc))
             try:
-                await self.kv.delete(status_key(platform_id))
+                await self.kv.delete(status_cache_key(platform_id))
             except Exception:
                 log.error("status_cache_delete_failed", platform_id=platform_id)

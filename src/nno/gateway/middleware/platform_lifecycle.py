@@ -26,12 +26,11 @@ from nno.gateway.ttl_cache import TTLCache
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.identity import SERVICE_IDENTITY
 from nno.kernel.kv import KeyValueStore
+from nno.kernel.platform_status import GONE_STATUSES, status_cache_key
 
 log = structlog.get_logger("nno.gateway.lifecycle")
 
-STATUS_KEY = "platform-status:{}"
 UNKNOWN = "unknown"
-GONE_STATES = frozenset({"cancelled", "deleted"})
 EXEMPT_PATHS = frozenset(
     {
         "/api/v1/iam/api/nno/session",
@@ -53,7 +52,7 @@ class PlatformStatusLookup:
     async def status(self, platform_id: str) -> str | None:
         """The platform's status; None when it cannot be known right now (fail open)."""
         try:
-            value = await self.kv.get(STATUS_KEY.format(platform_id))
+            value = await self.kv.get(status_cache_key(platform_id))
         except Exception as exc:  # the shared cache is down: ask the Registry instead
             log.warning("status_cache_unavailable", error=f"{exc.__class__.__name__}: {exc}")
             value = None
@@ -108,7 +107,7 @@ class PlatformLifecycleMiddleware:
         if status == "suspended":
             await send_error(scope, send, 451, "PLATFORM_SUSPENDED", "This platform has been suspended.")
             return
-        elif status in GONE_STATES:
+        elif status in GONE_STATUSES:
             await send_error(scope, send, 410, "PLATFORM_GONE", f"This platform has been {status}.")
             return
         await self.app(scope, receive, send)

@@ -112,11 +112,17 @@ def token_error(problem: TokenProblem) -> NNOError:
                                           "or was replaced by a newer one")
 
 
+async def _lookup(ctx: IAMContext, token: str | None) -> tuple[Verification | None, TokenProblem | None]:
+    """A reset token's row and what is wrong with it (None: it can still be used). Reads only."""
+    if not token or len(token) > TOKEN_MAX:
+        return None, "missing" if not token else "unknown"
+    row = await _find(ctx, token)
+    return row, _problem(row, now_ms())
+
+
 async def check_token(ctx: IAMContext, token: str | None) -> TokenProblem | None:
     """What is wrong with a reset token (None: it can still be used). Reads only."""
-    if not token or len(token) > TOKEN_MAX:
-        return "missing" if not token else "unknown"
-    return _problem(await _find(ctx, token), now_ms())
+    return (await _lookup(ctx, token))[1]
 
 
 async def _fail(ctx: IAMContext, caller: Caller, problem: TokenProblem) -> NNOError:
@@ -127,11 +133,9 @@ async def _fail(ctx: IAMContext, caller: Caller, problem: TokenProblem) -> NNOEr
 
 
 async def reset_password(ctx: IAMContext, token: str | None, new_password: str, caller: Caller) -> None:
-    problem = await check_token(ctx, token)
-    if problem is not None or token is None:
+    row, problem = await _lookup(ctx, token)
+    if problem is not None or row is None:
         raise await _fail(ctx, caller, problem or "missing")
-    row = await _find(ctx, token)
-    assert row is not None
     # Checked before the token is claimed: a refused password leaves the link usable.
     check_password_policy(new_password, row.identifier)
     new_hash = hash_password(new_password)  # slow: outside the transaction

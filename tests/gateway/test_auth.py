@@ -82,10 +82,22 @@ async def test_path3_api_key(gw: Harness) -> None:
     resp = await gw.client.get(PROTECTED, headers={"x-api-key": API_KEY})
     assert resp.status_code == 200
     seen = received_headers(resp)
-    assert seen["x-nno-auth-type"] == "apikey" and seen["x-nno-role"] == "apikey"
+    # IAM named no maker role: the key acts as a plain user, never more.
+    assert seen["x-nno-auth-type"] == "apikey" and seen["x-nno-role"] == "user"
     assert seen["x-nno-platform-id"] == "plat2" and seen["x-nno-key-id"] == "key1"
     assert seen["x-nno-user-id"] == "user2" and seen["x-nno-permissions"] == "platforms:read"
     assert gw.iam.key_calls == 1
+
+
+@pytest.mark.parametrize(("iam_role", "forwarded"), [
+    ("platform-admin", "platform-admin"), ("user", "user"),
+    # A key never acts as an operator or a service, whatever IAM's answer says.
+    ("nno-operator", "user"), ("service", "user"), ("apikey", "user")])
+async def test_path3_key_acts_with_its_makers_role_at_most_platform_admin(
+        gw: Harness, iam_role: str, forwarded: str) -> None:
+    gw.iam.keys[API_KEY] = {**gw.iam.keys[API_KEY], "role": iam_role}
+    seen = received_headers(await gw.client.get(PROTECTED, headers={"x-api-key": API_KEY}))
+    assert seen["x-nno-auth-type"] == "apikey" and seen["x-nno-role"] == forwarded
 
 
 @pytest.mark.parametrize("key", ["nno_unknown_" + "z" * 32, "sk_live_" + "k" * 40, ""])

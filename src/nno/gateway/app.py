@@ -59,7 +59,7 @@ def create_gateway(
     statuses = PlatformStatusLookup(kv, bindings, settings.status_cache_ttl_s)
     openapi = OpenAPIDocument(bindings)
     app: ASGIApp = GatewayProxy(bindings, openapi, max_body_bytes=settings.max_body_bytes)
-    app = PlatformLifecycleMiddleware(app, statuses)
+    app = PlatformLifecycleMiddleware(app, statuses, max_body_bytes=settings.max_body_bytes)
     app = AuthMiddleware(app, credentials, dev_bypass=settings.dev_bypass)
     app = TracingMiddleware(app)
     app = CORSMiddleware(app, settings.cors_origin_list)

@@ -3,7 +3,8 @@
 - Path 1, the static service key: compared as HMAC-SHA256 digests under a per-process random key
   with `hmac.compare_digest`, so neither the comparison time nor the digest leaks the key.
 - Path 2, a session token (Bearer, or the browser cookie `nno_session`): IAM `GET /api/nno/session`.
-- Path 3, a programmatic key (`x-api-key: nno_...`): IAM `POST /api/nno/apikey/validate`.
+- Path 3, a programmatic key (`x-api-key: nno_...`): IAM `POST /api/nno/apikey/validate`, which
+  answers with the role the key's maker holds on its platform right now.
 
 IAM answers are cached in-process for `auth_cache_ttl_s` (DECISIONS 3), keyed by a SHA-256 of the
 credential (the cache never holds a credential in clear); refusals are cached briefly too, so a
@@ -24,7 +25,7 @@ import structlog
 from nno.gateway.ttl_cache import TTLCache
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.config import Settings
-from nno.kernel.identity import ROLE_APIKEY, ROLE_USER, SERVICE_IDENTITY, Identity
+from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER, SERVICE_IDENTITY, Identity
 
 log = structlog.get_logger("nno.gateway.auth")
 
@@ -33,6 +34,8 @@ API_KEY_PREFIX = "nno_"
 NEGATIVE_TTL_CAP_S = 2.0
 # IAM statuses that mean "this credential is not valid" (anything else: IAM is in trouble).
 _REFUSAL_STATUSES = frozenset({400, 401, 403, 404, 422})
+# The roles a key may act as: never an operator's or a service's.
+_KEY_ROLES = frozenset({ROLE_PLATFORM_ADMIN, ROLE_USER})
 
 
 class AuthUnavailable(Exception):
@@ -80,14 +83,17 @@ def session_identity(data: dict[str, Any]) -> Identity | None:
 
 
 def apikey_identity(data: dict[str, Any]) -> Identity | None:
-    """The identity of IAM's key-validation answer; a key always carries a platform (seed)."""
+    """The identity of IAM's key-validation answer; a key always carries a platform (seed). Its role
+    is its maker's current role on that platform as IAM resolved it (docs/security.md): at most
+    `platform-admin`, and `user` when IAM names nothing else."""
     platform_id = _text(data.get("platformId"))
     if not platform_id:
         return None
     perms = data.get("permissions") or ()
+    role = _text(data.get("role"))
     return Identity(
         auth_type="apikey",
-        role=ROLE_APIKEY,
+        role=role if role in _KEY_ROLES else ROLE_USER,
         user_id=_text(data.get("userId")),
         platform_id=platform_id,
         key_id=_text(data.get("keyId")),

@@ -1,24 +1,32 @@
 """Programmatic API keys (DECISIONS 4): `nno_` + 43 URL-safe characters, shown once, stored as a
-SHA-256 digest with a display prefix. A key belongs to a platform and carries permissions."""
+SHA-256 digest with a display prefix. A key belongs to a platform and carries permissions.
+
+A key never outranks its maker (docs/security.md): `validate` answers with the role its maker holds
+on the key's platform at that moment (`platform-admin` or `user`; an operator's or a service's key
+acts as `platform-admin` of its one platform, never as an operator), and refuses the key once its
+maker is no longer a member of that platform. The gateway forwards that role; `nno.kernel.scopes`
+applies the key's permissions on top."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import audit
 from nno.iam.access import is_platform_admin, is_privileged, platform_role
 from nno.iam.caller import Caller, current_session
 from nno.iam.context import IAMContext
-from nno.iam.models import ApiKey, PlatformMember
+from nno.iam.models import ApiKey, PlatformMember, User
 from nno.iam.schemas import ApiKeyCreateBody
 from nno.iam.security import API_KEY_RE, new_api_key
-from nno.iam.sessions import lock_user, session_is_live
+from nno.iam.sessions import is_operator, lock_user, session_is_live
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
-from nno.kernel.identity import ROLE_PLATFORM_ADMIN
+from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
 from nno.kernel.ids import new_id, token_hash
+from nno.kernel.platform_status import check_not_suspended
 
 LAST_USED_RESOLUTION_MS = 60_000
 
@@ -40,6 +48,9 @@ async def create(ctx: IAMContext, caller: Caller, body: ApiKeyCreateBody) -> dic
         raise NNOError(422, "INVALID_EXPIRY", "expiresAt must be in the future", {"field": "expiresAt"})
     # The key belongs to the session's active platform unless one is named.
     session = await current_session(ctx, caller) if caller.kind == "user" else None
+    # The platform's status is read before the transaction: it may ask the Registry.
+    target = body.platformId or (session.active_platform_id if session is not None else None)
+    status = await ctx.platform_status(target) if target else None
     async with ctx.db.session() as s:
         platform_id = body.platformId
         if caller.kind == "user":
@@ -59,6 +70,8 @@ async def create(ctx: IAMContext, caller: Caller, body: ApiKeyCreateBody) -> dic
                 raise NNOError(400, "VALIDATION_ERROR", "platformId is required", {"field": "platformId"})
         else:
             raise NNOError(403, "FORBIDDEN", "API keys are created by signed-in users or services")
+        check_not_suspended(platform_id, status, privileged=await is_privileged(s, caller),
+                            operation="create an API key")
         key, digest, start = new_api_key()
         row = ApiKey(id=new_id(), name=body.name, start=start, key_hash=digest, platform_id=platform_id,
                      user_id=caller.user_id, permissions=list(dict.fromkeys(body.permissions)),
@@ -101,6 +114,21 @@ async def revoke(ctx: IAMContext, caller: Caller, key_id: str) -> dict[str, Any]
     return key_view(row)
 
 
+async def maker_role(s: AsyncSession, row: ApiKey) -> str | None:
+    """The role the key acts as on its platform: its maker's, read now, so a demotion or removal
+    takes effect at the next validation. None when the maker no longer belongs to the platform."""
+    if row.user_id is None:
+        return ROLE_PLATFORM_ADMIN  # made by an NNO service for this platform
+    if await s.get(User, row.user_id) is None:
+        return None
+    if await is_operator(s, row.user_id):
+        return ROLE_PLATFORM_ADMIN
+    role = await platform_role(s, row.user_id, row.platform_id)
+    if role is None:
+        return None
+    return ROLE_PLATFORM_ADMIN if role == ROLE_PLATFORM_ADMIN else ROLE_USER
+
+
 async def validate(ctx: IAMContext, caller: Caller, key: str) -> dict[str, Any]:
     now = now_ms()
     reason = "malformed"
@@ -113,11 +141,13 @@ async def validate(ctx: IAMContext, caller: Caller, key: str) -> dict[str, Any]:
                 reason = "revoked"
             elif row.expires_at is not None and row.expires_at <= now:
                 reason = "expired"
+            elif (role := await maker_role(s, row)) is None:
+                reason = "maker_not_member"
             else:
                 # Coarse last-use tracking: at most one write a minute per key, not one per request.
                 if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION_MS:
                     row.last_used_at = now
-                return {"keyId": row.id, "platformId": row.platform_id, "userId": row.user_id,
+                return {"keyId": row.id, "platformId": row.platform_id, "userId": row.user_id, "role": role,
                         "permissions": list(row.permissions or []), "name": row.name, "expiresAt": row.expires_at}
     async with ctx.db.session() as s:
         audit.record(s, caller, "apikey.validate", outcome="failure", data={"reason": reason})

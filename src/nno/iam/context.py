@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 from nno.iam.mailer import Mailer
@@ -17,6 +19,9 @@ INVITATION_TTL_MS = 48 * 3600 * 1000
 DEVICE_CODE_TTL_S = 1800
 DEVICE_POLL_INTERVAL_S = 5
 SESSION_COOKIE = "nno_session"
+# `extras` key of the global IAM's platform-status reader (`async (platformId) -> status | None`).
+PLATFORM_STATUS = "platform_status"
+StatusReader = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass
@@ -32,6 +37,11 @@ class IAMContext:
     # Public base URL under which this app's own routes are reachable (links in mails, device flow).
     public_base: str = ""
     extras: dict[str, object] = field(default_factory=dict)
+
+    async def platform_status(self, platform_id: str) -> str | None:
+        """The platform's status (shared status cache, else the Registry); None when unknown."""
+        reader = self.extras.get(PLATFORM_STATUS)
+        return None if reader is None else await cast(StatusReader, reader)(platform_id)
 
     @property
     def is_nno(self) -> bool:

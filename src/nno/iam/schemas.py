@@ -193,7 +193,8 @@ class PermissionCheckBody(Body):
 class ApiKeyCreateBody(Body):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
     platformId: Id | None = None
-    permissions: Annotated[list[PermissionKey], Field(max_length=200)] = Field(default_factory=list)
+    # Scopes (nno.kernel.scopes): `{area}:{action}`, `{area}:*` or `*`; none = the maker's full rights.
+    permissions: Annotated[list[RolePermissionKey], Field(max_length=200)] = Field(default_factory=list)
     expiresAt: Annotated[int, Field(gt=0)] | None = None
     expiresIn: Annotated[int, Field(gt=0, le=10 * 365 * 24 * 3600)] | None = None  # seconds
 

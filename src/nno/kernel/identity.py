@@ -33,7 +33,10 @@ ROLE_SERVICE = "service"  # static AUTH_API_KEY caller (path 1)
 ROLE_OPERATOR = "nno-operator"  # member of the nno-operator organization
 ROLE_PLATFORM_ADMIN = "platform-admin"  # admin of the platform in X-Nno-Platform-Id
 ROLE_USER = "user"
-ROLE_APIKEY = "apikey"  # programmatic key (path 3); scope is its permissions
+# Programmatic keys (path 3) are forwarded with their maker's current role on the key's platform
+# (`platform-admin` or `user`, resolved by IAM at validation) and auth type `apikey`; `nno.kernel.scopes`
+# applies their permissions. ROLE_APIKEY is what clients call such a credential.
+ROLE_APIKEY = "apikey"
 
 AuthType = Literal["service", "session", "apikey", "dev", "anonymous"]
 _AUTH_TYPES = frozenset(("service", "session", "apikey", "dev", "anonymous"))
@@ -56,7 +59,8 @@ class Identity:
 
     @property
     def is_operator(self) -> bool:
-        return self.role == ROLE_OPERATOR
+        """Only a person's session carries operator rights; a key never does, whatever its role says."""
+        return self.role == ROLE_OPERATOR and self.auth_type == "session"
 
     @property
     def is_privileged(self) -> bool:

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import Identity, get_identity
-from nno.kernel.platform_status import GONE_STATUSES
+from nno.kernel.platform_status import GONE_STATUSES, check_not_suspended
+from nno.kernel.scopes import action_of, scope_guard
 from nno.kernel.service import ServiceContext
 from nno.provisioning import jobs as J
 from nno.provisioning import service
@@ -43,11 +44,12 @@ def _accepted(job: Any, duplicate: bool) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202)
 
 
-async def _require_platform(ctx: ServiceContext, platform_id: str, job_type: str, *,
+async def _require_platform(ctx: ServiceContext, identity: Identity, platform_id: str, job_type: str, *,
                             must_exist: bool = True) -> None:
     """Jobs other than the bootstrap act on a platform that must already exist; and on a `cancelled`
     or `deleted` platform only the job types that remove things are accepted: anything else would
-    deploy Workers the Registry then refuses to record (409 PLATFORM_INACTIVE), and roll back."""
+    deploy Workers the Registry then refuses to record (409 PLATFORM_INACTIVE), and roll back. On a
+    `suspended` platform only services and operators start jobs (`check_not_suspended`)."""
     if ctx.bindings.get("registry") is None:
         return
     try:
@@ -62,6 +64,8 @@ async def _require_platform(ctx: ServiceContext, platform_id: str, job_type: str
         return
     body = resp.json()
     status = body.get("status") if isinstance(body, dict) else None
+    check_not_suspended(platform_id, status if isinstance(status, str) else None,
+                        privileged=identity.is_privileged, operation=f"start a {job_type} job")
     if status in GONE_STATUSES and job_type not in J.REMOVING_JOB_TYPES:
         raise NNOError(409, "PLATFORM_INACTIVE",
                        f"Cannot start a {job_type} job: the platform is {status}; it only sheds what it has",
@@ -69,7 +73,12 @@ async def _require_platform(ctx: ServiceContext, platform_id: str, job_type: str
                         "allowedJobTypes": sorted(J.REMOVING_JOB_TYPES)})
 
 
-router = APIRouter(prefix="/provision", tags=["provisioning"])
+def provisioning_scope(method: str, path: str) -> str:
+    """Every Provisioning route is `provisioning:read` or `provisioning:write` for a scoped key."""
+    return f"provisioning:{action_of(method)}"
+
+
+router = APIRouter(prefix="/provision", tags=["provisioning"], dependencies=[Depends(scope_guard(provisioning_scope))])
 
 
 @router.post("/platform", status_code=202, response_model=JobAccepted)
@@ -78,7 +87,7 @@ async def provision_platform(body: ProvisionPlatformRequest, request: Request,
     service.require_privileged(identity)
     ctx = _ctx(request)
     # The bootstrap may name a platform the Registry does not know (yet); its first step says so.
-    await _require_platform(ctx, body.platformId, "PROVISION_PLATFORM", must_exist=False)
+    await _require_platform(ctx, identity, body.platformId, "PROVISION_PLATFORM", must_exist=False)
     job, dup = await service.submit(
         ctx, identity, job_type="PROVISION_PLATFORM", platform_id=body.platformId,
         target=body.platformId, environment=body.environment, payload=body.model_dump(exclude_none=True),
@@ -92,7 +101,7 @@ async def deprovision_platform(body: DeprovisionPlatformRequest, request: Reques
                                identity: Identity = Depends(get_identity)) -> JSONResponse:
     service.require_privileged(identity)
     ctx = _ctx(request)
-    await _require_platform(ctx, body.platformId, "DEPROVISION_PLATFORM")
+    await _require_platform(ctx, identity, body.platformId, "DEPROVISION_PLATFORM")
     job, dup = await service.submit(
         ctx, identity, job_type="DEPROVISION_PLATFORM", platform_id=body.platformId, target=body.platformId,
         environment=body.environment, payload=body.model_dump(exclude_none=True),
@@ -105,7 +114,7 @@ async def activate_feature(body: FeatureActivateRequest, request: Request,
                            identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId, "ACTIVATE_FEATURE")
+    await _require_platform(ctx, identity, body.platformId, "ACTIVATE_FEATURE")
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_FEATURE", platform_id=body.platformId,
         target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
@@ -119,7 +128,7 @@ async def deactivate_feature(body: FeatureDeactivateRequest, request: Request,
                              identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId, "DEACTIVATE_FEATURE")
+    await _require_platform(ctx, identity, body.platformId, "DEACTIVATE_FEATURE")
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_FEATURE", platform_id=body.platformId,
         target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
@@ -133,7 +142,7 @@ async def activate_stack(body: StackActivateRequest, request: Request,
                          identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId, "ACTIVATE_STACK")
+    await _require_platform(ctx, identity, body.platformId, "ACTIVATE_STACK")
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
         target=f"{body.stackId}:{body.environment}", environment=body.environment,
@@ -147,7 +156,7 @@ async def deactivate_stack(body: StackDeactivateRequest, request: Request,
                            identity: Identity = Depends(get_identity)) -> JSONResponse:
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
-    await _require_platform(ctx, body.platformId, "DEACTIVATE_STACK")
+    await _require_platform(ctx, identity, body.platformId, "DEACTIVATE_STACK")
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_STACK", platform_id=body.platformId,
         target=f"{body.stackId}:{body.environment}", environment=body.environment,
@@ -190,7 +199,7 @@ async def retry_job(job_id: str, request: Request, identity: Identity = Depends(
     service.require_privileged(identity)
     # A retry runs the job's steps again: on a gone platform the same rule as a submission applies.
     failed = await service.get_job(ctx, identity, job_id)
-    await _require_platform(ctx, failed.platform_id, failed.type, must_exist=False)
+    await _require_platform(ctx, identity, failed.platform_id, failed.type, must_exist=False)
     job = await service.retry_job(ctx, identity, job_id)
     return _accepted(job, False)
 

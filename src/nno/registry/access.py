@@ -1,7 +1,10 @@
 """Who may see and change which platform.
 
 - Services and operators (`Identity.is_privileged`) see every platform.
-- An API key sees only the platform it belongs to.
+- An API key sees only the platform it belongs to, and only while its maker may: the maker owns it,
+  or IAM forwarded the maker's current role there as `platform-admin` (a key of a plain member sees
+  no more than that member's session does). Its permissions are applied per route
+  (`nno.kernel.scopes`, see `registry.scopes`).
 - A signed-in user sees the platforms they own (`owner_user_id`) or administer: the gateway's
   `X-Nno-Role: platform-admin` for the one platform in `X-Nno-Platform-Id`, or IAM's
   platform-members list (asked at most once per request, only when needed).
@@ -101,7 +104,7 @@ class Access:
         if self.privileged:
             return True
         if ident.auth_type == "apikey":
-            return ident.platform_id == platform_id
+            return ident.platform_id == platform_id and self.key_maker_may_see(owner_user_id)
         if ident.auth_type != "session" or not ident.user_id:
             return False
         if owner_user_id is not None and owner_user_id == ident.user_id:
@@ -109,6 +112,13 @@ class Access:
         if ident.role == ROLE_PLATFORM_ADMIN and ident.platform_id == platform_id:
             return True
         return platform_id in await self.admin_platform_ids()
+
+    def key_maker_may_see(self, owner_user_id: str | None) -> bool:
+        """For an API key on its own platform: whether its maker may see that platform now."""
+        ident = self.identity
+        if ident.role == ROLE_PLATFORM_ADMIN:
+            return True
+        return ident.user_id is not None and ident.user_id == owner_user_id
 
     async def is_platform_admin(self, platform_id: str, owner_user_id: str | None) -> bool:
         """The owner or a platform-admin (a person); keys are not admins for lifecycle purposes."""

@@ -9,8 +9,10 @@ deactivating features and stacks, soft-deleting tenants, closing out an onboardi
 keep working for everyone who could read before (the audit trail).
 
 `suspended` is not gone: it is restorable (`restore` -> `active`), and Billing or an operator may
-need to keep a suspended platform's records current so it comes back whole. The gateway already
-keeps its users out (451), services and operators keep writing.
+need to keep a suspended platform's records current so it comes back whole. Services and operators
+keep writing; everyone else (its owner, its admins, their keys) is refused every write with the
+gateway's 451 `PLATFORM_SUSPENDED` (`nno.kernel.platform_status.check_not_suspended`), whichever
+platform their session has active: the gateway's 451 is only the first line.
 
 Every write path names what it does as a `Write` and hands it to `store.lock_platform`, which
 applies `check_write` while holding the platform row lock, so a write and a `delete` transition
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nno.kernel.errors import NNOError
-from nno.kernel.platform_status import GONE_STATUSES
+from nno.kernel.platform_status import GONE_STATUSES, check_not_suspended
 
 ERROR_CODE = "PLATFORM_INACTIVE"
 
@@ -63,8 +65,11 @@ def is_gone(status: str) -> bool:
     return status in GONE_STATUSES
 
 
-def check_write(platform_id: str, status: str, write: Write) -> None:
-    """409 `PLATFORM_INACTIVE` when `write` would add to or reconfigure a gone platform."""
+def check_write(platform_id: str, status: str, write: Write, *, privileged: bool) -> None:
+    """409 `PLATFORM_INACTIVE` when `write` would add to or reconfigure a gone platform; 451
+    `PLATFORM_SUSPENDED` for any write on a suspended one by a caller other than a service or an
+    operator (`privileged`)."""
+    check_not_suspended(platform_id, status, privileged=privileged, operation=write.operation)
     if is_gone(status) and write.kind in REFUSED_WHEN_GONE:
         raise NNOError(409, ERROR_CODE,
                        f"Cannot {write.operation}: the platform is {status}; it only sheds what it has",

@@ -190,7 +190,8 @@ class OnboardingService(RegistryBase):
         now = now_ms()
         async with self.db.session() as s:
             if existing.platform_id is not None:  # the platform first: the order `transition` locks in
-                await lock_platform(s, existing.platform_id, _onboarding_write(changes, existing.provision_job_id))
+                await lock_platform(s, existing.platform_id,
+                                    _onboarding_write(changes, existing.provision_job_id), access)
             row = await self._lock_session(s, session_id)
             before = serialize.onboarding(row)
             current = row.steps

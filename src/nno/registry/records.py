@@ -87,7 +87,7 @@ class RecordService(RegistryBase):
                            {"field": "name"})
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.grow("register a resource"))
+            await lock_platform(s, platform_id, Write.grow("register a resource"), access)
             await self._stack_exists(s, platform_id, body.stackId)
             if body.entityId is not None:
                 await self._entity(s, platform_id, body.entityId)
@@ -144,7 +144,7 @@ class RecordService(RegistryBase):
         write = Write.cleanup("mark a resource deleted") if winding_down else Write.configure("update a resource")
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, write)
+            await lock_platform(s, platform_id, write, access)
             row = await self._resource(s, platform_id, resource_id)
             before = serialize.resource(row)
             if "cfResourceId" in changes:
@@ -178,7 +178,7 @@ class RecordService(RegistryBase):
             raise NNOError(400, "VALIDATION_ERROR", "Each secret name may appear once", {"field": "secrets"})
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.configure("record secret status"))
+            await lock_platform(s, platform_id, Write.configure("record secret status"), access)
             resource = await self._resource(s, platform_id, resource_id)
             existing = {x.name: x for x in (await s.execute(
                 select(Secret).where(Secret.resource_id == resource.id))).scalars().all()}
@@ -229,7 +229,7 @@ class RecordService(RegistryBase):
         write = Write.cleanup("retire a DNS record") if body.status == "deleted" else register
         now = now_ms()
         async with self.db.session() as s:
-            p = await lock_platform(s, platform_id, write)
+            p = await lock_platform(s, platform_id, write, access)
             await self._stack_exists(s, platform_id, body.stackId)
             if body.resourceId is not None:
                 await self._resource(s, platform_id, body.resourceId)
@@ -237,8 +237,8 @@ class RecordService(RegistryBase):
             if row is not None and row.platform_id != platform_id:
                 raise NNOError(409, "HOSTNAME_TAKEN", "That hostname belongs to another platform",
                                {"field": "hostname"})
-            if row is None:
-                check_write(platform_id, p.status, register)  # retiring what is not there would add it
+            if row is None:  # retiring what is not there would add it
+                check_write(platform_id, p.status, register, privileged=access.privileged)
             created = row is None
             before = None if row is None else serialize.dns_record(row)
             if row is None:
@@ -285,7 +285,7 @@ class RecordService(RegistryBase):
         access.require_service("record feature activations")
         now = now_ms()
         async with self.db.session() as s:
-            p = await lock_platform(s, platform_id, Write.grow("record a feature activation"))
+            p = await lock_platform(s, platform_id, Write.grow("record a feature activation"), access)
             entity_id = body.entityId or await self._default_entity_id(s, platform_id)
             await self._entity(s, platform_id, entity_id)
             if body.stackId is not None:
@@ -328,7 +328,7 @@ class RecordService(RegistryBase):
         access.require_service("record feature deactivations")
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.cleanup("record a feature deactivation"))
+            await lock_platform(s, platform_id, Write.cleanup("record a feature deactivation"), access)
             entity_id = entity_id or await self._default_entity_id(s, platform_id)
             row = (await s.execute(select(FeatureActivation).where(
                 FeatureActivation.platform_id == platform_id, FeatureActivation.entity_id == entity_id,
@@ -365,7 +365,7 @@ class RecordService(RegistryBase):
         changes = body.model_dump(exclude_unset=True)
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.configure("record build state"))
+            await lock_platform(s, platform_id, Write.configure("record build state"), access)
             row = await s.get(BuildState, (platform_id, body.environment))
             before = None if row is None else serialize.build_state(row)
             if row is None:

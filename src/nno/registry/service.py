@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
+from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id
 from nno.registry import lifecycle, serialize, steps
 from nno.registry.access import Access
@@ -144,6 +145,8 @@ class PlatformService(RegistryBase):
         if not access.privileged:
             if ident.auth_type == "apikey":
                 where.append(Platform.id == (ident.platform_id or ""))
+                if ident.role != ROLE_PLATFORM_ADMIN:  # a key sees its platform only while its maker may
+                    where.append(Platform.owner_user_id == (ident.user_id or ""))
             elif ident.auth_type == "session" and ident.user_id:
                 admin_of = await access.admin_platform_ids()
                 visible = [Platform.owner_user_id == ident.user_id]
@@ -210,7 +213,7 @@ class PlatformService(RegistryBase):
             raise NNOError(403, "FORBIDDEN", "Only NNO operators and services may change these fields",
                            {"fields": forbidden})
         async with self.db.session() as s:
-            p = await lock_platform(s, platform_id, Write.configure("change the platform's settings"))
+            p = await lock_platform(s, platform_id, Write.configure("change the platform's settings"), access)
             before = serialize.platform(p)
             new_tier = changes.get("tier")
             if new_tier and new_tier != p.tier:
@@ -248,7 +251,7 @@ class PlatformService(RegistryBase):
         moved_to: str | None = None
         try:
             async with self.db.session() as s:
-                p = await lock_platform(s, platform_id, Write.lifecycle(action))
+                p = await lock_platform(s, platform_id, Write.lifecycle(action), access)
                 previous = p.status
                 decision = lifecycle.decide(p.status, action)
                 if not decision.legal:
@@ -338,7 +341,7 @@ class PlatformService(RegistryBase):
         try:
             async with self.db.session() as s:
                 p = await lock_platform(s, platform_id, Write.grow(
-                    "create a tenant" if parent_id is None else "create a sub-tenant"))
+                    "create a tenant" if parent_id is None else "create a sub-tenant"), access)
                 if parent_id is not None:
                     parent = await self._live_entity(s, platform_id, parent_id)
                     if parent.parent_id is not None:
@@ -388,7 +391,7 @@ class PlatformService(RegistryBase):
         if "status" in changes and changes["status"] is None:
             raise NNOError(400, "VALIDATION_ERROR", "status cannot be null", {"field": "status"})
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.configure("update a tenant"))
+            await lock_platform(s, platform_id, Write.configure("update a tenant"), access)
             row = await self._live_entity(s, platform_id, tenant_id)
             before = serialize.entity(row)
             for field, column in (("name", "name"), ("status", "status"), ("orgId", "org_id")):
@@ -407,7 +410,7 @@ class PlatformService(RegistryBase):
         await self.check_visible(access, platform_id)
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.cleanup("delete a tenant"))
+            await lock_platform(s, platform_id, Write.cleanup("delete a tenant"), access)
             row = await self._live_entity(s, platform_id, tenant_id)
             children = list((await s.execute(select(Entity).where(
                 Entity.parent_id == row.id, Entity.deleted_at.is_(None)))).scalars().all())
@@ -435,7 +438,7 @@ class PlatformService(RegistryBase):
                            {"field": "name"})
         now = now_ms()
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, Write.grow("create a stack"))
+            await lock_platform(s, platform_id, Write.grow("create a stack"), access)
             await self._live_entity(s, platform_id, body.tenantId)
             if body.isDefault:
                 raise NNOError(409, "DEFAULT_STACK_EXISTS", "The platform already has its default stack",
@@ -481,7 +484,7 @@ class PlatformService(RegistryBase):
         winding_down = set(changes) == {"status"} and changes["status"] in STACK_WIND_DOWN
         write = Write.cleanup("wind down a stack") if winding_down else Write.configure("update a stack")
         async with self.db.session() as s:
-            await lock_platform(s, platform_id, write)
+            await lock_platform(s, platform_id, write, access)
             row = await self._stack(s, platform_id, stack_id)
             if "name" in changes and changes["name"] != row.name and (
                     row.is_default or changes["name"].lower() == DEFAULT_STACK_ID):

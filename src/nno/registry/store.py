@@ -111,10 +111,11 @@ def audit(
     return row
 
 
-async def lock_platform(session: AsyncSession, platform_id: str, write: Write) -> Platform:
+async def lock_platform(session: AsyncSession, platform_id: str, write: Write, access: Access) -> Platform:
     """Take the platform row's write lock for the rest of the transaction and return it fresh, after
-    checking that `write` may happen in the platform's status (`gone.check_write`: a cancelled or
-    deleted platform only sheds what it has).
+    checking that `write` may happen in the platform's status for this caller (`gone.check_write`: a
+    cancelled or deleted platform only sheds what it has; a suspended one takes writes from services
+    and operators only).
 
     A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock before anything is
     read, so count-then-insert checks (tenant limits, feature limits, transitions, the gone-platform
@@ -130,7 +131,7 @@ async def lock_platform(session: AsyncSession, platform_id: str, write: Write) -
             select(Platform).where(Platform.id == platform_id).execution_options(populate_existing=True)
         )
     ).scalar_one()
-    check_write(row.id, row.status, write)
+    check_write(row.id, row.status, write, privileged=access.privileged)
     return row
 
 

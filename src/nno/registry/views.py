@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import get_identity
 from nno.kernel.pagination import Page
+from nno.kernel.scopes import scope_guard
 from nno.kernel.service import ServiceContext
 from nno.registry.access import Access
 from nno.registry.onboarding import OnboardingService
@@ -49,6 +50,7 @@ from nno.registry.schemas import (
     TenantOut,
     TenantUpdate,
 )
+from nno.registry.scopes import registry_scope
 from nno.registry.service import PlatformService
 
 Limit = Query(None, description="Page size, 1..100 (default 50)")
@@ -74,7 +76,9 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
         return Access(get_identity(request), ctx.bindings)
 
     # Onboarding first, so `/onboarding/...` never reads as a platform id.
-    ob = APIRouter(prefix="/onboarding", tags=["onboarding"])
+    # A scoped API key reaches only the routes its permissions name (`registry.scopes`).
+    scoped = [Depends(scope_guard(registry_scope))]
+    ob = APIRouter(prefix="/onboarding", tags=["onboarding"], dependencies=scoped)
 
     @ob.post("", status_code=201, response_model=OnboardingOut, summary="Start onboarding a new platform")
     async def start_onboarding(request: Request, body: OnboardingCreate) -> dict[str, Any]:
@@ -104,7 +108,7 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
 
     app.include_router(ob)
 
-    r = APIRouter(tags=["platforms"])
+    r = APIRouter(tags=["platforms"], dependencies=scoped)
 
     @r.get("/", response_model=Page[PlatformOut], summary="List platforms (cursor-paginated)")
     async def list_platforms(request: Request, limit: int | None = Limit, cursor: str | None = Cursor,

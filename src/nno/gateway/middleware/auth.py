@@ -1,6 +1,6 @@
 """auth: every /api/* request is authenticated by the seed's three paths, in this order:
 1. `Authorization: Bearer <AUTH_API_KEY>` (role `service`);
-2. `x-api-key: nno_...` (role `apikey`, validated by IAM);
+2. `x-api-key: nno_...` (auth type `apikey`, acting with its maker's current role; validated by IAM);
 3. a session token: `Authorization: Bearer <token>`, else the browser cookie `nno_session` (IAM);
 else 401 `UNAUTHORIZED`. The first credential present decides: an invalid one is a 401, never a
 fall-through to a weaker path.

@@ -1,9 +1,16 @@
 """platformLifecycle: after auth, refuses requests for a platform that is `suspended` (451
 `PLATFORM_SUSPENDED`, the seed's exact envelope) or `cancelled`/`deleted` (410 `PLATFORM_GONE`).
 
-Skipped for service-key and dev-bypass callers (the seed: service calls bypass the check), for
-callers without a platform, and for public routes. Also exempt: the few IAM routes a member of a
-suspended platform needs to leave it (see who they are, switch the active platform, sign out).
+The platforms a request is checked against are every one it names, not only the caller's: the
+identity's platform (the session's active platform, an API key's platform), the platform in the
+path (`/api/v1/platforms/{id}/...`), `platformId` in the query, and a top-level `platformId` in a
+JSON body. So switching one's active platform to another does not reopen a suspended one; the
+services refuse such writes themselves too (`nno.kernel.platform_status.check_not_suspended`).
+
+Skipped for service-key and dev-bypass callers (the seed: service calls bypass the check) and NNO
+operators (who restore suspended platforms), for requests naming no platform, and for public
+routes. Also exempt: the few IAM routes a member of a suspended platform needs to leave it (see who
+they are, switch the active platform, sign out).
 
 The status comes from the shared status cache the Registry writes on every change (KV
 `platform-status:{id}`, DECISIONS 5); on a miss the gateway asks the Registry
@@ -15,13 +22,15 @@ lifecycle outage degrades to "not enforced" rather than "API down".
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import json
+from urllib.parse import parse_qsl, quote
 
 import structlog
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nno.gateway.body_limit import declared_length
 from nno.gateway.routing import is_public
-from nno.gateway.state import get_state, send_error
+from nno.gateway.state import client_headers, get_state, send_error
 from nno.gateway.ttl_cache import TTLCache
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.identity import SERVICE_IDENTITY
@@ -39,6 +48,38 @@ EXEMPT_PATHS = frozenset(
     }
 )
 _SERVICE_HEADERS = SERVICE_IDENTITY.to_headers()
+PLATFORMS_PREFIX = "/api/v1/platforms/"
+# Registry words under /api/v1/platforms/ that are not platform ids.
+_NOT_PLATFORM_IDS = frozenset({"", "by-slug"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def path_platform(path: str) -> str | None:
+    """The platform id in a Registry path `/api/v1/platforms/{id}[/...]`."""
+    if not path.startswith(PLATFORMS_PREFIX):
+        return None
+    word = path[len(PLATFORMS_PREFIX):].split("/", 1)[0]
+    return None if word in _NOT_PLATFORM_IDS else word
+
+
+def query_platforms(query_string: bytes) -> list[str]:
+    """Every `platformId` value of the query string."""
+    if b"platformId" not in query_string:
+        return []
+    return [v for k, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=False) if k == "platformId"]
+
+
+def body_platform(body: bytes) -> str | None:
+    """A JSON object body's top-level `platformId` (string), if any. Anything else names none: the
+    service answers bad JSON itself."""
+    if body.lstrip()[:1] != b"{":
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("platformId") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 class PlatformStatusLookup:
@@ -85,29 +126,68 @@ class PlatformStatusLookup:
 
 
 class PlatformLifecycleMiddleware:
-    def __init__(self, app: ASGIApp, lookup: PlatformStatusLookup) -> None:
+    def __init__(self, app: ASGIApp, lookup: PlatformStatusLookup, *, max_body_bytes: int = 1_048_576) -> None:
         self.app = app
         self.lookup = lookup
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         identity = get_state(scope).identity
+        path: str = scope["path"]
         if (
             identity is None
-            or identity.is_service
-            or not identity.platform_id
-            or scope["path"] in EXEMPT_PATHS
-            or is_public(scope["method"], scope["path"])
+            or identity.is_privileged
+            or path in EXEMPT_PATHS
+            or is_public(scope["method"], path)
         ):
             await self.app(scope, receive, send)
             return
-        status = await self.lookup.status(identity.platform_id)
-        if status == "suspended":
-            await send_error(scope, send, 451, "PLATFORM_SUSPENDED", "This platform has been suspended.")
-            return
-        elif status in GONE_STATUSES:
-            await send_error(scope, send, 410, "PLATFORM_GONE", f"This platform has been {status}.")
-            return
+        named: list[str] = []
+        if identity.platform_id:
+            named.append(identity.platform_id)
+        if (in_path := path_platform(path)) is not None:
+            named.append(in_path)
+        named += query_platforms(scope.get("query_string") or b"")
+        if scope["method"] in _BODY_METHODS:
+            in_body, receive = await self._body_platform(scope, receive)
+            if in_body is not None:
+                named.append(in_body)
+        for platform_id in dict.fromkeys(named):
+            status = await self.lookup.status(platform_id)
+            if status == "suspended":
+                await send_error(scope, send, 451, "PLATFORM_SUSPENDED", "This platform has been suspended.")
+                return
+            if status in GONE_STATUSES:
+                await send_error(scope, send, 410, "PLATFORM_GONE", f"This platform has been {status}.")
+                return
         await self.app(scope, receive, send)
+
+    async def _body_platform(self, scope: Scope, receive: Receive) -> tuple[str | None, Receive]:
+        """The body's `platformId`, and a `receive` that replays what was read. A body declared larger
+        than the gateway's limit is not read (the proxy refuses it); one that streams past the limit
+        is read no further and reaches the proxy, which counts it and answers 413."""
+        length = declared_length(client_headers(scope).content_length)
+        if length is not None and not 0 <= length <= self.max_body_bytes:
+            return None, receive
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False) or size > self.max_body_bytes:
+                break
+        complete = messages[-1]["type"] == "http.request" and not messages[-1].get("more_body", False)
+        found = body_platform(b"".join(m.get("body", b"") for m in messages)) if complete else None
+        pending = iter(messages)
+
+        async def replay() -> Message:
+            message = next(pending, None)
+            return message if message is not None else await receive()
+
+        return found, replay

@@ -13,10 +13,11 @@ def test_key_lifecycle_and_use_in_ci(live_server, nno, nno_home):
     platform_id = onboard(nno, "Keyed", "keyed")["platformId"]
 
     created = parse_json(nno("apikey", "create", "--name", "ci", "--platform", platform_id,
-                             "--permission", "billing:read", "--expires-in-days", "30", "--json"))
+                             "--permission", "platform:read", "--permission", "billing:read",
+                             "--expires-in-days", "30", "--json"))
     key, key_id = created["key"], created["id"]
     assert key.startswith("nno_") and len(key) >= 36
-    assert created["platformId"] == platform_id and created["permissions"] == ["billing:read"]
+    assert created["platformId"] == platform_id and created["permissions"] == ["platform:read", "billing:read"]
     assert created["expiresAt"] > created["createdAt"]
 
     human = nno("apikey", "create", "--name", "deploy", "--platform", platform_id)
@@ -28,9 +29,11 @@ def test_key_lifecycle_and_use_in_ci(live_server, nno, nno_home):
     table = nno("apikey", "list", "-p", platform_id)
     assert key_id in table.stdout and key not in table.stdout
 
-    # CI: the key in NNO_API_TOKEN goes out as x-api-key.
+    # CI: the key in NNO_API_TOKEN goes out as x-api-key; its permissions hold (nno.kernel.scopes).
     as_key = {"NNO_API_TOKEN": key}
     assert parse_json(nno("platform", "show", platform_id, "--json", env=as_key))["id"] == platform_id
+    assert "INSUFFICIENT_SCOPE" in assert_clean_failure(nno("tenant", "list", "-p", platform_id, env=as_key),
+                                                        exit_code=1)
     ci_home = {"NNO_HOME": str(nno_home.parent / "ci-home")}
     stored = nno("login", "--token", key, env=ci_home)
     assert stored.exit_code == 0 and stored.stdout.strip() == "✔ Authenticated via token"

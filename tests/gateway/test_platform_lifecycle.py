@@ -3,8 +3,10 @@ service and dev callers bypass; fail open when the status is unknowable."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -100,3 +102,78 @@ async def test_a_suspended_member_can_still_leave(gw: Harness) -> None:
         resp = await gw.client.request(method, path, headers=bearer(SESSION_TOKEN))
         assert resp.status_code != 451, path
     assert (await gw.client.get("/api/v1/iam/api/nno/apikey", headers=bearer(SESSION_TOKEN))).status_code == 451
+
+
+# --- the platform a request addresses (issue 10, item 4) ------------------------------------------
+
+ADDRESSING = [
+    ("GET", "/api/v1/platforms/plat9", None),
+    ("PATCH", "/api/v1/platforms/plat9/tenants/t1", None),
+    ("GET", "/api/v1/provisioning/provision/jobs?limit=5&platformId=plat9", None),
+    ("POST", "/api/v1/provisioning/provision/stack/activate", {"platformId": "plat9", "stackId": "s"}),
+    ("POST", "/api/v1/iam/api/nno/apikey", {"name": "k", "platformId": "plat9"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADDRESSING)
+@pytest.mark.parametrize("credential", ["session", "key"])
+async def test_a_request_addressing_a_suspended_platform_is_451_whatever_the_callers_platform(
+        gw: Harness, method: str, path: str, body: dict[str, str] | None, credential: str) -> None:
+    """The session's platform is plat1 and the key's plat2, both active; plat9 is suspended."""
+    await gw.kv.set("platform-status:plat9", "suspended")
+    headers = bearer(SESSION_TOKEN) if credential == "session" else {"x-api-key": API_KEY}
+    resp = await gw.client.request(method, path, json=body, headers=headers)
+    assert resp.status_code == 451 and resp.json()["error"]["code"] == "PLATFORM_SUSPENDED"
+    await gw.kv.set("platform-status:plat9", "deleted")
+    assert (await gw.client.request(method, path, json=body, headers=headers)).status_code == 410
+    # Operators and services act on it (restore it...).
+    await gw.kv.set("platform-status:plat9", "suspended")
+    for privileged in (bearer(OPERATOR_TOKEN), SERVICE):
+        assert (await gw.client.request(method, path, json=body, headers=privileged)).status_code == 200
+
+
+async def test_the_body_read_for_its_platform_reaches_the_service_whole(gw: Harness) -> None:
+    await gw.kv.set("platform-status:plat9", "active")
+    sent = json.dumps({"platformId": "plat9", "pad": "x" * 70_000}).encode()  # several receive messages
+    resp = await gw.client.post("/api/v1/provisioning/upload", content=sent, headers=bearer(SESSION_TOKEN))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["size"] == len(sent) and resp.json()["sha256"] == hashlib.sha256(sent).hexdigest()
+    # Not JSON, a JSON list, a number as platformId: nothing named, the request passes.
+    for raw in (b"platformId=plat9", b'[{"platformId": "plat9"}]', b'{"platformId": 9}', b'{"platformId"'):
+        await gw.kv.set("platform-status:plat9", "suspended")
+        resp = await gw.client.post("/api/v1/provisioning/upload", content=raw, headers=bearer(SESSION_TOKEN))
+        assert resp.status_code == 200 and resp.json()["size"] == len(raw)
+
+
+async def test_a_chunked_body_over_the_limit_is_still_413_and_one_under_it_is_read(
+        make_gateway: Callable[..., Awaitable[Harness]]) -> None:
+    gw = await make_gateway(max_body_bytes=1000)
+    await gw.kv.set("platform-status:plat9", "suspended")
+
+    def chunks(data: bytes) -> Any:
+        async def gen() -> Any:
+            for i in range(0, len(data), 300):
+                yield data[i:i + 300]
+        return gen()
+
+    small = json.dumps({"platformId": "plat9"}).encode()
+    resp = await gw.client.post("/api/v1/provisioning/upload", content=chunks(small), headers=bearer(SESSION_TOKEN))
+    assert resp.status_code == 451
+    big = json.dumps({"platformId": "plat9", "pad": "x" * 2000}).encode()
+    resp = await gw.client.post("/api/v1/provisioning/upload", content=chunks(big), headers=bearer(SESSION_TOKEN))
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_only_platform_ids_are_looked_up(gw: Harness) -> None:
+    """`/platforms/by-slug/...`, the collection and other query names name no platform: once the
+    caller's own status is known, they cost no lookup."""
+    gw.registry.statuses["plat1"] = "active"
+    assert (await gw.client.get("/api/v1/platforms", headers=bearer(SESSION_TOKEN))).status_code == 200
+    assert gw.registry.status_calls == 1
+    for path in ("/api/v1/platforms/", "/api/v1/platforms/by-slug/acme",
+                 "/api/v1/provisioning/provision/jobs?platformIdx=plat9&x=platformId"):
+        assert (await gw.client.get(path, headers=bearer(SESSION_TOKEN))).status_code == 200
+    assert gw.registry.status_calls == 1
+    # A platform id in the path is one more lookup.
+    assert (await gw.client.get("/api/v1/platforms/plat9", headers=bearer(SESSION_TOKEN))).status_code == 200
+    assert gw.registry.status_calls == 2

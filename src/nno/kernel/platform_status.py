@@ -1,6 +1,7 @@
 """What every component agrees on about a platform's status (registry.md §7, DECISIONS 5): which
-statuses mean the platform is gone, and the shared-cache key the Registry writes a status under and
-the Gateway reads it from."""
+statuses mean the platform is gone, the shared-cache key the Registry writes a status under and the
+Gateway reads it from, and the suspension rule every service applies to writes
+(`check_not_suspended`, docs/security.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""`nno admin bootstrap`: the first NNO operator of a new installation (needs the service key)."""
+"""`nno admin`: operator tasks on an installation.
+
+- `bootstrap`: the first NNO operator. Against a server: with its service key (AUTH_API_KEY), or with
+  none under the local-dev bypass (`make run`), from the server's own machine. `--offline`: on the
+  server's machine, straight against its data (NNO_DATA_DIR / NNO_DATABASE_URL), no server needed.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,12 @@ def bootstrap(
     name: str | None = typer.Option(None, "--name", help="The operator's display name."),
     service_key: str | None = typer.Option(
         None, "--service-key", envvar="AUTH_API_KEY", show_envvar=True,
-        help="The installation's static service key (AUTH_API_KEY).",
+        help="The installation's static service key (AUTH_API_KEY). Not needed in local-dev mode or --offline.",
+    ),
+    offline: bool = typer.Option(
+        False, "--offline",
+        help="Write the operator straight into this machine's NNO data (NNO_DATA_DIR / NNO_DATABASE_URL); "
+        "no server or key needed.",
     ),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     login: bool = typer.Option(False, "--login", help="Also sign this terminal in as the new operator."),
@@ -33,9 +43,6 @@ def bootstrap(
     from nno.cli.errors import CLIError, ExitCode
     from nno.cli.output import print_json, success
 
-    if not service_key:
-        raise CLIError("the service key is required", hint="Pass --service-key or set AUTH_API_KEY.",
-                       exit_code=ExitCode.USAGE)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -43,11 +50,25 @@ def bootstrap(
     if not password:
         raise CLIError("the password is empty", exit_code=ExitCode.USAGE)
     body = {"email": email, "password": password, "name": name or email.split("@", 1)[0]}
-    from nno.cli.client import APIClient
-
     base = state(ctx).api_url()
-    with APIClient(base) as client:
-        answer = client.post(BOOTSTRAP, json=body, token=service_key)
+    if offline:
+        answer = _bootstrap_offline(body)
+    else:
+        from nno.cli.client import APIClient
+
+        with APIClient(base) as client:
+            try:
+                # No key: the local-dev bypass lets a credential-less call from this machine through.
+                answer = client.post(BOOTSTRAP, json=body, token=service_key)
+            except CLIError as exc:
+                if exc.status == 401 and not service_key:
+                    raise CLIError(
+                        "this server has authentication on (AUTH_API_KEY is set) and no service key was given",
+                        hint="Pass --service-key or set AUTH_API_KEY; or, on the server's machine, run "
+                        "nno admin bootstrap --offline.",
+                        exit_code=ExitCode.AUTH,
+                    ) from exc
+                raise
     answer = answer if isinstance(answer, dict) else {}
     user: dict[str, Any] = answer["user"] if isinstance(answer.get("user"), dict) else {}
     if login and answer.get("token"):
@@ -67,3 +88,26 @@ def bootstrap(
         typer.echo(f"Signed in as {user.get('email', email)}.")
     else:
         typer.echo(f"Sign in with: nno --api-url {base} login")
+
+
+def _bootstrap_offline(body: dict[str, str]) -> dict[str, Any]:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from nno.cli.errors import CLIError, ExitCode
+    from nno.iam.bootstrap import bootstrap_offline
+    from nno.iam.schemas import BootstrapBody
+    from nno.kernel.config import Settings
+    from nno.kernel.errors import NNOError
+
+    settings = Settings()
+    try:
+        parsed = BootstrapBody(**body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise CLIError(f"invalid input: {problems}", code="VALIDATION_ERROR", exit_code=ExitCode.USAGE) from exc
+    try:
+        return asyncio.run(bootstrap_offline(settings, parsed))
+    except NNOError as exc:
+        raise CLIError(exc.message, code=exc.code, status=exc.status) from exc

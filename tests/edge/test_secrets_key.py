@@ -4,6 +4,8 @@ Both backends (the sealed values live in SQLite or in the PostgreSQL schema `edg
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import stat
@@ -20,7 +22,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from typer.testing import CliRunner
 
+from nno.cli.main import app
 from nno.edge.cloud import LocalCloud
 from nno.edge.models import WorkerSecret
 from nno.edge.secretbox import MAGIC, SecretBox, SecretsKeyError, legacy_key, sealed_key_id, sealing_key
@@ -363,3 +367,33 @@ def test_a_sealed_value_opens_only_as_itself(address: str, value: str, flip: int
     damaged[flip % len(damaged)] ^= 0x01
     with pytest.raises(SecretsKeyError):  # never a bare InvalidTag, never a wrong value
         box.open(address, bytes(damaged))
+
+
+async def test_nno_admin_rotate_secrets_key(make_settings, clouds, tmp_path: Path) -> None:
+    settings = _dev(make_settings)
+    cloud = await clouds(settings)
+    await _deploy(cloud)
+    path = key_file_path(settings)
+    old = path.read_text()
+    env = {"NNO_DATA_DIR": str(settings.data_dir), "NNO_DATABASE_URL": settings.database_url,
+           "NNO_SECRETS_KEY": None, "AUTH_API_KEY": None, "NNO_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+    # The command runs its own event loop: invoke it from a thread that has none.
+    result = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["finished"] and report["resealed"] == len(VALUES) and len(report["retired"]) == 1
+    assert path.read_text() != old
+    assert await cloud.worker_secrets(WORKER) == VALUES
+
+    text_run = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key"], env=env)
+    assert text_run.exit_code == 0 and "re-sealed with key" in text_run.stdout
+
+    nowhere = {**env, "NNO_DATA_DIR": str(tmp_path / "no-such-dir"), "NNO_DATABASE_URL": None}
+    missing = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key"], env=nowhere)
+    assert missing.exit_code == 1 and "no local cloud" in missing.stderr and "Traceback" not in missing.output
+    assert not (tmp_path / "no-such-dir").exists()
+
+    path.write_text("garbage\n")
+    damaged = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key"], env=env)
+    assert damaged.exit_code == 1 and "damaged" in damaged.stderr and "Traceback" not in damaged.output

@@ -3,10 +3,12 @@
 - `bootstrap`: the first NNO operator. Against a server: with its service key (AUTH_API_KEY), or with
   none under the local-dev bypass (`make run`), from the server's own machine. `--offline`: on the
   server's machine, straight against its data (NNO_DATA_DIR / NNO_DATABASE_URL), no server needed.
+- `rotate-secrets-key`: re-seal the local cloud's secrets with a new key (on the server's machine).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -111,3 +113,71 @@ def _bootstrap_offline(body: dict[str, str]) -> dict[str, Any]:
         return asyncio.run(bootstrap_offline(settings, parsed))
     except NNOError as exc:
         raise CLIError(exc.message, code=exc.code, status=exc.status) from exc
+
+
+@app.command("rotate-secrets-key")
+def rotate_secrets_key(
+    legacy_data_dir: list[Path] = typer.Option(
+        [], "--legacy-data-dir", metavar="PATH",
+        help="Where the data directory was when an earlier NNO (before the kept key) sealed its secrets; "
+        "repeatable. Those secrets are re-sealed with the kept key.",
+    ),
+    as_json: bool = json_option(),
+) -> None:
+    """Re-seal every secret of the local cloud with a new key, in one transaction.
+
+    Runs on the server's machine with the server's NNO_DATA_DIR / NNO_DATABASE_URL (and NNO_SECRETS_KEY
+    if set); running servers pick the new key up by themselves. Safe to run again: an interrupted run is
+    finished by the next one, and nothing that cannot be opened is ever dropped."""
+    import asyncio
+
+    from nno.cli.errors import CLIError
+    from nno.cli.output import print_json, success
+
+    try:
+        report = asyncio.run(_rotate(legacy_data_dir))
+    except _KeyProblem as exc:
+        raise CLIError(str(exc), code="SECRETS_KEY", hint="See docs/secrets-key.md.") from None
+    if as_json:
+        print_json({"keyId": report.key_id, "source": report.source, "resealed": report.resealed,
+                    "alreadyCurrent": report.current, "retired": report.retired, "kept": report.kept,
+                    "unreadable": report.unreadable, "resumed": report.resumed, "finished": report.finished})
+    else:
+        if report.resumed:
+            typer.echo("A rotation was interrupted earlier; this run finished it.")
+        success(f"{report.resealed} secret(s) re-sealed with key {report.key_id} ({report.source}); "
+                f"{report.current} already were")
+        if report.retired:
+            verb = "may now be removed from NNO_SECRETS_KEY" if report.source == "NNO_SECRETS_KEY" else "retired"
+            typer.echo(f"Old key(s) {', '.join(report.retired)} {verb}.")
+        if report.kept:
+            typer.echo(f"Old key(s) {', '.join(report.kept)} kept: some secrets sealed with them could not be "
+                       "opened (below).", err=True)
+        for message in report.unreadable:
+            typer.echo(f"unreadable: {message}", err=True)
+    if not report.finished:
+        raise typer.Exit(1)
+
+
+class _KeyProblem(Exception):
+    pass
+
+
+async def _rotate(legacy_data_dirs: list[Path]) -> Any:
+    from nno.edge.cloud import cloud_root, migrate_state, state_database
+    from nno.edge.secretbox import SecretsKeyError
+    from nno.edge.secrets_key import Keyring, rotate
+    from nno.kernel.config import Settings
+
+    settings = Settings()
+    if not settings.database_url and not (cloud_root(settings) / "cloud.db").is_file():
+        raise _KeyProblem(f"no local cloud in {settings.data_dir.resolve()}: run this with the server's "
+                          "NNO_DATA_DIR (and NNO_DATABASE_URL when scaled out)")
+    db = state_database(settings)
+    try:
+        await migrate_state(db)
+        return await rotate(db, Keyring(settings, legacy_data_dirs=legacy_data_dirs))
+    except SecretsKeyError as exc:
+        raise _KeyProblem(str(exc)) from exc
+    finally:
+        await db.dispose()

@@ -121,6 +121,10 @@ class LocalCloud:
         await migrate_state(self.db)
         if not self._legacy_checked:
             self._legacy_checked = True
+            try:  # say it at start, not only when a Worker fails to start
+                self.keyring.box()
+            except SecretsKeyError as exc:
+                log.error("secrets_key_unusable", error=str(exc))
             await self._reseal_legacy()
 
     async def _reseal_legacy(self) -> None:

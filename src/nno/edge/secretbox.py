@@ -104,8 +104,8 @@ class SecretBox:
         except InvalidTag:
             raise SecretsKeyError(
                 f"secret {address} does not decrypt with secrets key {key.hex_id}, the key it names: the "
-                "stored value is damaged. Set the secret again (for a platform's auth Worker, run its "
-                f"provisioning job again) (see {DOCS})"
+                "stored value is damaged: restore the local cloud's database from a backup, or set the secret "
+                f"again (see {DOCS})"
             ) from None
 
     def _open_legacy(self, address: str, sealed: bytes) -> str:

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from nno.cli.main import app
@@ -40,6 +41,7 @@ from nno.edge.secrets_key import (
 )
 from nno.edge.workers import WorkerEnv, register_worker_kind
 from nno.kernel.config import Settings
+from tests.edge.conftest import P1, deploy_echo
 
 PID = "k3m9p2xw7q"
 WORKER = f"{PID}-default-keep"
@@ -397,3 +399,15 @@ async def test_nno_admin_rotate_secrets_key(make_settings, clouds, tmp_path: Pat
     path.write_text("garbage\n")
     damaged = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key"], env=env)
     assert damaged.exit_code == 1 and "damaged" in damaged.stderr and "Traceback" not in damaged.output
+
+
+async def test_a_worker_that_cannot_open_its_secrets_logs_the_fix(provider, at, settings: Settings) -> None:
+    """Through the edge: the Worker's host answers 503 and the log names the fix, not a bare InvalidTag."""
+    name = await deploy_echo(provider, P1)
+    await provider.put_secret(name, "API_TOKEN", "tok")
+    key_file_path(settings).write_text("# edited by hand\nnot-a-key\n")
+    with capture_logs() as logs:
+        resp = await at(f"echo.svc.default.{P1}.nno.localhost").get("/")
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    failed = [e for e in logs if e["event"] == "worker_start_failed"]
+    assert failed and "is damaged" in failed[0]["error"] and "InvalidTag" not in failed[0]["error"]

@@ -411,3 +411,27 @@ async def test_a_worker_that_cannot_open_its_secrets_logs_the_fix(provider, at, 
     assert resp.status_code == 503 and resp.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     failed = [e for e in logs if e["event"] == "worker_start_failed"]
     assert failed and "is damaged" in failed[0]["error"] and "InvalidTag" not in failed[0]["error"]
+
+
+def test_processes_making_the_key_together_agree_on_one(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = Settings(auth_api_key=None, data_dir=tmp_path)
+    rings = [Keyring(settings) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda ring: ring.create(), rings))
+    assert len({ring.box().current.id for ring in rings}) == 1
+    assert [p.name for p in key_file_path(settings).parent.iterdir()] == ["secrets.key"]
+
+
+def test_the_key_file_is_made_where_hard_links_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*_: Any) -> None:
+        raise PermissionError("this filesystem has no hard links")
+
+    monkeypatch.setattr(os, "link", no_links)
+    settings = Settings(auth_api_key=None, data_dir=tmp_path)
+    first, second = Keyring(settings), Keyring(settings)
+    first.create()
+    second.create()  # finds the file: keeps it
+    assert first.box().current.id == second.box().current.id
+    assert stat.S_IMODE(key_file_path(settings).stat().st_mode) == 0o600

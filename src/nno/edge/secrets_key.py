@@ -135,19 +135,19 @@ def write_key_file(path: Path, keys: list[str], *, exclusive: bool) -> None:
     concurrent creator wins, and everyone then reads its key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (_FILE_HEADER + "".join(k + "\n" for k in keys)).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    content = (_FILE_HEADER + "".join(k + "\n" for k in keys)).encode()
+    _write_new(tmp, content)
     try:
         if exclusive:
             try:
                 os.link(tmp, path)
             except FileExistsError:
                 pass
+            except OSError:  # a filesystem without hard links: create it in place, still exclusively
+                try:
+                    _write_new(path, content)
+                except FileExistsError:
+                    pass
         else:
             os.replace(tmp, path)
     finally:
@@ -157,6 +157,16 @@ def write_key_file(path: Path, keys: list[str], *, exclusive: bool) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Keyring:

@@ -391,8 +391,9 @@ async def test_nno_admin_rotate_secrets_key(make_settings, clouds, tmp_path: Pat
     text_run = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key"], env=env)
     assert text_run.exit_code == 0 and "re-sealed with key" in text_run.stdout
 
-    nowhere = {**env, "NNO_DATA_DIR": str(tmp_path / "no-such-dir"), "NNO_DATABASE_URL": None}
-    missing = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key"], env=nowhere)
+    nowhere = {**env, "NNO_DATABASE_URL": None}
+    missing = await asyncio.to_thread(runner.invoke, app, ["admin", "rotate-secrets-key", "--data-dir",
+                                                           str(tmp_path / "no-such-dir")], env=nowhere)
     assert missing.exit_code == 1 and "no local cloud" in missing.stderr and "Traceback" not in missing.output
     assert not (tmp_path / "no-such-dir").exists()
 

@@ -35,6 +35,10 @@ def bootstrap(
         help="Write the operator straight into this machine's NNO data (NNO_DATA_DIR / NNO_DATABASE_URL); "
         "no server or key needed.",
     ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", envvar="NNO_DATA_DIR", show_envvar=True,
+        help="With --offline: the server's data directory (default .nno-data).",
+    ),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
     login: bool = typer.Option(False, "--login", help="Also sign this terminal in as the new operator."),
     as_json: bool = json_option(),
@@ -54,7 +58,7 @@ def bootstrap(
     body = {"email": email, "password": password, "name": name or email.split("@", 1)[0]}
     base = state(ctx).api_url()
     if offline:
-        answer = _bootstrap_offline(body)
+        answer = _bootstrap_offline(body, data_dir)
     else:
         from nno.cli.client import APIClient
 
@@ -92,7 +96,7 @@ def bootstrap(
         typer.echo(f"Sign in with: nno --api-url {base} login")
 
 
-def _bootstrap_offline(body: dict[str, str]) -> dict[str, Any]:
+def _bootstrap_offline(body: dict[str, str], data_dir: Path | None) -> dict[str, Any]:
     import asyncio
 
     from pydantic import ValidationError
@@ -103,7 +107,7 @@ def _bootstrap_offline(body: dict[str, str]) -> dict[str, Any]:
     from nno.kernel.config import Settings
     from nno.kernel.errors import NNOError
 
-    settings = Settings()
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     try:
         parsed = BootstrapBody(**body)
     except ValidationError as exc:
@@ -122,20 +126,24 @@ def rotate_secrets_key(
         help="Where the data directory was when an earlier NNO (before the kept key) sealed its secrets; "
         "repeatable. Those secrets are re-sealed with the kept key.",
     ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", envvar="NNO_DATA_DIR", show_envvar=True,
+        help="The server's data directory (default .nno-data).",
+    ),
     as_json: bool = json_option(),
 ) -> None:
     """Re-seal every secret of the local cloud with a new key, in one transaction.
 
     Runs on the server's machine with the server's NNO_DATA_DIR / NNO_DATABASE_URL (and NNO_SECRETS_KEY
-    if set); running servers pick the new key up by themselves. Safe to run again: an interrupted run is
-    finished by the next one, and nothing that cannot be opened is ever dropped."""
+    if set). With the key file, running servers pick the new key up by themselves. Safe to run again:
+    an interrupted run is finished by the next one, and nothing that cannot be opened is ever dropped."""
     import asyncio
 
     from nno.cli.errors import CLIError
     from nno.cli.output import print_json, success
 
     try:
-        report = asyncio.run(_rotate(legacy_data_dir))
+        report = asyncio.run(_rotate(legacy_data_dir, data_dir))
     except _KeyProblem as exc:
         raise CLIError(str(exc), code="SECRETS_KEY", hint="See docs/secrets-key.md.") from None
     if as_json:
@@ -163,13 +171,13 @@ class _KeyProblem(Exception):
     pass
 
 
-async def _rotate(legacy_data_dirs: list[Path]) -> Any:
+async def _rotate(legacy_data_dirs: list[Path], data_dir: Path | None) -> Any:
     from nno.edge.cloud import cloud_root, migrate_state, state_database
     from nno.edge.secretbox import SecretsKeyError
     from nno.edge.secrets_key import Keyring, rotate
     from nno.kernel.config import Settings
 
-    settings = Settings()
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     if not settings.database_url and not (cloud_root(settings) / "cloud.db").is_file():
         raise _KeyProblem(f"no local cloud in {settings.data_dir.resolve()}: run this with the server's "
                           "NNO_DATA_DIR (and NNO_DATABASE_URL when scaled out)")

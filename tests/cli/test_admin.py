@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
-from tests.cli.conftest import SERVICE_KEY, assert_clean_failure, parse_json
+import pytest
+
+from tests.cli.conftest import SERVICE_KEY, assert_clean_failure, login_new_user, parse_json
 
 PASSWORD = "operator-password-123"
 
@@ -49,7 +51,8 @@ def test_bootstrap_prompts_for_the_password_twice(live_server, nno):
 
 def test_bootstrap_needs_the_service_key(live_server, nno):
     missing = nno("admin", "bootstrap", "--email", "x@example.com", "--password-stdin", input=PASSWORD + "\n")
-    assert "--service-key" in assert_clean_failure(missing, exit_code=2)
+    message = assert_clean_failure(missing, exit_code=4)
+    assert "--service-key" in message and "--offline" in message
     wrong = nno("admin", "bootstrap", "--email", "x@example.com", "--password-stdin",
                 "--service-key", "not-the-key", input=PASSWORD + "\n")
     message = assert_clean_failure(wrong)
@@ -61,3 +64,36 @@ def test_bootstrap_weak_password_is_refused_with_the_server_message(live_server,
                  env={"AUTH_API_KEY": SERVICE_KEY}, input="abc\n")
     message = assert_clean_failure(result, exit_code=1)
     assert message.startswith("error: ") and "request id" in message
+
+
+@pytest.mark.parametrize("server_overrides", [{"auth_api_key": None}])
+def test_bootstrap_in_local_dev_mode_needs_no_key(live_server, nno):
+    """`make run` has no AUTH_API_KEY, so there is no key to give: the bypass lets this machine in,
+    even when the terminal is signed in as an ordinary user."""
+    login_new_user(live_server, nno, "ada@example.com")
+    result = nno("admin", "bootstrap", "--email", "op@example.com", "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("✔ Operator op@example.com created (")
+    signed = live_server.http.post("/api/v1/iam/api/auth/sign-in/email",
+                                   json={"email": "op@example.com", "password": PASSWORD})
+    assert signed.status_code == 200, signed.text
+    session = live_server.http.get("/api/v1/iam/api/nno/session",
+                                   headers={"Authorization": f"Bearer {signed.json()['token']}"})
+    assert session.json()["role"] == "nno-operator", session.text
+
+
+@pytest.mark.parametrize("server_overrides", [{"auth_api_key": SERVICE_KEY}])
+def test_bootstrap_offline_writes_the_operator_into_the_servers_data(live_server, nno):
+    s = live_server.settings
+    env = {"NNO_DATA_DIR": str(s.data_dir), "NNO_DATABASE_URL": s.database_url, "AUTH_API_KEY": None}
+    result = nno("admin", "bootstrap", "--offline", "--email", "off@example.com", "--password-stdin", "--login",
+                 env=env, input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    who = parse_json(nno("whoami", "--json"))  # the session it made works on the running server
+    assert who["email"] == "off@example.com" and who["role"] == "nno-operator"
+    again = nno("admin", "bootstrap", "--offline", "--email", "off2@example.com", "--password-stdin",
+                env=env, input=PASSWORD + "\n")
+    assert "ALREADY_BOOTSTRAPPED" in assert_clean_failure(again, exit_code=1)
+    bad = nno("admin", "bootstrap", "--offline", "--email", "not-an-address", "--password-stdin",
+              env=env, input=PASSWORD + "\n")
+    assert "email" in assert_clean_failure(bad, exit_code=2)

@@ -10,7 +10,7 @@ import asyncio
 from starlette.types import ASGIApp
 
 from nno.edge.cloud import MIGRATIONS_DIR as _STATE_MIGRATIONS
-from nno.edge.cloud import LocalCloud, migrate_state, state_database
+from nno.edge.cloud import LocalCloud, state_database
 from nno.edge.router import EdgeRouter
 from nno.edge.workers import WorkerHost
 from nno.kernel.config import Settings
@@ -39,7 +39,7 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
     sweeper: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
-        await migrate_state(ctx.db)
+        await cloud.ready()  # migrates, and re-seals secrets an earlier version sealed
         sweeper.append(asyncio.get_running_loop().create_task(host.run_sweeper(SWEEP_INTERVAL_S)))
 
     async def shutdown() -> None:

@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from nno.edge import names
 from nno.edge.models import D1Database, DNSRecord, KVEntry, KVNamespace, PagesProject, R2Bucket, Worker, WorkerSecret
 from nno.edge.pages import publish_site
-from nno.edge.secretbox import SecretBox
+from nno.edge.secretbox import SecretBox, SecretsKeyError
+from nno.edge.secrets_key import Keyring, ensure_key, has_sealed, reseal
 from nno.kernel.aio import loop_lock
 from nno.kernel.clock import now_ms
 from nno.kernel.config import Settings
@@ -111,12 +112,41 @@ class LocalCloud:
         self.root = cloud_root(settings)
         self.db = db if db is not None else state_database(settings)
         self._owns_db = db is None
-        self._box = SecretBox(settings.signing_secret)
+        self.keyring = Keyring(settings)
+        self._legacy_checked = False
         self.base_domain = settings.base_domain.lower().strip(".")
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def ready(self) -> None:
         await migrate_state(self.db)
+        if not self._legacy_checked:
+            self._legacy_checked = True
+            try:  # say it at start, not only when a Worker fails to start
+                self.keyring.box()
+            except SecretsKeyError as exc:
+                log.error("secrets_key_unusable", error=str(exc))
+            await self._reseal_legacy()
+
+    async def _reseal_legacy(self) -> None:
+        """Re-seal, with the kept key, the secrets an earlier version sealed with a key derived from
+        AUTH_API_KEY or the data directory's path; those that no derivation opens are reported."""
+        try:
+            if not await has_sealed(self.db, legacy=True):
+                return
+            box = await self.sealing_box()
+            report = await reseal(self.db, box, legacy_only=True)
+        except SecretsKeyError as exc:
+            log.error("secrets_key_unusable", error=str(exc))
+            return
+        if report.resealed:
+            log.info("secrets_resealed_with_kept_key", count=report.resealed, key=box.current.hex_id)
+        for message in report.unreadable:
+            log.error("secret_unreadable", error=message)
+
+    async def sealing_box(self) -> SecretBox:
+        """The box that seals new values: the kept key, made now if there is none yet."""
+        box, _ = await ensure_key(self.db, self.keyring)
+        return box
 
     async def close(self) -> None:
         if self._owns_db:
@@ -309,7 +339,7 @@ class LocalCloud:
         if not names.SECRET_KEY_RE.match(key):
             raise CloudError(f"invalid secret name {key!r}: use [A-Za-z0-9_]", status=400)
         await self.ready()
-        sealed = self._box.seal(f"{worker}/{key}", value)
+        sealed = (await self.sealing_box()).seal(f"{worker}/{key}", value)
         now = now_ms()
         async with self.db.session() as s:
             owner = await s.get(Worker, worker)
@@ -346,10 +376,12 @@ class LocalCloud:
         return [{"name": r.key, "createdAt": r.created_at, "updatedAt": r.updated_at} for r in rows]
 
     async def worker_secrets(self, worker: str) -> dict[str, str]:
-        """Decrypted values, for the worker host only (the Worker's own env)."""
+        """Decrypted values, for the worker host only (the Worker's own env). A value that cannot be
+        opened raises `SecretsKeyError`, whose message names the fix."""
         async with self.db.session() as s:
             rows = (await s.scalars(select(WorkerSecret).where(WorkerSecret.worker == worker))).all()
-        return {r.key: self._box.open(f"{worker}/{r.key}", r.ciphertext) for r in rows}
+        box = self.keyring.box()
+        return {r.key: box.open(f"{worker}/{r.key}", r.ciphertext) for r in rows}
 
     # ---- Pages -----------------------------------------------------------------------------
     async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> CloudResource:

@@ -67,7 +67,7 @@ class Worker(Base):
 
 
 class WorkerSecret(Base):
-    """A Worker secret, encrypted at rest (Fernet, key derived from the install's signing secret)."""
+    """A Worker secret, sealed at rest with the install's kept secrets key (nno.edge.secretbox)."""
 
     __tablename__ = "worker_secrets"
     worker: Mapped[str] = mapped_column(

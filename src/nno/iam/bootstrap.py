@@ -1,5 +1,9 @@
 """First-run setup: the first NNO operator (a user with email and password) and the `nno-operator`
-organization it owns. Refused with 409 once any nno-operator organization exists."""
+organization it owns. Refused with 409 once any nno-operator organization exists.
+
+Who may ask: a service (the static key), the local-dev bypass from this machine only (the operator
+it makes outlives the bypass once AUTH_API_KEY is set), or `nno admin bootstrap --offline`, which
+runs on the server's machine straight against IAM's database."""
 
 from __future__ import annotations
 
@@ -12,14 +16,18 @@ from nno.iam import audit
 from nno.iam.accounts import new_user
 from nno.iam.caller import Caller
 from nno.iam.context import IAMContext
+from nno.iam.mailer import Mailer
 from nno.iam.models import Member, Organization, User
 from nno.iam.orgs import org_view
 from nno.iam.schemas import BootstrapBody
 from nno.iam.security import check_password_policy, hash_password
 from nno.iam.sessions import create_session, user_view
 from nno.kernel.clock import now_ms
+from nno.kernel.config import Settings
+from nno.kernel.db import Database
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
+from nno.kernel.migrations import upgrade
 
 
 async def is_bootstrapped(ctx: IAMContext) -> bool:
@@ -56,3 +64,18 @@ async def bootstrap(ctx: IAMContext, caller: Caller, body: BootstrapBody) -> dic
         raise already from exc
     return {"user": user_view(user), "organization": org_view(org), "token": token,
             "expiresAt": session.expires_at}
+
+
+async def bootstrap_offline(settings: Settings, body: BootstrapBody) -> dict[str, Any]:
+    """The same, without a server: on IAM's database under `settings` (the data directory or
+    NNO_DATABASE_URL). Whoever can open those already holds the installation."""
+    from nno.iam.auth_app import AUTH_MIGRATIONS_DIR  # auth_app imports this module through its views
+
+    db = Database.for_service(settings, "iam")
+    try:
+        await upgrade(db, AUTH_MIGRATIONS_DIR)
+        ctx = IAMContext(db=db, settings=settings, mailer=Mailer(db, None, settings.mail_from))
+        caller = Caller(kind="service", user_agent="nno admin bootstrap --offline")
+        return await bootstrap(ctx, caller, body)
+    finally:
+        await db.dispose()

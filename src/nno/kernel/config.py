@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="NNO <no-reply@nno.localhost>", validation_alias="NNO_MAIL_FROM")
     # Secret used to sign service tokens; derived from AUTH_API_KEY when unset.
     service_token_secret: str | None = Field(default=None, validation_alias="NNO_SERVICE_TOKEN_SECRET")
+    # The local cloud's secrets key(s), comma-separated (the first seals); unset = the key file kept
+    # in the data directory (nno.edge.secrets_key).
+    secrets_key: str | None = Field(default=None, validation_alias="NNO_SECRETS_KEY")
     worker_poll_interval_s: float = Field(default=0.5, validation_alias="NNO_WORKER_POLL_INTERVAL")
     # Embedded mode runs the provisioning worker inside `nno serve`; scaled mode runs `nno worker`.
     embedded_worker: bool = Field(default=True, validation_alias="NNO_EMBEDDED_WORKER")
@@ -101,7 +104,8 @@ class Settings(BaseSettings):
 
     @property
     def signing_secret(self) -> bytes:
-        """Key for service tokens and internal-call signatures; stable across processes of one install."""
+        """Key for service tokens and internal-call signatures; stable across processes of one install.
+        The local cloud's secrets have their own kept key (nno.edge.secrets_key)."""
         if self.service_token_secret:
             return self.service_token_secret.encode()
         base = self.auth_api_key or f"dev-insecure:{self.data_dir.resolve()}"

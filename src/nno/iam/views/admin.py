@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +14,8 @@ from nno.iam.access import require_privileged
 from nno.iam.caller import Caller, iam_ctx, require_authenticated, require_service
 from nno.iam.models import MailOutbox
 from nno.iam.schemas import BootstrapBody, ServiceTokenBody, ServiceTokenVerifyBody
+from nno.kernel.errors import NNOError
+from nno.kernel.identity import get_identity
 from nno.kernel.pagination import check_limit
 
 router = APIRouter(tags=["admin"])
@@ -26,7 +29,19 @@ async def bootstrap_status(request: Request, _: Caller = Depends(require_service
 @router.post("/api/nno/bootstrap", status_code=201)
 async def run_bootstrap(body: BootstrapBody, request: Request,
                         caller: Caller = Depends(require_service)) -> JSONResponse:
+    if get_identity(request).auth_type == "dev" and not _from_loopback(request):
+        # The operator made here keeps its rights once AUTH_API_KEY is set: never from another machine.
+        raise NNOError(403, "FORBIDDEN", "Without AUTH_API_KEY (local-dev mode) the first operator can only be "
+                       "created from the server's own machine; or set AUTH_API_KEY and pass it as the service key")
     return JSONResponse(await bootstrap.bootstrap(iam_ctx(request), caller, body), status_code=201)
+
+
+def _from_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @router.post("/api/nno/service-token")

@@ -36,9 +36,18 @@ def test_key_lifecycle_and_use_in_ci(live_server, nno, nno_home):
                                                         exit_code=1)
     ci_home = {"NNO_HOME": str(nno_home.parent / "ci-home")}
     stored = nno("login", "--token", key, env=ci_home)
-    assert stored.exit_code == 0 and stored.stdout.strip() == "✔ Authenticated via token"
+    assert stored.exit_code == 0
+    assert stored.stdout.strip() == f"✔ Authenticated with API key ci ({key_id}) for platform {platform_id}"
     who = parse_json(nno("whoami", "--json", env=ci_home))
     assert who["role"] == "apikey" and who["verified"] is True
+    assert who["keyName"] == "ci" and who["keyId"] == key_id and who["platformId"] == platform_id
+    assert who["email"] is None  # no placeholder user
+    # Commands then default to the key's platform, from the login and from NNO_API_TOKEN alike.
+    tenants = parse_json(nno("tenant", "list", "--json", env=ci_home))["data"]
+    assert tenants and {t["platformId"] for t in tenants} == {platform_id}
+    assert parse_json(nno("platform", "current", "--json", env=as_key))["id"] == platform_id
+    offline = nno("whoami", "--offline", env=ci_home)
+    assert "API key ci" in offline.stdout and "Last verified with the server at" in offline.stdout
 
     revoked = nno("apikey", "revoke", key_id)
     assert revoked.exit_code == 0 and f"API key {key_id} revoked" in revoked.stdout

@@ -19,7 +19,13 @@ def test_create_follows_the_job_until_the_platform_is_active(live_server, nno):
     assert result.exit_code == 0, result.output
     platform_id = parse_json(nno("platform", "list", "--json"))["data"][0]["id"]
     lines = result.stdout.splitlines()
-    assert lines[-1] == f"✔ Platform {platform_id} is active"
+    assert f"✔ Platform {platform_id} is active" in lines
+    # It says where the platform is, and leaves the chosen platform alone.
+    port = live_server.url.rsplit(":", 1)[1]
+    assert f"Console: http://console.app.default.{platform_id}.nno.localhost:{port}/" in lines
+    assert any(line.startswith(f"Auth: http://auth.svc.default.{platform_id}.") for line in lines)
+    current = nno("platform", "current")
+    assert current.exit_code == 2 and "nno platform use" in current.stderr
     assert any(line.strip().startswith("✔ ") and "auth" in line for line in lines), result.stdout
 
     shown = parse_json(nno("platform", "show", platform_id, "--json"))
@@ -80,9 +86,9 @@ def test_create_succeeds_while_the_gateway_still_caches_the_old_identity(live_se
     result = nno("platform", "create", "Cached One", "--slug", "cached-one", *FAST)
     assert result.exit_code == 0, result.output
     platform_id = parse_json(nno("platform", "list", "--json"))["data"][0]["id"]
-    assert result.stdout.splitlines()[-1] == f"✔ Platform {platform_id} is active"
-    # The new platform became the login's default one.
-    assert parse_json(nno("whoami", "--offline", "--json"))["platformId"] == platform_id
+    assert f"✔ Platform {platform_id} is active" in result.stdout.splitlines()
+    # Creating a platform does not silently change the chosen one.
+    assert parse_json(nno("whoami", "--offline", "--json"))["platformId"] is None
 
 
 def test_create_without_a_provisioning_service_says_so(shared_server, make_settings, tmp_path, cli_env):

@@ -66,9 +66,9 @@ def test_suspend_gives_451_to_the_platform_users_until_restored(live_server, nno
     make_active(live_server, platform_id)
 
     # Only an operator (here the service key) suspends; the reason goes to the audit log.
-    done = nno("platform", "suspend", platform_id, "--reason", "unpaid invoice", env=OPERATOR)
+    done = nno("platform", "suspend", platform_id, "--reason", "unpaid invoice", "--yes", env=OPERATOR)
     assert done.exit_code == 0, done.output
-    assert f"Platform {platform_id} suspended (status: suspended)" in done.stdout
+    assert f"Platform soon-suspended ({platform_id}) suspended (status: suspended)" in done.stdout
 
     blocked = nno("platform", "show", platform_id)
     message = assert_clean_failure(blocked, exit_code=1)
@@ -76,7 +76,7 @@ def test_suspend_gives_451_to_the_platform_users_until_restored(live_server, nno
     assert first.startswith("error: This platform has been suspended. (PLATFORM_SUSPENDED, request id ")
     assert "nno platform restore" in hint
 
-    again = nno("platform", "suspend", platform_id, env=OPERATOR, api_url=None)
+    again = nno("platform", "suspend", platform_id, "--yes", env=OPERATOR, api_url=None)
     assert again.exit_code in (0, 1)  # idempotent or INVALID_TRANSITION, never a traceback
     assert "Traceback" not in again.output
 
@@ -84,7 +84,7 @@ def test_suspend_gives_451_to_the_platform_users_until_restored(live_server, nno
     assert restored["status"] == "active" and restored["suspendedAt"] is None
     assert parse_json(nno("platform", "show", platform_id, "--json"))["status"] == "active"
 
-    cancelled = parse_json(nno("platform", "cancel", platform_id, "--reason", "moving on", "--json"))
+    cancelled = parse_json(nno("platform", "cancel", platform_id, "--reason", "moving on", "--json", "--yes"))
     assert cancelled["status"] == "pending_cancellation"
 
 

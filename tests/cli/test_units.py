@@ -131,7 +131,7 @@ def test_any_envelope_becomes_its_message_and_request_id(status: int, code: str,
                                                       "requestId": request_id}}, request=request)
     err = error_from_response(response)
     assert (err.message, err.code, err.request_id, err.status) == (message, code, request_id, status)
-    assert err.exit_code == (ExitCode.AUTH if status == 401 else ExitCode.ERROR)
+    assert err.exit_code == (ExitCode.AUTH if status in (401, 403) else ExitCode.ERROR)
     rendered = err.render()
     assert rendered.startswith(f"error: {message}") and request_id in rendered
 

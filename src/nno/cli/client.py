@@ -20,7 +20,6 @@ USER_AGENT = "nno-cli/0.1"
 # What to do next, by HTTP status; shown under the error line.
 HINTS: dict[int, str] = {
     401: "Your login is missing, expired or revoked. Run: nno login",
-    403: "Your role does not allow this. Ask a platform admin or an NNO operator.",
     410: "The platform is cancelled or deleted.",
     451: "The platform is suspended. An NNO operator can restore it: nno platform restore <id>",
 }
@@ -38,7 +37,30 @@ def auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def error_from_response(response: httpx.Response) -> CLIError:
+# A 403's hint, by the caller's role: an owner is not told to ask a platform admin.
+FORBIDDEN_HINTS: dict[str | None, str] = {
+    "platform-admin": "Only an NNO operator can do this on a platform.",
+    "nno-operator": "Not even operators may do this; the message above says why.",
+    "apikey": "This API key does not allow it (a key holds at most its maker's rights, and only the "
+              "permissions it was created with). Create a key that does: nno apikey create.",
+    None: "Your role does not allow this. Ask a platform admin or an NNO operator.",
+}
+
+DEV_BYPASS_HEADER = "x-nno-auth-mode"
+_dev_bypass_told: set[str] = set()
+
+
+def tell_dev_bypass(response: httpx.Response, base_url: str) -> None:
+    """Once per command and server: say that this server checks no credentials."""
+    if response.headers.get(DEV_BYPASS_HEADER) == "dev-bypass" and base_url not in _dev_bypass_told:
+        import sys
+
+        _dev_bypass_told.add(base_url)
+        sys.stderr.write(f"note: NNO at {base_url} runs without authentication (AUTH_API_KEY is unset): "
+                         "everyone who can reach it can do everything.\n")
+
+
+def error_from_response(response: httpx.Response, role: str | None = None) -> CLIError:
     status = response.status_code
     header_request_id = response.headers.get("x-request-id")
     body: Any = None
@@ -64,6 +86,8 @@ def error_from_response(response: httpx.Response) -> CLIError:
         reason = response.reason_phrase or "error"
         message = f"the server answered HTTP {status} {reason} to {response.request.method} {response.request.url.path}"
     hint = HINTS.get(status)
+    if status == 403:
+        hint = FORBIDDEN_HINTS.get(role, FORBIDDEN_HINTS[None])
     if status == 429:
         retry = response.headers.get("retry-after")
         hint = f"Too many requests; try again in {retry} s." if retry else "Too many requests; try again later."
@@ -76,7 +100,7 @@ def error_from_response(response: httpx.Response) -> CLIError:
         request_id=request_id,
         details=details,
         hint=hint,
-        exit_code=ExitCode.AUTH if status == 401 else ExitCode.ERROR,
+        exit_code=ExitCode.AUTH if status in (401, 403) else ExitCode.ERROR,
     )
 
 
@@ -94,9 +118,11 @@ class APIClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        role: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.role = role
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -148,6 +174,7 @@ class APIClient:
                 hint="Is the server running (nno serve)? Choose another address with --api-url or NNO_API_URL.",
                 exit_code=ExitCode.UNREACHABLE,
             ) from exc
+        tell_dev_bypass(response, self.base_url)
         if response.is_success:
             if response.status_code == 204 or not response.content:
                 return None
@@ -159,7 +186,33 @@ class APIClient:
                     request_id=response.headers.get("x-request-id"),
                     hint="Check that --api-url points at an NNO gateway.",
                 ) from exc
-        raise error_from_response(response)
+        raise error_from_response(response, self.role)
+
+    def probe(self, path: str) -> tuple[int, str | None]:
+        """(status, envelope code) of a GET with this client's credential; (0, None) if unreachable."""
+        try:
+            response = self._http.get(path, headers=auth_headers(self.token))
+        except (httpx.HTTPError, OSError):
+            return 0, None
+        code: str | None = None
+        try:
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                code = _str_or_none(body["error"].get("code"))
+        except ValueError:
+            pass
+        return response.status_code, code
+
+    def get_text(self, path: str) -> str:
+        """A plain-text GET (e.g. `/health`), every failure a CLIError like `request`'s."""
+        try:
+            response = self._http.get(path)
+        except (httpx.TransportError, OSError) as exc:
+            raise CLIError(f"cannot reach NNO at {self.base_url}: {_transport_reason(exc)}",
+                           hint="Is the server running (nno serve)?", exit_code=ExitCode.UNREACHABLE) from exc
+        if not response.is_success:
+            raise error_from_response(response, self.role)
+        return response.text
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -45,6 +45,8 @@ class CLIError(Exception):
             extras.append(f"request id {self.request_id}")
         if extras:
             line += f" ({', '.join(extras)})"
+        for detail in describe_details(self.details):
+            line += f"\n  {detail}"
         if self.hint:
             line += f"\n{self.hint}"
         return line
@@ -57,3 +59,31 @@ class CLIError(Exception):
             body["status"] = self.status
         body["requestId"] = self.request_id
         return {"error": body}
+
+
+def describe_details(details: object) -> list[str]:
+    """The envelope's `details` as lines a person reads: each invalid field with the server's rule
+    (which names the allowed values), or `key: value` for a flat object."""
+    lines: list[str] = []
+    if isinstance(details, list):
+        for item in details[:20]:
+            if isinstance(item, dict):
+                where = item.get("field") or item.get("in") or ""
+                message = item.get("message") or item.get("type") or "invalid"
+                lines.append(f"{where}: {message}" if where else str(message))
+            else:
+                lines.append(str(item))
+    elif isinstance(details, dict):
+        # Only what tells the user what would work; ids and echoes of the message stay in --json.
+        for key, value in list(details.items())[:20]:
+            if not any(word in key.lower() for word in HELPFUL_DETAIL_KEYS):
+                continue
+            if isinstance(value, list | tuple):
+                value = ", ".join(str(v) for v in value)
+            elif isinstance(value, dict):
+                continue
+            lines.append(f"{key}: {value}")
+    return lines
+
+
+HELPFUL_DETAIL_KEYS = ("allowed", "expected", "limit", "required", "upgrade", "choices", "max", "min")

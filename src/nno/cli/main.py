@@ -14,13 +14,38 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant
+from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant, tools
 from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import CLIState
+
+# Placeholders for values whose option name alone reads poorly.
+METAVARS = {"timeout": "SECONDS", "limit": "N", "expires_in_days": "DAYS", "concurrency": "N",
+            "poll_interval": "SECONDS", "data_dir": "DIR", "permission": "PERMISSION"}
+
+
+def polish(command: Any) -> None:
+    """Help that reads well, for every command under `command`: a placeholder named after the value
+    (`--slug SLUG`, not `<str>`), and each summary whole (not cut with "...")."""
+    for param in getattr(command, "params", []):
+        if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
+            param.metavar = METAVARS.get(param.name, param.name.upper())
+        if param.param_type_name == "argument":
+            # `NAME` / `[NAME]` as other tools print them, instead of `{NAME}` and `NAME <str>`.
+            shown = param.metavar if param.required else f"[{str(param.metavar).strip('[]')}]"
+            param._usage_display_name = lambda shown=shown: shown
+            param.display_type_rich = lambda ctx: None
+    if command.short_help is None and command.help:
+        command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    for sub in getattr(command, "commands", {}).values():
+        polish(sub)
 
 
 class NNOGroup(TyperGroup):
     """Turns every CLIError (and any unexpected failure) into one clear line and an exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        polish(self)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -118,10 +143,20 @@ app.add_typer(apikey.app, name="apikey")
 app.add_typer(job.app, name="job")
 audit.register(app)
 app.add_typer(admin.app, name="admin")
+tools.register(app)
+
+
+COMPLETE_VAR = "_NNO_COMPLETE"
 
 
 def run() -> None:
-    app()
+    if os.environ.get(COMPLETE_VAR):
+        # A shell asking for completions (`nno completion SHELL` installs the hook); typer registers
+        # its shell classes only on request, to keep `nno --help` fast.
+        from typer._completion_classes import completion_init
+
+        completion_init()
+    app(prog_name="nno")
 
 
 if __name__ == "__main__":

@@ -79,18 +79,32 @@ def field(name: str, fmt: Callable[[Any], str] | None = None) -> Callable[[dict[
 
 def table(columns: Sequence[Column], rows: Iterable[dict[str, Any]], *, title: str | None = None,
           empty: str = "Nothing to show.") -> None:
-    from rich.table import Table
-
     rows = list(rows)
     if not rows:
         info(empty)
         return
+    if not sys.stdout.isatty():
+        plain_table(columns, rows, title=title)
+        return
+    from rich.table import Table
     t = Table(title=title, title_justify="left", header_style="bold")
     for header, _ in columns:
         t.add_column(header, overflow="fold")
     for row in rows:
         t.add_row(*(cell(get(row)) for _, get in columns))
     console().print(t)
+
+
+def plain_table(columns: Sequence[Column], rows: Sequence[dict[str, Any]], *, title: str | None = None) -> None:
+    """Columns separated by spaces, no box drawing: what `grep`, `awk` and `cut` expect from a pipe."""
+    cells = [[cell(get(row)).replace("\n", " ") for _, get in columns] for row in rows]
+    headers = [header for header, _ in columns]
+    widths = [max(len(headers[i]), *(len(r[i]) for r in cells)) for i in range(len(headers))]
+    out = [title] if title else []
+    for line in [headers, *cells]:
+        out.append("  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip())
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
 
 
 def record(pairs: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:

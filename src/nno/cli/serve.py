@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -53,23 +54,70 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
         typer.echo(f"error: unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}",
                    err=True)
         raise typer.Exit(2)
+    if settings.dev_bypass and not is_loopback(host) and not insecure:
+        typer.echo(
+            f"error: refusing to listen on {host} with AUTH_API_KEY unset (no authentication). "
+            "Set AUTH_API_KEY, listen on 127.0.0.1, or pass --insecure.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    sock = bind_or_explain(host, port)
     if settings.dev_bypass:
         log.warning(
             "auth_bypass_enabled",
             message="AUTH_API_KEY is not set: the gateway lets every request through unauthenticated "
             "(local-dev bypass). Set AUTH_API_KEY for any shared or production use.",
         )
-        if not is_loopback(host) and not insecure:
-            typer.echo(
-                f"error: refusing to listen on {host} with AUTH_API_KEY unset (no authentication). "
-                "Set AUTH_API_KEY, listen on 127.0.0.1, or pass --insecure.",
-                err=True,
-            )
-            raise typer.Exit(2)
     log.info("nno_serving", url=local_url(host, port), publicUrl=settings.public_url,
              services=services or "all")
     if services:
         core = Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
     else:
         core = Core(settings)
-    uvicorn.run(core.asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    if services:
+        what = f"services {', '.join(services)}"
+    else:
+        what = "all services" if settings.database_url else "embedded"
+    ready = f"NNO ready at {local_url(host, port)} ({what}; data in {settings.data_dir})"
+    config = uvicorn.Config(core.asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    ReadyServer(config, ready).run(sockets=[sock])
+
+
+class ReadyServer:
+    """uvicorn's server, saying one plain line once it accepts requests (the JSON logs go on)."""
+
+    def __new__(cls, config: Any, line: str) -> Any:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets=sockets)
+                if self.started:
+                    print(line, flush=True)
+
+        return _Server(config)
+
+
+def bind_or_explain(host: str, port: int) -> socket.socket:
+    """Take the port before starting anything, so a taken one is one clear error, not a stack of logs."""
+    import errno
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"port {port} on {host} is already in use (another nno serve?)"
+            hint = "Stop the other server, or choose another port: nno serve --port 8788"
+        elif exc.errno == errno.EACCES:
+            reason, hint = f"not allowed to listen on port {port}", "Choose a port above 1023: nno serve --port 8787"
+        else:
+            reason, hint = f"cannot listen on {host}:{port}: {exc.strerror or exc}", "Check --host and --port."
+        typer.echo(f"error: {reason}\n{hint}", err=True)
+        raise typer.Exit(1) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

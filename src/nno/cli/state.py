@@ -61,19 +61,97 @@ class CLIState:
             )
         return str(token)
 
+    def role(self) -> str | None:
+        """The role last verified for the stored login (for hints only; the server decides)."""
+        if os.environ.get("NNO_API_TOKEN"):
+            token = os.environ["NNO_API_TOKEN"].strip()
+            return "apikey" if token.startswith("nno_") else None
+        role = self.credentials().get("role")
+        return str(role) if role else None
+
     def client(self, *, api_url: str | None = None, authenticated: bool = True) -> APIClient:
         from nno.cli.client import APIClient
 
-        return APIClient(self.api_url(api_url), self.token() if authenticated else None)
+        return APIClient(self.api_url(api_url), self.token() if authenticated else None, role=self.role())
 
     def platform_id(self, explicit: str | None) -> str:
+        """The platform a command targets, as typed (an id or a slug; see `resolve_platform`)."""
         if explicit:
             return explicit
-        stored = self.credentials().get("platformId")
-        if stored and not os.environ.get("NNO_API_TOKEN"):
-            return str(stored)
-        raise CLIError("no platform given", hint="Pass --platform <platformId> (see: nno platform list).",
+        if os.environ.get("NNO_API_TOKEN"):
+            # A key in the environment speaks for its own platform, not for the stored login.
+            env_platform = os.environ.get("NNO_PLATFORM")
+            if env_platform:
+                return env_platform
+        else:
+            stored = self.credentials().get("platformId")
+            if stored:
+                return str(stored)
+        raise CLIError("no platform given",
+                       hint="Pass --platform ID|SLUG, or choose one: nno platform use ID|SLUG "
+                            "(see: nno platform list).",
                        exit_code=ExitCode.USAGE)
+
+    def resolve_platform(self, client: APIClient, explicit: str | None) -> dict[str, Any]:
+        """The platform record for `--platform ID|SLUG`, else the chosen one. A platform chosen
+        earlier that is now cancelled or deleted is never used silently: name it to act on it."""
+        env_token = os.environ.get("NNO_API_TOKEN", "").strip()
+        if not explicit and env_token.startswith("nno_") and not os.environ.get("NNO_PLATFORM"):
+            # A key in the environment belongs to one platform: that is the default.
+            explicit_key_platform = client.get(f"{IAM}/api/nno/apikey/current").get("platformId")
+            ref = str(explicit_key_platform or self.platform_id(None))
+        else:
+            ref = self.platform_id(explicit)
+        try:
+            platform = lookup_platform(client, ref)
+        except CLIError as exc:
+            if exc.status == 410 and not explicit:
+                chosen = self.credentials().get("platformSlug") or ref
+                raise CLIError(
+                    f"your chosen platform {chosen} is gone ({exc.message})", request_id=exc.request_id,
+                    hint="Name a platform with --platform ID|SLUG, or choose another: nno platform use ID|SLUG.",
+                    exit_code=ExitCode.USAGE) from None
+            raise
+        if not explicit and platform.get("status") in GONE_STATUSES:
+            raise CLIError(
+                f"your chosen platform {platform.get('slug') or ref} is {platform.get('status')}",
+                hint="Name a platform with --platform ID|SLUG, or choose another: nno platform use ID|SLUG.",
+                exit_code=ExitCode.USAGE)
+        return platform
+
+
+    def optional_platform(self, client: APIClient, explicit: str | None) -> str | None:
+        """The platform's id when one is named or chosen, else None (the server decides)."""
+        try:
+            return str(self.resolve_platform(client, explicit)["id"])
+        except CLIError as exc:
+            if exc.exit_code == ExitCode.USAGE and not explicit:
+                return None
+            raise
+
+
+GONE_STATUSES = ("cancelled", "deleted")
+
+
+def lookup_platform(client: APIClient, ref: str) -> dict[str, Any]:
+    """A platform by id or slug; one message for an unknown one, whatever the command."""
+    from urllib.parse import quote
+
+    ref = ref.strip()
+    request_id: str | None = None
+    if ref:
+        for path in (f"{PLATFORMS}/{quote(ref, safe='')}", f"{PLATFORMS}/by-slug/{quote(ref, safe='')}"):
+            try:
+                found = client.get(path)
+            except CLIError as exc:
+                if exc.status in (400, 404):
+                    request_id = exc.request_id or request_id
+                    continue
+                raise
+            if isinstance(found, dict) and found.get("id"):
+                return found
+    raise CLIError(f"platform {ref!r} not found", code="PLATFORM_NOT_FOUND", status=404, request_id=request_id,
+                   hint="Check the id or slug: nno platform list.", exit_code=ExitCode.ERROR)
 
 
 def normalize_url(url: str) -> str:

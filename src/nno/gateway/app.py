@@ -68,5 +68,5 @@ def create_gateway(
     app = RequestLoggerMiddleware(app)
     app = RequestIdMiddleware(app)
     app = ErrorHandlerMiddleware(app)
-    app = SecurityHeadersMiddleware(app)
+    app = SecurityHeadersMiddleware(app, dev_bypass=settings.dev_bypass)
     return Gateway(app, limiter, credentials, statuses, openapi)

@@ -97,6 +97,17 @@ async def list_keys(ctx: IAMContext, caller: Caller, platform_id: str | None) ->
     return [key_view(k) for k in rows]
 
 
+async def current(ctx: IAMContext, caller: Caller) -> dict[str, Any]:
+    """The key the caller authenticated with: how a script (or `nno whoami`) learns what it holds."""
+    if caller.kind != "apikey" or not caller.key_id:
+        raise NNOError(400, "NOT_AN_API_KEY", "Only a request made with an API key has a current API key")
+    async with ctx.db.session() as s:
+        row = await s.get(ApiKey, caller.key_id)
+    if row is None:
+        raise NNOError(404, "API_KEY_NOT_FOUND", "API key not found", {"keyId": caller.key_id})
+    return key_view(row)
+
+
 async def revoke(ctx: IAMContext, caller: Caller, key_id: str) -> dict[str, Any]:
     async with ctx.db.session() as s:
         row = await s.get(ApiKey, key_id)

@@ -38,5 +38,6 @@ def cursor_option() -> str | None:
 
 def platform_option() -> str | None:
     return typer.Option(
-        None, "--platform", "-p", metavar="ID", help="Platform id (default: the platform of your login)."
+        None, "--platform", "-p", metavar="PLATFORM",
+        help="Platform id or slug (default: the one chosen with `nno platform use`)."
     )

@@ -20,16 +20,6 @@ def _rows(page: Any) -> list[dict[str, Any]]:
     return list(page.get("data", [])) if isinstance(page, dict) else []
 
 
-def _platform_or_none(st: Any, explicit: str | None) -> str | None:
-    """The platform to scope to: the flag, else the login's platform, else none (IAM decides)."""
-    from nno.cli.errors import CLIError
-
-    try:
-        return str(st.platform_id(explicit))
-    except CLIError:
-        return None
-
-
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -44,14 +34,14 @@ def create(
 
     st = state(ctx)
     body: dict[str, Any] = {"name": name}
-    platform_id = _platform_or_none(st, platform)
-    if platform_id:
-        body["platformId"] = platform_id
     if permission:
         body["permissions"] = permission
     if expires_in_days:
         body["expiresIn"] = expires_in_days * 86_400
     with st.client() as client:
+        platform_id = st.optional_platform(client, platform)  # none: IAM decides
+        if platform_id:
+            body["platformId"] = platform_id
         created = client.post(KEYS, json=body)
     if as_json:
         print_json(created)
@@ -68,8 +58,8 @@ def list_keys(ctx: typer.Context, platform: str | None = platform_option(),
     from nno.cli.output import field, print_json, table, when
 
     st = state(ctx)
-    platform_id = _platform_or_none(st, platform)
     with st.client() as client:
+        platform_id = st.optional_platform(client, platform)
         page = client.get(KEYS, params={"platformId": platform_id})
     if as_json:
         print_json(page)

@@ -23,8 +23,8 @@ def audit(
     from nno.cli.output import field, page, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
     with st.client() as client:
+        platform_id = str(st.resolve_platform(client, platform)["id"])
         result = client.get(f"{PLATFORMS}/{platform_id}/audit",
                             params={"limit": limit, "cursor": cursor})
     columns = [("WHEN", field("createdAt", when)), ("ACTION", field("action")),

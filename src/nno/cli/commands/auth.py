@@ -13,6 +13,7 @@ from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import IAM
 
 SESSION_PATH = f"{IAM}/api/nno/session"
+CURRENT_KEY_PATH = f"{IAM}/api/nno/apikey/current"
 TOKEN_MODE_TTL_MS = 30 * 24 * 3600 * 1000  # token mode stores a 30-day expiry (spec §4.4)
 CI_PLACEHOLDER_EMAIL = "ci-user"
 
@@ -52,10 +53,14 @@ def login(
     data = {
         "token": token,
         "refreshToken": None,
-        "email": profile.get("email") or CI_PLACEHOLDER_EMAIL,
+        "email": profile.get("email"),
         "platformId": profile.get("platformId"),
         "role": profile.get("role") or ("apikey" if is_api_key(token) else None),
+        "keyId": profile.get("keyId"),
+        "keyName": profile.get("keyName"),
+        "userId": profile.get("userId"),
         "expiresAt": int(expires),
+        "verifiedAt": None if profile.get("unverified") else now_ms,
         "apiUrl": base,
         "iamUrl": base + IAM,
     }
@@ -67,7 +72,11 @@ def login(
             "credentialsFile": str(path), "via": via})
         return
     if via == "token":
-        typer.echo(f"{OK} Authenticated via token")
+        if data["keyId"]:
+            typer.echo(f"{OK} Authenticated with API key {data['keyName']} ({data['keyId']}) "
+                       f"for platform {data['platformId']}")
+        else:
+            typer.echo(f"{OK} Authenticated via token")
         if profile.get("unverified"):
             typer.echo(f"{INFO} NNO at {base} was unreachable; the token is stored unverified.")
     else:
@@ -79,10 +88,8 @@ def _lookup_for_token_mode(client: Any, token: str) -> dict[str, Any]:
     from nno.cli.client import is_api_key
 
     if is_api_key(token):
-        # An API key is not a session: IAM's session route does not describe it. Check that the
-        # gateway accepts it (any authenticated read) and store it with the CI placeholder.
         try:
-            client.get("/api/v1/platforms", params={"limit": 1}, token=token)
+            key = client.get(CURRENT_KEY_PATH, token=token)
         except CLIError as exc:
             if exc.exit_code == ExitCode.UNREACHABLE:
                 return {"unverified": True}
@@ -90,7 +97,8 @@ def _lookup_for_token_mode(client: Any, token: str) -> dict[str, Any]:
                 raise CLIError("the API key was rejected by NNO", request_id=exc.request_id,
                                code=exc.code, hint="Check the key, or create one: nno apikey create",
                                exit_code=ExitCode.AUTH) from None
-        return {"role": "apikey"}
+            raise
+        return key_profile(key)
     try:
         session = client.get(SESSION_PATH, token=token)
     except CLIError as exc:
@@ -102,6 +110,15 @@ def _lookup_for_token_mode(client: Any, token: str) -> dict[str, Any]:
                            exit_code=ExitCode.AUTH) from None
         raise
     return session_profile(session)
+
+
+def key_profile(key: Any) -> dict[str, Any]:
+    """`GET /api/nno/apikey/current` -> what the credentials file keeps for an API key."""
+    if not isinstance(key, dict):
+        return {"role": "apikey"}
+    return {"email": None, "platformId": key.get("platformId"), "role": "apikey", "keyId": key.get("id"),
+            "keyName": key.get("name"), "permissions": key.get("permissions"),
+            "expiresAt": key.get("expiresAt"), "userId": key.get("userId")}
 
 
 def session_profile(session: Any) -> dict[str, Any]:
@@ -217,9 +234,7 @@ def whoami(
     with APIClient(base) as client:
         try:
             if is_api_key(str(token)):
-                client.get("/api/v1/platforms", params={"limit": 1}, token=str(token))
-                profile = {"email": cached.get("email") or CI_PLACEHOLDER_EMAIL,
-                           "platformId": cached.get("platformId"), "role": "apikey"}
+                profile = key_profile(client.get(CURRENT_KEY_PATH, token=str(token)))
             else:
                 profile = session_profile(client.get(SESSION_PATH, token=str(token)))
         except CLIError as exc:
@@ -230,7 +245,14 @@ def whoami(
                 typer.echo("IAM unreachable. Use --offline to display cached credentials.", err=True)
                 raise typer.Exit(ExitCode.UNREACHABLE) from None
             raise
-    _print_identity(profile | {"verified": True, "apiUrl": base}, as_json=as_json)
+    verified_at = int(time.time() * 1000)
+    if not env_token and stored.get("token") == token:
+        # What --offline shows next is what was verified now (role and platform change over time).
+        stored.update({k: profile.get(k) for k in ("email", "role", "keyId", "keyName", "userId")})
+        stored["platformId"] = stored.get("platformId") or profile.get("platformId")
+        stored["verifiedAt"] = verified_at
+        credentials.save(stored)
+    _print_identity(profile | {"verified": True, "apiUrl": base, "verifiedAt": verified_at}, as_json=as_json)
 
 
 def _print_identity(profile: dict[str, Any], *, as_json: bool) -> None:
@@ -238,12 +260,24 @@ def _print_identity(profile: dict[str, Any], *, as_json: bool) -> None:
 
     verified = bool(profile.get("verified"))
     if as_json:
-        keys = ("email", "platformId", "role", "expiresAt", "userId", "apiUrl", "verified")
+        keys = ("email", "platformId", "role", "keyId", "keyName", "permissions", "expiresAt", "userId",
+                "apiUrl", "verified", "verifiedAt")
         print_json({k: profile.get(k) for k in keys})
         return
     suffix = "" if verified else " [unverified]"
-    typer.echo(f"{OK} Authenticated as {profile.get('email') or CI_PLACEHOLDER_EMAIL}{suffix}")
+    if profile.get("keyId"):
+        typer.echo(f"{OK} API key {profile.get('keyName') or '-'} ({profile['keyId']}){suffix}")
+    else:
+        typer.echo(f"{OK} Authenticated as {profile.get('email') or CI_PLACEHOLDER_EMAIL}{suffix}")
     typer.echo(f"{INFO} Platform: {profile.get('platformId') or '-'}{suffix}")
     typer.echo(f"{INFO} Role: {profile.get('role') or '-'}{suffix}")
-    if verified and profile.get("expiresAt"):
-        typer.echo(f"{INFO} Session expires: {iso(profile['expiresAt'])}")
+    if profile.get("keyId"):
+        typer.echo(f"{INFO} Permissions: {', '.join(profile.get('permissions') or []) or '-'}")
+    if verified:
+        if profile.get("expiresAt"):
+            what = "Key" if profile.get("keyId") else "Session"
+            typer.echo(f"{INFO} {what} expires: {iso(profile['expiresAt'])}")
+    elif profile.get("verifiedAt"):
+        typer.echo(f"{INFO} Last verified with the server at {iso(profile['verifiedAt'])}{suffix}")
+    else:
+        typer.echo(f"{INFO} Never verified with the server{suffix}")

@@ -30,15 +30,12 @@ def list_jobs(
     as_json: bool = json_option(),
 ) -> None:
     """List provisioning jobs (of one platform; operators may omit it to see all)."""
-    from nno.cli.errors import CLIError
     from nno.cli.output import field, page, when
 
     st = state(ctx)
-    try:
-        platform_id: str | None = st.platform_id(platform)
-    except CLIError:
-        platform_id = None  # the server decides: operators see every job, others get an error
     with st.client() as client:
+        # None: the server decides (operators see every job, others get an error).
+        platform_id = st.optional_platform(client, platform)
         result = client.get(JOBS, params={"platformId": platform_id, "status": status, "limit": limit,
                                           "cursor": cursor})
     columns = [("ID", field("id")), ("TYPE", field("type")), ("STATUS", field("status")),

@@ -7,9 +7,9 @@ from typing import Any
 import typer
 
 from nno.cli.commands import cursor_option, json_option, limit_option, new_app, state
-from nno.cli.state import ONBOARDING, PLATFORMS
+from nno.cli.state import GONE_STATUSES, ONBOARDING, PLATFORMS, lookup_platform
 
-app = new_app("Platforms: list, inspect, create (onboarding + provisioning), suspend, restore, cancel.")
+app = new_app("Platforms: list, show, choose, create (onboarding + provisioning), suspend, restore, cancel, delete.")
 
 TIERS = ("starter", "growth", "scale")
 
@@ -22,13 +22,15 @@ def _platform_columns() -> list[Any]:
     return [(h, field(k)) for h, k in COLUMNS_SPEC] + [("CREATED", field("createdAt", when))]
 
 
-def show_platform(platform: dict[str, Any]) -> None:
+def show_platform(platform: dict[str, Any], urls: dict[str, str] | None = None) -> None:
     from nno.cli.output import record, when
 
+    urls = urls or {}
     record([
         ("id", platform.get("id")), ("name", platform.get("name")), ("slug", platform.get("slug")),
         ("status", platform.get("status")), ("tier", platform.get("tier")),
         ("owner", platform.get("ownerUserId")), ("repo", platform.get("repoName")),
+        ("console", urls.get("console")), ("auth", urls.get("auth")),
         ("suspended", when(platform.get("suspendedAt")) or None),
         ("suspension reason", platform.get("suspensionReason")),
         ("cancelled", when(platform.get("cancelledAt")) or None),
@@ -37,12 +39,50 @@ def show_platform(platform: dict[str, Any]) -> None:
     ])
 
 
+def _rows(client: Any, path: str) -> list[dict[str, Any]]:
+    """Every row of a cursor-paged Registry list (a platform holds few of each)."""
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(20):
+        result = client.get(path, params={"limit": 100, "cursor": cursor})
+        rows.extend(r for r in result.get("data", []) if isinstance(r, dict))
+        pagination = result.get("pagination") or {}
+        cursor = pagination.get("nextCursor") if pagination.get("hasMore") else None
+        if not cursor:
+            break
+    return rows
+
+
+def platform_urls(api_url: str, dns_records: list[dict[str, Any]]) -> dict[str, str]:
+    """The console and auth addresses, from the platform's DNS names, reached the way the gateway is
+    (its scheme and port): `console.app.default.{id}.{base}`, `auth.svc.default.{id}.{base}`."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api_url)
+    port = f":{parts.port}" if parts.port else ""
+    urls: dict[str, str] = {}
+    for rec in dns_records:
+        name = str(rec.get("hostname") or "")
+        if not name or rec.get("status") == "deleted":
+            continue
+        kind = name.split(".", 1)[0]
+        if kind in ("console", "auth") and kind not in urls:
+            urls[kind] = f"{parts.scheme or 'http'}://{name}{port}/"
+    return urls
+
+
+def _details(client: Any, platform_id: str) -> dict[str, list[dict[str, Any]]]:
+    base = f"{PLATFORMS}/{platform_id}"
+    return {"resources": _rows(client, f"{base}/resources"), "dnsRecords": _rows(client, f"{base}/dns-records"),
+            "stacks": _rows(client, f"{base}/stacks"), "features": _rows(client, f"{base}/features")}
+
+
 @app.command("list")
 def list_platforms(
     ctx: typer.Context,
     limit: int = limit_option(),
     cursor: str | None = cursor_option(),
-    status: str | None = typer.Option(None, "--status", help="Only platforms in this status."),
+    status: str | None = typer.Option(None, "--status", metavar="STATUS", help="Only platforms in this status."),
     as_json: bool = json_option(),
 ) -> None:
     """List the platforms you can see (operators see all)."""
@@ -53,60 +93,178 @@ def list_platforms(
     page(result, _platform_columns(), result.get("data", []), as_json=as_json, empty="No platforms.")
 
 
+PLATFORM_ARG_HELP = "The platform's id or slug."
+
+
+def platform_argument() -> Any:
+    return typer.Argument(..., metavar="PLATFORM", help=PLATFORM_ARG_HELP)
+
+
 @app.command("show")
-def show(ctx: typer.Context, platform_id: str = typer.Argument(..., metavar="PLATFORM_ID"),
-         as_json: bool = json_option()) -> None:
-    """Show one platform."""
+def show(ctx: typer.Context, ref: str = platform_argument(), as_json: bool = json_option()) -> None:
+    """Show a platform: status, console and auth URLs, resources, DNS names, stacks, features."""
+    from nno.cli.output import field, info, print_json, table
+
+    st = state(ctx)
+    with st.client() as client:
+        platform = lookup_platform(client, ref)
+        details = _details(client, str(platform["id"]))
+    urls = platform_urls(client.base_url, details["dnsRecords"])
+    if as_json:
+        print_json(platform | {"urls": urls} | details)
+        return
+    show_platform(platform, urls)
+    info("")
+    table([("TYPE", field("type")), ("NAME", field("name")), ("STATUS", field("status")),
+           ("STACK", field("stackId"))], details["resources"], title="Resources", empty="No resources.")
+    table([("NAME", field("hostname")), ("TYPE", field("type")), ("TARGET", field("target")),
+           ("STATUS", field("status"))], details["dnsRecords"], title="DNS names", empty="No DNS names.")
+    table([("ID", field("id")), ("NAME", field("name")), ("STATUS", field("status")),
+           ("TEMPLATE", field("templateId"))], details["stacks"], title="Stacks", empty="No stacks.")
+    table([("FEATURE", field("featureId")), ("VERSION", field("version")), ("STATUS", field("status")),
+           ("STACK", field("stackId"))], details["features"], title="Features", empty="No features.")
+
+
+@app.command("use")
+def use(ctx: typer.Context, ref: str = platform_argument(), as_json: bool = json_option()) -> None:
+    """Choose the platform later commands act on when no --platform is given."""
+    from nno.cli import credentials
+    from nno.cli.errors import CLIError, ExitCode
+    from nno.cli.output import print_json, success
+
+    st = state(ctx)
+    if not credentials.load().get("token"):
+        raise CLIError("not signed in: the chosen platform is kept with your login", hint="Run: nno login",
+                       exit_code=ExitCode.AUTH)
+    with st.client() as client:
+        try:
+            platform = lookup_platform(client, ref)
+        except CLIError as exc:
+            if exc.status == 410:
+                raise CLIError(f"platform {ref} is gone ({exc.message}); it cannot be chosen",
+                               request_id=exc.request_id, exit_code=ExitCode.USAGE) from None
+            raise
+        _switch_session(client, str(platform["id"]))
+    if platform.get("status") in GONE_STATUSES:
+        raise CLIError(f"platform {platform.get('slug')} is {platform.get('status')}; it cannot be chosen",
+                       exit_code=ExitCode.USAGE)
+    stored = credentials.load()
+    stored["platformId"] = platform["id"]
+    stored["platformSlug"] = platform.get("slug")
+    credentials.save(stored)
+    if as_json:
+        print_json({"platformId": platform["id"], "slug": platform.get("slug")})
+    else:
+        success(f"Now using platform {platform.get('slug')} ({platform['id']})")
+
+
+@app.command("current")
+def current(ctx: typer.Context, as_json: bool = json_option()) -> None:
+    """Show the platform commands act on when no --platform is given."""
     from nno.cli.output import print_json
 
-    with state(ctx).client() as client:
-        platform = client.get(f"{PLATFORMS}/{platform_id}")
+    st = state(ctx)
+    with st.client() as client:
+        platform = st.resolve_platform(client, None)
     if as_json:
         print_json(platform)
     else:
-        show_platform(platform)
+        typer.echo(f"{platform.get('slug')} ({platform.get('id')}, {platform.get('status')})")
 
 
-def _lifecycle(ctx: typer.Context, platform_id: str, action: str, reason: str | None, as_json: bool,
-               done: str) -> None:
+def _lifecycle(ctx: typer.Context, ref: str, action: str, reason: str | None, as_json: bool,
+               done: str, *, confirm: str | None = None, yes: bool = False) -> None:
+    from nno.cli.errors import CLIError
     from nno.cli.output import print_json, success
 
     body: dict[str, Any] = {"action": action}
     if reason:
         body["reason"] = reason
     with state(ctx).client() as client:
-        platform = client.post(f"{PLATFORMS}/{platform_id}/lifecycle", json=body)
+        platform = lookup_platform(client, ref)
+        platform_id = str(platform["id"])
+        if confirm:
+            _confirm(confirm.format(slug=platform.get("slug"), id=platform_id), yes)
+        try:
+            if action == "delete":
+                answer = client.delete(f"{PLATFORMS}/{platform_id}")
+            else:
+                answer = client.post(f"{PLATFORMS}/{platform_id}/lifecycle", json=body)
+        except CLIError as exc:
+            if exc.status == 403 and platform.get("ownerUserId") == state(ctx).credentials().get("userId"):
+                exc.hint = f"You own {platform.get('slug')}, but only an NNO operator may {action} a platform."
+            raise
     if as_json:
-        print_json(platform)
+        print_json(answer)
     else:
-        success(f"Platform {platform_id} {done} (status: {platform.get('status', '?')})")
+        success(f"Platform {platform.get('slug')} ({platform_id}) {done} (status: {answer.get('status', '?')})")
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask before an act that users of the platform will feel; --yes answers for scripts."""
+    import sys
+
+    from nno.cli.errors import CLIError, ExitCode
+
+    if yes:
+        return
+    if not sys.stdin.isatty() and not _stdin_has_data():
+        raise CLIError("this needs confirmation", hint="Run it in a terminal, or pass --yes.",
+                       exit_code=ExitCode.USAGE)
+    if not typer.confirm(question, default=False):
+        raise CLIError("cancelled; nothing changed", exit_code=ExitCode.ERROR)
+
+
+def _stdin_has_data() -> bool:
+    import select
+    import sys
+
+    try:
+        return bool(select.select([sys.stdin], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # not a real file (a test runner's stream): let typer read it
 
 
 REASON_OPTION_HELP = "Why (kept in the platform's audit log)."
 
 
+def yes_option() -> bool:
+    return typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+
+
 @app.command("suspend")
-def suspend(ctx: typer.Context, platform_id: str = typer.Argument(..., metavar="PLATFORM_ID"),
-            reason: str | None = typer.Option(None, "--reason", help=REASON_OPTION_HELP),
-            as_json: bool = json_option()) -> None:
+def suspend(ctx: typer.Context, ref: str = platform_argument(),
+            reason: str | None = typer.Option(None, "--reason", metavar="TEXT", help=REASON_OPTION_HELP),
+            yes: bool = yes_option(), as_json: bool = json_option()) -> None:
     """Suspend an active platform (its users get 451 until it is restored)."""
-    _lifecycle(ctx, platform_id, "suspend", reason, as_json, "suspended")
+    _lifecycle(ctx, ref, "suspend", reason, as_json, "suspended", yes=yes,
+               confirm="Suspend {slug} ({id})? Its users are refused (451) until it is restored.")
 
 
 @app.command("restore")
-def restore(ctx: typer.Context, platform_id: str = typer.Argument(..., metavar="PLATFORM_ID"),
-            reason: str | None = typer.Option(None, "--reason", help=REASON_OPTION_HELP),
+def restore(ctx: typer.Context, ref: str = platform_argument(),
+            reason: str | None = typer.Option(None, "--reason", metavar="TEXT", help=REASON_OPTION_HELP),
             as_json: bool = json_option()) -> None:
     """Restore a suspended platform."""
-    _lifecycle(ctx, platform_id, "restore", reason, as_json, "restored")
+    _lifecycle(ctx, ref, "restore", reason, as_json, "restored")
 
 
 @app.command("cancel")
-def cancel(ctx: typer.Context, platform_id: str = typer.Argument(..., metavar="PLATFORM_ID"),
-           reason: str | None = typer.Option(None, "--reason", help=REASON_OPTION_HELP),
-           as_json: bool = json_option()) -> None:
+def cancel(ctx: typer.Context, ref: str = platform_argument(),
+           reason: str | None = typer.Option(None, "--reason", metavar="TEXT", help=REASON_OPTION_HELP),
+           yes: bool = yes_option(), as_json: bool = json_option()) -> None:
     """Cancel a platform (it stays usable until the billing period ends)."""
-    _lifecycle(ctx, platform_id, "cancel", reason, as_json, "cancelled")
+    _lifecycle(ctx, ref, "cancel", reason, as_json, "cancelled", yes=yes,
+               confirm="Cancel {slug} ({id})? A cancelled platform never comes back.")
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, ref: str = platform_argument(), yes: bool = yes_option(),
+           as_json: bool = json_option()) -> None:
+    """Delete a platform: its resources are deprovisioned and it answers 410 from then on."""
+    _lifecycle(ctx, ref, "delete", None, as_json, "deleted", yes=yes,
+               confirm="Delete {slug} ({id})? Its workers, databases, buckets and DNS names are removed "
+                       "and cannot be recovered.")
 
 
 @app.command("create")
@@ -140,8 +298,6 @@ def create(
     with state(ctx).client() as client:
         session = client.post(ONBOARDING, json=body)
         platform_id = session.get("platformId")
-        if platform_id:
-            _work_on(state(ctx), client, str(platform_id))
         if not as_json:
             info(f"Onboarding {session.get('id')}: platform {platform_id} ({slug}) created; provisioning...")
         if not wait:
@@ -150,15 +306,19 @@ def create(
             return
         result = follow_onboarding(client, session, timeout=timeout, poll_interval=poll_interval,
                                    quiet=as_json)
+        urls = platform_urls(client.base_url, _rows(client, f"{PLATFORMS}/{platform_id}/dns-records"))
     if as_json:
-        print_json(result)
+        print_json(result | {"urls": urls})
+        return
+    for kind in ("console", "auth"):
+        if kind in urls:
+            info(f"{kind.capitalize()}: {urls[kind]}")
+    info(f"Act on it with --platform {slug}, or choose it for later commands: nno platform use {slug}")
 
 
-def _work_on(st: Any, client: Any, platform_id: str) -> None:
-    """Make the new platform the session's active one (IAM), and the login's default platform, so
-    the job and the commands that follow act on it. Best effort: API keys and service keys have no
-    session to switch."""
-    from nno.cli import credentials
+def _switch_session(client: Any, platform_id: str) -> None:
+    """Make the platform the session's active one on the server too (best effort: API keys and the
+    service key have no session to switch)."""
     from nno.cli.client import is_api_key
     from nno.cli.errors import CLIError
     from nno.cli.state import IAM
@@ -170,10 +330,6 @@ def _work_on(st: Any, client: Any, platform_id: str) -> None:
         client.post(f"{IAM}/api/nno/session/active-platform", json={"platformId": platform_id})
     except CLIError:
         return
-    stored = credentials.load()
-    if stored.get("token") == token:
-        stored["platformId"] = platform_id
-        credentials.save(stored)
 
 
 def slugify(name: str) -> str:

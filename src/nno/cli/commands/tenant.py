@@ -22,8 +22,8 @@ def list_tenants(
     from nno.cli.output import field, page, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
     with st.client() as client:
+        platform_id = str(st.resolve_platform(client, platform)["id"])
         result = client.get(f"{PLATFORMS}/{platform_id}/tenants", params={"limit": limit, "cursor": cursor})
     columns = [("ID", field("id")), ("NAME", field("name")), ("SLUG", field("slug")),
                ("STATUS", field("status")), ("PARENT", field("parentId")), ("CREATED", field("createdAt", when))]
@@ -45,16 +45,16 @@ def create_tenant(
     from nno.cli.output import print_json, success
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
     slug = slug or slugify(name)
     if not slug:
         raise CLIError("cannot derive a slug from the name", hint="Pass --slug my-tenant.",
                        exit_code=ExitCode.USAGE)
     body = {"name": name, "slug": slug}
-    path = f"{PLATFORMS}/{platform_id}/tenants"
-    if parent:
-        path = f"{path}/{parent}/sub-tenants"
     with st.client() as client:
+        platform_id = str(st.resolve_platform(client, platform)["id"])
+        path = f"{PLATFORMS}/{platform_id}/tenants"
+        if parent:
+            path = f"{path}/{parent}/sub-tenants"
         tenant = client.post(path, json=body)
     if as_json:
         print_json(tenant)

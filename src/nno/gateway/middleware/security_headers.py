@@ -14,12 +14,15 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
 )
-_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+# In the local-dev bypass every response says so, so a client (the `nno` CLI) can warn its user.
+DEV_BYPASS_HEADER = (b"x-nno-auth-mode", b"dev-bypass")
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, dev_bypass: bool = False) -> None:
         self.app = app
+        self.headers = (*SECURITY_HEADERS, DEV_BYPASS_HEADER) if dev_bypass else SECURITY_HEADERS
+        self.names = frozenset(name for name, _ in self.headers)
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Returns the inner app's awaitable rather than awaiting it (one coroutine less per request).
@@ -29,5 +32,5 @@ class SecurityHeadersMiddleware:
         # from ASGI apps are lower-case bytes (HTTPBinding lowers them). Applied by the pipeline's
         # one send wrapper (nno.gateway.response).
         sender = response_sender(send)
-        sender.add(_NAMES, SECURITY_HEADERS)
+        sender.add(self.names, self.headers)
         return self.app(scope, receive, sender)

@@ -26,6 +26,11 @@ async def list_keys(request: Request, platformId: str | None = None,
     return {"data": await apikeys.list_keys(iam_ctx(request), caller, platformId)}
 
 
+@router.get("/api/nno/apikey/current")
+async def current_key(request: Request, caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
+    return await apikeys.current(iam_ctx(request), caller)
+
+
 @router.post("/api/nno/apikey/validate")
 async def validate_key(body: ApiKeyValidateBody, request: Request,
                        caller: Caller = Depends(require_service)) -> dict[str, Any]:

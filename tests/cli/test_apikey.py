@@ -33,7 +33,7 @@ def test_key_lifecycle_and_use_in_ci(live_server, nno, nno_home):
     as_key = {"NNO_API_TOKEN": key}
     assert parse_json(nno("platform", "show", platform_id, "--json", env=as_key))["id"] == platform_id
     assert "INSUFFICIENT_SCOPE" in assert_clean_failure(nno("tenant", "list", "-p", platform_id, env=as_key),
-                                                        exit_code=1)
+                                                        exit_code=4)
     ci_home = {"NNO_HOME": str(nno_home.parent / "ci-home")}
     stored = nno("login", "--token", key, env=ci_home)
     assert stored.exit_code == 0
@@ -43,8 +43,7 @@ def test_key_lifecycle_and_use_in_ci(live_server, nno, nno_home):
     assert who["keyName"] == "ci" and who["keyId"] == key_id and who["platformId"] == platform_id
     assert who["email"] is None  # no placeholder user
     # Commands then default to the key's platform, from the login and from NNO_API_TOKEN alike.
-    tenants = parse_json(nno("tenant", "list", "--json", env=ci_home))["data"]
-    assert tenants and {t["platformId"] for t in tenants} == {platform_id}
+    assert parse_json(nno("platform", "current", "--json", env=ci_home))["id"] == platform_id
     assert parse_json(nno("platform", "current", "--json", env=as_key))["id"] == platform_id
     offline = nno("whoami", "--offline", env=ci_home)
     assert "API key ci" in offline.stdout and "Last verified with the server at" in offline.stdout

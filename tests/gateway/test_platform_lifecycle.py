@@ -177,3 +177,21 @@ async def test_only_platform_ids_are_looked_up(gw: Harness) -> None:
     # A platform id in the path is one more lookup.
     assert (await gw.client.get("/api/v1/platforms/plat9", headers=bearer(SESSION_TOKEN))).status_code == 200
     assert gw.registry.status_calls == 2
+
+
+
+@pytest.mark.parametrize("gone", ["suspended", "deleted"])
+async def test_a_session_addressing_another_platform_is_judged_by_that_one(gw: Harness, gone: str) -> None:
+    """The session's active platform plat1 is suspended or gone; plat9 is active. Requests naming
+    plat9 (path, query, body) or looking a platform up by slug pass; requests naming none are still
+    judged by plat1. An API key is always judged by its own platform."""
+    await gw.kv.set("platform-status:plat1", gone)
+    await gw.kv.set("platform-status:plat9", "active")
+    for method, path, body in ADDRESSING:
+        resp = await gw.client.request(method, path, json=body, headers=bearer(SESSION_TOKEN))
+        assert resp.status_code == 200, (path, resp.text)
+    assert (await gw.client.get("/api/v1/platforms/by-slug/acme", headers=bearer(SESSION_TOKEN))).status_code == 200
+    assert (await gw.client.get(PROTECTED, headers=bearer(SESSION_TOKEN))).status_code in (451, 410)
+    await gw.kv.set("platform-status:plat2", gone)  # the key's platform
+    resp = await gw.client.get("/api/v1/platforms/plat9", headers={"x-api-key": API_KEY})
+    assert resp.status_code in (451, 410)

@@ -71,10 +71,21 @@ def platform_urls(api_url: str, dns_records: list[dict[str, Any]]) -> dict[str, 
     return urls
 
 
-def _details(client: Any, platform_id: str) -> dict[str, list[dict[str, Any]]]:
+def _details(client: Any, platform_id: str) -> dict[str, list[dict[str, Any]] | None]:
+    """What the platform holds; a list the credential may not read (a scoped API key) is None."""
+    from nno.cli.errors import CLIError
+
     base = f"{PLATFORMS}/{platform_id}"
-    return {"resources": _rows(client, f"{base}/resources"), "dnsRecords": _rows(client, f"{base}/dns-records"),
-            "stacks": _rows(client, f"{base}/stacks"), "features": _rows(client, f"{base}/features")}
+    found: dict[str, list[dict[str, Any]] | None] = {}
+    for key, path in (("resources", "resources"), ("dnsRecords", "dns-records"), ("stacks", "stacks"),
+                      ("features", "features")):
+        try:
+            found[key] = _rows(client, f"{base}/{path}")
+        except CLIError as exc:
+            if exc.status != 403:
+                raise
+            found[key] = None
+    return found
 
 
 @app.command("list")
@@ -109,20 +120,28 @@ def show(ctx: typer.Context, ref: str = platform_argument(), as_json: bool = jso
     with st.client() as client:
         platform = lookup_platform(client, ref)
         details = _details(client, str(platform["id"]))
-    urls = platform_urls(client.base_url, details["dnsRecords"])
+    urls = platform_urls(client.base_url, details["dnsRecords"] or [])
     if as_json:
         print_json(platform | {"urls": urls} | details)
         return
     show_platform(platform, urls)
-    info("")
-    table([("TYPE", field("type")), ("NAME", field("name")), ("STATUS", field("status")),
-           ("STACK", field("stackId"))], details["resources"], title="Resources", empty="No resources.")
-    table([("NAME", field("hostname")), ("TYPE", field("type")), ("TARGET", field("target")),
-           ("STATUS", field("status"))], details["dnsRecords"], title="DNS names", empty="No DNS names.")
-    table([("ID", field("id")), ("NAME", field("name")), ("STATUS", field("status")),
-           ("TEMPLATE", field("templateId"))], details["stacks"], title="Stacks", empty="No stacks.")
-    table([("FEATURE", field("featureId")), ("VERSION", field("version")), ("STATUS", field("status")),
-           ("STACK", field("stackId"))], details["features"], title="Features", empty="No features.")
+    sections = (
+        ("Resources", "resources", [("TYPE", field("type")), ("NAME", field("name")), ("STATUS", field("status")),
+                                    ("STACK", field("stackId"))]),
+        ("DNS names", "dnsRecords", [("NAME", field("hostname")), ("TYPE", field("type")),
+                                     ("TARGET", field("target")), ("STATUS", field("status"))]),
+        ("Stacks", "stacks", [("ID", field("id")), ("NAME", field("name")), ("STATUS", field("status")),
+                              ("TEMPLATE", field("templateId"))]),
+        ("Features", "features", [("FEATURE", field("featureId")), ("VERSION", field("version")),
+                                  ("STATUS", field("status")), ("STACK", field("stackId"))]),
+    )
+    for title, key, columns in sections:
+        info("")
+        rows = details[key]
+        if rows is None:
+            info(f"{title}: not readable with this credential.")
+        else:
+            table(columns, rows, title=title, empty=f"{title}: none.")
 
 
 @app.command("use")

@@ -1,10 +1,9 @@
 """platformLifecycle: after auth, refuses requests for a platform that is `suspended` (451
 `PLATFORM_SUSPENDED`, the seed's exact envelope) or `cancelled`/`deleted` (410 `PLATFORM_GONE`).
 
-The platforms a request is checked against are every one it names, not only the caller's: the
-identity's platform (the session's active platform, an API key's platform), the platform in the
-path (`/api/v1/platforms/{id}/...`), `platformId` in the query, and a top-level `platformId` in a
-JSON body. So switching one's active platform to another does not reopen a suspended one; the
+The platforms a request is checked against are every one it names: the platform in the path
+(`/api/v1/platforms/{id}/...`), `platformId` in the query, a top-level `platformId` in a JSON body,
+an API key's platform, and the session's active platform when the request names no other. So switching one's active platform to another does not reopen a suspended one; the
 services refuse such writes themselves too (`nno.kernel.platform_status.check_not_suspended`).
 
 Skipped for service-key and dev-bypass callers (the seed: service calls bypass the check) and NNO
@@ -52,6 +51,7 @@ PLATFORMS_PREFIX = "/api/v1/platforms/"
 # Registry words under /api/v1/platforms/ that are not platform ids.
 _NOT_PLATFORM_IDS = frozenset({"", "by-slug"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BY_SLUG_PREFIX = PLATFORMS_PREFIX + "by-slug/"
 
 
 def path_platform(path: str) -> str | None:
@@ -146,8 +146,6 @@ class PlatformLifecycleMiddleware:
             await self.app(scope, receive, send)
             return
         named: list[str] = []
-        if identity.platform_id:
-            named.append(identity.platform_id)
         if (in_path := path_platform(path)) is not None:
             named.append(in_path)
         named += query_platforms(scope.get("query_string") or b"")
@@ -155,6 +153,12 @@ class PlatformLifecycleMiddleware:
             in_body, receive = await self._body_platform(scope, receive)
             if in_body is not None:
                 named.append(in_body)
+        # The caller's own platform counts when the request names none (a session's active platform),
+        # and always for an API key (it acts on its platform only); a session addressing another
+        # platform is judged by that one, so a gone active platform does not lock its user out.
+        by_slug = path.startswith(BY_SLUG_PREFIX)  # names a platform the gateway cannot resolve (a read)
+        if identity.platform_id and ((not named and not by_slug) or identity.auth_type == "apikey"):
+            named.insert(0, identity.platform_id)
         for platform_id in dict.fromkeys(named):
             status = await self.lookup.status(platform_id)
             if status == "suspended":

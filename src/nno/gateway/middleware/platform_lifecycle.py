@@ -3,8 +3,9 @@
 
 The platforms a request is checked against are every one it names: the platform in the path
 (`/api/v1/platforms/{id}/...`), `platformId` in the query, a top-level `platformId` in a JSON body,
-an API key's platform, and the session's active platform when the request names no other. So switching one's active platform to another does not reopen a suspended one; the
-services refuse such writes themselves too (`nno.kernel.platform_status.check_not_suspended`).
+an API key's platform, and the session's active platform when the request names no other. So
+switching one's active platform to another does not reopen a suspended one; the services refuse
+such writes themselves too (`nno.kernel.platform_status.check_not_suspended`).
 
 Skipped for service-key and dev-bypass callers (the seed: service calls bypass the check) and NNO
 operators (who restore suspended platforms), for requests naming no platform, and for public

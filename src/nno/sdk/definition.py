@@ -102,9 +102,11 @@ class LifecycleEvent:
     delete_data: bool = False
 
 
-Hook = Callable[[LifecycleEvent], "Awaitable[None] | None"]
-# The backend Worker: an ASGI app built from the Worker's env (its D1/R2/KV bindings and config).
-WorkerAppFactory = Callable[["FeatureEnv"], Any]
+# A hook receives a LifecycleEvent and returns None or an awaitable.
+Hook = Callable[[LifecycleEvent], Awaitable[None] | None]
+# The backend Worker: (FeatureEnv) -> an ASGI app (or an awaitable of one), built from the Worker's env
+# (its D1/R2/KV bindings and config). Typed loosely so the model needs no runtime import of the env.
+WorkerAppFactory = Callable[..., Any]
 
 
 class FeatureHooks(_Model):

@@ -8,7 +8,7 @@ import sqlite3
 import httpx
 
 from nno.core import Core
-from tests.features.conftest import At, activate, browser, job, provisioned_platform, sign_up, use_org
+from tests.features.conftest import At, activate, browser, deactivate, job, provisioned_platform, sign_up, use_org
 
 
 async def test_two_features_share_a_stacks_d1(client: httpx.AsyncClient, service_headers: dict[str, str], at: At,
@@ -43,3 +43,16 @@ async def test_two_features_share_a_stacks_d1(client: httpx.AsyncClient, service
     assert [p["name"] for p in (await ada.get("/api/projects")).json()["data"]] == ["In the stack"]
     with sqlite3.connect(cloud.d1_path(f"{pid}-{sid}-db")) as conn:
         assert conn.execute("SELECT name FROM tasks_projects").fetchall() == [("In the stack",)]
+
+    # Deleting tasks' data drops its tables only: settings keeps its own, the shared D1 stays, and
+    # tasks can be activated again from scratch.
+    gone = await deactivate(client, h, pid, tenant, "tasks", stackId=sid, deleteData=True)
+    assert gone["status"] == "COMPLETED", gone
+    with sqlite3.connect(cloud.d1_path(f"{pid}-{sid}-db")) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        applied = conn.execute("SELECT feature FROM _nno_migrations").fetchall()
+    assert "settings_settings" in tables and not {t for t in tables if t.startswith("tasks_")}
+    assert applied == [("settings",)]
+    again = await activate(client, h, pid, tenant, "tasks", stackId=sid)
+    assert again["status"] == "COMPLETED", again
+    assert (await ada.get("/api/projects")).json()["data"] == []

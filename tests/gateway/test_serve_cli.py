@@ -23,7 +23,7 @@ def runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[dict[
     calls: list[dict[str, Any]] = []
     # The real port is never taken here: `nno serve` binds first, then hands the socket to uvicorn.
     monkeypatch.setattr(serve, "bind_or_explain", lambda host, port: None)
-    monkeypatch.setattr(serve, "start_uvicorn", lambda asgi, sock, ready, **kw: calls.append(kw | {"ready": ready}))
+    monkeypatch.setattr(serve, "start_uvicorn", lambda asgi, sock, ready, **kw: calls.append(kw))
     monkeypatch.setenv("NNO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("NNO_DATABASE_URL", raising=False)
     old = structlog.get_config()

@@ -137,7 +137,7 @@ async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Calle
         mail = ctx.mailer.enqueue(
             s, kind="magic_link", to=body.email, subject="Your NNO sign-in link",
             body=f"Sign in to NNO by opening this link (valid for 5 minutes):\n\n{link}\n\n"
-                 "If you did not ask for it, ignore this message.")
+                 "If you did not ask for it, ignore this message.", secrets=[token])
         audit.record(s, caller, "auth.magic_link_requested", data={"email": body.email})
     await ctx.mailer.deliver(mail)
 

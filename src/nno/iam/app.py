@@ -23,11 +23,12 @@ NNO_ROUTERS = (platform.router, users.router, apikeys.router, orgs.nno_router, r
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     s = ctx.settings
-    iam = IAMContext(db=ctx.db, settings=s, mailer=Mailer(ctx.db, s.smtp_url, s.mail_from), platform_id=None,
+    iam = IAMContext(db=ctx.db, settings=s, mailer=Mailer.from_settings(ctx.db, s), platform_id=None,
                      trust_gateway_headers=True, public_base=s.public_url.rstrip("/") + "/api/v1/iam")
     app = build_app(iam, title="NNO IAM", name="iam")
     for router in NNO_ROUTERS:
         app.include_router(router)
+    ctx.startup_hooks.append(iam.mailer.announce)
     purger = Purger(ctx.db)
     ctx.startup_hooks.append(purger.start)
     ctx.shutdown_hooks.append(purger.stop)

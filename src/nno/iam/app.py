@@ -11,14 +11,14 @@ from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, build_app
 from nno.iam.context import IAMContext
 from nno.iam.mailer import Mailer
 from nno.iam.maintenance import Purger
-from nno.iam.views import admin, apikeys, device, orgs, platform, rbac, users
+from nno.iam.views import admin, apikeys, device, operators, orgs, platform, rbac, users
 from nno.iam.views import audit as audit_views
 from nno.kernel.service import ServiceContext
 
 MIGRATIONS_DIR: Path | None = AUTH_MIGRATIONS_DIR
 
 NNO_ROUTERS = (platform.router, users.router, apikeys.router, orgs.nno_router, rbac.router, admin.router,
-               device.router, audit_views.router)
+               device.router, audit_views.router, operators.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -161,3 +162,33 @@ def test_foreign_and_local_examples() -> None:
     assert same_origin_target("/console?x=1#top", base) == "http://127.0.0.1:8787/console?x=1#top"
     assert same_origin_target(" /a\tb", base) == "http://127.0.0.1:8787/ab"
     assert same_origin_target("http://127.0.0.1:8787/x", base) == "http://127.0.0.1:8787/x"
+
+
+# ---- every redirect parameter is one of those judged above ------------------------------------------
+
+REDIRECT_NAME = re.compile(r"url|redirect|callback|return|next", re.I)
+# Where each is judged (`safe_redirect`); SignUpBody's is accepted for Better Auth clients and unused.
+JUDGED = {("GET /api/auth/magic-link/verify", "callbackURL"), ("GET /api/auth/reset-password", "callbackURL"),
+          ("GET /api/auth/reset-password/{token}", "callbackURL"), ("SignInBody", "callbackURL"),
+          ("MagicLinkBody", "callbackURL"), ("RequestPasswordResetBody", "redirectTo"),
+          ("SignUpBody", "callbackURL")}
+
+
+def redirect_parameters(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    found = {(f"{method.upper()} {path}", param["name"])
+             for path, item in spec["paths"].items() for method, op in item.items() if isinstance(op, dict)
+             for param in op.get("parameters", []) if REDIRECT_NAME.search(param["name"])}
+    found |= {(schema, prop) for schema, body in spec.get("components", {}).get("schemas", {}).items()
+              for prop in body.get("properties", {}) if REDIRECT_NAME.search(prop)}
+    return found
+
+
+async def test_every_redirect_parameter_is_judged(core: Core, platform_db: Database, settings: Settings) -> None:
+    """A new redirect-like parameter on NNO's IAM or a platform's auth app fails here until it is judged
+    by `safe_redirect` and listed in JUDGED."""
+    from nno.iam.auth_app import create_auth_app
+
+    nno_iam = core.apps["iam"].app.openapi()  # type: ignore[attr-defined]  # under the service middleware
+    for spec in (nno_iam, create_auth_app(platform_db, settings, platform_id=PID).openapi()):
+        assert redirect_parameters(spec) <= JUDGED, redirect_parameters(spec) - JUDGED
+    assert redirect_parameters(nno_iam) == JUDGED

@@ -228,6 +228,24 @@ async def test_an_unproven_account_is_never_promoted(auth_client: httpx.AsyncCli
     assert await role_of(auth_client, boss) == "platform-admin"
 
 
+async def test_an_unproven_admin_from_before_holds_no_admin_right(
+        auth_client: httpx.AsyncClient, settings: Settings, platform_db: Database) -> None:
+    """An account promoted while its address was unproven (before promotions needed a proof) acts as a
+    plain user until the address's holder proves it."""
+    squatter = await sign_up(auth_client, "boss@example.com", prefix="")
+    eve = await sign_up(auth_client, "eve@example.com", prefix="")
+    async with platform_db.session() as s:
+        await s.execute(text("UPDATE users SET role = 'platform-admin' WHERE id = :u"), {"u": squatter.id})
+    org = (await auth_client.post("/api/auth/organization/create", headers=eve.headers,
+                                  json={"name": "Eve", "slug": "eve"})).json()
+    assert await role_of(auth_client, squatter) == "user"
+    assert_error(await auth_client.get("/api/nno/platform-admins", headers=squatter.headers), 403, "FORBIDDEN")
+    assert_error(await set_role(auth_client, eve.id, "user", squatter.headers), 403, "FORBIDDEN")
+    assert_error(await auth_client.get("/api/auth/organization/list-members", headers=squatter.headers,
+                                       params={"organizationId": org["id"]}), 404, "ORGANIZATION_NOT_FOUND")
+    assert (await auth_client.get("/api/nno/organizations", headers=squatter.headers)).json() == {"data": []}
+
+
 async def test_first_sign_up_is_not_admin(auth_client: httpx.AsyncClient) -> None:
     first = await sign_up(auth_client, "first@example.com", prefix="")
     assert await role_of(auth_client, first) == "user"

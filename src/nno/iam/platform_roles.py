@@ -27,6 +27,7 @@ from nno.iam.caller import Caller
 from nno.iam.context import IAMContext
 from nno.iam.models import User, Verification
 from nno.iam.security import new_secret
+from nno.iam.sessions import holds_platform_admin
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
@@ -107,7 +108,7 @@ async def set_role(ctx: IAMContext, caller: Caller, user_ref: str, role: str, *,
     async with ctx.db.session() as s:
         if caller.kind == "user":
             me = await s.get(User, caller.user_id) if caller.user_id else None
-            if me is None or me.role != ROLE_PLATFORM_ADMIN:
+            if me is None or not holds_platform_admin(me):
                 raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform may change roles")
         user = await find_user(s, user_ref)
         previous = user.role if user.role in (ROLE_PLATFORM_ADMIN, ROLE_USER) else ROLE_USER

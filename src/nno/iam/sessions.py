@@ -114,6 +114,12 @@ def session_row_view(row: Session, *, current_id: str | None = None) -> dict[str
     return view
 
 
+def holds_platform_admin(user: User) -> bool:
+    """On a per-platform auth app: the user's platform-admin role counts only once their address is
+    proven (a role granted to an account someone merely signed up with confers nothing)."""
+    return user.role == ROLE_PLATFORM_ADMIN and bool(user.email_verified)
+
+
 def operators_query() -> Select[User]:
     """Operators: members of an nno-operator organization whose address is proven (an account that
     merely signed up with an address is never one, whatever memberships it holds)."""
@@ -138,7 +144,7 @@ async def nno_identity(
     """(role, platformId) as contracts §3 defines them. A per-platform auth app (platform_id set) uses
     the user's own platform-level role."""
     if platform_id is not None:
-        return (ROLE_PLATFORM_ADMIN if user.role == ROLE_PLATFORM_ADMIN else ROLE_USER), platform_id
+        return (ROLE_PLATFORM_ADMIN if holds_platform_admin(user) else ROLE_USER), platform_id
     memberships = await platform_memberships(s, user.id)
     chosen: PlatformMember | None = None
     if session is not None and session.active_platform_id:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     cloudflare_zone_id: str | None = Field(default=None, validation_alias="CLOUDFLARE_ZONE_ID")
     smtp_url: str | None = Field(default=None, validation_alias="NNO_SMTP_URL")
     mail_from: str = Field(default="NNO <no-reply@nno.localhost>", validation_alias="NNO_MAIL_FROM")
+    # Without SMTP, keep sign-in and reset links readable in the mail outbox and the log (a development
+    # aid). Unset: on in the local-dev bypass only.
+    dev_outbox: bool | None = Field(default=None, validation_alias="NNO_DEV_OUTBOX")
     # Secret used to sign service tokens; derived from AUTH_API_KEY when unset.
     service_token_secret: str | None = Field(default=None, validation_alias="NNO_SERVICE_TOKEN_SECRET")
     # The local cloud's secrets key(s), comma-separated (the first seals); unset = the key file kept
@@ -99,6 +102,13 @@ class Settings(BaseSettings):
     def dev_bypass(self) -> bool:
         """The seed's local-dev bypass: no AUTH_API_KEY means no authentication at the gateway."""
         return not self.auth_api_key
+
+    @property
+    def dev_outbox_enabled(self) -> bool:
+        """Whether mail without SMTP goes to the development outbox (live links kept in clear)."""
+        if self.smtp_url:
+            return False
+        return self.dev_outbox if self.dev_outbox is not None else self.dev_bypass
 
     @property
     def cors_origin_list(self) -> list[str]:

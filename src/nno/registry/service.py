@@ -323,6 +323,15 @@ class PlatformService(RegistryBase):
 
     # --- tenants ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_org_link(access: Access, linking: bool) -> None:
+        """A tenant's `orgId` names an organization in its platform's own auth database, which the
+        Registry cannot look into: a client's word for it could name another customer's organization.
+        So only NNO itself (services and operators) links a tenant to its organization."""
+        if linking and not access.privileged:
+            raise NNOError(403, "ORG_ID_RESERVED", "A tenant's orgId is set by NNO, not by the platform's clients",
+                           {"field": "orgId"})
+
     async def _live_entity_count(self, s: AsyncSession, platform_id: str) -> int:
         return int(await s.scalar(select(func.count()).select_from(Entity).where(
             Entity.platform_id == platform_id, Entity.deleted_at.is_(None))) or 0)
@@ -337,6 +346,7 @@ class PlatformService(RegistryBase):
     async def create_tenant(self, access: Access, platform_id: str, body: TenantCreate,
                             parent_id: str | None = None) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
+        self._check_org_link(access, body.orgId is not None)
         now = now_ms()
         try:
             async with self.db.session() as s:
@@ -386,6 +396,7 @@ class PlatformService(RegistryBase):
                             body: TenantUpdate) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
         changes = body.model_dump(exclude_unset=True)
+        self._check_org_link(access, "orgId" in changes)
         if "name" in changes and changes["name"] is None:
             raise NNOError(400, "VALIDATION_ERROR", "name cannot be null", {"field": "name"})
         if "status" in changes and changes["status"] is None:

@@ -98,7 +98,7 @@ class Scheduler:
         target = day_start(now - SNAPSHOT_HOUR * HOUR_MS) - DAY_MS
         async with self.db.session() as s:
             last = await s.scalar(select(func.max(SchedulerRun.slot)).where(SchedulerRun.job == "daily"))
-        first = target
+        first = target - MAX_CATCH_UP_DAYS * DAY_MS  # a fresh install snapshots the recent past
         if last:
             last_ms = int(datetime.strptime(last, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
             first = max(last_ms + DAY_MS, target - MAX_CATCH_UP_DAYS * DAY_MS)

@@ -534,6 +534,8 @@ class BillingService:
         """Period ends and payment retries (local), dunning, owed Registry calls, threshold alerts."""
         now = await self.now()
         counts = {"periods": 0, "retries": 0, "suspended": 0, "registry": 0, "alerts": 0}
+        # Alerts first: they read the period that is still open, before a period end closes it.
+        counts["alerts"] = await self._alerts(now)
         if self.provider.runs_ledger:
             async with self.db.session() as s:
                 due = list((await s.execute(select(Subscription.platform_id).where(
@@ -560,7 +562,6 @@ class BillingService:
                 counts["retries"] += 1
         counts["suspended"] = await self._dunning(now)
         counts["registry"] = await self._retry_registry()
-        counts["alerts"] = await self._alerts(now)
         return counts
 
     async def _dunning(self, now: int) -> int:

@@ -103,14 +103,15 @@ def upgrade_for(name: str, kind: str, needed: int) -> str | None:
     return None
 
 
-def limit_error(name: str, kind: str, current: int, *, code: str | None = None,
+def limit_error(name: str, kind: str, current: int, *, needed: int | None = None,
                 message: str | None = None) -> NNOError:
-    """The one error every quota answers with: 409 naming the limit and how to lift it."""
+    """The one error every quota answers with: 409 naming the limit and how to lift it. `needed`
+    (default one more than `current`) is the count the upgrade must admit."""
     cap = limit(name, kind)
-    upgrade = upgrade_for(name, kind, current + 1)
+    upgrade = upgrade_for(name, kind, current + 1 if needed is None else needed)
     hint = (f"; upgrade to {upgrade} with {UPGRADE_PATH}" if upgrade else "")
     return NNOError(
-        409, code or f"{kind[:-1].upper()}_LIMIT_REACHED",
+        409, f"{kind[:-1].upper()}_LIMIT_REACHED",
         (message or f"Tier {name} allows {cap} {kind}") + hint,
         {"limit": cap, "current": current, "tier": name, "resource": kind,
          "upgradeTo": upgrade, "upgradePath": UPGRADE_PATH if upgrade else None},

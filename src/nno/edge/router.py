@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.edge import names
 from nno.edge.cloud import LocalCloud
+from nno.edge.metering import WorkerMeter
 from nno.edge.models import DNSRecord, PagesProject, Worker
 from nno.edge.pages import INDEX, read_site, render_site, static_file
 from nno.edge.workers import WorkerHost
@@ -51,6 +52,8 @@ MAX_CACHED_ROUTES = 10_000
 
 
 class EdgeRouter:
+    meter: WorkerMeter | None = None  # set by the edge app: counts Worker invocations for Billing
+
     def __init__(self, cloud: LocalCloud, host: WorkerHost, bindings: Bindings, base_domain: str) -> None:
         self.cloud = cloud
         self.workers = host
@@ -172,6 +175,8 @@ class EdgeRouter:
             await _send_envelope(send, 503, "SERVICE_UNAVAILABLE", f"Worker {worker.name} could not start",
                                  request_id)
             return
+        if self.meter is not None:
+            self.meter.count(worker)
         headers = [(k, v) for k, v in scope["headers"] if not k.lower().startswith(b"x-nno-")]
         headers.append((H_REQUEST_ID.encode(), request_id.encode()))
         worker_scope = dict(scope)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +55,11 @@ REASONS = {
     "restore": "Overdue payment received",
 }
 Actor = tuple[str, str | None]
+PG_INGEST = text(
+    "WITH ins AS (INSERT INTO usage_events (id, platform_id, tenant_id, metric, quantity, occurred_at) "
+    "SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:platforms AS varchar[]), CAST(:tenants AS varchar[]), "
+    "CAST(:metrics AS varchar[]), CAST(:quantities AS bigint[]), CAST(:times AS bigint[])) "
+    "ON CONFLICT (id) DO NOTHING RETURNING 1) SELECT count(*) FROM ins")
 SYSTEM: Actor = ("system", None)
 
 
@@ -250,9 +255,16 @@ class BillingService:
                  "metric": e["metric"], "quantity": e["quantity"], "occurred_at": e.get("timestamp") or now}
                 for e in events]
         async with self.db.session() as s:
-            stmt = dialect_insert(s, UsageEvent).on_conflict_do_nothing(index_elements=["id"])
-            result = await s.execute(stmt.returning(UsageEvent.id), rows)
-            inserted = len(result.all())
+            if s.get_bind().dialect.name == "postgresql":
+                # One statement over arrays: several times faster than a multi-row VALUES list.
+                inserted = int(await s.scalar(PG_INGEST, {
+                    "ids": [r["id"] for r in rows], "platforms": [r["platform_id"] for r in rows],
+                    "tenants": [r["tenant_id"] for r in rows], "metrics": [r["metric"] for r in rows],
+                    "quantities": [r["quantity"] for r in rows], "times": [r["occurred_at"] for r in rows],
+                }) or 0)
+            else:
+                stmt = dialect_insert(s, UsageEvent).on_conflict_do_nothing(index_elements=["id"])
+                inserted = len((await s.execute(stmt.returning(UsageEvent.id), rows)).all())
         return {"received": len(rows), "inserted": inserted}
 
     # --- subscriptions ----------------------------------------------------------------------------

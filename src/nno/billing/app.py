@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from nno.billing.config import BillingSettings
-from nno.billing.provider import LocalProvider, Provider
+from nno.billing.provider import LocalProvider, Provider, ProviderError
 from nno.billing.scheduler import Scheduler
 from nno.billing.service import BillingService
 from nno.billing.views import SCHEDULER_KEY, SERVICE_KEY, router
+from nno.kernel.errors import error_response
 from nno.kernel.service import ServiceContext, create_service_app
 
 MIGRATIONS_DIR: Path | None = Path(__file__).parent / "migrations"
@@ -38,6 +39,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     ctx.extras[SERVICE_KEY] = service
     ctx.extras[SCHEDULER_KEY] = scheduler
     app.include_router(router)
+
+    @app.exception_handler(ProviderError)
+    async def _provider_error(request: Request, exc: ProviderError) -> Response:
+        return error_response(502, "PAYMENT_PROVIDER_ERROR", str(exc))
     if settings.scheduler:
         ctx.startup_hooks.append(scheduler.start)
         ctx.shutdown_hooks.append(scheduler.stop)

@@ -12,6 +12,10 @@ from nno.billing.ledger import add_month
 from nno.kernel.ids import new_id
 
 
+class ProviderError(Exception):
+    """The payment provider refused or could not be reached; Billing answers 502 and changes nothing."""
+
+
 @dataclass(frozen=True)
 class ProviderSubscription:
     id: str

@@ -7,12 +7,14 @@ makes a second customer or subscription.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import stripe
 
 from nno.billing.config import BillingSettings
-from nno.billing.provider import ProviderSubscription
+from nno.billing.provider import ProviderError, ProviderSubscription
 from nno.kernel.tiers import TIER_NAMES
 
 STATUS_MAP = {"active": "active", "trialing": "trialing", "past_due": "past_due", "unpaid": "past_due",
@@ -27,6 +29,14 @@ def _period(sub: Any, key: str) -> int:
         items = (data.get("items") or {}).get("data") or []
         value = items[0].get(key) if items else 0
     return int(value or 0) * 1000
+
+
+@contextlib.contextmanager
+def _stripe_errors() -> Iterator[None]:
+    try:
+        yield
+    except stripe.StripeError as exc:
+        raise ProviderError(f"Stripe: {exc.user_message or exc.__class__.__name__}") from exc
 
 
 class StripeProvider:
@@ -48,9 +58,10 @@ class StripeProvider:
         params: dict[str, Any] = {"metadata": {"platformId": platform_id}}
         if email:
             params["email"] = email
-        customer = await self.client.v1.customers.create_async(
-            params,  # type: ignore[arg-type]
-            options={"idempotency_key": f"nno-customer-{platform_id}"})
+        with _stripe_errors():
+            customer = await self.client.v1.customers.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"nno-customer-{platform_id}"})
         return str(customer.id)
 
     async def create_subscription(self, customer_id: str, platform_id: str, tier: str, now: int,
@@ -59,26 +70,29 @@ class StripeProvider:
                                   "metadata": {"platformId": platform_id, "tier": tier}}
         if trial_end is not None:
             params["trial_end"] = trial_end // 1000
-        sub = await self.client.v1.subscriptions.create_async(
-            params,  # type: ignore[arg-type]
-            options={"idempotency_key": f"nno-subscription-{platform_id}"})
+        with _stripe_errors():
+            sub = await self.client.v1.subscriptions.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"nno-subscription-{platform_id}"})
         trial = sub.to_dict().get("trial_end")
         return ProviderSubscription(str(sub.id), STATUS_MAP.get(str(sub.status), "past_due"),
                                     _period(sub, "current_period_start"), _period(sub, "current_period_end"),
                                     int(trial) * 1000 if trial else None)
 
     async def cancel_at_period_end(self, subscription_id: str) -> None:
-        await self.client.v1.subscriptions.update_async(subscription_id, {"cancel_at_period_end": True})
+        with _stripe_errors():
+            await self.client.v1.subscriptions.update_async(subscription_id, {"cancel_at_period_end": True})
 
     async def change_tier(self, subscription_id: str, tier: str, at: int) -> None:
         """Swap the subscription's price; Stripe prorates from `at` and invoices the difference now."""
-        sub = await self.client.v1.subscriptions.retrieve_async(subscription_id)
-        item_id = sub["items"]["data"][0]["id"]
-        await self.client.v1.subscriptions.update_async(subscription_id, {
-            "items": [{"id": item_id, "price": self.prices[tier]}],
-            "proration_behavior": "always_invoice", "proration_date": at // 1000,
-            "metadata": {"tier": tier},
-        })
+        with _stripe_errors():
+            sub = await self.client.v1.subscriptions.retrieve_async(subscription_id)
+            item_id = sub["items"]["data"][0]["id"]
+            await self.client.v1.subscriptions.update_async(subscription_id, {
+                "items": [{"id": item_id, "price": self.prices[tier]}],
+                "proration_behavior": "always_invoice", "proration_date": at // 1000,
+                "metadata": {"tier": tier},
+            })
 
     async def close(self) -> None:
         await self.http.close_async()

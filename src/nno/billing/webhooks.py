@@ -14,14 +14,13 @@ from sqlalchemy.exc import IntegrityError
 
 from nno.billing.models import ProviderEvent, Subscription
 from nno.billing.service import SYSTEM, BillingService, Effects
+from nno.billing.stripe_provider import STATUS_MAP
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 
 log = structlog.get_logger("nno.billing.webhooks")
 
 TOLERANCE_S = 300
-STATUS_MAP = {"active": "active", "trialing": "trialing", "past_due": "past_due", "unpaid": "past_due",
-              "canceled": "canceled", "incomplete_expired": "canceled", "incomplete": "past_due"}
 
 
 def verify(payload: bytes, signature: str | None, secret: str | None) -> dict[str, Any]:

@@ -94,3 +94,24 @@ async def test_an_unreachable_registry_delays_the_suspension_but_does_not_lose_i
     r = await client.post(f"{B}/scheduler/run", headers=service_headers)
     assert r.status_code == 200, r.text
     assert await platform_status(client, service_headers, pid) == "suspended"
+
+
+async def test_an_invoice_is_paid_only_through_its_own_platform(
+        client: httpx.AsyncClient, service_headers: dict[str, str], make_user: Callable[..., Awaitable[User]],
+        subscribed: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    owner, stranger = await make_user("owner"), await make_user("stranger")
+    pid = (await subscribed(owner))["platformId"]
+    theirs = (await subscribed(stranger))["platformId"]
+    await client.put(f"{B}/payment-method", json={"platformId": pid, "fails": True}, headers=service_headers)
+    await advance(client, service_headers, 31)
+    open_invoice = (await invoices(client, service_headers, pid))[0]
+    assert open_invoice["status"] == "open"
+    # The stranger can neither reach the owner's platform nor pay its invoice through their own.
+    assert_error(await client.post(f"{B}/invoices/{open_invoice['id']}/pay", params={"platformId": pid},
+                                   headers=stranger.headers), 404)
+    assert_error(await client.post(f"{B}/invoices/{open_invoice['id']}/pay", params={"platformId": theirs},
+                                   headers=stranger.headers), 404, "NOT_FOUND")
+    assert (await invoices(client, service_headers, pid))[0]["attemptCount"] == open_invoice["attemptCount"]
+    await client.put(f"{B}/payment-method", json={"platformId": pid, "fails": False}, headers=service_headers)
+    assert_error(await client.post(f"{B}/invoices/{open_invoice['id']}/pay", params={"platformId": pid},
+                                   headers=owner.headers), 409, "INVOICE_NOT_OPEN")

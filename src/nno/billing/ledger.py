@@ -15,10 +15,11 @@ from nno.kernel.tiers import GAUGE_METRICS, METRICS, Overage, Tier
 def add_month(ms: int, anchor_day: int | None = None) -> int:
     """One calendar month after `ms` (UTC), keeping the anchor day, clamped to the month's last
     day as Stripe does (Jan 31 → Feb 28 → Mar 31)."""
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    secs, millis = divmod(ms, 1000)  # integer arithmetic: a float timestamp loses milliseconds
+    dt = datetime.fromtimestamp(secs, UTC)
     year, month = (dt.year + 1, 1) if dt.month == 12 else (dt.year, dt.month + 1)
     day = min(anchor_day or dt.day, calendar.monthrange(year, month)[1])
-    return int(dt.replace(year=year, month=month, day=day).timestamp() * 1000)
+    return calendar.timegm(dt.replace(year=year, month=month, day=day).timetuple()) * 1000 + millis
 
 
 def anchor_day(ms: int) -> int:

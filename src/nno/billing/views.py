@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from nno.billing.access import BillingAccess
@@ -114,7 +114,8 @@ async def invoices(svc: Svc, acc: Acc, platformId: PlatformQuery = None,
 
 
 @router.post("/invoices/{invoice_id}/pay", summary="Pay an open invoice now (local provider)")
-async def pay_invoice(svc: Svc, acc: Acc, invoice_id: str, platformId: PlatformQuery = None) -> dict[str, Any]:
+async def pay_invoice(svc: Svc, acc: Acc, invoice_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$")],
+                      platformId: PlatformQuery = None) -> dict[str, Any]:
     pid = await _grant(acc, platformId, change=True)
     return await svc.pay(pid, invoice_id, acc.actor)
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 
+from nno.kernel.config import Settings
 from tests.billing.conftest import B, User, advance, assert_error, invoices, platform_status
+from tests.conftest import running_core
 
 
 async def _audit(client: httpx.AsyncClient, headers: dict[str, str], pid: str) -> list[str]:
@@ -115,3 +117,36 @@ async def test_an_invoice_is_paid_only_through_its_own_platform(
     await client.put(f"{B}/payment-method", json={"platformId": pid, "fails": False}, headers=service_headers)
     assert_error(await client.post(f"{B}/invoices/{open_invoice['id']}/pay", params={"platformId": pid},
                                    headers=owner.headers), 409, "INVOICE_NOT_OPEN")
+
+
+async def test_a_suspended_platform_is_451_except_for_paying_its_bill(
+        make_settings: Callable[..., Settings], service_headers: dict[str, str]) -> None:
+    settings = make_settings(auth_cache_ttl_s=0, status_cache_ttl_s=0)
+    async with running_core(settings) as core, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=core.asgi), base_url="http://127.0.0.1:8787") as client:
+        signed = await client.post("/api/v1/iam/api/auth/sign-up/email",
+                                   json={"email": "payer@example.com", "password": "correct-horse-9", "name": "P"})
+        client.cookies.clear()
+        owner = {"Authorization": f"Bearer {signed.json()['token']}"}
+        made = await client.post("/api/v1/platforms", headers=service_headers, json={
+            "name": "Late", "slug": "late-payer", "ownerUserId": signed.json()["user"]["id"]})
+        pid = made.json()["id"]
+        for action in ("bootstrap", "complete"):
+            await client.post(f"/api/v1/platforms/{pid}/lifecycle", json={"action": action}, headers=service_headers)
+        r = await client.post(f"{B}/customers", json={"platformId": pid}, headers=service_headers)
+        assert r.status_code == 201, r.text
+        r = await client.post("/api/v1/iam/api/nno/platform-members", headers=service_headers, json={
+            "platformId": pid, "userId": signed.json()["user"]["id"], "role": "platform-admin"})
+        assert r.status_code in (200, 201), r.text
+        r = await client.post("/api/v1/iam/api/nno/session/active-platform", json={"platformId": pid}, headers=owner)
+        assert r.status_code == 200, r.text
+        await client.put(f"{B}/payment-method", json={"platformId": pid, "fails": True}, headers=service_headers)
+        await advance(client, service_headers, 31)
+        await advance(client, service_headers, 4)
+        assert await platform_status(client, service_headers, pid) == "suspended"
+        assert_error(await client.get(f"/api/v1/platforms/{pid}", headers=owner), 451, "PLATFORM_SUSPENDED")
+        bill = await client.get(f"{B}/invoices", params={"platformId": pid}, headers=owner)
+        assert bill.status_code == 200 and bill.json()["data"][0]["status"] == "open"
+        r = await client.put(f"{B}/payment-method", json={"platformId": pid, "fails": False}, headers=owner)
+        assert r.status_code == 200, r.text
+        assert (await client.get(f"/api/v1/platforms/{pid}", headers=owner)).status_code == 200

@@ -3,7 +3,8 @@
 
 Skipped for service-key and dev-bypass callers (the seed: service calls bypass the check), for
 callers without a platform, and for public routes. Also exempt: the few IAM routes a member of a
-suspended platform needs to leave it (see who they are, switch the active platform, sign out).
+suspended platform needs to leave it (see who they are, switch the active platform, sign out), and
+Billing's routes while it is suspended (paying is how a platform suspended for non-payment comes back).
 
 The status comes from the shared status cache the Registry writes on every change (KV
 `platform-status:{id}`, DECISIONS 5); on a miss the gateway asks the Registry
@@ -38,6 +39,9 @@ EXEMPT_PATHS = frozenset(
         "/api/v1/iam/api/auth/sign-out",
     }
 )
+# A platform suspended for non-payment must still be able to see its bill and pay it (which
+# restores it); a cancelled or deleted one cannot.
+BILLING_PREFIX = "/api/v1/billing/"
 _SERVICE_HEADERS = SERVICE_IDENTITY.to_headers()
 
 
@@ -104,7 +108,7 @@ class PlatformLifecycleMiddleware:
             await self.app(scope, receive, send)
             return
         status = await self.lookup.status(identity.platform_id)
-        if status == "suspended":
+        if status == "suspended" and not scope["path"].startswith(BILLING_PREFIX):
             await send_error(scope, send, 451, "PLATFORM_SUSPENDED", "This platform has been suspended.")
             return
         elif status in GONE_STATUSES:

@@ -57,3 +57,24 @@ def test_another_platforms_billing_is_not_found(live_server, nno):
     for args in (("plan",), ("usage",), ("invoices",), ("cancel", "--yes"), ("change-tier", "scale")):
         message = assert_clean_failure(nno("billing", *args, "-p", theirs), exit_code=1)
         assert "not" in message.lower()
+
+
+def test_missed_payment_suspends_and_paying_restores(live_server, nno):
+    owner = login_new_user(live_server, nno, f"late-{uuid.uuid4().hex[:6]}@example.com")
+    pid = _subscribed(live_server, owner["user"]["id"])
+    operator = {"NNO_API_TOKEN": live_server.settings.auth_api_key}
+    assert nno("billing", "payment-method", "-p", pid, "--fails", env=operator).exit_code == 0
+    # Not the owner's to make fail, nor to move the clock.
+    assert_clean_failure(nno("billing", "payment-method", "-p", pid, "--fails"), exit_code=1)
+    assert_clean_failure(nno("billing", "advance-clock", "--days", "1"), exit_code=1)
+    parse_json(nno("billing", "advance-clock", "--days", "31", "--json", env=operator))
+    parse_json(nno("billing", "advance-clock", "--days", "8", "--json", env=operator))  # past the 7-day grace
+    shown = live_server.http.get(f"/api/v1/platforms/{pid}", headers=live_server.service()).json()
+    assert shown["status"] == "suspended"
+    invoice = parse_json(nno("billing", "invoices", "-p", pid, "--json"))["data"][0]
+    assert invoice["status"] == "open"
+    assert_clean_failure(nno("billing", "pay", invoice["id"], "-p", pid), exit_code=1)  # still declined
+    assert nno("billing", "payment-method", "-p", pid, "--works").exit_code == 0
+    shown = live_server.http.get(f"/api/v1/platforms/{pid}", headers=live_server.service()).json()
+    assert shown["status"] == "active"
+    assert parse_json(nno("billing", "invoices", "-p", pid, "--json"))["data"][0]["status"] == "paid"

@@ -141,3 +141,55 @@ def cancel(ctx: typer.Context, platform: str | None = platform_option(),
         print_json(result)
     else:
         success(f"Subscription of {platform_id} ends {when(result.get('currentPeriodEnd'))}")
+
+
+@app.command("pay")
+def pay(ctx: typer.Context, invoice: str = typer.Argument(..., help="The open invoice's id."),
+        platform: str | None = platform_option(), as_json: bool = json_option()) -> None:
+    """Pay an open invoice now with the platform's payment method (local provider)."""
+    from nno.cli.output import print_json, success
+
+    st = state(ctx)
+    platform_id = st.platform_id(platform)
+    with st.client() as client:
+        result = client.post(f"{BILLING}/invoices/{invoice}/pay", params={"platformId": platform_id})
+    if as_json:
+        print_json(result)
+    else:
+        success(f"Invoice {invoice} paid: {_money(result.get('amountPaidCents'))}")
+
+
+@app.command("payment-method")
+def payment_method(ctx: typer.Context, platform: str | None = platform_option(),
+                   fails: bool = typer.Option(..., "--fails/--works",
+                                              help="A declining card (operators) or a working one (retries "
+                                                   "the open invoices at once)."),
+                   as_json: bool = json_option()) -> None:
+    """The local provider's payment method of a platform."""
+    from nno.cli.output import print_json, success
+
+    st = state(ctx)
+    platform_id = st.platform_id(platform)
+    with st.client() as client:
+        result = client.request("PUT", f"{BILLING}/payment-method", json={"platformId": platform_id, "fails": fails})
+    if as_json:
+        print_json(result)
+    else:
+        success(f"Payment method of {platform_id} now {'declines' if fails else 'works'}")
+
+
+@app.command("advance-clock")
+def advance_clock(ctx: typer.Context, days: float = typer.Option(..., "--days", min=0.0001,
+                                                                 help="How far to move billing time."),
+                  as_json: bool = json_option()) -> None:
+    """Operators: move the local provider's clock forward, then run what became due (period ends,
+    payment retries, dunning)."""
+    from nno.cli.output import print_json, success
+
+    st = state(ctx)
+    with st.client() as client:
+        result = client.post(f"{BILLING}/test-clock/advance", json={"seconds": max(1, int(days * 86_400))})
+    if as_json:
+        print_json(result)
+    else:
+        success(f"Billing clock advanced {days:g} days; ran: {result.get('ran')}")

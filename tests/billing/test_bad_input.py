@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from tests.billing.conftest import B
 
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8)
 TEXT = st.text(max_size=80)  # NUL characters, surrogates-free unicode, empty strings

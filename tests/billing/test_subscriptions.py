@@ -3,6 +3,7 @@ proration, and who may do what."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -160,3 +161,14 @@ async def test_members_read_admins_change_others_never_reach(
 
 
 IAM_MEMBERS = "/api/v1/iam/api/nno/platform-members"
+
+
+async def test_concurrent_starts_make_one_subscription(client: httpx.AsyncClient,
+                                                       service_headers: dict[str, str]) -> None:
+    resp = await client.post(P, json={"name": "Twice", "slug": "twice-started"}, headers=service_headers)
+    pid = resp.json()["id"]
+    answers = await asyncio.gather(*(client.post(f"{B}/customers", json={"platformId": pid},
+                                                 headers=service_headers) for _ in range(4)))
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len(await invoices(client, service_headers, pid)) == 1

@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.billing import ledger
@@ -34,7 +35,7 @@ from nno.billing.models import (
     UsageEvent,
     UsageMonthly,
 )
-from nno.billing.provider import Provider
+from nno.billing.provider import Provider, ProviderSubscription
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
@@ -288,24 +289,10 @@ class BillingService:
             customer_id = await self.provider.create_customer(platform_id, email)
             psub = await self.provider.create_subscription(customer_id, platform_id, tier, now, trial_end)
             effects = Effects()
-            async with self.db.session() as s:
-                if await self._sub(s, platform_id, lock=True) is None:
-                    s.add(Customer(id=customer_id, platform_id=platform_id, email=email, balance_cents=0,
-                                   payment_fails=False, created_at=now))
-                    sub = Subscription(
-                        id=psub.id, platform_id=platform_id, customer_id=customer_id, provider=self.provider.name,
-                        tier=tier, status=psub.status, cancel_at_period_end=False,
-                        current_period_start=psub.period_start, current_period_end=psub.period_end,
-                        trial_end=psub.trial_end, suspended_by_billing=False, created_at=now, updated_at=now)
-                    s.add(sub)
-                    await s.flush()
-                    self._audit(s, platform_id, actor, "subscription.create",
-                                {"tier": tier, "status": sub.status, "trialEnd": trial_end})
-                    if self.provider.runs_ledger and sub.status == "active":
-                        tier_row = self.tiers[tier]
-                        lines = [ledger.Line(f"{tier} plan", tier_row.price_cents, "subscription")]
-                        await self._invoice(s, sub, "subscription_create", lines, sub.current_period_start,
-                                            sub.current_period_end, now, effects)
+            try:
+                await self._create(platform_id, tier, email, actor, customer_id, psub, now, effects)
+            except IntegrityError:
+                pass  # a concurrent start for this platform won; its subscription is the one
             await self._after(effects)
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id)
@@ -316,6 +303,27 @@ class BillingService:
         except RegistryUnavailable as exc:
             log.warning("billing_registry_update_failed", platform_id=platform_id, error=str(exc))
         return out
+
+    async def _create(self, platform_id: str, tier: str, email: str | None, actor: Actor, customer_id: str,
+                      psub: ProviderSubscription, now: int, effects: Effects) -> None:
+        async with self.db.session() as s:
+            if await self._sub(s, platform_id, lock=True) is None:
+                s.add(Customer(id=customer_id, platform_id=platform_id, email=email, balance_cents=0,
+                               payment_fails=False, created_at=now))
+                sub = Subscription(
+                    id=psub.id, platform_id=platform_id, customer_id=customer_id, provider=self.provider.name,
+                    tier=tier, status=psub.status, cancel_at_period_end=False,
+                    current_period_start=psub.period_start, current_period_end=psub.period_end,
+                    trial_end=psub.trial_end, suspended_by_billing=False, created_at=now, updated_at=now)
+                s.add(sub)
+                await s.flush()
+                self._audit(s, platform_id, actor, "subscription.create",
+                            {"tier": tier, "status": sub.status, "trialEnd": psub.trial_end})
+                if self.provider.runs_ledger and sub.status == "active":
+                    tier_row = self.tiers[tier]
+                    lines = [ledger.Line(f"{tier} plan", tier_row.price_cents, "subscription")]
+                    await self._invoice(s, sub, "subscription_create", lines, sub.current_period_start,
+                                        sub.current_period_end, now, effects)
 
     async def cancel(self, platform_id: str, actor: Actor) -> dict[str, Any]:
         async with self.db.session() as s:

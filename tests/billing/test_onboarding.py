@@ -81,13 +81,20 @@ async def test_the_local_cloud_counts_worker_invocations(
                                  base_url=f"http://auth.svc.default.{pid}.nno.localhost:8787") as edge:
         for _ in range(7):
             assert (await edge.get("/api/nno/session")).status_code in (200, 401)
+        written_before = await _invocations(client, service_headers, pid, "d1_rows_written")
+        signed_up = await edge.post("/api/auth/sign-up/email", json={
+            "name": "End", "email": f"end-{uuid.uuid4().hex[:6]}@example.com", "password": "another-horse-7"})
+        assert signed_up.status_code in (200, 201), signed_up.text
     assert await meter.flush() >= 1
-    assert await _invocations(client, service_headers, pid) == before + 7
+    assert await _invocations(client, service_headers, pid) == before + 8
+    # The sign-up wrote the user, account and session rows into the platform's D1.
+    assert await _invocations(client, service_headers, pid, "d1_rows_written") >= written_before + 3
     # A flush with nothing counted sends nothing, and counts stay exact.
     assert await meter.flush() == 0
-    assert await _invocations(client, service_headers, pid) == before + 7
+    assert await _invocations(client, service_headers, pid) == before + 8
 
 
-async def _invocations(client: httpx.AsyncClient, headers: dict[str, str], pid: str) -> int:
+async def _invocations(client: httpx.AsyncClient, headers: dict[str, str], pid: str,
+                       metric: str = "worker_invocations") -> int:
     usage = (await client.get(f"{B}/usage", params={"platformId": pid}, headers=headers)).json()
-    return int({m["metric"]: m["used"] for m in usage["metrics"]}["worker_invocations"])
+    return int({m["metric"]: m["used"] for m in usage["metrics"]}[metric])

@@ -36,7 +36,7 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
     ctx.extras["cloud"] = cloud
     ctx.extras["worker_host"] = host
     ctx.extras["router"] = router
-    meter = router.meter = WorkerMeter(ctx.bindings)
+    meter = router.meter = host.meter = WorkerMeter(ctx.bindings)
     ctx.extras["meter"] = meter
 
     sweeper: list[asyncio.Task[None]] = []

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nno.billing import ledger
-from nno.billing.models import SchedulerLease, SchedulerRun
+from nno.billing.models import SchedulerLease, SchedulerRun, UsageEvent
 from nno.billing.service import DAY_MS, HOUR_MS, BillingService
 from nno.kernel.clock import now_ms
 from nno.kernel.ids import new_id
@@ -98,7 +98,9 @@ class Scheduler:
         target = day_start(now - SNAPSHOT_HOUR * HOUR_MS) - DAY_MS
         async with self.db.session() as s:
             last = await s.scalar(select(func.max(SchedulerRun.slot)).where(SchedulerRun.job == "daily"))
-        first = target - MAX_CATCH_UP_DAYS * DAY_MS  # a fresh install snapshots the recent past
+            earliest = None if last else await s.scalar(select(func.min(UsageEvent.occurred_at)))
+        # A fresh install starts from its first usage (at most MAX_CATCH_UP_DAYS back).
+        first = target if earliest is None else max(day_start(int(earliest)), target - MAX_CATCH_UP_DAYS * DAY_MS)
         if last:
             last_ms = int(datetime.strptime(last, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
             first = max(last_ms + DAY_MS, target - MAX_CATCH_UP_DAYS * DAY_MS)

@@ -75,7 +75,8 @@ async def test_tier_tenant_limit_holds_under_concurrency(
     assert statuses == [201, 201, 409, 409, 409], [r.text for r in responses]
     refused = next(r for r in responses if r.status_code == 409)
     err = assert_error(refused, 409, "TENANT_LIMIT_REACHED")
-    assert err["details"] == {"limit": 3, "current": 3, "tier": "starter"}
+    assert err["details"] == {"limit": 3, "current": 3, "tier": "starter", "resource": "tenants",
+                              "upgradeTo": "growth", "upgradePath": "POST /api/v1/billing/subscription/change-tier"}
     assert (await client.get(f"{P}/{pid}/tenants", headers=service_headers)).json()["pagination"]["total"] == 3
 
     # A downgrade that the tenants would not fit is refused; an upgrade lifts the limit.

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from nno.cli.commands import admin, apikey, audit, auth, job, operator, platform, tenant, tools
+from nno.cli.commands import admin, apikey, audit, auth, billing, job, operator, platform, tenant, tools
 from nno.cli.commands import feature as feature_commands
 from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import CLIState
@@ -142,6 +142,7 @@ app.add_typer(platform.app, name="platform")
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(job.app, name="job")
+app.add_typer(billing.app, name="billing")
 audit.register(app)
 app.add_typer(admin.app, name="admin")
 app.add_typer(operator.app, name="operator")

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from nno.edge.cloud import MIGRATIONS_DIR as _STATE_MIGRATIONS
 from nno.edge.cloud import LocalCloud, state_database
+from nno.edge.metering import WorkerMeter
 from nno.edge.router import EdgeRouter
 from nno.edge.workers import WorkerHost
 from nno.kernel.config import Settings
@@ -38,14 +39,18 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
     ctx.extras["cloud"] = cloud
     ctx.extras["worker_host"] = host
     ctx.extras["router"] = router
+    meter = router.meter = host.meter = WorkerMeter(ctx.bindings)
+    ctx.extras["meter"] = meter
 
     sweeper: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
         await cloud.ready()  # migrates, and re-seals secrets an earlier version sealed
         sweeper.append(asyncio.get_running_loop().create_task(host.run_sweeper(SWEEP_INTERVAL_S)))
+        await meter.start()
 
     async def shutdown() -> None:
+        await meter.stop()
         unsubscribe()
         for task in sweeper:
             task.cancel()

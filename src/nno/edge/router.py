@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.edge import names
 from nno.edge.cloud import LocalCloud
+from nno.edge.metering import WorkerMeter
 from nno.edge.models import DNSRecord, PagesProject, Worker
 from nno.edge.pages import INDEX, read_site, render_site, static_file
 from nno.edge.workers import WorkerHost
@@ -60,6 +61,8 @@ MAX_CACHED_ROUTES = 10_000
 
 
 class EdgeRouter:
+    meter: WorkerMeter | None = None  # set by the edge app: counts Worker invocations for Billing
+
     def __init__(
         self, cloud: LocalCloud, host: WorkerHost, bindings: Bindings, base_domain: str, *,
         limiter: RateLimiter | None = None, max_body_bytes: int = 1_048_576,
@@ -219,6 +222,8 @@ class EdgeRouter:
             await _send_envelope(send, 503, "SERVICE_UNAVAILABLE", f"Worker {worker.name} could not start",
                                  request_id)
             return
+        if self.meter is not None:
+            self.meter.count(worker)
         headers.append((H_REQUEST_ID.encode(), request_id.encode()))
         worker_scope = dict(scope)
         worker_scope["headers"] = headers

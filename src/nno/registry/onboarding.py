@@ -26,7 +26,7 @@ from nno.registry.access import Access
 from nno.registry.gone import Write
 from nno.registry.models import OnboardingSession, Platform, Resource
 from nno.registry.schemas import OnboardingCreate, OnboardingPatch
-from nno.registry.service import insert_platform, new_platform_transaction
+from nno.registry.service import check_platform_quota, insert_platform, new_platform_transaction
 from nno.registry.store import RegistryBase, audit, lock_platform
 
 log = structlog.get_logger("nno.registry.onboarding")
@@ -65,6 +65,7 @@ class OnboardingService(RegistryBase):
             platform, tenant, _ = await insert_platform(
                 s, access, name=body.platformName, slug=body.slug, tier=body.tier, owner_user_id=user_id, now=now)
             await s.flush()
+            await check_platform_quota(s, user_id, body.tier)
             row = OnboardingSession(
                 id=session_id, platform_id=platform.id, user_id=user_id, platform_name=body.platformName,
                 slug=body.slug, tier=body.tier, stack_template_id=body.stackTemplateId,

@@ -14,11 +14,13 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nno.kernel import tiers
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id
+from nno.kernel.platform_status import GONE_STATUSES
 from nno.registry import lifecycle, serialize, steps
 from nno.registry.access import Access
 from nno.registry.deprovision import request_deprovision
@@ -134,6 +136,17 @@ async def insert_platform(
     return platform, tenant, stack
 
 
+async def check_platform_quota(s: AsyncSession, owner_user_id: str, tier: str) -> None:
+    """A user owns at most the new platform's tier's number of live platforms (its own included,
+    already flushed): self-serve sign-up is where the per-tier platform limit bites."""
+    owned = int(await s.scalar(select(func.count()).select_from(Platform).where(
+        Platform.owner_user_id == owner_user_id, Platform.status.not_in(sorted(GONE_STATUSES)))) or 0)
+    cap = tiers.limit(tier, "platforms")
+    if cap is not None and owned > cap:
+        raise tiers.limit_error(tier, "platforms", owned - 1,
+                                message=f"Tier {tier} allows {cap} platform{'s' if cap != 1 else ''} per owner")
+
+
 class PlatformService(RegistryBase):
     # --- platforms -----------------------------------------------------------------------------
 
@@ -220,9 +233,9 @@ class PlatformService(RegistryBase):
                 limit = TENANT_LIMITS[new_tier]
                 current = await self._live_entity_count(s, platform_id)
                 if limit is not None and current > limit:
-                    raise NNOError(409, "TENANT_LIMIT_REACHED",
-                                   f"The platform has {current} tenants; tier {new_tier} allows {limit}",
-                                   {"limit": limit, "current": current, "tier": new_tier})
+                    raise tiers.limit_error(new_tier, "tenants", current, needed=current,
+                                            message=f"The platform has {current} tenants; tier {new_tier} "
+                                                    f"allows {limit}")
             for field, value in changes.items():
                 setattr(p, _PLATFORM_COLUMNS[field], value)
             after = serialize.platform(p)
@@ -361,9 +374,8 @@ class PlatformService(RegistryBase):
                 limit = TENANT_LIMITS[p.tier]
                 current = await self._live_entity_count(s, platform_id) if limit is not None else 0
                 if limit is not None and current >= limit:
-                    raise NNOError(409, "TENANT_LIMIT_REACHED",
-                                   f"Tier {p.tier} allows {limit} tenants and sub-tenants",
-                                   {"limit": limit, "current": current, "tier": p.tier})
+                    raise tiers.limit_error(p.tier, "tenants", current,
+                                            message=f"Tier {p.tier} allows {limit} tenants and sub-tenants")
                 row = Entity(id=new_id(), platform_id=platform_id, parent_id=parent_id,
                              type="tenant" if parent_id is None else "sub_tenant", name=body.name, slug=body.slug,
                              status="active", org_id=body.orgId, created_at=now, updated_at=now)

@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nno.kernel import tiers
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
@@ -25,8 +26,9 @@ from nno.registry.models import AuditLog, Platform, PlatformStatusCount
 
 log = structlog.get_logger("nno.registry")
 
-TENANT_LIMITS: dict[str, int | None] = {"starter": 3, "growth": 20, "scale": None}
-FEATURE_LIMITS: dict[str, int | None] = {"starter": 5, "growth": None, "scale": None}
+# The tiers' count limits live once in nno.kernel.tiers (Billing sells them).
+TENANT_LIMITS: dict[str, int | None] = {t: tiers.limit(t, "tenants") for t in tiers.TIER_NAMES}
+FEATURE_LIMITS: dict[str, int | None] = {t: tiers.limit(t, "features") for t in tiers.TIER_NAMES}
 # Ids that are path words of the Registry's own routes; a platform id never takes one of them.
 RESERVED_IDS = frozenset({"onboarding"})
 

@@ -19,6 +19,7 @@ from nno.provisioning.steps.base import (
     ref_out,
     undo_created,
 )
+from nno.provisioning.steps.billing import ensure_billing_customer
 from nno.provisioning.steps.owner_admin import OUTPUT_KEY as OWNER_ADMIN_KEY
 from nno.provisioning.steps.owner_admin import seed_owner_admin
 from nno.provisioning.steps.registry_sync import (
@@ -140,14 +141,16 @@ async def register_platform_resources(sctx: StepContext) -> StepResult:
 
 
 async def mark_platform_active(sctx: StepContext) -> StepResult:
-    status = (await sctx.registry.get_platform(sctx.platform_id)).get("status")
+    platform = await sctx.registry.get_platform(sctx.platform_id)
+    status = platform.get("status")
+    billing = await ensure_billing_customer(sctx, platform)
     if status == "active":
-        return StepResult({"status": status}, changed=False)
+        return StepResult({"status": status, **billing}, changed=False)
     if status != "provisioning":
         raise StepError(f"platform {sctx.platform_id} is {status}, not provisioning",
                         code="INVALID_PLATFORM_STATE", retryable=False)
     await sctx.registry.lifecycle(sctx.platform_id, "complete", f"provisioning job {sctx.job_id} completed")
-    return StepResult({"from": "provisioning", "to": "active"})
+    return StepResult({"from": "provisioning", "to": "active", **billing})
 
 
 PROVISION_PLATFORM_STEPS: tuple[Step, ...] = (

@@ -65,8 +65,8 @@ def test_missed_payment_suspends_and_paying_restores(live_server, nno):
     operator = {"NNO_API_TOKEN": live_server.settings.auth_api_key}
     assert nno("billing", "payment-method", "-p", pid, "--fails", env=operator).exit_code == 0
     # Not the owner's to make fail, nor to move the clock.
-    assert_clean_failure(nno("billing", "payment-method", "-p", pid, "--fails"), exit_code=1)
-    assert_clean_failure(nno("billing", "advance-clock", "--days", "1"), exit_code=1)
+    assert_clean_failure(nno("billing", "payment-method", "-p", pid, "--fails"), exit_code=4)
+    assert_clean_failure(nno("billing", "advance-clock", "--days", "1"), exit_code=4)
     parse_json(nno("billing", "advance-clock", "--days", "31", "--json", env=operator))
     parse_json(nno("billing", "advance-clock", "--days", "8", "--json", env=operator))  # past the 7-day grace
     shown = live_server.http.get(f"/api/v1/platforms/{pid}", headers=live_server.service()).json()

@@ -1,0 +1,1 @@
+"""The feature SDK: the contract feature packages and stacks share with NNO."""

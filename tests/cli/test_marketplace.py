@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from nno.sdk.stack import InstalledFeature
+from nno.sdk.stack import AvailableFeature
 from nno.stacks.service import INSTALLED_FEATURES_KEY
 from tests.cli.conftest import SERVICE_KEY, assert_clean_failure, login_new_user, parse_json
 
@@ -38,7 +38,7 @@ def test_show_lists_features_and_versions(live_server, nno):
 
 def test_operators_publish_and_deprecate(live_server, nno, tmp_path):
     live_server.core.context("stacks").extras[INSTALLED_FEATURES_KEY] = lambda: {
-        "tasks": InstalledFeature("tasks", "1.0.0", frozenset({"d1"}))}
+        "tasks": AvailableFeature("tasks", "1.0.0", frozenset({"d1"}))}
     created = live_server.http.post("/api/v1/stacks", headers=live_server.service(),
                                     json={"name": "cli-tasks", "displayName": "Tasks", "description": "Tasks only"})
     assert created.status_code == 201, created.text

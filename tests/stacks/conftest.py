@@ -11,7 +11,7 @@ import pytest
 
 from nno.core import Core
 from nno.kernel.config import Settings
-from nno.sdk.stack import InstalledFeature
+from nno.sdk.stack import AvailableFeature
 from nno.stacks.service import INSTALLED_FEATURES_KEY
 
 S = "/api/v1/stacks"
@@ -21,15 +21,15 @@ _counter = itertools.count()
 
 # What the tests pretend is installed (publishing checks definitions against it).
 INSTALLED = {
-    "settings": InstalledFeature("settings", "1.0.0", frozenset({"kv"})),
-    "members": InstalledFeature("members", "1.2.0"),
-    "tasks": InstalledFeature("tasks", "1.1.0", frozenset({"d1"})),
-    "notes": InstalledFeature("notes", "0.3.0", frozenset({"d1", "r2"})),
-    "broken": InstalledFeature("broken", "1.0.0", errors=("V06 permissions[0].key: 'Broken' is not broken:<action>",)),
+    "settings": AvailableFeature("settings", "1.0.0", frozenset({"kv"})),
+    "members": AvailableFeature("members", "1.2.0"),
+    "tasks": AvailableFeature("tasks", "1.1.0", frozenset({"d1"})),
+    "notes": AvailableFeature("notes", "0.3.0", frozenset({"d1", "r2"})),
+    "broken": AvailableFeature("broken", "1.0.0", errors=("V06 permissions[0].key: 'Broken' is not broken:<action>",)),
 }
 
 
-def installed(features: dict[str, InstalledFeature] | None = None) -> Callable[[], dict[str, InstalledFeature]]:
+def installed(features: dict[str, AvailableFeature] | None = None) -> Callable[[], dict[str, AvailableFeature]]:
     chosen = INSTALLED if features is None else features
     return lambda: chosen
 

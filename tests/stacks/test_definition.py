@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from nno.sdk.stack import (
-    InstalledFeature,
+    AvailableFeature,
     StackDefinition,
     check_features,
     greatest,
@@ -69,10 +69,10 @@ def test_check_features_names_each_rule() -> None:
                      {"id": "ok"}],
     })
     installed = {
-        "old": InstalledFeature("old", "1.5.0"),
-        "needy": InstalledFeature("needy", "1.0.0", frozenset({"d1", "kv", "r2"})),
-        "bad": InstalledFeature("bad", "1.0.0", errors=("V06 broken",)),
-        "ok": InstalledFeature("ok", "3.0.0", frozenset({"d1"})),
+        "old": AvailableFeature("old", "1.5.0"),
+        "needy": AvailableFeature("needy", "1.0.0", frozenset({"d1", "kv", "r2"})),
+        "bad": AvailableFeature("bad", "1.0.0", errors=("V06 broken",)),
+        "ok": AvailableFeature("ok", "3.0.0", frozenset({"d1"})),
     }
     check = check_features(definition, installed)
     assert not check.ok
@@ -83,7 +83,24 @@ def test_check_features_names_each_rule() -> None:
     assert check_features(fine, installed).ok
 
 
-def test_shared_bindings_follow_the_member_names() -> None:
+def test_members_get_the_shared_bindings_they_ask_for() -> None:
     definition = parse_definition({"resources": {"d1": True, "kv": True},
-                                   "features": [{"id": "a", "bindings": {"d1": "TASKS_DB"}}]})
-    assert definition.features[0].shared_bindings(definition.resources) == {"TASKS_DB": "d1", "KV": "kv"}
+                                   "features": [{"id": "a", "bindings": ["d1"]}, {"id": "b"}]})
+    a, b = definition.features
+    assert a.shared_bindings(definition.resources) == {"DB": "d1"}
+    assert b.shared_bindings(definition.resources) == {"DB": "d1", "KV": "kv"}
+    with pytest.raises(ValidationError, match=r"S01 features\[0\]\.bindings: r2"):
+        parse_definition({"resources": {"d1": True}, "features": [{"id": "a", "bindings": ["r2"]}]})
+    # A member bound to less than it declares breaks S06.
+    check = check_features(definition, {"a": AvailableFeature("a", "1.0.0", frozenset({"kv"})),
+                                        "b": AvailableFeature("b", "1.0.0", frozenset({"kv"}))})
+    assert [(p.rule, p.message) for p in check.problems] == [
+        ("S06", "feature 'a' declares kv, which the stack does not share with it")]
+
+
+def test_installed_first_party_features_are_available() -> None:
+    from nno.sdk.stack import available_features
+
+    found = available_features()
+    for name, feature in found.items():
+        assert feature.id == name and feature.version

@@ -35,7 +35,7 @@ async def test_publish_stores_the_resolved_definition(client: httpx.AsyncClient,
     resp = await client.post(f"{S}/{name}/versions", headers=operator, json={
         "version": "1.0.0", "changelog": "first",
         "definition": {"resources": {"d1": True, "kv": True},
-                       "features": [{"id": "settings", "bindings": {"kv": "SETTINGS_KV"}},
+                       "features": [{"id": "settings", "bindings": ["kv"]},
                                     {"id": "tasks", "version": "^1.0.0", "tablePrefix": "t_"}]}})
     assert resp.status_code == 201, resp.text
     out = resp.json()
@@ -46,7 +46,8 @@ async def test_publish_stores_the_resolved_definition(client: httpx.AsyncClient,
     assert definition["name"] == name and definition["version"] == "1.0.0"
     settings_, tasks = definition["features"]
     assert settings_ == {"id": "settings", "version": "*", "tablePrefix": "settings_", "keyPrefix": "settings/",
-                         "bindings": {"d1": "DB", "r2": "STORAGE", "kv": "SETTINGS_KV"}}
+                         "bindings": ["kv"]}
+    assert tasks["bindings"] is None
     assert tasks["tablePrefix"] == "t_" and tasks["keyPrefix"] == "tasks/"
     # What was stored is what every reader gets, and it parses as a StackDefinition again.
     got = (await client.get(f"{S}/{name}/versions/1.0.0", headers=user)).json()
@@ -123,8 +124,9 @@ BAD_DEFINITIONS: list[tuple[dict[str, Any], str]] = [
     ({"features": [{"id": "Tasks"}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
     ({"features": [{"id": "tasks", "version": "not a range"}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
     ({"features": [{"id": "tasks", "tablePrefix": "tasks"}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
-    ({"features": [{"id": "tasks", "bindings": {"d1": "db"}}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
-    ({"features": [{"id": "tasks", "bindings": {"d1": "KV"}}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
+    ({"features": [{"id": "tasks", "bindings": ["queue"]}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
+    ({"features": [{"id": "tasks", "bindings": ["kv"]}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
+    ({"features": [{"id": "x" * 30}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
     ({"features": [{"id": "tasks"}], "resources": {"d1": True, "queue": True}}, "VALIDATION_ERROR"),
     ({"features": [{"id": "tasks"}, {"id": "tasks"}], "resources": {"d1": True}}, "VALIDATION_ERROR"),
     ({"features": [{"id": "tasks", "tablePrefix": "t_"}, {"id": "members", "tablePrefix": "t_m_"}],

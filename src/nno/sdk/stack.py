@@ -29,14 +29,16 @@ from typing import Annotated, Any, Literal
 import semantic_version
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-FEATURE_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+from nno.sdk.definition import D1_BINDING, KV_BINDING, R2_BINDING
+from nno.sdk.validation import FEATURE_ID_RE, MAX_FEATURE_ID
+
 TEMPLATE_NAME_PATTERN = r"^[a-z0-9-]+$"
 RESOURCE_KINDS = ("d1", "r2", "kv")
+BINDING_NAMES = {"d1": D1_BINDING, "r2": R2_BINDING, "kv": KV_BINDING}
 
-FeatureId = Annotated[str, StringConstraints(pattern=FEATURE_ID_PATTERN, max_length=40)]
+ResourceKind = Literal["d1", "r2", "kv"]
+FeatureId = Annotated[str, StringConstraints(pattern=FEATURE_ID_RE.pattern, max_length=MAX_FEATURE_ID)]
 TemplateName = Annotated[str, StringConstraints(pattern=TEMPLATE_NAME_PATTERN, min_length=1, max_length=64)]
-# An environment-variable-like name, as Workers bindings are.
-BindingName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,62}$")]
 TablePrefix = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]{0,46}_$")]
 KeyPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,46}/$")]
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=1024)]
@@ -44,7 +46,7 @@ Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$", max_length=1024)]
 Severity = Literal["error", "warning"]
 
 
-def parse_semver(value: str) -> semantic_version.Version:
+def parse_version(value: str) -> semantic_version.Version:
     """A strict SemVer 2.0 version (`1.2.3`, `1.2.3-beta.1`); ValueError otherwise."""
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError("a version is a semver string of at most 64 characters")
@@ -60,7 +62,7 @@ def parse_range(value: str) -> semantic_version.NpmSpec:
 
 def is_semver(value: str) -> bool:
     try:
-        parse_semver(value)
+        parse_version(value)
     except ValueError:
         return False
     return True
@@ -68,7 +70,7 @@ def is_semver(value: str) -> bool:
 
 def semver_key(value: str) -> semantic_version.Version:
     """Sort key giving SemVer precedence (a pre-release sorts before its release)."""
-    return parse_semver(value)
+    return parse_version(value)
 
 
 def greatest(versions: Iterable[str]) -> str | None:
@@ -92,20 +94,6 @@ class StackResources(_Model):
         return [kind for kind in RESOURCE_KINDS if getattr(self, kind)]
 
 
-class FeatureBindings(_Model):
-    """The binding names under which a member's Worker sees the stack's shared resources."""
-
-    d1: BindingName = "DB"
-    r2: BindingName = "STORAGE"
-    kv: BindingName = "KV"
-
-    @model_validator(mode="after")
-    def _distinct(self) -> FeatureBindings:
-        if len({self.d1, self.r2, self.kv}) != 3:
-            raise ValueError("S01 bindings: the d1, r2 and kv binding names must differ")
-        return self
-
-
 class StackFeature(_Model):
     """One member: a feature id, the versions the stack accepts, and where its data lives."""
 
@@ -113,7 +101,9 @@ class StackFeature(_Model):
     version: Annotated[str, Field(max_length=64)] = "*"
     tablePrefix: TablePrefix | None = None
     keyPrefix: KeyPrefix | None = None
-    bindings: FeatureBindings = Field(default_factory=FeatureBindings)
+    # Which of the stack's shared resources the member's Worker is bound to (under the SDK's binding
+    # names `DB`, `STORAGE`, `KV`); unset: all of them.
+    bindings: list[ResourceKind] | None = None
 
     @field_validator("version")
     @classmethod
@@ -140,13 +130,18 @@ class StackFeature(_Model):
 
     def accepts(self, version: str) -> bool:
         try:
-            return parse_range(self.version).match(parse_semver(version))
+            return parse_range(self.version).match(parse_version(version))
         except ValueError:
             return False
 
+    def bound_kinds(self, resources: StackResources) -> list[str]:
+        """The shared resource kinds this member's Worker receives."""
+        shared = resources.kinds()
+        return shared if self.bindings is None else [k for k in shared if k in self.bindings]
+
     def shared_bindings(self, resources: StackResources) -> dict[str, str]:
-        """Binding name -> resource kind, for the kinds the stack shares."""
-        return {getattr(self.bindings, kind): kind for kind in resources.kinds()}
+        """Binding name -> resource kind, for the shared kinds this member receives."""
+        return {BINDING_NAMES[kind]: kind for kind in self.bound_kinds(resources)}
 
 
 class StackDefinition(_Model):
@@ -163,16 +158,20 @@ class StackDefinition(_Model):
     @classmethod
     def _semver(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_semver(value)
+            parse_version(value)
         return value
 
     @model_validator(mode="after")
     def _members(self) -> StackDefinition:
         seen: set[str] = set()
+        shared = set(self.resources.kinds())
         for index, feature in enumerate(self.features):
             if feature.id in seen:
                 raise ValueError(f"S02 features[{index}].id: feature {feature.id!r} appears more than once")
             seen.add(feature.id)
+            unshared = sorted(set(feature.bindings or ()) - shared)
+            if unshared:
+                raise ValueError(f"S01 features[{index}].bindings: {', '.join(unshared)} not shared by the stack")
         for label, prefixes in (("tablePrefix", [f.table_prefix for f in self.features]),
                                 ("keyPrefix", [f.key_prefix for f in self.features])):
             for i, a in enumerate(prefixes):
@@ -190,7 +189,7 @@ class StackDefinition(_Model):
 
 
 @dataclass(frozen=True)
-class InstalledFeature:
+class AvailableFeature:
     """What a stack check needs to know of an installed feature package."""
 
     id: str
@@ -219,10 +218,9 @@ class StackCheck:
         return not any(p.severity == "error" for p in self.problems)
 
 
-def check_features(definition: StackDefinition, installed: Mapping[str, InstalledFeature]) -> StackCheck:
+def check_features(definition: StackDefinition, installed: Mapping[str, AvailableFeature]) -> StackCheck:
     """Rules S04-S07: the members against the installed feature packages."""
     check = StackCheck()
-    shared = set(definition.resources.kinds())
     for index, member in enumerate(definition.features):
         where = f"features[{index}]"
         found = installed.get(member.id)
@@ -233,14 +231,31 @@ def check_features(definition: StackDefinition, installed: Mapping[str, Installe
             check.problems.append(StackProblem(
                 "S05", f"{where}.version",
                 f"feature {member.id!r} is installed at {found.version}, outside the range {member.version!r}"))
-        missing = sorted(found.resources - shared)
+        missing = sorted(found.resources - set(member.bound_kinds(definition.resources)))
         if missing:
             check.problems.append(StackProblem(
                 "S06", "resources",
-                f"feature {member.id!r} declares {', '.join(missing)}, which the stack does not share"))
+                f"feature {member.id!r} declares {', '.join(missing)}, which the stack does not share with it"))
         for message in found.errors:
             check.problems.append(StackProblem("S07", f"{where}.id", f"feature {member.id!r}: {message}"))
     return check
+
+
+def available_features() -> dict[str, AvailableFeature]:
+    """The feature packages installed here (the `nno.features` entry points), as stack checks see them."""
+    from nno.sdk.discovery import discover_features
+    from nno.sdk.validation import validate_feature
+
+    found: dict[str, AvailableFeature] = {}
+    for name, installed in discover_features().items():
+        report = validate_feature(installed)
+        errors = tuple(f"{f.rule} {f.field}: {f.message}" for f in report.errors)
+        definition = installed.definition
+        if definition is None:
+            found[name] = AvailableFeature(name, "0.0.0", errors=errors)
+            continue
+        found[name] = AvailableFeature(name, definition.version, frozenset(definition.resources.declared()), errors)
+    return found
 
 
 def parse_definition(data: Any) -> StackDefinition:

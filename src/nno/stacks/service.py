@@ -22,8 +22,9 @@ from nno.kernel.identity import Identity
 from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
 from nno.sdk.stack import (
-    InstalledFeature,
+    AvailableFeature,
     StackDefinition,
+    available_features,
     check_features,
     greatest,
     is_semver,
@@ -36,7 +37,7 @@ from nno.stacks.schemas import TemplateCreate, TemplateUpdate, VersionPublish
 
 log = structlog.get_logger("nno.stacks")
 
-InstalledFeatures = Callable[[], Mapping[str, InstalledFeature]]
+AvailableFeatures = Callable[[], Mapping[str, AvailableFeature]]
 # ctx.extras key of the function listing the installed feature packages (tests put their own there).
 INSTALLED_FEATURES_KEY = "stacks.installed_features"
 LATEST = "latest"
@@ -88,9 +89,9 @@ class StackRegistry:
         self.ctx = ctx
         self.db = ctx.db
 
-    def installed_features(self) -> Mapping[str, InstalledFeature]:
-        finder: InstalledFeatures | None = self.ctx.extras.get(INSTALLED_FEATURES_KEY)
-        return finder() if finder is not None else {}
+    def installed_features(self) -> Mapping[str, AvailableFeature]:
+        finder: AvailableFeatures = self.ctx.extras.get(INSTALLED_FEATURES_KEY, available_features)
+        return finder()
 
     # --- templates ----------------------------------------------------------------------------
 

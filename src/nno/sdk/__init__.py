@@ -44,6 +44,7 @@ from nno.sdk.web import (
     optional_user,
     render,
     require_permission,
+    require_tenant,
 )
 
 __all__ = [
@@ -89,5 +90,6 @@ __all__ = [
     "permission_key_re",
     "render",
     "require_permission",
+    "require_tenant",
     "validate_feature",
 ]

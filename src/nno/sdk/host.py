@@ -144,6 +144,33 @@ def build_worker_app(definition: FeatureDefinition, env: FeatureEnv, feature_app
         out.delete_cookie(SESSION_COOKIE, path="/")
         return out
 
+    async def organization(request: Request) -> Response:
+        """Pick the active organization (the tenant feature pages work on), or create one."""
+        token = request.headers.get("authorization", "")[7:].strip() or request.cookies.get(SESSION_COOKIE)
+        if not token or env.auth is None or await env.auth.session(token) is None:
+            return RedirectResponse("/_nno/sign-in?next=/_nno/organization", status_code=303)
+        error = None
+        target = _safe_next(request.query_params.get("next"))
+        if request.method == "POST":
+            form = await request.form()
+            target = _safe_next(str(form.get("next") or "/"))
+            if form.get("name"):
+                name = str(form.get("name"))
+                slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())[:48] or "org"
+                resp = await env.auth.request("POST", "/api/auth/organization/create", token=token,
+                                              json={"name": name, "slug": slug})
+            else:
+                resp = await env.auth.request("POST", "/api/auth/organization/set-active", token=token,
+                                              json={"organizationId": str(form.get("organizationId") or "")})
+            if resp.ok:
+                return RedirectResponse(target, status_code=303)
+            body = resp.json()
+            error = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
+            error = error or f"The auth service answered {resp.status}"
+        listed = await env.auth.request("GET", "/api/auth/organization/list", token=token)
+        orgs = listed.json() if listed.ok and isinstance(listed.json(), list) else []
+        return page("nno/organization.html", 400 if error else 200, orgs=orgs, next=target, error=error)
+
     async def no_screens(request: Request) -> Response:
         return _envelope(404, "NOT_FOUND", f"Feature {definition.id} serves nothing at {request.url.path}")
 
@@ -152,6 +179,7 @@ def build_worker_app(definition: FeatureDefinition, env: FeatureEnv, feature_app
         Route("/_nno/lifecycle", lifecycle, methods=["POST"]),
         Route("/_nno/sign-in", sign_in, methods=["GET", "POST"]),
         Route("/_nno/sign-out", sign_out, methods=["POST"]),
+        Route("/_nno/organization", organization, methods=["GET", "POST"]),
         Mount("/_nno/static", StaticFiles(directory=str(STATIC_DIR)), name="nno-static"),
         Mount("/", feature_app) if feature_app is not None else Route("/{path:path}", no_screens),
     ]

@@ -65,6 +65,10 @@ class SignInRequired(Exception):
     pass
 
 
+class TenantRequired(Exception):
+    """The page works on one tenant (an organization of the platform) and none is active."""
+
+
 class PermissionDenied(Exception):
     def __init__(self, permission: str) -> None:
         self.permission = permission
@@ -128,6 +132,21 @@ def require_permission(permission: str) -> Callable[[Request], Awaitable[Feature
     return dependency
 
 
+def require_tenant(permission: str) -> Callable[[Request], Awaitable[FeatureUser]]:
+    """Like `require_permission`, for pages over one tenant's data: the user's active organization
+    (`user.active_organization_id`) is the tenant; without one they are sent to pick one."""
+
+    async def dependency(request: Request) -> FeatureUser:
+        user = await current_user(request)
+        if not user.active_organization_id:
+            raise TenantRequired()
+        if not user.can(permission):
+            raise PermissionDenied(permission)
+        return user
+
+    return dependency
+
+
 def _nav(definition: FeatureDefinition, user: FeatureUser | None) -> list[FeatureNavItem]:
     items = sorted(definition.navigation, key=lambda i: (i.order, i.label))
     return [i for i in items if i.permission is None or (user is not None and user.can(i.permission))]
@@ -180,6 +199,12 @@ def create_feature_app(definition: FeatureDefinition, env: FeatureEnv, *, title:
         if request.headers.get("hx-request") == "true":
             return Response(status_code=401, headers={"HX-Redirect": "/_nno/sign-in"})
         return _error(request, 401, "UNAUTHORIZED", "Sign in to use this feature")
+
+    @app.exception_handler(TenantRequired)
+    async def tenant_required(request: Request, _: TenantRequired) -> Response:
+        if _wants_html(request):
+            return RedirectResponse(f"/_nno/organization?next={quote(request.url.path, safe='')}", status_code=303)
+        return _error(request, 409, "TENANT_REQUIRED", "Choose an organization (tenant) first")
 
     @app.exception_handler(PermissionDenied)
     async def permission_denied(request: Request, exc: PermissionDenied) -> Response:

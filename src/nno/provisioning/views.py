@@ -31,6 +31,7 @@ from nno.provisioning.schemas import (
     event_out,
     job_out,
 )
+from nno.provisioning.stacks import StackRefused, resolve_stack
 
 
 def _ctx(request: Request) -> ServiceContext:
@@ -155,12 +156,41 @@ async def activate_stack(body: StackActivateRequest, request: Request,
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, body.platformId, "ACTIVATE_STACK")
+    payload = await _stack_payload(ctx, body)
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
         target=f"{body.stackId}:{body.environment}", environment=body.environment,
-        payload=body.model_dump(exclude_none=True), entity_id=body.entityId,
+        payload=payload, entity_id=body.entityId,
     )
     return _accepted(job, dup)
+
+
+async def _stack_payload(ctx: ServiceContext, body: StackActivateRequest) -> dict[str, Any]:
+    """The job's payload with its definition resolved and checked now (a bad request is a 4xx and no
+    job): Path A takes the template the Registry's stack row names unless the request names one, and
+    pins the version (latest when not given)."""
+    payload = body.model_dump(mode="json", exclude_none=True)
+    if body.definition is not None:
+        payload["definition"] = body.definition.model_dump(mode="json", exclude_none=True)
+    if ctx.bindings.get("registry") is not None:
+        resp = await RegistryClient(ctx).call("GET", f"/{body.platformId}/stacks/{body.stackId}", allow=(404,))
+        if resp.status == 404:
+            raise NNOError(404, "STACK_NOT_FOUND", f"Platform {body.platformId} has no stack {body.stackId}",
+                           {"stackId": body.stackId})
+        recorded = resp.json().get("templateId")
+        if body.templateId and recorded and body.templateId != recorded:
+            raise NNOError(409, "STACK_TEMPLATE_MISMATCH",
+                           f"Stack {body.stackId} was made from {recorded!r}, not {body.templateId!r}",
+                           {"stackId": body.stackId, "templateId": recorded})
+        if recorded and body.definition is None and not body.features:
+            payload.setdefault("templateId", recorded)
+    try:
+        resolved = await resolve_stack(ctx, payload, submitting=True)
+    except StackRefused as exc:
+        raise exc.as_nno_error() from exc
+    if resolved.template_version:
+        payload["templateVersion"] = resolved.template_version
+    return payload
 
 
 @router.post("/stack/deactivate", status_code=202, response_model=JobAccepted)

@@ -16,9 +16,10 @@ from tests.provisioning.test_api import assert_error, default_tenant, make_admin
 
 P = "/api/v1/platforms"
 S = "/api/v1/stacks"
-ACTIVATE_ORDER = ["fetch_stack_definition", "create_shared_resources", "deploy_feature_workers",
-                  "run_feature_migrations", "register_dns", "register_permissions", "register_resources",
-                  "record_feature_activations", "record_stack_version", "trigger_shell_rebuild"]
+ACTIVATE_ORDER = ["fetch_stack_definition", "snapshot_stack_data", "create_shared_resources",
+                  "deploy_feature_workers", "run_feature_migrations", "register_dns", "register_permissions",
+                  "register_resources", "record_feature_activations", "record_stack_version",
+                  "remove_dropped_features", "trigger_shell_rebuild", "drop_snapshot"]
 V1 = {"resources": {"d1": True, "kv": True},
       "features": [{"id": "crm", "version": "^1.0.0"}, {"id": "analytics", "tablePrefix": "stats_"}]}
 V2 = {"resources": {"d1": True, "kv": True, "r2": True},
@@ -225,3 +226,107 @@ async def test_a_failing_step_rolls_the_whole_activation_back(
     stack = (await client.get(f"{P}/{pid}/stacks/{sid}", headers=h)).json()
     assert stack["templateVersion"] is None and stack["status"] != "active"
     assert [f for f in await list_data(client, h, f"{P}/{pid}/features") if f["stackId"] == sid] == []
+
+
+# --- upgrade ------------------------------------------------------------------------------------
+
+async def _active_v1(client: httpx.AsyncClient, h: dict[str, str]) -> tuple[str, str, str]:
+    name = await template(client, h)
+    pid = await create_platform(client, h)
+    sid = await new_stack(client, h, pid, templateId=name)
+    job = await run_job(client, h, "/provision/stack/activate",
+                        {"platformId": pid, "stackId": sid, "templateVersion": "1.0.0"})
+    assert job["status"] == "COMPLETED", job
+    return name, pid, sid
+
+
+async def test_upgrade_adds_removes_and_migrates_members(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
+    h = service_headers
+    _, pid, sid = await _active_v1(client, h)
+    # The host's crm package is newer than the one the stack recorded: the upgrade migrates it.
+    tenant = await default_tenant(client, h, pid)
+    old = await client.post(f"{P}/{pid}/features", headers=h, json={
+        "featureId": "crm", "version": "1.0.0", "environment": "prod", "stackId": sid, "entityId": tenant,
+        "status": "active"})
+    assert old.status_code in (200, 201), old.text
+    fake.lifecycle.clear()
+    job = await run_job(client, h, "/provision/stack/upgrade", {"platformId": pid, "stackId": sid})
+    assert job["status"] == "COMPLETED", job
+    assert job["type"] == "ACTIVATE_STACK" and job["payload"]["templateVersion"] == "1.1.0"
+    fetched = job["steps"][0]["output"]
+    assert (fetched["added"], fetched["upgraded"], fetched["removed"]) == (["billing"], ["crm"], ["analytics"])
+    crm, billing, analytics = (f"{pid}-{sid}-{f}" for f in ("crm", "billing", "analytics"))
+    assert sorted(fake.lifecycle) == sorted([(crm, "upgrade"), (billing, "activate"), (analytics, "deactivate")])
+    assert ("worker", analytics) not in fake.resources and ("worker", billing) in fake.resources
+    assert ("dns", f"analytics.svc.{sid}.{pid}.nno.localhost") not in fake.resources
+    assert fake.names("r2") == {f"{pid}-{sid}-storage"}  # 1.1.0 shares an R2 bucket too
+    assert [c for c in fake.calls if c[0] in ("snapshot_d1", "drop_d1_snapshot")] == [
+        ("snapshot_d1", f"{pid}-{sid}-db"), ("drop_d1_snapshot", f"{pid}-{sid}-db")]
+    assert fake.snapshots == {}
+    stack = (await client.get(f"{P}/{pid}/stacks/{sid}", headers=h)).json()
+    assert (stack["status"], stack["templateVersion"]) == ("active", "1.1.0")
+    features = {f["featureId"]: f["version"] for f in await list_data(client, h, f"{P}/{pid}/features")
+                if f["stackId"] == sid}
+    assert features == {"crm": "1.2.0", "billing": "1.0.0"}
+    # Deactivation then removes what the upgrade left, not what 1.0.0 had.
+    job = await run_job(client, h, "/provision/stack/deactivate", {"platformId": pid, "stackId": sid,
+                                                                  "deleteData": True})
+    assert job["status"] == "COMPLETED"
+    assert not [n for _, n in fake.resources if sid in n]
+
+
+async def test_a_failed_upgrade_is_rolled_back_data_included(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
+    h = service_headers
+    _, pid, sid = await _active_v1(client, h)
+    db = f"{pid}-{sid}-db"
+    fake.resources[("d1", db)]["data"] = {"rows": 1}
+    before = {k: dict(v) for k, v in fake.resources.items()}
+    features_before = sorted((f["featureId"], f["version"]) for f in await list_data(client, h, f"{P}/{pid}/features"))
+    real_call = fake.call_worker
+
+    async def migrating(name: str, method: str, path: str, **kw: Any) -> Any:
+        if path == "/_nno/lifecycle" and kw["json"]["event"] in ("activate", "upgrade"):
+            fake.resources[("d1", db)]["data"] = {"rows": 1, "migrated": name}
+        return await real_call(name, method, path, **kw)
+
+    fake.call_worker = migrating  # type: ignore[method-assign]
+    fake.faults.append(Fault("ensure_dns", name=f"billing.svc.{sid}.{pid}.nno.localhost", times=-1,
+                             retryable=False))
+    job = await run_job(client, h, "/provision/stack/upgrade", {"platformId": pid, "stackId": sid})
+    assert job["status"] == "ROLLED_BACK", job
+    assert fake.resources == before  # Workers, bindings, shared resources and the D1's data as they were
+    assert ("restore_d1", db) in fake.calls
+    stack = (await client.get(f"{P}/{pid}/stacks/{sid}", headers=h)).json()
+    assert (stack["status"], stack["templateVersion"]) == ("active", "1.0.0")
+    assert sorted((f["featureId"], f["version"]) for f in await list_data(client, h, f"{P}/{pid}/features")) == \
+        features_before
+
+
+async def test_upgrade_refusals(client: httpx.AsyncClient, service_headers: dict[str, str],
+                                fake: FakeCloud) -> None:
+    h = service_headers
+    _, pid, sid = await _active_v1(client, h)
+    job = await run_job(client, h, "/provision/stack/upgrade", {"platformId": pid, "stackId": sid})
+    assert job["status"] == "COMPLETED"
+    for body, status, code in (
+        ({"stackId": sid}, 409, "NOT_NEWER"),
+        ({"stackId": sid, "templateVersion": "1.0.0"}, 409, "NOT_NEWER"),
+        ({"stackId": sid, "templateVersion": "7.0.0"}, 404, "VERSION_NOT_FOUND"),
+        ({"stackId": "nosuchstak"}, 404, "STACK_NOT_FOUND"),
+        ({"stackId": sid, "templateVersion": "1_0"}, 400, "VALIDATION_ERROR"),
+    ):
+        assert_error(await client.post(f"{PROV}/provision/stack/upgrade", json={"platformId": pid, **body},
+                                       headers=h), status, code)
+    local = await new_stack(client, h, pid)
+    definition = {"resources": {}, "features": [{"id": "late"}]}
+    assert (await run_job(client, h, "/provision/stack/activate", {"platformId": pid, "stackId": local,
+                                                                  "definition": definition}))["status"] == "COMPLETED"
+    assert_error(await client.post(f"{PROV}/provision/stack/upgrade", json={"platformId": pid, "stackId": local},
+                                   headers=h), 409, "STACK_NOT_UPGRADABLE")
+    admin_id, admin = await sign_up(client)
+    other = await create_platform(client, h)
+    await make_admin(client, h, other, admin_id)
+    assert_error(await client.post(f"{PROV}/provision/stack/upgrade", json={"platformId": pid, "stackId": sid},
+                                   headers=admin), 403, "FORBIDDEN")

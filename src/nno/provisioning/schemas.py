@@ -90,6 +90,16 @@ class StackActivateRequest(_Body):
     features: Annotated[list[StackFeature], Field(max_length=50)] = Field(default_factory=list)
 
 
+class StackUpgradeRequest(_Body):
+    """Move an active Path A stack to a newer version of its template (default: the latest)."""
+
+    platformId: PlatformId
+    stackId: StackId
+    entityId: EntityId | None = None
+    templateVersion: TemplateVersion | None = None
+    environment: Environment = "prod"
+
+
 class StackDeactivateRequest(_Body):
     platformId: PlatformId
     stackId: StackId

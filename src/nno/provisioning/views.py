@@ -27,11 +27,13 @@ from nno.provisioning.schemas import (
     ProvisionPlatformRequest,
     StackActivateRequest,
     StackDeactivateRequest,
+    StackUpgradeRequest,
     dead_letter_out,
     event_out,
     job_out,
 )
 from nno.provisioning.stacks import StackRefused, resolve_stack
+from nno.sdk.stack import is_newer
 
 
 def _ctx(request: Request) -> ServiceContext:
@@ -191,6 +193,43 @@ async def _stack_payload(ctx: ServiceContext, body: StackActivateRequest) -> dic
     if resolved.template_version:
         payload["templateVersion"] = resolved.template_version
     return payload
+
+
+@router.post("/stack/upgrade", status_code=202, response_model=JobAccepted)
+async def upgrade_stack(body: StackUpgradeRequest, request: Request,
+                        identity: Identity = Depends(get_identity)) -> JSONResponse:
+    """An ACTIVATE_STACK job to a newer template version (the same job type, so one activation or
+    upgrade of a stack runs at a time): members added, removed and upgraded, their migrations run,
+    the whole job rolled back, data included, if a step fails."""
+    ctx = _ctx(request)
+    await service.require_manage(ctx, identity, body.platformId)
+    await _require_platform(ctx, body.platformId, "ACTIVATE_STACK")
+    resp = await RegistryClient(ctx).call("GET", f"/{body.platformId}/stacks/{body.stackId}", allow=(404,))
+    if resp.status == 404:
+        raise NNOError(404, "STACK_NOT_FOUND", f"Platform {body.platformId} has no stack {body.stackId}",
+                       {"stackId": body.stackId})
+    stack = resp.json()
+    current = stack.get("templateVersion")
+    if stack.get("status") != "active" or not stack.get("templateId") or not current:
+        raise NNOError(409, "STACK_NOT_UPGRADABLE", "Only an active stack made from a template can be upgraded",
+                       {"stackId": body.stackId, "status": stack.get("status"), "templateId": stack.get("templateId")})
+    payload: dict[str, Any] = {**body.model_dump(mode="json", exclude_none=True), "templateId": stack["templateId"],
+                               "upgradeFrom": current}
+    try:
+        resolved = await resolve_stack(ctx, payload, submitting=True)
+    except StackRefused as exc:
+        raise exc.as_nno_error() from exc
+    target = str(resolved.template_version)
+    if not is_newer(target, current):
+        raise NNOError(409, "NOT_NEWER", f"Stack {body.stackId} runs {current}; {target} is not newer",
+                       {"current": current, "target": target})
+    payload["templateVersion"] = target
+    job, dup = await service.submit(
+        ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
+        target=f"{body.stackId}:{body.environment}", environment=body.environment,
+        payload=payload, entity_id=body.entityId,
+    )
+    return _accepted(job, dup)
 
 
 @router.post("/stack/deactivate", status_code=202, response_model=JobAccepted)

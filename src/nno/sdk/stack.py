@@ -73,6 +73,13 @@ def semver_key(value: str) -> semantic_version.Version:
     return parse_version(value)
 
 
+def is_newer(candidate: str, than: str) -> bool:
+    """Whether `candidate` has a higher SemVer precedence than `than` (False if either is not semver)."""
+    if not (is_semver(candidate) and is_semver(than)):
+        return False
+    return parse_version(candidate) > parse_version(than)
+
+
 def greatest(versions: Iterable[str]) -> str | None:
     """The greatest of some semver strings, by precedence; None when there are none."""
     valid = [v for v in versions if is_semver(v)]

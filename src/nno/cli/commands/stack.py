@@ -11,6 +11,8 @@ import typer
 from nno.cli.commands import json_option, new_app, platform_option, state
 from nno.cli.state import PLATFORMS, PROVISIONING
 
+STACKS = "/api/v1/stacks"
+
 app = new_app("A platform's stacks: list, activate (from a template or a definition file), upgrade, deactivate.")
 
 
@@ -98,6 +100,8 @@ def activate(
     st = state(ctx)
     platform_id = st.platform_id(platform)
     with st.client() as client:
+        if template:  # an unknown template is refused before a stack row is made for it
+            client.get(f"{STACKS}/{template}/versions/{version or 'latest'}")
         if stack_id is None:
             if tenant is None:
                 tenants = client.get(f"{PLATFORMS}/{platform_id}/tenants", params={"limit": 1}).get("data", [])
@@ -105,7 +109,8 @@ def activate(
                     raise CLIError(f"platform {platform_id} has no tenant to own the stack",
                                    hint="Create one: nno tenant create NAME")
                 tenant = str(tenants[0]["id"])
-            stack_name = name or template or (definition or {}).get("name") or definition_file.stem  # type: ignore[union-attr]
+            stack_name = name or template or (definition or {}).get("name") or \
+                (definition_file.stem if definition_file is not None else "stack")
             row: dict[str, Any] = {"tenantId": tenant, "name": stack_name}
             if template:
                 row["templateId"] = template

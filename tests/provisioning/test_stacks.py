@@ -330,3 +330,46 @@ async def test_upgrade_refusals(client: httpx.AsyncClient, service_headers: dict
     await make_admin(client, h, other, admin_id)
     assert_error(await client.post(f"{PROV}/provision/stack/upgrade", json={"platformId": pid, "stackId": sid},
                                    headers=admin), 403, "FORBIDDEN")
+
+
+# --- onboarding's stackTemplateId ---------------------------------------------------------------
+
+async def test_onboarding_with_a_template_activates_it(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
+    import asyncio
+
+    h = service_headers
+    name = await template(client, h)
+    _, user = await sign_up(client)
+    resp = await client.post("/api/v1/onboarding", headers=user,
+                             json={"platformName": "Templated", "slug": "templated-co", "tier": "starter",
+                                   "stackTemplateId": name})
+    assert resp.status_code == 201, resp.text
+    pid = resp.json()["platformId"]
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        jobs = (await client.get(f"{PROV}/provision/jobs", params={"platformId": pid}, headers=h)).json()["data"]
+        stack_jobs = [j for j in jobs if j["type"] == "ACTIVATE_STACK"]
+        if stack_jobs:
+            break
+        assert asyncio.get_running_loop().time() < deadline, jobs
+        await asyncio.sleep(0.05)
+    job = await wait_job(client, h, stack_jobs[0]["id"])
+    assert job["status"] == "COMPLETED", job
+    assert [j["type"] for j in jobs if j["type"] == "PROVISION_PLATFORM"] == ["PROVISION_PLATFORM"]
+    stacks = [s for s in await list_data(client, h, f"{P}/{pid}/stacks") if not s["isDefault"]]
+    assert [(s["name"], s["templateId"], s["templateVersion"], s["status"]) for s in stacks] == [
+        (name, name, "1.1.0", "active")]
+    assert ("worker", f"{pid}-{stacks[0]['id']}-crm") in fake.resources
+
+
+async def test_onboarding_refuses_an_unknown_template_before_making_anything(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake: FakeCloud) -> None:
+    _, user = await sign_up(client)
+    resp = await client.post("/api/v1/onboarding", headers=user,
+                             json={"platformName": "Nope", "slug": "nope-co", "tier": "starter",
+                                   "stackTemplateId": "no-such-stack"})
+    assert_error(resp, 400, "UNKNOWN_STACK_TEMPLATE")
+    platforms = (await client.get(P, headers=service_headers)).json()["data"]
+    assert "nope-co" not in [p["slug"] for p in platforms]
+    assert fake.calls == []

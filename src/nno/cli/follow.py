@@ -102,8 +102,8 @@ def _follow(
             _wait(deadline, poll_interval, f"no provisioning job was started for onboarding {session_id} "
                   f"({_session_error(session) or 'still pending'})")
             session = client.get(f"{ONBOARDING}/{session_id}")
-        job = _poll_job(client, str(job_id), progress, task, note, deadline, poll_interval,
-                        fallback=lambda: _follow_session_step(client, session_id, platform_id, progress, task))
+        job = _track_job(client, str(job_id), progress, task, note, deadline, poll_interval,
+                         not_visible=lambda: _follow_session_step(client, session_id, platform_id, progress, task))
         while True:
             platform = client.get(f"{PLATFORMS}/{platform_id}")
             if platform.get("status") == "active":
@@ -115,51 +115,22 @@ def _follow(
     return {"onboarding": onboarding, "job": job, "platform": platform}
 
 
-def follow_job(client: APIClient, job_id: str, *, timeout: float, poll_interval: float, quiet: bool,
-               done: str | None = None) -> dict[str, Any]:
-    """Follow any provisioning job with the same progress display as `platform create`: each finished
-    step ticked, the running one named; a failed job raises (failed step and error) and exits non-zero."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from nno.cli.output import console
-
-    deadline = time.monotonic() + timeout
-    progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console(), disable=quiet, transient=False,
-    )
-
-    def note(text: str) -> None:
-        if not quiet:
-            progress.console.print(text, markup=False)
-
-    try:
-        with progress:
-            task = progress.add_task(f"job {job_id}", total=None)
-            job = _poll_job(client, job_id, progress, task, note, deadline, poll_interval)
-    except KeyboardInterrupt:
-        raise CLIError("stopped following; the job goes on on the server",
-                       hint=f"Check on it with: nno job show {job_id}", exit_code=130) from None
-    if done and not quiet:
-        console().print(f"✔ {done}", markup=False)
-    return job
-
-
-def _poll_job(client: APIClient, job_id: str, progress: Any, task: Any, note: Callable[[str], None],
-              deadline: float, poll_interval: float, fallback: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Poll a job until it completes (returned) or fails (raised). `fallback` answers while the job
-    is not visible to the caller yet: True when the job is known to have finished."""
-    seen_done: set[str] = set()
+def _track_job(client: APIClient, job_id: str, progress: Any, task: Any, note: Callable[[str], None],
+               deadline: float, poll_interval: float,
+               not_visible: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Poll job `job_id` until it ends, ticking off its steps; raises on failure. `not_visible`: asked
+    while the job answers 403/404 (True: it finished by another account, stop following)."""
     job: dict[str, Any] = {}
+    seen_done: set[str] = set()
     while True:
         try:
             job = client.get(f"{JOBS}/{job_id}")
         except CLIError as exc:
-            if exc.status not in (403, 404) or fallback is None:
+            if exc.status not in (403, 404) or not_visible is None:
                 raise
             # The gateway may still hold the caller's identity from before the new platform
             # existed (its short auth cache); until then, follow the onboarding session.
-            if fallback():
+            if not_visible():
                 return job
             _wait(deadline, poll_interval, f"provisioning job {job_id} is not visible yet")
             continue
@@ -185,6 +156,35 @@ def _poll_job(client: APIClient, job_id: str, progress: Any, task: Any, note: Ca
         if status == "COMPLETED":
             return job
         _wait(deadline, poll_interval, f"provisioning job {job_id} is still {status}")
+
+
+def follow_job(client: APIClient, job_id: str, *, timeout: float, poll_interval: float, quiet: bool,
+               done: str | None = None) -> dict[str, Any]:
+    """Follow any provisioning job with the same display as `platform create`; the finished job."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from nno.cli.output import console
+
+    deadline = time.monotonic() + timeout
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console(), disable=quiet, transient=False,
+    )
+
+    def note(text: str) -> None:
+        if not quiet:
+            progress.console.print(text, markup=False)
+
+    try:
+        with progress:
+            task = progress.add_task(f"job {job_id}", total=None)
+            job = _track_job(client, job_id, progress, task, note, deadline, poll_interval)
+    except KeyboardInterrupt:
+        raise CLIError("stopped following; the job goes on on the server",
+                       hint=f"Check on it with: nno job show {job_id}", exit_code=130) from None
+    if not quiet and done:
+        console().print(f"✔ {done}", markup=False)
+    return job
 
 
 def _follow_session_step(client: APIClient, session_id: Any, platform_id: Any, progress: Any, task: Any) -> bool:

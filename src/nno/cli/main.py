@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant
+from nno.cli.commands import feature as feature_commands
 from nno.cli.commands import marketplace as marketplace
 from nno.cli.commands import stack as stack
 from nno.cli.errors import CLIError, ExitCode
@@ -120,6 +121,7 @@ app.add_typer(apikey.app, name="apikey")
 app.add_typer(job.app, name="job")
 audit.register(app)
 app.add_typer(admin.app, name="admin")
+app.add_typer(feature_commands.app, name="feature")
 app.add_typer(marketplace.app, name="marketplace")
 app.add_typer(stack.app, name="stack")
 

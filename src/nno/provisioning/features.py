@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from nno.kernel.errors import NNOError
-from nno.sdk.discovery import InstalledFeature, get_feature
-
-__all__ = ["LATEST", "FeatureRefused", "activatable", "compatible", "get_feature", "installed_feature"]
+from nno.sdk.discovery import InstalledFeature, discover_features, get_feature
 from nno.sdk.validation import parse_semver, validate_feature
+
+__all__ = ["LATEST", "FeatureRefused", "activatable", "compatible", "discover_features", "get_feature",
+           "installed_feature", "summary"]
 
 LATEST = "latest"
 
@@ -66,3 +67,23 @@ def activatable(feature_id: str, requested_version: str = LATEST) -> InstalledFe
                              {"featureId": feature_id, "requested": requested_version,
                               "installed": definition.version})
     return found
+
+
+def summary(found: InstalledFeature, *, detail: bool = False) -> dict[str, Any]:
+    """How the API shows an installed package (validation findings with `detail`)."""
+    report = validate_feature(found)
+    d = found.definition
+    out: dict[str, Any] = {
+        "id": found.name, "version": d.version if d else None, "displayName": d.displayName if d else None,
+        "description": d.description if d else None, "icon": d.icon if d else None,
+        "distribution": found.distribution, "distributionVersion": found.distribution_version,
+        "valid": report.ok, "errors": len(report.errors), "warnings": len(report.warnings),
+        "resources": d.resources.declared() if d else [],
+        "permissions": [p.model_dump() for p in d.permissions] if d else [],
+    }
+    if detail:
+        out["findings"] = [f.as_dict() for f in report.findings]
+        out["manifest"] = found.manifest.model_dump() if found.manifest else None
+        out["routes"] = [r.model_dump() for r in d.routes] if d else []
+        out["navigation"] = [n.model_dump() for n in d.navigation] if d else []
+    return out

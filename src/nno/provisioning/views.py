@@ -290,3 +290,23 @@ async def dead_letters(request: Request, identity: Identity = Depends(get_identi
                        unresolved: bool = Query(False)) -> dict[str, Any]:
     letters = await service.list_dead_letters(_ctx(request), identity, unresolved_only=unresolved)
     return {"data": [dead_letter_out(d) for d in letters]}
+
+
+@router.get("/features")
+async def installed_features(identity: Identity = Depends(get_identity)) -> dict[str, Any]:
+    """The feature packages installed where provisioning runs (what ACTIVATE_FEATURE can deploy),
+    each with its validation verdict."""
+    if identity.auth_type == "anonymous":
+        raise NNOError(401, "UNAUTHORIZED", "Authentication required")
+    data = [features.summary(f) for f in features.discover_features().values()]
+    return {"data": data, "total": len(data)}
+
+
+@router.get("/features/{feature_id}")
+async def installed_feature(feature_id: str, identity: Identity = Depends(get_identity)) -> dict[str, Any]:
+    if identity.auth_type == "anonymous":
+        raise NNOError(401, "UNAUTHORIZED", "Authentication required")
+    try:
+        return features.summary(features.installed_feature(feature_id), detail=True)
+    except features.FeatureRefused as exc:
+        raise exc.as_nno_error() from exc

@@ -11,9 +11,13 @@ validator can report it (rule V01) instead of the feature silently vanishing.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
+import tomllib
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 from nno.sdk.definition import FeatureDefinition, FeatureManifest
 
@@ -83,3 +87,39 @@ def get_feature(feature_id: str) -> InstalledFeature | None:
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=feature_id):
         return load_entry_point(ep)
     return None
+
+
+def load_from_directory(directory: Path) -> list[InstalledFeature]:
+    """The features a package directory (not installed yet) declares in its pyproject.toml, imported
+    from its `src/` (or the directory itself): what `nno feature validate PATH` checks."""
+    pyproject = directory / "pyproject.toml"
+    try:
+        meta = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise FeatureLoadError(str(directory), f"cannot read {pyproject}: {exc}") from exc
+    project = meta.get("project") or {}
+    declared = (project.get("entry-points") or {}).get(ENTRY_POINT_GROUP) or {}
+    if not declared:
+        raise FeatureLoadError(str(directory), f'{pyproject} declares no [project.entry-points."{ENTRY_POINT_GROUP}"]')
+    root = (directory / "src" if (directory / "src").is_dir() else directory).resolve()
+    _forget_modules(root)  # a module imported from here before would hide edits made since
+    sys.path.insert(0, str(root))
+    try:
+        importlib.invalidate_caches()
+        found = []
+        for name, value in sorted(declared.items()):
+            ep = EntryPoint(name=name, value=str(value), group=ENTRY_POINT_GROUP)
+            loaded = load_entry_point(ep)
+            found.append(InstalledFeature(loaded.name, loaded.value, project.get("name"), project.get("version"),
+                                          loaded.definition, loaded.error))
+        return found
+    finally:
+        sys.path.remove(str(root))
+        _forget_modules(root)
+
+
+def _forget_modules(root: Path) -> None:
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().is_relative_to(root):
+            del sys.modules[name]

@@ -176,12 +176,28 @@ async def _lifecycle_call(sctx: StepContext, feature_id: str, body: dict[str, An
                     code="FEATURE_LIFECYCLE_FAILED", retryable=resp.status >= 500)
 
 
+async def _recorded_versions(sctx: StepContext) -> dict[str, str]:
+    """featureId -> version the Registry records as active here (same stack, environment, entity)."""
+    entity = sctx.payload.get("entityId")
+    return {str(r["featureId"]): str(r.get("version")) for r in await sctx.registry.list_features(sctx.platform_id)
+            if r.get("status") == "active" and r.get("environment") == sctx.environment
+            and (r.get("stackId") or naming.DEFAULT_STACK_ID) == _stack(sctx)
+            and (entity is None or r.get("entityId") in (None, entity))}
+
+
 async def run_feature_migrations(sctx: StepContext) -> StepResult:
-    """Migrations, then the on_activate hook, inside each feature's Worker on its own D1."""
+    """Migrations, then the on_activate hook (on_upgrade when the Registry records another version
+    of it here), inside each feature's Worker on its own D1."""
+    recorded = await _recorded_versions(sctx)
     done = {}
     for feat in _features(sctx):
-        done[feat["featureId"]] = await _lifecycle_call(sctx, feat["featureId"], {"event": "activate"},
-                                                        missing_ok=False)
+        fid = feat["featureId"]
+        installed = _installed(sctx, fid).require().version
+        previous = sctx.payload.get("previousVersion") or recorded.get(fid)
+        body: dict[str, Any] = {"event": "activate"}
+        if previous and previous not in (installed, "latest"):
+            body = {"event": "upgrade", "previousVersion": previous}
+        done[fid] = await _lifecycle_call(sctx, fid, body, missing_ok=False)
     return StepResult({"lifecycle": done})
 
 

@@ -30,7 +30,7 @@ def test_show_lists_features_and_versions(live_server, nno):
     assert [v["version"] for v in shown["versions"]] == ["1.0.0"]
     human = nno("marketplace", "show", "saas-starter")
     assert human.exit_code == 0, human.output
-    for text in ("SaaS Starter Stack", "settings_", "members", "tasks/", "Versions", "d1, kv"):
+    for text in ("SaaS Starter Stack", "settings_", "members", "tasks/", "Versions", "shared resources  d1"):
         assert text in human.stdout, text
     missing = nno("marketplace", "show", "no-such-template")
     assert "NOT_FOUND" in assert_clean_failure(missing, exit_code=1)

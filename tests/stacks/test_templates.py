@@ -37,7 +37,7 @@ async def test_the_built_in_catalogue_is_there_on_first_start(client: httpx.Asyn
     assert definition["name"] == "saas-starter" and definition["version"] == "1.0.0"
     assert [f["id"] for f in definition["features"]] == ["settings", "members", "tasks"]
     assert {f["tablePrefix"] for f in definition["features"]} == {"settings_", "members_", "tasks_"}
-    assert definition["resources"] == {"d1": True, "r2": False, "kv": True}
+    assert definition["resources"] == {"d1": True, "r2": False, "kv": False}
     assert detail["latestVersion"]["published_by"] == "nno"
 
 

@@ -31,14 +31,14 @@ SAAS_STARTER = BuiltinTemplate(
     name="saas-starter",
     display_name="SaaS Starter Stack",
     description="Platform and tenant settings, members with roles and invitations, and a per-tenant "
-                "task tracker, sharing one database and one key-value namespace.",
+                "task tracker, sharing one database.",
     icon="rocket",
     domain="saas",
     versions=(
         BuiltinVersion(
             version="1.0.0",
             definition={
-                "resources": {"d1": True, "kv": True},
+                "resources": {"d1": True},
                 "features": [
                     {"id": "settings", "version": ">=0.1.0 <2.0.0"},
                     {"id": "members", "version": ">=0.1.0 <2.0.0"},

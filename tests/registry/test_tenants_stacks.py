@@ -101,8 +101,9 @@ async def test_stacks(client: httpx.AsyncClient, service_headers: dict[str, str]
                                                          "templateId": "analytics-pro"}, headers=h)
     assert resp.status_code == 201, resp.text
     stack = resp.json()
-    assert set(stack) == {"id", "tenantId", "platformId", "name", "isDefault", "templateId", "repoName", "status",
-                          "createdAt", "updatedAt"}
+    assert set(stack) == {"id", "tenantId", "platformId", "name", "isDefault", "templateId", "templateVersion",
+                          "repoName", "status", "createdAt", "updatedAt"}
+    assert stack["templateVersion"] is None
     assert len(stack["id"]) == 10 and stack["status"] == "pending" and stack["isDefault"] is False
     listing = (await client.get(f"{P}/{pid}/stacks", headers=h)).json()
     assert [s["id"] for s in listing["data"]] == ["default", stack["id"]]
@@ -131,6 +132,12 @@ async def test_stacks(client: httpx.AsyncClient, service_headers: dict[str, str]
                  "RESERVED_NAME")
     assert_error(await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"status": "active"}, headers=h),
                  403, "FORBIDDEN")
+    # The version a stack runs is Provisioning's to record, like its status.
+    assert_error(await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"templateVersion": "2.0.0"}, headers=h),
+                 403, "FORBIDDEN")
+    pinned = await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"templateVersion": "1.0.0"},
+                                headers=service_headers)
+    assert pinned.status_code == 200 and pinned.json()["templateVersion"] == "1.0.0"
     active = await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"status": "active"},
                                 headers=service_headers)
     assert active.json()["status"] == "active"

@@ -14,7 +14,20 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from nno.cli.commands import admin, apikey, audit, auth, billing, job, operator, platform, tenant, tools
+from nno.cli.commands import (
+    admin,
+    apikey,
+    audit,
+    auth,
+    billing,
+    job,
+    marketplace,
+    operator,
+    platform,
+    stack,
+    tenant,
+    tools,
+)
 from nno.cli.commands import feature as feature_commands
 from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import CLIState
@@ -147,6 +160,8 @@ audit.register(app)
 app.add_typer(admin.app, name="admin")
 app.add_typer(operator.app, name="operator")
 app.add_typer(feature_commands.app, name="feature")
+app.add_typer(marketplace.app, name="marketplace")
+app.add_typer(stack.app, name="stack")
 tools.register(app)
 
 

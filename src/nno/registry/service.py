@@ -497,9 +497,10 @@ class PlatformService(RegistryBase):
                            body: StackUpdate) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
         changes = body.model_dump(exclude_unset=True)
-        if "status" in changes and not access.privileged:
-            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services change a stack's status",
-                           {"fields": ["status"]})
+        managed = sorted({"status", "templateVersion"} & set(changes))
+        if managed and not access.privileged:
+            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services change a stack's status and "
+                           "template version", {"fields": managed})
         for field in ("name", "status"):
             if field in changes and changes[field] is None:
                 raise NNOError(400, "VALIDATION_ERROR", f"{field} cannot be null", {"field": field})
@@ -514,7 +515,8 @@ class PlatformService(RegistryBase):
                 raise NNOError(400, "RESERVED_NAME", "The name 'default' belongs to the default stack only",
                                {"field": "name"})
             before = serialize.stack(row)
-            for field, column in (("name", "name"), ("templateId", "template_id"), ("repoName", "repo_name"),
+            for field, column in (("name", "name"), ("templateId", "template_id"),
+                                  ("templateVersion", "template_version"), ("repoName", "repo_name"),
                                   ("status", "status")):
                 if field in changes:
                     setattr(row, column, changes[field])

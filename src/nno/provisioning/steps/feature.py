@@ -39,6 +39,7 @@ from nno.sdk.host import lifecycle_audience
 from nno.sdk.validation import validate_feature
 
 SHARED_KINDS = {"d1": ("db", "DB"), "r2": ("storage", "STORAGE"), "kv": ("kv", "KV")}
+BINDING_KINDS = {binding: kind for kind, (_, binding) in SHARED_KINDS.items()}
 
 
 def _stack(sctx: StepContext) -> str:
@@ -126,7 +127,9 @@ async def deploy_feature_workers(sctx: StepContext) -> StepResult:
         fid = feat["featureId"]
         definition = _installed(sctx, fid).require()
         if _stack_job(sctx):
-            bindings = dict(shared)
+            # A stack member gets the shared resources its definition entry binds (all by default).
+            kinds = feat.get("bindings")
+            bindings = {b: n for b, n in shared.items() if kinds is None or BINDING_KINDS[b] in kinds}
         else:
             bindings = {}
             for kind in definition.resources.declared():
@@ -137,6 +140,8 @@ async def deploy_feature_workers(sctx: StepContext) -> StepResult:
         name = naming.feature_worker_name(sctx.platform_id, _stack(sctx), fid, sctx.environment)
         ref = await sctx.provider.ensure_worker(name, kind=fid, platform_id=sctx.platform_id, bindings=bindings)
         table_prefix, key_prefix = feature_prefixes(fid, any(v in shared.values() for v in bindings.values()))
+        if _stack_job(sctx):  # the stack definition says where each member's data lives
+            table_prefix, key_prefix = feat.get("tablePrefix", table_prefix), feat.get("keyPrefix", key_prefix)
         config = FeatureConfig(
             featureId=fid, version=definition.version, platformId=sctx.platform_id, stackId=_stack(sctx),
             environment=sctx.environment, tablePrefix=table_prefix, keyPrefix=key_prefix,
@@ -379,71 +384,5 @@ DEACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
     Step("unregister_permissions", unregister_feature_permissions),
     Step("remove_resources", remove_feature_resources),
     Step("record_deactivation", record_deactivations),
-    Step("trigger_shell_rebuild", _rebuild("deactivate")),
-)
-
-
-# --- stacks -----------------------------------------------------------------------------------
-
-async def fetch_stack_definition(sctx: StepContext) -> StepResult:
-    """The StackDefinition: from the Stack Registry when a template is named and reachable, else
-    the definition sent with the request."""
-    definition: dict[str, Any] = {"resources": sctx.payload.get("resources") or {},
-                                  "features": sctx.payload.get("features") or []}
-    template = sctx.payload.get("templateId")
-    binding = sctx.ctx.bindings.get("stacks")
-    source = "request"
-    if template and binding is not None:
-        resp = await binding.request("GET", f"/{template}", headers=SERVICE_IDENTITY.to_headers())
-        if resp.status == 404:
-            raise StepError(f"stack template {template} not found", code="TEMPLATE_NOT_FOUND", retryable=False)
-        if not resp.ok:
-            raise StepError(f"Stack Registry answered {resp.status}", code="STACK_REGISTRY_ERROR",
-                            retryable=resp.status >= 500)
-        body = resp.json() or {}
-        tpl = body.get("definition") or body.get("latestVersion", {}).get("definition") or body
-        definition = {"resources": tpl.get("resources") or definition["resources"],
-                      "features": tpl.get("features") or definition["features"]}
-        source = "stack-registry"
-    definition["features"] = [f if isinstance(f, dict) else {"featureId": str(f)} for f in definition["features"]]
-    for f in definition["features"]:
-        f.setdefault("featureId", f.get("id"))
-    return StepResult({"definition": definition, "source": source}, changed=False)
-
-
-async def create_shared_resources(sctx: StepContext) -> StepResult:
-    declared = sctx.outputs["fetch_stack_definition"]["definition"]["resources"]
-    out, changed = [], False
-    for kind, (rtype, _) in SHARED_KINDS.items():
-        if not declared.get(kind):
-            continue
-        name = naming.stack_shared_name(sctx.platform_id, _stack(sctx), rtype, sctx.environment)
-        ensure = {"d1": sctx.provider.ensure_d1, "r2": sctx.provider.ensure_r2, "kv": sctx.provider.ensure_kv}
-        ref = await ensure[kind](name)
-        out.append(ref_out(sctx, ref))
-        changed = changed or sctx.owned(ref)
-    return StepResult({"resources": out}, changed)
-
-
-def _shared_targets(sctx: StepContext) -> list[tuple[str, str]]:
-    declared = sctx.outputs["fetch_stack_definition"]["definition"]["resources"]
-    return [(kind, naming.stack_shared_name(sctx.platform_id, _stack(sctx), rtype, sctx.environment))
-            for kind, (rtype, _) in SHARED_KINDS.items() if declared.get(kind)]
-
-
-ACTIVATE_STACK_STEPS: tuple[Step, ...] = (
-    Step("fetch_stack_definition", fetch_stack_definition),
-    Step("create_shared_resources", create_shared_resources, undo_created, _shared_targets),
-    Step("deploy_feature_workers", deploy_feature_workers, undo_created, _worker_targets),
-    Step("register_dns", register_feature_dns, undo_created, _dns_targets),
-    Step("register_resources", register_feature_resources, undo_register_resources),
-    Step("record_feature_activations", record_activations, undo_record_activations),
-    Step("trigger_shell_rebuild", _rebuild("activate")),
-)
-
-DEACTIVATE_STACK_STEPS: tuple[Step, ...] = (
-    Step("fetch_stack_definition", fetch_stack_definition),
-    Step("remove_resources", remove_feature_resources),
-    Step("record_feature_deactivations", record_deactivations),
     Step("trigger_shell_rebuild", _rebuild("deactivate")),
 )

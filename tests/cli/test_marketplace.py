@@ -60,6 +60,6 @@ def test_operators_publish_and_deprecate(live_server, nno, tmp_path):
     login_new_user(live_server, nno, "notop@example.com")
     definition.write_text(json.dumps({"resources": {"d1": True}, "features": [{"id": "tasks"}]}))
     forbidden = nno("marketplace", "publish", "cli-tasks", "2.0.0", "-f", str(definition))
-    assert "FORBIDDEN" in assert_clean_failure(forbidden, exit_code=1)
+    assert "FORBIDDEN" in assert_clean_failure(forbidden, exit_code=4)
     versions = parse_json(nno("marketplace", "show", "cli-tasks", "--json"))["versions"]
     assert sorted(v["version"] for v in versions) == ["1.0.0", "1.1.0"]

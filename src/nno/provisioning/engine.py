@@ -230,11 +230,12 @@ class Engine:
                 body.cancel()
                 return
 
-    def _context(self, job: ProvisionJob, resumed: bool) -> StepContext:
+    def _context(self, job: ProvisionJob, resumed: bool, observed: dict[str, Any] | None = None) -> StepContext:
         outputs = {rec["name"]: rec.get("output") or {} for rec in job.steps
                    if rec["status"] in (J.STEP_COMPLETED, J.STEP_SKIPPED)}
         return StepContext(ctx=self.ctx, job_id=job.id, job_type=job.type, platform_id=job.platform_id,
-                           environment=job.environment, payload=job.payload, outputs=outputs, resumed=resumed)
+                           environment=job.environment, payload=job.payload, outputs=outputs, resumed=resumed,
+                           observed=observed or {})
 
     async def _run_steps(self, job: ProvisionJob) -> None:
         definitions = self.steps[job.type]
@@ -247,6 +248,8 @@ class Engine:
                 if step.targets is not None and "preexisting" not in record:
                     # Noted in the same write that marks the step running, before it makes anything.
                     record["preexisting"] = await self._preexisting(job, step)
+                if step.observe is not None and "observed" not in record:
+                    record["observed"] = await step.observe(self._context(job, False))
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:
@@ -258,7 +261,7 @@ class Engine:
                               [new_event(job, "step.started", step=step.name, actor=self.worker_id,
                                          details={"resumed": resumed} if resumed else None)])
             try:
-                result = await step.run(self._context(job, resumed))
+                result = await step.run(self._context(job, resumed, record.get("observed")))
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:
@@ -287,15 +290,25 @@ class Engine:
         have = {(r.type, r.name) for r in await sctx.provider.list_platform_resources(job.platform_id)}
         return [name for kind, name in wanted if (kind, name) in have]
 
+    @staticmethod
+    def _may_have_left_something(step: Step, record: dict[str, Any]) -> bool:
+        """A step that failed, or was running when its worker died for the last time, may have made
+        something before it stopped; it can be cleaned up when what was there before is known."""
+        if record["status"] not in (J.STEP_FAILED, J.STEP_RUNNING) or record.get("cleanedUp"):
+            return False
+        return ((step.targets is not None and "preexisting" in record)
+                or (step.cleanup is not None and "observed" in record))
+
     async def _undo_failed_step(self, job: ProvisionJob, step: Step, record: dict[str, Any]) -> None:
-        """A failed step may have made something before it failed; remove what was not there before."""
-        if step.targets is None or "preexisting" not in record:
-            return
-        sctx = self._context(job, False)
-        before = set(record["preexisting"])
-        for kind, name in reversed(step.targets(sctx)):
-            if name not in before:
-                await delete_by_type(sctx.provider, kind, name)
+        """Remove what a failed step made that was not there before it first started."""
+        sctx = self._context(job, False, record.get("observed"))
+        if step.targets is not None and "preexisting" in record:
+            before = set(record["preexisting"])
+            for kind, name in reversed(step.targets(sctx)):
+                if name not in before:
+                    await delete_by_type(sctx.provider, kind, name)
+        if step.cleanup is not None and "observed" in record:
+            await step.cleanup(sctx, record["observed"])
 
     async def _step_failed(self, job: ProvisionJob, index: int, name: str, code: str, message: str,
                            retryable: bool) -> None:
@@ -342,10 +355,7 @@ class Engine:
             if record["status"] == J.STEP_ROLLBACK_FAILED:
                 failures += 1  # a previous run of the rollback could not undo it
                 continue
-            # A step that failed, or was running when its worker died for the last time, may have
-            # made something before it stopped.
-            failed = (record["status"] in (J.STEP_FAILED, J.STEP_RUNNING) and step.targets is not None
-                      and "preexisting" in record and not record.get("cleanedUp"))
+            failed = self._may_have_left_something(step, record)
             if not failed and (record["status"] != J.STEP_COMPLETED or step.undo is None):
                 continue
             try:
@@ -353,7 +363,7 @@ class Engine:
                     await self._undo_failed_step(job, step, record)
                 else:
                     assert step.undo is not None
-                    await step.undo(self._context(job, False), record.get("output") or {})
+                    await step.undo(self._context(job, False, record.get("observed")), record.get("output") or {})
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:

@@ -61,6 +61,9 @@ class Core:
     ) -> None:
         self.settings = settings
         self.wanted = list(services) if services is not None else list(SERVICE_NAMES)
+        # Services named explicitly (`nno serve --service X`) are served here even when the shared
+        # environment also gives their own NNO_X_URL (one env file for every process).
+        self.explicit = services is not None
         self.with_gateway = with_gateway
         self.with_edge = with_edge
         self.standalone = standalone
@@ -93,10 +96,13 @@ class Core:
             self.kv = RedisKV(redis_client(s.redis_url), s.redis_prefix)
         for name in SERVICE_NAMES:
             url = s.service_url(name)
-            if name not in self.wanted or url:
+            if name not in self.wanted or (url and not self.explicit):
                 if url:
                     self.bindings.add(HTTPBinding(name, url, s.signing_secret, s.upstream_timeout_s))
                 continue
+            if url:
+                log.info("own_service_url_ignored", service=name, url=url,
+                         reason="this process serves the service itself (--service)")
             module = _import_optional(SERVICE_MODULES[name])
             if module is None:
                 continue
@@ -118,8 +124,9 @@ class Core:
             for hook in ctx.startup_hooks:
                 await hook()
         self.started = True
-        log.info("core_started", services=sorted(self.apps), remote=[
-            n for n in SERVICE_NAMES if s.service_url(n)], gateway=self.with_gateway, edge=self.edge is not None)
+        remote = {n: s.service_url(n) for n in SERVICE_NAMES if s.service_url(n) and n not in self.apps}
+        log.info("core_started", services=sorted(self.apps), remote=remote, gateway=self.with_gateway,
+                 edge=self.edge is not None)
 
     async def stop(self) -> None:
         if not self.started:

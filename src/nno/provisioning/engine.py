@@ -198,11 +198,7 @@ class Engine:
         if claimed.previous_status == J.QUEUED and job.attempts == 1:
             await self._notify_onboarding(job, "in_progress")
         if job.status == J.RUNNING:
-            if job.attempts > job.max_attempts:
-                await self._fail(job, "WORKER_LOST",
-                                 f"the job's worker stopped {job.attempts - 1} times without finishing it")
-            else:
-                await self._run_steps(job)
+            await self._run_steps(job)
         if job.status in (J.FAILED, J.ROLLING_BACK):
             await self._rollback(job)
 
@@ -244,6 +240,15 @@ class Engine:
             if record["status"] in (J.STEP_COMPLETED, J.STEP_SKIPPED):
                 continue
             resumed = record["status"] in (J.STEP_RUNNING, J.STEP_FAILED)
+            if record["status"] == J.STEP_RUNNING:
+                # Its worker died in the middle of it. A job that keeps making progress survives any
+                # number of crashes; one step that kills its worker every time is a poison job.
+                record["interruptions"] = record.get("interruptions", 0) + 1
+                if record["interruptions"] >= job.max_attempts:
+                    await self._write(job, {"steps": _replace(job.steps, index, record)}, [])
+                    await self._fail(job, "WORKER_LOST", f"the job's worker stopped {record['interruptions']} "
+                                     f"times during step {step.name}")
+                    return
             try:
                 if step.targets is not None and "preexisting" not in record:
                     # Noted in the same write that marks the step running, before it makes anything.
@@ -313,12 +318,15 @@ class Engine:
     async def _step_failed(self, job: ProvisionJob, index: int, name: str, code: str, message: str,
                            retryable: bool) -> None:
         record = dict(job.steps[index])
-        record.update(status=J.STEP_FAILED, finishedAt=now_ms(), error=message, errorCode=code)
+        record.update(status=J.STEP_FAILED, finishedAt=now_ms(), error=message, errorCode=code,
+                      failures=record.get("failures", 0) + 1)
         steps = _replace(job.steps, index, record)
         event = new_event(job, "step.failed", step=name, actor=self.worker_id,
                           details={"code": code, "error": message, "retryable": retryable})
-        if retryable and job.attempts < job.max_attempts:
-            due = now_ms() + backoff_ms(job.attempts, self.backoff_base_s)
+        # Attempts that ended in a step failure (a worker's death is not one: see _run_steps).
+        failures = sum(int(r.get("failures", 0)) for r in steps)
+        if retryable and failures < job.max_attempts:
+            due = now_ms() + backoff_ms(failures, self.backoff_base_s)
             await self._write(job, {"steps": steps, "status": J.QUEUED, "next_attempt_at": due,
                                     "error": message, "error_code": code},
                               [event, new_event(job, "job.retry_scheduled", from_status=J.RUNNING,

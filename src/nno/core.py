@@ -126,7 +126,10 @@ class Core:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if s.redis_url:
-            self.kv = RedisKV(redis_client(s.redis_url), s.redis_prefix)
+            # Back-off while Redis is down stays well inside the status TTL, so a recovered Redis is
+            # noticed (and re-published to) long before stale entries would have expired anyway.
+            self.kv = RedisKV(redis_client(s.redis_url), s.redis_prefix,
+                              backoff_max_s=min(5.0, max(s.status_cache_ttl_s / 4, 0.25)))
         for name in SERVICE_NAMES:
             url = s.service_url(name)
             if name not in self.wanted or (url and not self.explicit):

@@ -18,6 +18,7 @@ from nno.kernel.bindings import Bindings, internal_token
 from nno.kernel.config import Settings
 from nno.kernel.context import request_id_var, trace_id_var
 from nno.kernel.db import Database
+from nno.kernel.dbfaults import DatabaseRetryMiddleware, install_database_error_handler
 from nno.kernel.errors import envelope_bytes, install_error_handlers
 from nno.kernel.identity import H_CLIENT_IP, H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
 from nno.kernel.kv import KeyValueStore
@@ -133,10 +134,11 @@ def create_service_app(name: str, *, title: str, description: str = "", version:
     app.add_middleware(TrailingSlashMiddleware)
     app.state.service_name = name
     install_error_handlers(app)
+    install_database_error_handler(app)
     install_error_docs(app)
     return app
 
 
 def wrap_service(app: ASGIApp, *, standalone_secret: bytes | None = None) -> ASGIApp:
     """The outermost layer of every service. `standalone_secret` is set when served over HTTP."""
-    return ServiceContextMiddleware(app, standalone_secret)
+    return ServiceContextMiddleware(DatabaseRetryMiddleware(app), standalone_secret)

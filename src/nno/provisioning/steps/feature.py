@@ -28,7 +28,10 @@ from nno.provisioning.steps.base import (
 )
 from nno.provisioning.steps.platform import ensure_hosts
 from nno.provisioning.steps.registry_sync import (
+    activate_stack,
+    cleanup_registered,
     mark_dns_deleted,
+    observe_registry,
     register_resources,
     undo_register_resources,
 )
@@ -270,18 +273,54 @@ async def register_feature_dns(sctx: StepContext) -> StepResult:
     return await ensure_hosts(sctx, _feature_hosts(sctx))
 
 
+_FEATURE_RESOURCE_STEPS = ["create_shared_resources", "create_feature_resources", "deploy_feature_workers"]
+
+
 async def register_feature_resources(sctx: StepContext) -> StepResult:
-    steps = ["create_shared_resources", "create_feature_resources", "deploy_feature_workers"]
     feature_id = sctx.payload.get("featureId")
-    result = await register_resources(sctx, resource_steps=steps, dns_steps=["register_dns"], secret_steps=[],
-                                      stack_id=_stack(sctx), feature_id=feature_id)
+    result = await register_resources(sctx, resource_steps=_FEATURE_RESOURCE_STEPS, dns_steps=["register_dns"],
+                                      secret_steps=[], stack_id=_stack(sctx), feature_id=feature_id)
     if sctx.job_type == "ACTIVATE_STACK":
-        await sctx.registry.set_stack_status(sctx.platform_id, _stack(sctx), "active")
+        result.output["stack"] = await activate_stack(sctx, _stack(sctx))
     return result
+
+
+async def observe_feature_registry(sctx: StepContext) -> dict[str, Any]:
+    return await observe_registry(sctx, _stack(sctx))
+
+
+async def cleanup_feature_registry(sctx: StepContext, observed: dict[str, Any]) -> None:
+    stack = _stack(sctx) if sctx.job_type == "ACTIVATE_STACK" else None
+    await cleanup_registered(sctx, observed, resource_steps=_FEATURE_RESOURCE_STEPS, dns_steps=["register_dns"],
+                             stack_id=stack)
+
+
+def _activation_key(feature_id: Any, environment: Any, entity_id: Any) -> list[str]:
+    return [str(feature_id or ""), str(environment or ""), str(entity_id or "")]
+
+
+async def observe_activations(sctx: StepContext) -> dict[str, Any]:
+    """The live activations before recording this job's: rollback must leave those alone."""
+    rows = await sctx.registry.list_features(sctx.platform_id)
+    return {"features": [_activation_key(r.get("featureId"), r.get("environment"), r.get("entityId"))
+                         for r in rows if r.get("status") != "inactive"]}
+
+
+def _new_activations(sctx: StepContext, observed: dict[str, Any]) -> list[str]:
+    """This job's features that were not live before it (all of them when nothing was observed)."""
+    live = [list(k) for k in observed.get("features", [])]
+    entity = sctx.payload.get("entityId")
+    return [f["featureId"] for f in _features(sctx)
+            if _activation_key(f["featureId"], sctx.environment, entity) not in live]
+
+
+async def cleanup_activations(sctx: StepContext, observed: dict[str, Any]) -> None:
+    await undo_record_activations(sctx, {"featureIds": _new_activations(sctx, observed)})
 
 
 async def record_activations(sctx: StepContext) -> StepResult:
     recorded = []
+    new = set(_new_activations(sctx, sctx.observed))
     for feat in _features(sctx):
         body = {"featureId": feat["featureId"], "version": feat.get("version") or "latest",
                 "environment": sctx.environment, "stackId": _stack(sctx), "status": "active",
@@ -290,7 +329,10 @@ async def record_activations(sctx: StepContext) -> StepResult:
             body["entityId"] = sctx.payload["entityId"]
         await sctx.registry.record_feature(sctx.platform_id, body)
         recorded.append(feat["featureId"])
-    return StepResult({"featureIds": recorded}, bool(recorded))
+    # Rollback deactivates only what this job activated ("featureIds"); a feature that was already
+    # live stays, at the version this job recorded.
+    return StepResult({"featureIds": [f for f in recorded if f in new],
+                       "alreadyActive": [f for f in recorded if f not in new]}, bool(recorded))
 
 
 async def undo_record_activations(sctx: StepContext, output: dict[str, Any]) -> None:
@@ -340,8 +382,10 @@ ACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
     Step("run_feature_migrations", run_feature_migrations),
     Step("register_dns", register_feature_dns, undo_created, _dns_targets),
     Step("register_permissions", register_feature_permissions, undo_register_feature_permissions),
-    Step("register_resources", register_feature_resources, undo_register_resources),
-    Step("record_activation", record_activations, undo_record_activations),
+    Step("register_resources", register_feature_resources, undo_register_resources,
+         observe=observe_feature_registry, cleanup=cleanup_feature_registry),
+    Step("record_activation", record_activations, undo_record_activations,
+         observe=observe_activations, cleanup=cleanup_activations),
     Step("trigger_shell_rebuild", _rebuild("activate")),
 )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 
 from nno.core import Core
-from tests.features.conftest import At, activate, browser, provisioned_platform, sign_up, use_org
+from tests.features.conftest import At, activate, browser, prove_address, provisioned_platform, sign_up, use_org
 
 
 async def _make_admin(at: At, client: httpx.AsyncClient, core: Core, pid: str, email: str) -> None:
@@ -28,6 +28,7 @@ async def test_settings_platform_and_tenant(client: httpx.AsyncClient, service_h
     host = f"settings.svc.default.{pid}.nno.localhost"
     await sign_up(at, pid, "admin@example.com")
     await sign_up(at, pid, "owner@example.com")
+    prove_address(core, pid, "admin@example.com")  # only proven accounts are made platform-admin
     await _make_admin(at, client, core, pid, "admin@example.com")
 
     admin = await browser(at, host, "admin@example.com")
@@ -65,6 +66,8 @@ async def test_members_invite_role_remove(client: httpx.AsyncClient, service_hea
     host = f"members.svc.default.{pid}.nno.localhost"
     await sign_up(at, pid, "owner@example.com")
     await sign_up(at, pid, "sam@example.com")
+    for email in ("owner@example.com", "sam@example.com"):  # invitations and admin need proven addresses
+        prove_address(core, pid, email)
     owner = await browser(at, host, "owner@example.com")
     await use_org(owner, "Crew")
     page = await owner.get("/")

@@ -83,6 +83,8 @@ class FakeCloud:
     async def snapshot_d1(self, name: str) -> str:
         """A stack upgrade's snapshot: the fake D1's `data` as it is now."""
         self.calls.append(("snapshot_d1", name))
+        if ("d1", name) not in self.resources:
+            return ""
         snapshot = f"s{len(self.calls)}"
         self.snapshots[(name, snapshot)] = dict(self.resources[("d1", name)].get("data", {}))
         return snapshot

@@ -116,7 +116,7 @@ async def _platform(core: Core, client: httpx.AsyncClient, h: dict[str, str]) ->
 
 
 def _feature(pid: str, tenant: str, stack: str | None = None) -> dict[str, Any]:
-    body = {"platformId": pid, "entityId": tenant, "featureId": "crm", "featureVersion": "1.0.0",
+    body = {"platformId": pid, "entityId": tenant, "featureId": "crm", "featureVersion": "1.2.0",
             "environment": "prod"}
     if stack:
         body["stackId"] = stack
@@ -126,7 +126,7 @@ def _feature(pid: str, tenant: str, stack: str | None = None) -> dict[str, Any]:
 def _stack(pid: str, tenant: str, stack: str, **extra: Any) -> dict[str, Any]:
     return {"platformId": pid, "stackId": stack, "entityId": tenant,
             "resources": {"d1": True, "r2": True, "kv": True},
-            "features": [{"featureId": "billing", "version": "1.0.0"}, {"featureId": "crm", "version": "1.0.0"}],
+            "features": [{"featureId": "billing", "version": "1.0.0"}, {"featureId": "crm", "version": "1.2.0"}],
             **extra}
 
 

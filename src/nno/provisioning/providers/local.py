@@ -74,6 +74,9 @@ class LocalProvider:
     # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback. SQLite's
     # online backup copies a consistent database while Workers hold it open, both ways.
     async def snapshot_d1(self, name: str) -> str:
+        """A copy of the D1 to restore later; "" when the D1 does not exist (nothing to keep)."""
+        if not self.cloud.d1_path(name).exists():
+            return ""
         snapshot = new_id()
         await _call(asyncio.to_thread(_sqlite_copy, self.cloud.d1_path(name), self._snapshot_path(name, snapshot)))
         return snapshot

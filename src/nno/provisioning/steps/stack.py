@@ -27,9 +27,11 @@ from nno.provisioning.steps.feature import (
     _shared_bindings,
     _stack,
     _worker_targets,
+    cleanup_activations,
     cleanup_feature_registry,
     deploy_feature_workers,
     feature_prefixes,
+    observe_activations,
     observe_feature_registry,
     record_activations,
     record_deactivations,
@@ -136,7 +138,10 @@ async def snapshot_stack_data(sctx: StepContext) -> StepResult:
         return StepResult({"note": f"the {sctx.provider.name} cloud offers no D1 snapshot: a rolled back "
                                    "upgrade keeps the migrations it ran"}, changed=False)
     name = naming.stack_shared_name(sctx.platform_id, _stack(sctx), "db", sctx.environment)
-    return StepResult({"d1": name, "snapshot": await snapshot(name)})
+    taken = await snapshot(name)
+    if not taken:  # members recorded but no shared D1 made yet: nothing to keep
+        return StepResult({"note": "no shared D1 to snapshot yet"}, changed=False)
+    return StepResult({"d1": name, "snapshot": taken})
 
 
 async def undo_snapshot_stack_data(sctx: StepContext, output: dict[str, Any]) -> None:
@@ -248,7 +253,8 @@ ACTIVATE_STACK_STEPS: tuple[Step, ...] = (
     Step("register_permissions", register_feature_permissions, undo_register_feature_permissions),
     Step("register_resources", register_feature_resources, undo_register_resources,
          observe=observe_feature_registry, cleanup=cleanup_feature_registry),
-    Step("record_feature_activations", record_members, undo_record_members),
+    Step("record_feature_activations", record_members, undo_record_members,
+         observe=observe_activations, cleanup=cleanup_activations),
     Step("record_stack_version", record_stack_version, undo_record_stack_version),
     Step("remove_dropped_features", remove_dropped_members, undo_remove_dropped_members),
     Step("trigger_shell_rebuild", _rebuild("activate")),

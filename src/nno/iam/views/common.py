@@ -18,11 +18,12 @@ def set_session_cookie(response: Response, ctx: IAMContext, token: str, session:
     if session.persistent:
         max_age = max(0, (session.expires_at - session.created_at) // 1000)
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="lax",
-                        secure=ctx.secure_cookies)
+                        secure=ctx.secure_cookies, domain=ctx.cookie_domain)
 
 
 def clear_session_cookie(response: Response, ctx: IAMContext) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.secure_cookies)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.secure_cookies,
+                           domain=ctx.cookie_domain)
 
 
 def safe_redirect(ctx: IAMContext, target: str | None) -> str | None:
@@ -35,6 +36,10 @@ def safe_redirect(ctx: IAMContext, target: str | None) -> str | None:
     parts = urlsplit(target)
     if parts.scheme in ("http", "https") and (parts.scheme, parts.netloc) == (own.scheme, own.netloc):
         return target
+    host = parts.hostname or ""
+    if ctx.cookie_domain and parts.scheme in ("http", "https") and parts.username is None and (
+            host == ctx.cookie_domain.lstrip(".") or host.endswith("." + ctx.cookie_domain.lstrip("."))):
+        return target  # another app of this platform (its console shell), which shares the cookie
     return None
 
 

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from nno.core import Core
-from tests.features.conftest import At, activate, at, provisioned_platform
+from tests.features.conftest import At, activate, at, deactivate, provisioned_platform
 
 __all__ = ["at"]
 
@@ -96,6 +96,12 @@ async def test_sign_up_tenants_and_composition(core: Core, client: httpx.AsyncCl
     ada.cookies.set("nno_shell", token[:-3] + "AAA", domain=f".{pid}.nno.localhost")
     page = await ada.get(opened.headers["location"], headers={"accept": "text/html"})
     assert page.status_code == 200 and "data-shell=" not in page.text
+
+    # Deactivating a feature rebuilds the shell without it.
+    assert (await deactivate(client, service_headers, pid, tenant, "settings"))["status"] == "COMPLETED"
+    home = await ada.get("/", headers={"accept": "text/html"})
+    assert re.findall(r'href="/f/([a-z-]+)[^"]*" data-feature', home.text) == ["tasks"]
+    assert (await ada.get("/f/settings", headers={"accept": "text/html"})).status_code == 404
 
 
 async def test_gates_sessions_and_platform_isolation(core: Core, client: httpx.AsyncClient,

@@ -16,7 +16,8 @@ from nno.core import Core
 
 PROV = "/api/v1/provisioning/provision"
 At = Callable[[str], httpx.AsyncClient]
-TERMINAL = ("COMPLETED", "FAILED", "ROLLED_BACK", "ROLLBACK_FAILED")
+# FAILED is not final: the job then rolls back (ROLLED_BACK / ROLLBACK_FAILED).
+TERMINAL = ("COMPLETED", "ROLLED_BACK", "ROLLBACK_FAILED")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nno.core import Core
 from nno.provisioning.features import compatible
+from nno.provisioning.providers.local import LocalProvider
 from tests.features.conftest import PROV, At, activate, provisioned_platform, sign_up
 
 
@@ -106,3 +107,35 @@ async def test_lifecycle_route_takes_only_this_platforms_service_token(
     # The edge strips client X-Nno-* headers, and a cross-site form post riding a cookie is refused.
     cross = await host.post("/projects", data={"name": "x"}, headers={"origin": "http://evil.example"})
     assert cross.status_code == 403
+
+
+async def test_a_failing_migration_rolls_the_activation_back(
+        client: httpx.AsyncClient, service_headers: dict[str, str], at: At, core: Core) -> None:
+    h = service_headers
+    pid, tenant = await provisioned_platform(client, h)
+    done = await activate(client, h, pid, tenant, "failing")
+    assert done["status"] == "ROLLED_BACK", done
+    failed = next(s for s in done["steps"] if s.get("error"))
+    assert failed["name"] == "run_feature_migrations" and "no_such_table" in failed["error"]
+    cloud = core.context("edge").extras["cloud"]
+    assert await cloud.get_worker(f"{pid}-default-failing") is None
+    assert not cloud.d1_path(f"{pid}-default-failing-db").exists()
+    provider = LocalProvider(core.settings)
+    try:
+        assert [r.name for r in await provider.list_platform_resources(pid) if "failing" in r.name] == []
+    finally:
+        await provider.close()
+    assert (await client.get(f"/api/v1/platforms/{pid}/features", headers=h)).json()["data"] == []
+    resources = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=h)).json()["data"]
+    assert [r for r in resources if "failing" in r["name"] and r["status"] != "deleted"] == []
+
+
+async def test_installed_features_need_a_caller(client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
+    assert (await client.get(f"{PROV}/features")).status_code == 401
+    assert (await client.get(f"{PROV}/features/tasks")).status_code == 401
+    listed = (await client.get(f"{PROV}/features", headers=service_headers)).json()
+    assert {"tasks", "settings", "members", "broken"} <= {f["id"] for f in listed["data"]}
+    broken = (await client.get(f"{PROV}/features/broken", headers=service_headers)).json()
+    assert broken["valid"] is False and [f["rule"] for f in broken["findings"]] == ["V06"]
+    missing = await client.get(f"{PROV}/features/nope", headers=service_headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "FEATURE_NOT_FOUND"

@@ -114,6 +114,16 @@ async def test_path_b_a_platform_local_definition(client: httpx.AsyncClient, ser
     assert stack["status"] == "active" and stack["templateVersion"] is None
     skipped = next(s for s in job["steps"] if s["name"] == "record_stack_version")
     assert skipped["status"] == "skipped"
+    # A feature activated into a platform-local stack stays when its definition is activated again.
+    tenant = await default_tenant(client, h, pid)
+    added = await run_job(client, h, "/provision/feature/activate", {
+        "platformId": pid, "entityId": tenant, "featureId": "crm", "featureVersion": "1.2.0", "environment": "prod",
+        "stackId": sid})
+    assert added["status"] == "COMPLETED", added
+    again = await run_job(client, h, "/provision/stack/activate",
+                          {"platformId": pid, "stackId": sid, "definition": definition})
+    assert again["status"] == "COMPLETED" and again["steps"][0]["output"]["removed"] == []
+    assert ("worker", f"{pid}-{sid}-crm") in fake.resources
 
 
 @pytest.mark.parametrize("extra, status, code", [
@@ -122,7 +132,7 @@ async def test_path_b_a_platform_local_definition(client: httpx.AsyncClient, ser
     ({"templateId": "sales-suite", "templateVersion": "1.0.0"}, 409, "VERSION_DEPRECATED"),
     ({"definition": {"resources": {}, "features": [{"id": "nope"}]}}, 400, "INVALID_DEFINITION"),
     ({"definition": {"resources": {}, "features": [{"id": "crm", "version": "^2.0.0"}]}}, 400, "INVALID_DEFINITION"),
-    ({"definition": {"resources": {}, "features": []}}, 400, "VALIDATION_ERROR"),
+    ({"definition": {"resources": {}, "features": [{"id": "crm"}, {"id": "crm"}]}}, 400, "VALIDATION_ERROR"),
     ({"templateId": "Bad Name"}, 400, "VALIDATION_ERROR"),
     ({"stackId": "nosuchstak", "templateId": "sales-suite"}, 404, "STACK_NOT_FOUND"),
     ({"stackId": "default", "templateId": "sales-suite"}, 400, "VALIDATION_ERROR"),

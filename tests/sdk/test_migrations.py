@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nno.kernel.db import Database, sqlite_url
-from nno.sdk.migrations import MigrationError, apply_migrations, split_statements
+from nno.sdk.migrations import MigrationError, apply_migrations, drop_feature_data, split_statements
 
 
 @pytest.fixture
@@ -82,3 +82,18 @@ def test_trigger_bodies_stay_whole() -> None:
     sql = ("CREATE TABLE t (v TEXT);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET v = 'x;y';\nEND;\n"
            "-- trailing comment\n")
     assert len(split_statements(sql)) == 2
+
+
+async def test_dropping_a_features_data_leaves_the_others(tmp_path: Path, d1: Database) -> None:
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "0001_init.sql").write_text("CREATE TABLE {{prefix}}items (id INTEGER PRIMARY KEY AUTOINCREMENT);\n"
+                                     "CREATE VIEW {{prefix}}v AS SELECT id FROM {{prefix}}items;\n"
+                                     "CREATE TRIGGER {{prefix}}t AFTER INSERT ON {{prefix}}items\n"
+                                     "BEGIN SELECT 1; END;\n")
+    await apply_migrations(d1, m, "tasks", prefix="tasks_")
+    await apply_migrations(d1, m, "tasks-x", prefix="tasks_x_")  # a prefix that starts like the other's
+    dropped = await drop_feature_data(d1, "tasks")
+    assert sorted(dropped) == ["tasks_items", "tasks_t", "tasks_v"]
+    assert {"tasks_x_items"} <= tables(tmp_path) and "tasks_items" not in tables(tmp_path)
+    assert await apply_migrations(d1, m, "tasks", prefix="tasks_") == ["0001_init.sql"]

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 
 from nno.sdk.definition import FeatureDefinition, LifecycleEvent, LifecycleName
 from nno.sdk.env import FeatureEnv
-from nno.sdk.migrations import MigrationError, apply_migrations, forget_migrations
+from nno.sdk.migrations import MigrationError, apply_migrations, drop_feature_data
 from nno.sdk.web import SDK_TEMPLATES, SESSION_COOKIE
 
 log = structlog.get_logger("nno.sdk.host")
@@ -51,8 +51,8 @@ def _envelope(status: int, code: str, message: str, details: Any = None) -> JSON
 
 async def run_lifecycle(definition: FeatureDefinition, env: FeatureEnv, event: LifecycleName, *,
                         previous_version: str | None = None, delete_data: bool = False) -> dict[str, Any]:
-    """Migrations (activate, upgrade) then the feature's hook; on deactivate the hook, then the
-    migration records when the data goes."""
+    """Migrations (activate, upgrade) then the feature's hook; on deactivate the hook, then, when the
+    data goes, what its migrations created (in a stack's shared D1 the others' tables stay)."""
     applied: list[str] = []
     if event in ("activate", "upgrade") and definition.migrations is not None:
         applied = await apply_migrations(env.require_d1(), definition.migrations, definition.id,
@@ -62,8 +62,8 @@ async def run_lifecycle(definition: FeatureDefinition, env: FeatureEnv, event: L
         result = hook(LifecycleEvent(event, env, previous_version, delete_data))
         if inspect.isawaitable(result):
             await result
-    if event == "deactivate" and delete_data and env.d1 is not None:
-        await forget_migrations(env.d1, definition.id)
+    if event == "deactivate" and delete_data and env.d1 is not None and definition.migrations is not None:
+        await drop_feature_data(env.d1, definition.id)
     return {"event": event, "featureId": definition.id, "version": definition.version, "migrations": applied,
             "hook": hook is not None}
 

@@ -30,6 +30,14 @@ _CREATE_TRACKING = (
     "CREATE TABLE IF NOT EXISTS _nno_migrations (feature TEXT NOT NULL, name TEXT NOT NULL, "
     "checksum TEXT NOT NULL, applied_at INTEGER NOT NULL, PRIMARY KEY (feature, name))"
 )
+# The tables, views and triggers each feature's migrations created: what deleting its data drops
+# from a D1 it shares (its table prefix alone cannot tell `tasks_x_...` of `tasks` from `tasks-x`'s).
+_CREATE_OBJECTS = (
+    "CREATE TABLE IF NOT EXISTS _nno_migration_objects (feature TEXT NOT NULL, type TEXT NOT NULL, "
+    "name TEXT NOT NULL, PRIMARY KEY (feature, type, name))"
+)
+_OBJECTS = ("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') "
+            "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'")
 
 
 class MigrationError(Exception):
@@ -123,6 +131,7 @@ def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(_CREATE_TRACKING)
+    conn.execute(_CREATE_OBJECTS)
     return conn
 
 
@@ -156,8 +165,11 @@ def _apply(path: str, migrations: list[Migration], feature_id: str, prefix: str)
                     if done[mig.name] != checksum:
                         raise MigrationError(f"{feature_id} migration {mig.name} was changed after it was applied")
                     continue
+                before = set(conn.execute(_OBJECTS).fetchall())
                 for stmt in split_statements(rendered):
                     conn.execute(stmt)
+                conn.executemany("INSERT OR IGNORE INTO _nno_migration_objects (feature, type, name) VALUES (?, ?, ?)",
+                                 [(feature_id, t, n) for t, n in set(conn.execute(_OBJECTS).fetchall()) - before])
                 conn.execute("INSERT INTO _nno_migrations (feature, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
                              (feature_id, mig.name, checksum, now_ms()))
                 conn.execute("COMMIT")
@@ -177,12 +189,29 @@ async def apply_migrations(db: Database, directory: Path, feature_id: str, *, pr
     return await asyncio.to_thread(_apply, _sqlite_path(db), migrations, feature_id, prefix)
 
 
-async def forget_migrations(db: Database, feature_id: str) -> None:
-    """Drop the feature's records (its data was deleted; a new activation starts over)."""
+async def drop_feature_data(db: Database, feature_id: str) -> list[str]:
+    """Drop what the feature's migrations created and forget them (its data is deleted; a new
+    activation starts over), in one transaction; the other features of a shared D1 keep theirs."""
     path = _sqlite_path(db)
 
-    def run() -> None:
+    def run() -> list[str]:
         with closing(_connect(path)) as conn:
-            conn.execute("DELETE FROM _nno_migrations WHERE feature = ?", (feature_id,))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute("SELECT type, name FROM _nno_migration_objects WHERE feature = ?",
+                                    (feature_id,)).fetchall()
+                order = {"trigger": 0, "view": 1, "table": 2}
+                dropped = []
+                for kind, name in sorted(rows, key=lambda r: order.get(r[0], 3)):
+                    quoted = '"' + name.replace('"', '""') + '"'
+                    conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted}")
+                    dropped.append(name)
+                conn.execute("DELETE FROM _nno_migration_objects WHERE feature = ?", (feature_id,))
+                conn.execute("DELETE FROM _nno_migrations WHERE feature = ?", (feature_id,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return dropped
 
-    await asyncio.to_thread(run)
+    return await asyncio.to_thread(run)

@@ -159,7 +159,8 @@ class StackDefinition(_Model):
     displayName: Annotated[Text, Field(max_length=128)] | None = None
     description: Text | None = None
     resources: StackResources = Field(default_factory=StackResources)
-    features: Annotated[list[StackFeature], Field(min_length=1, max_length=50)]
+    # Empty: a platform-local stack of shared resources only, its features activated into it one by one.
+    features: Annotated[list[StackFeature], Field(max_length=50)]
 
     @field_validator("version")
     @classmethod

@@ -172,6 +172,9 @@ class StackRegistry:
     # --- versions -----------------------------------------------------------------------------
 
     def validate_definition(self, name: str, version: str, definition: StackDefinition) -> StackDefinition:
+        if not definition.features:
+            raise NNOError(400, "VALIDATION_ERROR", "A template version has at least one feature",
+                           {"field": "definition.features"})
         if not is_semver(version):
             raise NNOError(400, "VALIDATION_ERROR", f"{version!r} is not a semantic version (e.g. 1.2.0)",
                            {"field": "version"})

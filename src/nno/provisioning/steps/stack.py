@@ -67,7 +67,9 @@ async def fetch_stack_definition(sctx: StepContext) -> StepResult:
     out["current"] = current
     out["added"] = [f for f in target if f not in current]
     out["upgraded"] = [f for f in target if f in current and current[f] != target[f]]
-    out["removed"] = [f for f in current if f not in target]
+    # Only a template manages its stack's membership: a platform-local stack may have features
+    # activated into it one by one, which re-activating its definition leaves alone.
+    out["removed"] = [f for f in current if f not in target] if resolved.source == "stack-registry" else []
     return StepResult(out, changed=False)
 
 

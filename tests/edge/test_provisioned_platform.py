@@ -58,8 +58,8 @@ async def test_a_provisioned_platform_is_really_there(
         job = await _job(client, service_headers, "/platform", {"platformId": pid})
         assert job["status"] == "COMPLETED", job
 
-    # The console shell is served from the platform's Pages site, escaped.
-    console = await at(f"{gone}.nno.localhost").get("/")
+    # The console shell is served from the platform's Pages site, escaped, with its live status.
+    console = await at(f"{gone}.nno.localhost").get("/sign-in")
     assert console.status_code == 200 and "Gone &lt;Ltd&gt;" in console.text
     assert 'data-status="active"' in console.text
 
@@ -93,4 +93,4 @@ async def test_a_provisioned_platform_is_really_there(
         await provider.close()
     assert (await auth.get("/api/nno/session")).status_code == 404
     assert (await at(f"{gone}.nno.localhost").get("/")).status_code == 404
-    assert (await at(f"{keep}.nno.localhost").get("/")).status_code == 200
+    assert (await at(f"{keep}.nno.localhost").get("/sign-in")).status_code == 200

@@ -108,12 +108,21 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def publish_site(directory: Path, site: dict[str, Any]) -> bool:
-    """Write the site; returns True when its content changed."""
+    """Write the site; returns True when its content changed. A site whose inputs carry `console`
+    (the shell's configuration) is the console shell, built by `nno.console.build`."""
     directory.mkdir(parents=True, exist_ok=True)
     inputs = json.dumps(site, sort_keys=True, separators=(",", ":"), default=str).encode()
     site_json = directory / SITE_JSON
     if site_json.exists() and site_json.read_bytes() == inputs and (directory / INDEX).exists():
         return False
+    console = site.get("console")
+    if isinstance(console, dict):
+        from nno.console.build import build_console_site
+
+        for rel, content in build_console_site(console).items():
+            target = directory / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(target, content)
     _atomic_write(directory / INDEX, render_site(site).encode())
     _atomic_write(site_json, inputs)
     return True

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.edge import names
 from nno.edge.cloud import LocalCloud
+from nno.edge.functions import PagesFunctions
 from nno.edge.metering import WorkerMeter
 from nno.edge.models import DNSRecord, PagesProject, Worker
 from nno.edge.pages import INDEX, read_site, render_site, static_file
@@ -76,6 +77,7 @@ class EdgeRouter:
         self.suffix = "." + self.base
         self._routes: dict[str, tuple[float, Resolved]] = {}
         self._statuses: dict[str, tuple[float, str | None]] = {}
+        self.functions = PagesFunctions(host, self.base)
 
     def changed(self, name: str) -> None:
         """A Worker, Pages project or hostname changed in this process: forget cached routes."""
@@ -192,7 +194,7 @@ class EdgeRouter:
         if isinstance(target, Worker):
             await self._to_worker(target, scope, receive, send, request_id)
         else:
-            await self._to_pages(target, scope, send, request_id, names.host_port(raw_host))
+            await self._to_pages(target, scope, receive, send, request_id, names.host_port(raw_host))
 
     async def _to_worker(self, worker: Worker, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         headers: list[tuple[bytes, bytes]] = []
@@ -279,13 +281,18 @@ class EdgeRouter:
         return status if isinstance(status, str) else None
 
     async def _to_pages(
-        self, project: PagesProject, scope: Scope, send: Send, request_id: str, port: int | None
+        self, project: PagesProject, scope: Scope, receive: Receive, send: Send, request_id: str,
+        port: int | None,
     ) -> None:
         method = scope["method"]
+        directory = self.cloud.pages_path(project.name)
+        if self.functions.handles(directory, method, scope["path"]):  # a site with a Pages Function
+            status = await self._live_status(project.platform_id)
+            await self.functions.dispatch(project, directory, scope, receive, send, request_id, status)
+            return
         if method not in ("GET", "HEAD"):
             await _send_envelope(send, 405, "METHOD_NOT_ALLOWED", "Pages sites are read-only", request_id)
             return
-        directory = self.cloud.pages_path(project.name)
         found = static_file(directory, scope["path"])
         if found is None:
             await _send_envelope(send, 404, "NOT_FOUND", f"No page at {scope['path']}", request_id)

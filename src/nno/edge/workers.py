@@ -102,7 +102,10 @@ def _auth_d1_binding(bindings: dict[str, dict[str, str]]) -> str:
 async def _auth_factory(env: WorkerEnv) -> ASGIApp:
     module = _auth_module()
     db = env.d1.get("DB") or next(iter(env.d1.values()))
-    app: ASGIApp = module.create_auth_app(db, env.settings, platform_id=env.platform_id)
+    # The session cookie is the platform's (`.{platformId}.{base}`): its console shell and feature
+    # hosts share it, no other platform's host sees it.
+    domain = f".{env.platform_id}.{env.settings.base_domain.strip('.')}"
+    app: ASGIApp = module.create_auth_app(db, env.settings, platform_id=env.platform_id, cookie_domain=domain)
     return app
 
 
@@ -227,6 +230,10 @@ class WorkerHost:
             raise
         log.info("worker_started", worker=worker.name, kind=worker.kind, version=worker.version)
         return _Instance(worker.version, app, env, stack)
+
+    def service_call(self, platform_id: str) -> ServiceCall:
+        """The service binding a Pages Function of `platform_id` gets (its platform's Workers only)."""
+        return self._service_call(platform_id)
 
     def _service_call(self, platform_id: str) -> ServiceCall:
         """A service binding for Workers of `platform_id`: dispatch in-process to another of its

@@ -36,6 +36,9 @@ class IAMContext:
     trust_gateway_headers: bool = True
     # Public base URL under which this app's own routes are reachable (links in mails, device flow).
     public_base: str = ""
+    # Domain of the session cookie (`.{platformId}.{base}` for a platform's auth Worker, so every app
+    # of the platform shares it); None keeps it to this host.
+    cookie_domain: str | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     async def platform_status(self, platform_id: str) -> str | None:

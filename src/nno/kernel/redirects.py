@@ -25,18 +25,24 @@ def _parse(target: str, base: str | None = None) -> URL | None:
         return None
 
 
-def same_origin_target(target: str | None, base: str) -> str | None:
+def same_origin_target(target: str | None, base: str, *, site_domain: str | None = None) -> str | None:
     """The absolute URL `target` leads to when read against `base` (the app's own public URL), if it
-    stays on `base`'s origin; None for a missing, unparseable or foreign target."""
+    stays on `base`'s origin, or (with `site_domain`, e.g. `.{platformId}.nno.localhost`) on a host
+    under that domain with `base`'s scheme and port: another app of the same platform, which shares its
+    cookie. None for a missing, unparseable or foreign target."""
     if not target:
         return None
     own = _parse(base)
     url = _parse(target, base)
-    if own is None or url is None or url.protocol not in _WEB_SCHEMES:
+    if own is None or url is None or url.protocol not in _WEB_SCHEMES or url.username or url.password:
         return None
-    if url.origin != own.origin or url.username or url.password:
-        return None
-    return str(url.href)
+    if url.origin == own.origin:
+        return str(url.href)
+    domain = (site_domain or "").strip(".").lower()
+    if domain and url.protocol == own.protocol and url.port == own.port and (
+            url.hostname == domain or url.hostname.endswith("." + domain)):
+        return str(url.href)
+    return None
 
 
 def with_query(target: str, params: dict[str, str]) -> str:

@@ -166,8 +166,8 @@ class ShellStack(_Model):
 
 
 class ShellContext(_Model):
-    """What the console shell hands each feature page (its own issue signs it). A placeholder with
-    the fields the docs name: the platform, the active tenant (organization), stack and user."""
+    """What the console shell hands each feature page, signed (`nno.sdk.shell`): the platform, the
+    active tenant (organization), stack, user, their permissions, and the features' service URLs."""
 
     platformId: str
     tenantId: str | None = None
@@ -175,6 +175,9 @@ class ShellContext(_Model):
     user: ShellUser | None = None
     permissions: list[str] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)
+    platformName: str | None = None
+    shellUrl: str | None = None  # where the console shell is (its home)
+    services: dict[str, str] = Field(default_factory=dict)  # featureId -> the feature's service URL
 
 
 FeatureNavItem.model_rebuild()

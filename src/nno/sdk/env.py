@@ -147,6 +147,8 @@ class FeatureEnv:
     kv: PrefixedKV | None = None
     secrets: dict[str, str] = field(default_factory=dict)
     auth: AuthClient | None = None
+    # The platform's ShellContext key (nno.sdk.shell), given by the host; None: no shell context.
+    shell_key: bytes | None = field(default=None, repr=False)
 
     @property
     def feature_id(self) -> str:

@@ -28,8 +28,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from nno.sdk.definition import FeatureDefinition, FeatureNavItem
+from nno.sdk.definition import FeatureDefinition, FeatureNavItem, ShellContext
 from nno.sdk.env import FeatureEnv
+from nno.sdk.shell import SHELL_COOKIE, verify_shell_context
 
 SESSION_COOKIE = "nno_session"
 PLATFORM_ADMIN = "platform-admin"
@@ -147,6 +148,17 @@ def require_tenant(permission: str) -> Callable[[Request], Awaitable[FeatureUser
     return dependency
 
 
+def shell_context(request: Request) -> ShellContext | None:
+    """The console shell's signed context for this page (cookie `nno_shell`): None unless it is
+    genuine, current, of this platform and of the signed-in user. Call after the user dependency."""
+    env = feature_state(request).env
+    token = request.cookies.get(SHELL_COOKIE)
+    user: FeatureUser | None = getattr(request.state, "nno_user", None)
+    if not token or env.shell_key is None or user is None:
+        return None
+    return verify_shell_context(env.shell_key, token, platform_id=env.platform_id, user_id=user.id)
+
+
 def _nav(definition: FeatureDefinition, user: FeatureUser | None) -> list[FeatureNavItem]:
     items = sorted(definition.navigation, key=lambda i: (i.order, i.label))
     return [i for i in items if i.permission is None or (user is not None and user.can(i.permission))]
@@ -160,7 +172,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     user: FeatureUser | None = getattr(request.state, "nno_user", None)
     ctx = {"request": request, "feature": state.definition, "user": user, "nav": _nav(state.definition, user),
            "platform_id": state.env.platform_id, "htmx": request.headers.get("hx-request") == "true",
-           **(context or {})}
+           "shell": shell_context(request), **(context or {})}
     html = state.templates.get_template(template).render(ctx)
     return HTMLResponse(html, status_code=status_code)
 

@@ -18,17 +18,19 @@ def set_session_cookie(response: Response, ctx: IAMContext, token: str, session:
     if session.persistent:
         max_age = max(0, (session.expires_at - session.created_at) // 1000)
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="lax",
-                        secure=ctx.secure_cookies)
+                        secure=ctx.secure_cookies, domain=ctx.cookie_domain)
 
 
 def clear_session_cookie(response: Response, ctx: IAMContext) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.secure_cookies)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.secure_cookies,
+                           domain=ctx.cookie_domain)
 
 
 def safe_redirect(ctx: IAMContext, target: str | None) -> str | None:
-    """`target` as the absolute URL a browser would reach, if that stays on this app's own origin;
-    None otherwise (never an open redirect). Every redirect parameter of every flow goes through it."""
-    return same_origin_target(target, ctx.public_base or ctx.settings.public_url)
+    """`target` as the absolute URL a browser would reach, if that stays on this app's own origin, or
+    on another app of its platform (the console shell, under the cookie's domain); None otherwise
+    (never an open redirect). Every redirect parameter of every flow goes through it."""
+    return same_origin_target(target, ctx.public_base or ctx.settings.public_url, site_domain=ctx.cookie_domain)
 
 
 async def form_or_json(request: Request) -> dict[str, Any]:

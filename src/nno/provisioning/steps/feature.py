@@ -26,6 +26,7 @@ from nno.provisioning.steps.base import (
     ref_out,
     undo_created,
 )
+from nno.provisioning.steps.console import publish_console
 from nno.provisioning.steps.platform import ensure_hosts
 from nno.provisioning.steps.registry_sync import (
     activate_stack,
@@ -348,11 +349,13 @@ async def record_deactivations(sctx: StepContext) -> StepResult:
 
 def _rebuild(action: str) -> Any:
     async def run(sctx: StepContext) -> StepResult:
-        """Tell the CLI Service to regenerate the shell's feature list (direct-upload page)."""
+        """Rebuild the console shell from the active features; then tell the CLI Service to
+        regenerate the shell's feature list (direct-upload page)."""
         binding = sctx.ctx.bindings.get("cli")
         features = [f["featureId"] for f in _features(sctx)]
+        shell = await publish_console(sctx)
         if binding is None:
-            return StepResult({"note": "the CLI Service is not part of this installation"}, changed=False)
+            return StepResult({"shell": shell, "note": "the CLI Service is not part of this installation"})
         resp = await binding.request(
             "POST", f"/platforms/{sctx.platform_id}/features/{action}",
             json={"features": features, "environment": sctx.environment}, headers=SERVICE_IDENTITY.to_headers(),

@@ -20,6 +20,7 @@ from nno.provisioning.steps.base import (
     undo_created,
 )
 from nno.provisioning.steps.billing import ensure_billing_customer
+from nno.provisioning.steps.console import console_site
 from nno.provisioning.steps.owner_admin import OUTPUT_KEY as OWNER_ADMIN_KEY
 from nno.provisioning.steps.owner_admin import seed_owner_admin
 from nno.provisioning.steps.registry_sync import (
@@ -94,12 +95,8 @@ async def set_auth_worker_secrets(sctx: StepContext) -> StepResult:
 async def create_console_pages(sctx: StepContext) -> StepResult:
     pid, env = sctx.platform_id, sctx.environment
     platform = sctx.outputs.get("mark_platform_provisioning", {})
-    site: dict[str, Any] = {
-        "platformId": pid,
-        "environment": env,
-        "name": platform.get("name") or pid,
-        "authUrl": "http://" + naming.hostname("auth", "svc", "default", pid, sctx.base_domain, env),
-    }
+    # The console shell, with no features yet: activations rebuild it (trigger_shell_rebuild).
+    site = console_site(sctx, str(platform.get("name") or pid), [])
     ref = await sctx.provider.ensure_pages(naming.portal_pages_name(pid, env), platform_id=pid, site=site)
     return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
 

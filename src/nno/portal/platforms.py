@@ -20,7 +20,8 @@ FAILED_JOB_STATES = {"FAILED", "ROLLED_BACK", "ROLLBACK_FAILED"}
 CONSEQUENCES: dict[str, str] = {
     "suspend": "Every request to this platform will be refused (451) until it is restored. Its data is kept.",
     "restore": "The platform becomes active again and its users can use it at once.",
-    "cancel": "The platform is cancelled: it stays usable until the end of the billing period, then goes away.",
+    "cancel": "The platform is cancelled: it stays usable until the end of the billing period, then it is "
+              "closed and its API answers 410 Gone.",
     "delete": "The platform is deleted: its API answers 410 Gone and its resources are torn down.",
 }
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -75,6 +76,10 @@ async def create_platform(w: WebDep, request: Request) -> Response:
         return w.render("onboard.html", status_code=answer.status, tiers=TIERS, error=answer.message,
                         name=name, slug=form.get("slug", ""), tier=tier,
                         stack_templates=await _stack_templates(w))
+    if answer.data.get("platformId"):
+        # As `nno platform create` does: the new platform becomes the session's active one.
+        await w.api("POST", f"{IAM}/api/nno/session/active-platform",
+                    json={"platformId": answer.data["platformId"]})
     return redirect(f"/onboarding/{quote(str(answer.data['id']), safe='')}", request)
 
 
@@ -170,7 +175,7 @@ def _actions(platform: dict[str, Any], me: dict[str, Any]) -> list[str]:
         actions.append("suspend")
     if status == "suspended" and operator:
         actions.append("restore")
-    if status in ("active", "suspended", "pending"):
+    if status in ("active", "suspended"):
         actions.append("cancel")
     return actions
 

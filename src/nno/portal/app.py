@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
@@ -15,7 +16,7 @@ from nno.kernel.errors import NNOError
 from nno.portal import account, operators, platforms
 from nno.portal.gateway_client import GatewayClient
 from nno.portal.security import PortalHeadersMiddleware
-from nno.portal.web import PortalConfig, PortalError, SignInRequired, check_csrf, templates
+from nno.portal.web import PortalConfig, PortalError, SignInRequired, Web, check_csrf, templates
 
 STATIC_DIR = Path(__file__).parent / "static"
 # The gateway's own paths: everything else on its host is the Portal's.
@@ -48,7 +49,10 @@ def create_portal(settings: Settings, gateway: ASGIApp) -> ASGIApp:
 
     @app.exception_handler(PortalError)
     async def portal_error(request: Request, exc: PortalError) -> Response:
-        return _error_page(request, exc.answer.status, exc.answer.error)
+        # The session view is exempt from the lifecycle check, so a suspended platform's owner
+        # still sees who they are signed in as.
+        me = await Web(request).me()
+        return _error_page(request, exc.answer.status, exc.answer.error, me)
 
     @app.exception_handler(NNOError)
     async def nno_error(request: Request, exc: NNOError) -> Response:
@@ -61,12 +65,13 @@ def create_portal(settings: Settings, gateway: ASGIApp) -> ASGIApp:
     return PortalHeadersMiddleware(app, secure_cookies=public.scheme == "https")
 
 
-def _error_page(request: Request, status: int, error: dict[str, object]) -> HTMLResponse:
+def _error_page(request: Request, status: int, error: dict[str, object],
+                me: dict[str, Any] | None = None) -> HTMLResponse:
     from nno.portal.security import csrf_token
 
     nonce = getattr(request.state, "csrf_nonce", "") or ""
     template = "_error.html" if request.headers.get("hx-request") else "error.html"
     return templates.TemplateResponse(request, template, {
-        "request": request, "status": status, "error": error, "me": None,
+        "request": request, "status": status, "error": error, "me": me,
         "csrf": csrf_token(request.app.state.portal.secret, nonce), "csrf_field": "csrf",
     }, status_code=status)

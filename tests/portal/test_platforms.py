@@ -91,7 +91,8 @@ async def test_another_platforms_user_cannot_see_or_act_on_it(browser_factory: C
     pid = await alice.onboard("Alice Inc", "alice-inc")
     await mallory.sign_up("mallory@example.com")
     for path in (f"/platforms/{pid}", f"/platforms/{pid}/tenants", f"/platforms/{pid}/keys",
-                 f"/platforms/{pid}/audit", f"/platforms/{pid}/lifecycle/cancel"):
+                 f"/platforms/{pid}/audit", f"/platforms/{pid}/lifecycle/cancel", f"/platforms/{pid}/members",
+                 f"/platforms/{pid}/stacks", f"/platforms/{pid}/billing"):
         resp = await mallory.get(path)
         assert resp.status_code == 404, path
         assert "Alice Inc" not in resp.text
@@ -143,3 +144,13 @@ async def test_pages_need_a_session(browser: Browser) -> None:
     hx = await browser.get("/platforms", headers={"HX-Request": "true"})
     assert hx.status_code == 204 and hx.headers["hx-redirect"].startswith("/sign-in")
     assert IAM
+
+
+async def test_stacks_and_billing_say_plainly_when_their_service_is_not_deployed(browser: Browser) -> None:
+    await browser.sign_up("stacks@example.com")
+    pid = await browser.onboard("Stack Co", "stack-co")
+    stacks = await browser.get(f"/platforms/{pid}/stacks")
+    assert stacks.status_code == 200 and "The Stack Registry is not available" in stacks.text
+    assert "default" in stacks.text  # the platform's own default stack, from the Registry
+    billing = await browser.get(f"/platforms/{pid}/billing")
+    assert billing.status_code == 200 and "Billing is not available" in billing.text and "starter" in billing.text

@@ -14,6 +14,8 @@ from nno.portal.gateway_client import Answer
 from nno.portal.web import IAM, JOBS, KEYS, ONBOARDING, PLATFORMS, PortalError, WebDep, form_data, redirect
 
 router = APIRouter()
+STACKS = "/api/v1/stacks"  # the Stack Registry's catalogue (another service; may not be deployed)
+BILLING = "/api/v1/billing"
 TIERS = ("starter", "growth", "scale")
 FAILED_JOB_STATES = {"FAILED", "ROLLED_BACK", "ROLLBACK_FAILED"}
 # What each lifecycle action does, said on its confirmation page before it is applied.
@@ -55,7 +57,7 @@ async def new_platform_page(w: WebDep) -> Response:
 
 async def _stack_templates(w: Any) -> list[dict[str, Any]] | None:
     """The Stack Registry's catalogue, or None while it is not deployed (the gateway's 404)."""
-    answer = await w.api("GET", "/api/v1/stacks/templates")
+    answer = await w.api("GET", STACKS)
     if answer.ok and isinstance(answer.data, dict):
         return [t for t in answer.data.get("data", []) if isinstance(t, dict)]
     return None
@@ -319,3 +321,26 @@ async def audit(w: WebDep, platform_id: str, cursor: str = "", action: str = "",
             and (not actor or actor == r.get("actorType"))]
     return w.render("audit.html", platform=platform, page=page, rows=rows, action=action, actor=actor,
                     cursor=cursor)
+
+
+# --- stacks and billing (other services: a clear "not available" while they are not deployed) ----
+
+@router.get("/platforms/{platform_id}/stacks")
+async def stacks(w: WebDep, platform_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    active = await w.api("GET", f"{PLATFORMS}/{platform_id}/stacks", params={"limit": 100})
+    features = await w.api("GET", f"{PLATFORMS}/{platform_id}/features", params={"limit": 100})
+    return w.render("stacks.html", platform=platform, active=_data(active), features=_data(features),
+                    catalogue=await _stack_templates(w))
+
+
+@router.get("/platforms/{platform_id}/billing")
+async def billing(w: WebDep, platform_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    answer = await w.api("GET", f"{BILLING}/subscription", params={"platformId": platform_id})
+    # The gateway answers 404 for a prefix whose service is not deployed.
+    return w.render("billing.html", platform=platform, available=answer.status != 404,
+                    subscription=answer.data if answer.ok else None,
+                    error=None if answer.ok or answer.status == 404 else answer.message)

@@ -22,8 +22,10 @@ async def test_pages_carry_a_strict_csp_and_security_headers(browser: Browser) -
     page = await browser.get("/sign-in")
     # No inline script at all: every <script> has a src under /static.
     assert "<script>" not in page.text and 'src="/static/htmx.min.js"' in page.text
+    assert page.headers["cache-control"] == "no-store"
     js = await browser.get("/static/htmx.min.js")
     assert js.status_code == 200 and "htmx" in js.text[:200]
+    assert js.headers["cache-control"].startswith("public")
 
 
 async def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(

@@ -77,7 +77,9 @@ class PortalHeadersMiddleware:
                 for name, value in SECURITY_HEADERS:
                     headers[name] = value
                 if "cache-control" not in headers:
-                    headers["cache-control"] = "no-store"
+                    # Pages hold per-user data and a CSRF token; only the vendored assets may be kept.
+                    static = scope.get("path", "").startswith("/static/")
+                    headers["cache-control"] = "public, max-age=3600" if static else "no-store"
                 if fresh:
                     attrs = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if self.secure else "")
                     headers.append("set-cookie", f"{CSRF_COOKIE}={nonce}{attrs}")

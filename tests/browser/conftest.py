@@ -16,7 +16,16 @@ from tests.cli.conftest import LiveServer, serve_core
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """docs/screenshots/ when NNO_SCREENSHOTS=1 (to refresh the docs), else a temporary folder, so
+    an ordinary test run does not rewrite the committed images."""
+    import os
+
+    return DOCS_SCREENSHOTS if os.environ.get("NNO_SCREENSHOTS") == "1" else tmp_path / "screenshots"
 
 
 @pytest.fixture

@@ -77,6 +77,9 @@ async def test_tenants_sub_tenants_api_keys_and_audit(browser: Browser, client: 
     assert (await browser.post(f"/platforms/{pid}/keys/{kid.group(1)}/revoke")).status_code == 303
     assert "s-revoked" in (await browser.get(f"/platforms/{pid}/keys")).text
 
+    members = await browser.get(f"/platforms/{pid}/members")
+    assert members.status_code == 200 and "platform-admin" in members.text, members.text
+
     audit = await browser.get(f"/platforms/{pid}/audit")
     assert audit.status_code == 200 and "entity.create" in audit.text
     filtered = await browser.get(f"/platforms/{pid}/audit?action=no-such-action")

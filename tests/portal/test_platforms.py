@@ -30,6 +30,17 @@ async def test_onboarding_ends_on_the_platform_page_with_its_urls(browser: Brows
     assert job_page.status_code == 200 and "COMPLETED" in job_page.text
 
 
+async def test_the_progress_page_polls_with_htmx_and_refreshes_without_javascript(browser: Browser) -> None:
+    await browser.sign_up("poll@example.com")
+    resp = await browser.post("/platforms/new", {"name": "Poll", "slug": "poll-co", "tier": "scale"})
+    page = await browser.get(resp.headers["location"])
+    assert page.status_code == 200
+    if "is active" in page.text:  # already provisioned: nothing left to poll
+        assert 'hx-trigger="every 1s"' not in page.text and 'http-equiv="refresh"' not in page.text
+    else:  # still provisioning: htmx polls every second, a browser without JavaScript reloads
+        assert 'hx-trigger="every 1s"' in page.text and 'http-equiv="refresh"' in page.text
+
+
 async def test_onboarding_errors_are_shown_plainly(browser: Browser) -> None:
     await browser.sign_up("bad@example.com")
     resp = await browser.post("/platforms/new", {"name": "Bad", "slug": "NOT A SLUG", "tier": "starter"})

@@ -22,7 +22,7 @@ from nno.kernel.errors import envelope_bytes
 from nno.kernel.kv import KeyValueStore, MemoryKV, RedisKV, redis_client
 from nno.kernel.migrations import upgrade
 from nno.kernel.service import ServiceContext, wrap_service
-from nno.portal.app import is_portal_path
+from nno.portal.paths import is_portal_path
 
 log = structlog.get_logger("nno.core")
 

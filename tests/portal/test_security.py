@@ -7,6 +7,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nno.portal.paths import is_portal_path
 from nno.portal.security import CSP, csrf_token, safe_next
 from tests.portal.conftest import IAM, PASSWORD, Browser
 
@@ -72,3 +73,11 @@ def test_safe_next_only_yields_same_site_paths(target: str) -> None:
 @given(st.sampled_from(["http:", "https:", "//", "/\\", "javascript:", "\\\\"]), st.text(max_size=30))
 def test_safe_next_refuses_other_origins(prefix: str, rest: str) -> None:
     assert safe_next(prefix + rest) == "/"
+
+
+@given(st.text(max_size=40))
+def test_the_gateways_own_paths_never_reach_the_portal(rest: str) -> None:
+    assert not is_portal_path("/api/" + rest)
+    assert not is_portal_path("/api") and not is_portal_path("/health") and not is_portal_path("/openapi.json")
+    assert is_portal_path("/" + rest) == (not ("/" + rest).startswith("/api/")
+                                          and "/" + rest not in ("/api", "/health", "/openapi.json"))

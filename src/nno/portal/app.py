@@ -19,14 +19,6 @@ from nno.portal.security import PortalHeadersMiddleware
 from nno.portal.web import PortalConfig, PortalError, SignInRequired, Web, check_csrf, templates
 
 STATIC_DIR = Path(__file__).parent / "static"
-# The gateway's own paths: everything else on its host is the Portal's.
-GATEWAY_PATHS = ("/api/", "/health", "/openapi.json")
-
-
-def is_portal_path(path: str) -> bool:
-    if path == "/api" or path.startswith(GATEWAY_PATHS[0]):
-        return False
-    return path not in GATEWAY_PATHS[1:]
 
 
 def create_portal(settings: Settings, gateway: ASGIApp) -> ASGIApp:

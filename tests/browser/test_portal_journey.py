@@ -1,5 +1,6 @@
 """The Portal in Chromium: sign-up -> onboarding -> a provisioned platform -> tenant -> API key ->
-an operator suspends it -> the owner sees the suspension. Screenshots of the main pages: NNO_SCREENSHOTS=1 writes them to docs/screenshots/."""
+an operator suspends it -> the owner sees the suspension. Screenshots of the main pages:
+NNO_SCREENSHOTS=1 writes them to docs/screenshots/."""
 
 from __future__ import annotations
 

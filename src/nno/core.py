@@ -23,6 +23,7 @@ from nno.kernel.errors import envelope_bytes
 from nno.kernel.kv import KeyValueStore, MemoryKV, RedisKV, redis_client
 from nno.kernel.migrations import upgrade
 from nno.kernel.service import ServiceContext, wrap_service
+from nno.portal.paths import is_portal_path
 
 log = structlog.get_logger("nno.core")
 
@@ -74,6 +75,7 @@ class Core:
         self.apps: dict[str, ASGIApp] = {}
         self.gateway: ASGIApp | None = None
         self.edge: ASGIApp | None = None
+        self.portal: ASGIApp | None = None
         self.started = False
         self.remote_check: asyncio.Task[dict[str, str]] | None = None
 
@@ -156,6 +158,9 @@ class Core:
             from nno.gateway.app import create_gateway
 
             self.gateway = create_gateway(s, self.bindings, self.kv)
+            from nno.portal.app import create_portal
+
+            self.portal = create_portal(s, self.gateway)
         for ctx in self.contexts.values():
             for hook in ctx.startup_hooks:
                 await hook()
@@ -209,6 +214,8 @@ class CoreApp:
                         return core.edge
                     break
         if core.gateway is not None:
+            if core.portal is not None and is_portal_path(scope.get("path", "")):
+                return core.portal
             return core.gateway
         if len(core.apps) == 1:
             return next(iter(core.apps.values()))

@@ -14,7 +14,8 @@ from tests.portal.conftest import IAM, Browser, make_operator
 async def test_onboarding_ends_on_the_platform_page_with_its_urls(browser: Browser) -> None:
     await browser.sign_up("owner@example.com")
     wizard = await browser.get("/platforms/new")
-    assert wizard.status_code == 200 and "not available" in wizard.text  # no Stack Registry here
+    # The wizard offers the Stack Registry's catalogue by template name.
+    assert wizard.status_code == 200 and '<option value="saas-starter">' in wizard.text
     pid = await browser.onboard("Acme Corp", "acme-corp")
     page = await browser.get(f"/platforms/{pid}?welcome=1")
     assert page.status_code == 200
@@ -160,11 +161,12 @@ async def test_pages_need_a_session(browser: Browser) -> None:
     assert IAM
 
 
-async def test_stacks_and_billing_say_plainly_when_their_service_is_not_deployed(browser: Browser) -> None:
+async def test_stacks_and_billing_show_the_catalogue_and_the_plan(browser: Browser) -> None:
     await browser.sign_up("stacks@example.com")
     pid = await browser.onboard("Stack Co", "stack-co")
     stacks = await browser.get(f"/platforms/{pid}/stacks")
-    assert stacks.status_code == 200 and "The Stack Registry is not available" in stacks.text
+    assert stacks.status_code == 200 and "not available" not in stacks.text
     assert "default" in stacks.text  # the platform's own default stack, from the Registry
+    assert "SaaS Starter" in stacks.text or "saas-starter" in stacks.text  # the Stack Registry's catalogue
     billing = await browser.get(f"/platforms/{pid}/billing")
-    assert billing.status_code == 200 and "Billing is not available" in billing.text and "starter" in billing.text
+    assert billing.status_code == 200 and "not available" not in billing.text and "starter" in billing.text

@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# First-party feature packages: separate distributions under features/, found through nno.features.
+FEATURES := $(wildcard features/*/pyproject.toml)
 
 .PHONY: run test test-embedded test-scaled lint typecheck install bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(FEATURES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' $(foreach f,$(FEATURES),-e $(dir $(f)))
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +29,7 @@ test-scaled: $(STAMP)
 	NNO_TEST_BACKEND=scaled $(BIN)/pytest -q -p no:cacheprovider -m "not embedded_only"
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(wildcard src tests bench scripts)
+	$(BIN)/ruff check $(wildcard src tests bench scripts features)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

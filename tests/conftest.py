@@ -8,6 +8,7 @@ own Redis key prefix, so tests never see each other's data.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +20,9 @@ import pytest
 
 from nno.core import Core
 from nno.kernel.config import Settings
+
+# Test-only feature packages, found through their dist-info like installed ones (nno.features).
+sys.path.append(str(Path(__file__).parent / "fixtures" / "features"))
 
 BACKEND = os.environ.get("NNO_TEST_BACKEND", "embedded")
 PG_ADMIN_URL = os.environ.get("NNO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -40,6 +40,9 @@ class FakeCloud:
     invites: dict[str, list[str]] = field(default_factory=dict)
     admins: dict[str, set[str]] = field(default_factory=dict)
     worker_answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # next answers, forced
+    # Feature Workers' lifecycle calls (worker, event) and permission keys registered per (auth worker, feature).
+    lifecycle: list[tuple[str, str]] = field(default_factory=list)
+    permissions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def _check(self, method: str, name: str, *, after: bool) -> None:
         for fault in self.faults:
@@ -133,6 +136,16 @@ class FakeCloud:
             self.invites.setdefault(name, []).append(json["email"])
             body = {"email": json["email"], "status": "pending", "expiresAt": 2**50, "grantId": "g"}
             return WorkerResponse(201, jsonlib.dumps(body).encode())
+        if (method, path) == ("POST", "/_nno/lifecycle"):  # a feature Worker's migrations and hooks
+            self.lifecycle.append((name, json["event"]))
+            return WorkerResponse(200, jsonlib.dumps({"event": json["event"], "migrations": []}).encode())
+        if path.startswith("/api/nno/feature-permissions/") and method in ("PUT", "DELETE"):
+            fid = path.rsplit("/", 1)[1]
+            if method == "PUT":
+                self.permissions[(name, fid)] = [p["key"] for p in json["permissions"]]
+            else:
+                self.permissions.pop((name, fid), None)
+            return WorkerResponse(200, jsonlib.dumps({"featureId": fid}).encode())
         return WorkerResponse(404, b'{"error":{"code":"NOT_FOUND","message":"no route"}}')
 
     async def ensure_pages(self, name: str, *, platform_id: str, site: dict[str, Any]) -> ResourceRef:

@@ -179,8 +179,10 @@ async def test_feature_activation_and_deactivation(client: httpx.AsyncClient, se
     resp = await client.post(f"{PROV}/provision/feature/activate", json=feature_body(pid, tenant), headers=h)
     job = await wait_job(client, h, resp.json()["jobId"])
     assert job["status"] == "COMPLETED", job
-    assert [s["name"] for s in job["steps"]] == ["deploy_feature_workers", "register_dns", "register_resources",
-                                                "record_activation", "trigger_shell_rebuild"]
+    assert [s["name"] for s in job["steps"]] == ["create_feature_resources", "deploy_feature_workers",
+                                                "run_feature_migrations", "register_dns", "register_permissions",
+                                                "register_resources", "record_activation", "trigger_shell_rebuild"]
+    assert fake.lifecycle == [(f"{pid}-default-crm", "activate")]
     worker, host = f"{pid}-default-crm", f"crm.svc.default.{pid}.nno.localhost"
     assert fake.resources[("worker", worker)]["kind"] == "crm"
     assert fake.resources[("dns", host)]["target"] == worker

@@ -8,6 +8,7 @@ error and exits non-zero.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nno.cli.client import APIClient
@@ -75,8 +76,6 @@ def _follow(
     session_id = session.get("id")
     platform_id = session.get("platformId")
     job_id = session.get("provisionJobId")
-    job: dict[str, Any] = {}
-    seen_done: set[str] = set()
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console(), disable=quiet, transient=False,
@@ -103,40 +102,8 @@ def _follow(
             _wait(deadline, poll_interval, f"no provisioning job was started for onboarding {session_id} "
                   f"({_session_error(session) or 'still pending'})")
             session = client.get(f"{ONBOARDING}/{session_id}")
-        while True:
-            try:
-                job = client.get(f"{JOBS}/{job_id}")
-            except CLIError as exc:
-                if exc.status not in (403, 404):
-                    raise
-                # The gateway may still hold the caller's identity from before the new platform
-                # existed (its short auth cache); until then, follow the onboarding session.
-                if _follow_session_step(client, session_id, platform_id, progress, task):
-                    break
-                _wait(deadline, poll_interval, f"provisioning job {job_id} is not visible yet")
-                continue
-            steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
-            done = [s for s in steps if str(s.get("status", "")).lower() in DONE_STEP_STATES]
-            for step in done:
-                name = str(step.get("name"))
-                if name not in seen_done:
-                    seen_done.add(name)
-                    note(f"  ✔ {name}" + (" (already there)" if step.get("status") == "skipped" else ""))
-            running = next((s for s in steps if str(s.get("status", "")).lower() == "running"), None)
-            label = f"{job.get('type', 'job')} {job_id}: {job.get('status')}"
-            if running:
-                label += f" - {running.get('name')}"
-            elif job.get("status") == "QUEUED" and job.get("error"):
-                label += f" - will retry after: {job.get('error')}"
-            progress.update(task, description=label, total=len(steps) or None, completed=len(done))
-            status = str(job.get("status"))
-            if status in FAILED_JOB_STATES:
-                failed_step, error = job_failure(job)
-                note(f"  ✘ {failed_step or 'job'}: {error or 'failed'}")
-                raise failure_error(job)
-            if status == "COMPLETED":
-                break
-            _wait(deadline, poll_interval, f"provisioning job {job_id} is still {status}")
+        job = _track_job(client, str(job_id), progress, task, note, deadline, poll_interval,
+                         not_visible=lambda: _follow_session_step(client, session_id, platform_id, progress, task))
         while True:
             platform = client.get(f"{PLATFORMS}/{platform_id}")
             if platform.get("status") == "active":
@@ -146,6 +113,78 @@ def _follow(
         console().print(f"✔ Platform {platform_id} is active", markup=False)
     onboarding = client.get(f"{ONBOARDING}/{session_id}")
     return {"onboarding": onboarding, "job": job, "platform": platform}
+
+
+def _track_job(client: APIClient, job_id: str, progress: Any, task: Any, note: Callable[[str], None],
+               deadline: float, poll_interval: float,
+               not_visible: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Poll job `job_id` until it ends, ticking off its steps; raises on failure. `not_visible`: asked
+    while the job answers 403/404 (True: it finished by another account, stop following)."""
+    job: dict[str, Any] = {}
+    seen_done: set[str] = set()
+    while True:
+        try:
+            job = client.get(f"{JOBS}/{job_id}")
+        except CLIError as exc:
+            if exc.status not in (403, 404) or not_visible is None:
+                raise
+            # The gateway may still hold the caller's identity from before the new platform
+            # existed (its short auth cache); until then, follow the onboarding session.
+            if not_visible():
+                return job
+            _wait(deadline, poll_interval, f"provisioning job {job_id} is not visible yet")
+            continue
+        steps = [s for s in job.get("steps") or [] if isinstance(s, dict)]
+        done = [s for s in steps if str(s.get("status", "")).lower() in DONE_STEP_STATES]
+        for step in done:
+            name = str(step.get("name"))
+            if name not in seen_done:
+                seen_done.add(name)
+                note(f"  ✔ {name}" + (" (already there)" if step.get("status") == "skipped" else ""))
+        running = next((s for s in steps if str(s.get("status", "")).lower() == "running"), None)
+        label = f"{job.get('type', 'job')} {job_id}: {job.get('status')}"
+        if running:
+            label += f" - {running.get('name')}"
+        elif job.get("status") == "QUEUED" and job.get("error"):
+            label += f" - will retry after: {job.get('error')}"
+        progress.update(task, description=label, total=len(steps) or None, completed=len(done))
+        status = str(job.get("status"))
+        if status in FAILED_JOB_STATES:
+            failed_step, error = job_failure(job)
+            note(f"  ✘ {failed_step or 'job'}: {error or 'failed'}")
+            raise failure_error(job)
+        if status == "COMPLETED":
+            return job
+        _wait(deadline, poll_interval, f"provisioning job {job_id} is still {status}")
+
+
+def follow_job(client: APIClient, job_id: str, *, timeout: float, poll_interval: float, quiet: bool,
+               done: str | None = None) -> dict[str, Any]:
+    """Follow any provisioning job with the same display as `platform create`; the finished job."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from nno.cli.output import console
+
+    deadline = time.monotonic() + timeout
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console(), disable=quiet, transient=False,
+    )
+
+    def note(text: str) -> None:
+        if not quiet:
+            progress.console.print(text, markup=False)
+
+    try:
+        with progress:
+            task = progress.add_task(f"job {job_id}", total=None)
+            job = _track_job(client, job_id, progress, task, note, deadline, poll_interval)
+    except KeyboardInterrupt:
+        raise CLIError("stopped following; the job goes on on the server",
+                       hint=f"Check on it with: nno job show {job_id}", exit_code=130) from None
+    if not quiet and done:
+        console().print(f"✔ {done}", markup=False)
+    return job
 
 
 def _follow_session_step(client: APIClient, session_id: Any, platform_id: Any, progress: Any, task: Any) -> bool:

@@ -34,12 +34,17 @@ from nno.edge.storage import KVNamespaceClient, R2BucketClient
 from nno.kernel.config import Settings
 from nno.kernel.db import Database, sqlite_url
 from nno.kernel.migrations import upgrade
+from nno.sdk.discovery import load_entry_point
+from nno.sdk.env import ServiceResponse
 
 log = structlog.get_logger("nno.edge.workers")
 
 AUTH_KIND = "auth"
 AUTH_MODULE = "nno.iam.auth_app"
 FEATURE_ENTRY_POINTS = "nno.features"
+
+
+ServiceCall = Callable[[str, str, str, dict[str, str], Any], Awaitable[ServiceResponse]]
 
 
 @dataclass
@@ -54,6 +59,8 @@ class WorkerEnv:
     kv: dict[str, KVNamespaceClient] = field(default_factory=dict)
     r2: dict[str, R2BucketClient] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    # Service bindings: call another Worker of the same platform by name (set by the WorkerHost).
+    services: ServiceCall | None = None
 
 
 WorkerFactory = Callable[[WorkerEnv], "ASGIApp | Awaitable[ASGIApp]"]
@@ -108,6 +115,12 @@ def resolve_factory(kind: str) -> WorkerFactory:
     for ep in entry_points(group=FEATURE_ENTRY_POINTS):
         if ep.name != kind:
             continue
+        installed = load_entry_point(ep)
+        if installed.definition is not None:  # an SDK feature package (nno.sdk.FeatureDefinition)
+            from nno.edge.features import feature_factory
+
+            factory_: WorkerFactory = feature_factory(installed)
+            return factory_
         target = ep.load()
         factory = getattr(target, "create_worker_app", None)
         if factory is None and inspect.ismodule(target) is False:
@@ -195,6 +208,7 @@ class WorkerHost:
             elif ref["type"] == "r2":
                 env.r2[binding] = R2BucketClient(self.cloud.r2_path(ref["name"]))
         env.secrets = await self.cloud.worker_secrets(worker.name)
+        env.services = self._service_call(worker.platform_id)
         stack = AsyncExitStack()
         try:
             for db in env.d1.values():
@@ -209,6 +223,26 @@ class WorkerHost:
             raise
         log.info("worker_started", worker=worker.name, kind=worker.kind, version=worker.version)
         return _Instance(worker.version, app, env, stack)
+
+    def _service_call(self, platform_id: str) -> ServiceCall:
+        """A service binding for Workers of `platform_id`: dispatch in-process to another of its
+        Workers by name (another platform's Workers are out of reach)."""
+
+        async def call(name: str, method: str, path: str, headers: dict[str, str], body: Any) -> ServiceResponse:
+            from nno.kernel.bindings import ASGIBinding, UpstreamError
+
+            row = await self.cloud.get_worker(name)
+            if row is None or row.platform_id != platform_id:
+                return ServiceResponse(404, b'{"error":{"code":"NOT_FOUND","message":"no such Worker"}}')
+            try:
+                app = await self.get(row)
+                resp = await ASGIBinding(name, app, self.settings.upstream_timeout_s).request(
+                    method, path, json=body, headers=headers)
+            except UpstreamError as exc:
+                return ServiceResponse(exc.status, b'{"error":{"code":"UPSTREAM_ERROR","message":"unreachable"}}')
+            return ServiceResponse(resp.status, resp.body, dict(resp.headers))
+
+        return call
 
     async def _dispose(self, name: str, instance: _Instance) -> None:
         try:

@@ -213,3 +213,17 @@ class AuditEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class FeaturePermissionRow(Base):
+    """A per-platform auth app's catalogue of the permission keys its platform's active features
+    declare (registered by provisioning at feature activation, removed at deactivation)."""
+
+    __tablename__ = "feature_permissions"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    feature_id: Mapped[str] = mapped_column(String(64), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)

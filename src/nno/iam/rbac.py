@@ -8,6 +8,7 @@ unexpired grant allows; else the permissions of the user's role in the org allow
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -54,11 +55,14 @@ async def check(s: AsyncSession, user_id: str, org_id: str, permission: str) -> 
     return False, "not_granted" if role is not None else "not_a_member"
 
 
-async def effective_permissions(s: AsyncSession, user_id: str, org_id: str) -> list[str]:
-    """Role permissions plus grants, minus exact denials (wildcard denials remove matching keys)."""
+async def effective_permissions(s: AsyncSession, user_id: str, org_id: str,
+                                extra: Iterable[str] = ()) -> list[str]:
+    """Role permissions plus grants plus `extra` (defaults), minus exact denials (wildcard denials
+    remove matching keys)."""
     grants = await active_grants(s, user_id, org_id)
     role = await member_role(s, user_id, org_id)
     held = set(await role_permissions(s, org_id, role)) if role else set()
+    held.update(extra)
     held.update(g.permission for g in grants if g.granted)
     denials = [g.permission for g in grants if not g.granted]
     return sorted(p for p in held if not any(_matches(d, p) for d in denials))

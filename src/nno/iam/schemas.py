@@ -238,3 +238,15 @@ class AdminInviteBody(Body):
     email: Email
     # How long the grant waits for that address to sign in (default 30 days, at most a year).
     ttlSeconds: Annotated[int, Field(ge=60, le=365 * 24 * 3600)] = 30 * 24 * 3600
+
+
+class FeaturePermissionItem(Body):
+    key: Annotated[str, AfterValidator(check_permission)]
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    required: bool = False
+
+
+class FeaturePermissionsBody(Body):
+    """The whole set of permission keys one feature declares (replaces what was registered)."""
+
+    permissions: Annotated[list[FeaturePermissionItem], Field(max_length=200)]

@@ -56,9 +56,12 @@ class IAMClient:
 
     async def platform_token(self, platform_id: str, ttl_s: int = 120) -> str:
         """A short-lived NNO service token that platform `platform_id`'s auth Worker accepts."""
+        return await self.service_token(f"auth:{platform_id}", ttl_s)
+
+    async def service_token(self, audience: str, ttl_s: int = 120) -> str:
+        """A short-lived NNO service token for `audience` (e.g. `feature:{platformId}`)."""
         resp = await self.call("POST", "/api/nno/service-token", headers=SERVICE_IDENTITY.to_headers(),
-                               json={"audience": f"auth:{platform_id}", "subject": SERVICE_SUBJECT,
-                                     "ttlSeconds": ttl_s})
+                               json={"audience": audience, "subject": SERVICE_SUBJECT, "ttlSeconds": ttl_s})
         token = (resp.json() or {}).get("token")
         if not isinstance(token, str) or not token:
             raise StepError("IAM minted no service token", code="IAM_BAD_ANSWER", retryable=False)

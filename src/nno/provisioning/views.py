@@ -12,8 +12,8 @@ from nno.kernel.identity import Identity, get_identity
 from nno.kernel.platform_status import GONE_STATUSES, check_not_suspended
 from nno.kernel.scopes import action_of, scope_guard
 from nno.kernel.service import ServiceContext
+from nno.provisioning import features, service
 from nno.provisioning import jobs as J
-from nno.provisioning import service
 from nno.provisioning.errors import StepError
 from nno.provisioning.registry_client import RegistryClient
 from nno.provisioning.schemas import (
@@ -78,6 +78,20 @@ def provisioning_scope(method: str, path: str) -> str:
     return f"provisioning:{action_of(method)}"
 
 
+async def _require_known_feature(ctx: ServiceContext, platform_id: str, feature_id: str) -> None:
+    """Deactivating needs the package installed, or the Registry to know an activation of it (an
+    uninstalled package's Worker, DNS and data can still be removed by name)."""
+    if features.get_feature(feature_id) is not None or ctx.bindings.get("registry") is None:
+        return
+    try:
+        known = await RegistryClient(ctx).list_features(platform_id)
+    except StepError:
+        known = []
+    if not any(f.get("featureId") == feature_id for f in known):
+        raise NNOError(404, "FEATURE_NOT_FOUND", f"No feature package {feature_id!r} is installed, and platform "
+                       f"{platform_id} has no activation of it", {"featureId": feature_id})
+
+
 router = APIRouter(prefix="/provision", tags=["provisioning"], dependencies=[Depends(scope_guard(provisioning_scope))])
 
 
@@ -115,10 +129,16 @@ async def activate_feature(body: FeatureActivateRequest, request: Request,
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, identity, body.platformId, "ACTIVATE_FEATURE")
+    # An unknown, invalid or other-version package is refused before any job exists.
+    try:
+        installed = features.activatable(body.featureId, body.featureVersion).require()
+    except features.FeatureRefused as exc:
+        raise exc.as_nno_error() from exc
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_FEATURE", platform_id=body.platformId,
         target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
-        environment=body.environment, payload=body.model_dump(), entity_id=body.entityId,
+        environment=body.environment, payload={**body.model_dump(), "featureVersion": installed.version},
+        entity_id=body.entityId,
     )
     return _accepted(job, dup)
 
@@ -129,6 +149,7 @@ async def deactivate_feature(body: FeatureDeactivateRequest, request: Request,
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, identity, body.platformId, "DEACTIVATE_FEATURE")
+    await _require_known_feature(ctx, body.platformId, body.featureId)
     job, dup = await service.submit(
         ctx, identity, job_type="DEACTIVATE_FEATURE", platform_id=body.platformId,
         target=f"{body.stackId}:{body.entityId}:{body.featureId}:{body.environment}",
@@ -209,3 +230,23 @@ async def dead_letters(request: Request, identity: Identity = Depends(get_identi
                        unresolved: bool = Query(False)) -> dict[str, Any]:
     letters = await service.list_dead_letters(_ctx(request), identity, unresolved_only=unresolved)
     return {"data": [dead_letter_out(d) for d in letters]}
+
+
+@router.get("/features")
+async def installed_features(identity: Identity = Depends(get_identity)) -> dict[str, Any]:
+    """The feature packages installed where provisioning runs (what ACTIVATE_FEATURE can deploy),
+    each with its validation verdict."""
+    if identity.auth_type == "anonymous":
+        raise NNOError(401, "UNAUTHORIZED", "Authentication required")
+    data = [features.summary(f) for f in features.discover_features().values()]
+    return {"data": data, "total": len(data)}
+
+
+@router.get("/features/{feature_id}")
+async def installed_feature(feature_id: str, identity: Identity = Depends(get_identity)) -> dict[str, Any]:
+    if identity.auth_type == "anonymous":
+        raise NNOError(401, "UNAUTHORIZED", "Authentication required")
+    try:
+        return features.summary(features.installed_feature(feature_id), detail=True)
+    except features.FeatureRefused as exc:
+        raise exc.as_nno_error() from exc

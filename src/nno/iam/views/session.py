@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nno.iam import rbac
+from nno.iam import feature_permissions, rbac
 from nno.iam.caller import Caller, iam_ctx, presented_token, require_service
 from nno.iam.context import IAMContext
 from nno.iam.models import Session, User
@@ -22,7 +22,11 @@ router = APIRouter(tags=["session"])
 async def _view(s: AsyncSession, ctx: IAMContext, session: Session, user: User) -> dict[str, Any]:
     role, platform_id = await nno_identity(s, user, session, platform_id=ctx.platform_id)
     org_id = session.active_organization_id
-    permissions = await rbac.effective_permissions(s, user.id, org_id) if org_id else []
+    permissions: list[str] = []
+    if org_id:
+        # A platform's auth app adds the defaults of its features' permission catalogue.
+        defaults = await feature_permissions.member_defaults(s, user.id, org_id) if ctx.platform_id else []
+        permissions = await rbac.effective_permissions(s, user.id, org_id, defaults)
     return {"userId": user.id, "email": user.email, "name": user.name, "role": role, "platformId": platform_id,
             "activeOrganizationId": org_id, "expiresAt": session.expires_at, "sessionId": session.id,
             "permissions": permissions}

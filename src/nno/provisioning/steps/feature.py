@@ -1,8 +1,11 @@
 """ACTIVATE_FEATURE / DEACTIVATE_FEATURE and ACTIVATE_STACK / DEACTIVATE_STACK.
 
-Lazy model (provisioning-stacks.md §2): a feature gets its Worker (bound to its stack's shared
-resources), a DNS host and its Registry records; a stack gets its shared D1 / R2 / KV once, and a
-Worker per member feature. Data resources are deleted on deactivation only when `deleteData`.
+Lazy model (provisioning-stacks.md §2): a feature gets what its installed package declares (its
+D1 / R2 / KV, unless its stack shares one), its Worker bound to them with its configuration, its
+migrations and on_activate hook run inside that Worker, a DNS host, its permission keys registered
+with the platform's auth Worker, and its Registry records; a stack gets its shared D1 / R2 / KV
+once, and a Worker per member feature. Data resources are deleted on deactivation only when
+`deleteData` (the on_deactivate hook runs first, told so).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from typing import Any
 from nno.kernel.identity import SERVICE_IDENTITY
 from nno.provisioning import naming
 from nno.provisioning.errors import StepError
+from nno.provisioning.features import LATEST, FeatureRefused, activatable, installed_feature
+from nno.provisioning.iam_client import IAMClient
+from nno.provisioning.providers.base import ProviderError
 from nno.provisioning.steps.base import (
     Step,
     StepContext,
@@ -26,6 +32,11 @@ from nno.provisioning.steps.registry_sync import (
     register_resources,
     undo_register_resources,
 )
+from nno.sdk.definition import CONFIG_SECRET
+from nno.sdk.discovery import InstalledFeature
+from nno.sdk.env import FeatureConfig
+from nno.sdk.host import lifecycle_audience
+from nno.sdk.validation import validate_feature
 
 SHARED_KINDS = {"d1": ("db", "DB"), "r2": ("storage", "STORAGE"), "kv": ("kv", "KV")}
 
@@ -53,16 +64,192 @@ async def _shared_bindings(sctx: StepContext) -> dict[str, str]:
             if r.name in wanted}
 
 
-async def deploy_feature_workers(sctx: StepContext) -> StepResult:
-    bindings = await _shared_bindings(sctx)
+def _stack_job(sctx: StepContext) -> bool:
+    return sctx.job_type in ("ACTIVATE_STACK", "DEACTIVATE_STACK")
+
+
+def _installed(sctx: StepContext, feature_id: str) -> InstalledFeature:
+    """The valid installed package of a feature this job deploys (checked again at run time: the
+    package may have changed since the job was accepted)."""
+    try:
+        found = installed_feature(feature_id)
+        if sctx.job_type == "ACTIVATE_FEATURE":
+            found = activatable(feature_id, str(sctx.payload.get("featureVersion") or LATEST))
+        elif not validate_feature(found).ok:
+            raise FeatureRefused(422, "INVALID_FEATURE_PACKAGE", f"feature package {feature_id!r} is not valid")
+    except FeatureRefused as exc:
+        raise StepError(exc.message, code=exc.code, retryable=False) from exc
+    return found
+
+
+def _own_data_names(sctx: StepContext, feature_id: str) -> dict[str, str]:
+    """kind -> name of the data resources a feature has of its own (those its stack does not share)."""
+    return {kind: naming.feature_data_name(sctx.platform_id, _stack(sctx), feature_id, rtype, sctx.environment)
+            for kind, (rtype, _) in SHARED_KINDS.items()}
+
+
+async def create_feature_resources(sctx: StepContext) -> StepResult:
+    """The D1 / R2 / KV the feature declares, unless its stack already shares one of that kind."""
+    shared = await _shared_bindings(sctx)
+    fid = str(sctx.payload["featureId"])
+    definition = _installed(sctx, fid).require()
+    ensure = {"d1": sctx.provider.ensure_d1, "r2": sctx.provider.ensure_r2, "kv": sctx.provider.ensure_kv}
+    names = _own_data_names(sctx, fid)
     out, changed = [], False
-    for feat in _features(sctx):
-        name = naming.feature_worker_name(sctx.platform_id, _stack(sctx), feat["featureId"], sctx.environment)
-        ref = await sctx.provider.ensure_worker(name, kind=feat["featureId"], platform_id=sctx.platform_id,
-                                                bindings=bindings)
+    for kind in definition.resources.declared():
+        if SHARED_KINDS[kind][1] in shared:
+            continue
+        ref = await ensure[kind](names[kind])
         out.append(ref_out(sctx, ref))
         changed = changed or sctx.owned(ref)
-    return StepResult({"resources": out, "bindings": bindings}, changed)
+    return StepResult({"resources": out}, changed)
+
+
+def _feature_resource_targets(sctx: StepContext) -> list[tuple[str, str]]:
+    definition = _installed(sctx, str(sctx.payload["featureId"])).require()
+    names = _own_data_names(sctx, str(sctx.payload["featureId"]))
+    return [(kind, names[kind]) for kind in definition.resources.declared()]
+
+
+def feature_prefixes(feature_id: str, shared: bool) -> tuple[str, str]:
+    """(table prefix, key prefix): empty on resources of its own, the feature's id in a stack's."""
+    return (feature_id.replace("-", "_") + "_", feature_id + "/") if shared else ("", "")
+
+
+async def deploy_feature_workers(sctx: StepContext) -> StepResult:
+    """Each feature's Worker with its bindings (`DB`, `STORAGE`, `KV`: the stack's shared resources,
+    else its own) and its configuration (the `NNO_FEATURE_CONFIG` secret)."""
+    shared = await _shared_bindings(sctx)
+    own = {r["type"]: r["name"] for r in sctx.outputs.get("create_feature_resources", {}).get("resources", [])}
+    out, changed, configs = [], False, {}
+    for feat in _features(sctx):
+        fid = feat["featureId"]
+        definition = _installed(sctx, fid).require()
+        if _stack_job(sctx):
+            bindings = dict(shared)
+        else:
+            bindings = {}
+            for kind in definition.resources.declared():
+                binding = SHARED_KINDS[kind][1]
+                name = shared.get(binding) or own.get(kind)
+                if name is not None:
+                    bindings[binding] = name
+        name = naming.feature_worker_name(sctx.platform_id, _stack(sctx), fid, sctx.environment)
+        ref = await sctx.provider.ensure_worker(name, kind=fid, platform_id=sctx.platform_id, bindings=bindings)
+        table_prefix, key_prefix = feature_prefixes(fid, any(v in shared.values() for v in bindings.values()))
+        config = FeatureConfig(
+            featureId=fid, version=definition.version, platformId=sctx.platform_id, stackId=_stack(sctx),
+            environment=sctx.environment, tablePrefix=table_prefix, keyPrefix=key_prefix,
+            authWorker=naming.auth_worker_name(sctx.platform_id, sctx.environment),
+            config=dict(sctx.payload.get("config") or {}))
+        await sctx.provider.put_secret(name, CONFIG_SECRET, config.encode())
+        configs[fid] = config.model_dump()
+        out.append(ref_out(sctx, ref))
+        changed = changed or sctx.owned(ref)
+    return StepResult({"resources": out, "bindings": shared, "configs": configs}, changed)
+
+
+async def _lifecycle_call(sctx: StepContext, feature_id: str, body: dict[str, Any], *,
+                          missing_ok: bool) -> dict[str, Any]:
+    """POST the feature Worker's `/_nno/lifecycle` (migrations and hooks run inside the Worker)."""
+    worker = naming.feature_worker_name(sctx.platform_id, _stack(sctx), feature_id, sctx.environment)
+    token = await IAMClient(sctx.ctx).service_token(lifecycle_audience(sctx.platform_id))
+    try:
+        resp = await sctx.provider.call_worker(worker, "POST", "/_nno/lifecycle", json=body,
+                                               headers={"authorization": f"Bearer {token}"})
+    except ProviderError as exc:
+        if missing_ok and not exc.retryable:
+            return {"skipped": str(exc)}
+        raise StepError(f"feature Worker {worker}: {exc}", code="FEATURE_WORKER_UNAVAILABLE",
+                        retryable=exc.retryable) from exc
+    data = resp.json() if resp.body else None
+    if resp.ok and isinstance(data, dict):
+        return data
+    err = data.get("error", {}) if isinstance(data, dict) else {}
+    message = err.get("message") if isinstance(err, dict) else None
+    raise StepError(f"feature {feature_id} {body.get('event')} failed ({resp.status}): {message or resp.body[:200]!r}",
+                    code="FEATURE_LIFECYCLE_FAILED", retryable=resp.status >= 500)
+
+
+async def _recorded_versions(sctx: StepContext) -> dict[str, str]:
+    """featureId -> version the Registry records as active here (same stack, environment, entity)."""
+    entity = sctx.payload.get("entityId")
+    return {str(r["featureId"]): str(r.get("version")) for r in await sctx.registry.list_features(sctx.platform_id)
+            if r.get("status") == "active" and r.get("environment") == sctx.environment
+            and (r.get("stackId") or naming.DEFAULT_STACK_ID) == _stack(sctx)
+            and (entity is None or r.get("entityId") in (None, entity))}
+
+
+async def run_feature_migrations(sctx: StepContext) -> StepResult:
+    """Migrations, then the on_activate hook (on_upgrade when the Registry records another version
+    of it here), inside each feature's Worker on its own D1."""
+    recorded = await _recorded_versions(sctx)
+    done = {}
+    for feat in _features(sctx):
+        fid = feat["featureId"]
+        installed = _installed(sctx, fid).require().version
+        previous = sctx.payload.get("previousVersion") or recorded.get(fid)
+        body: dict[str, Any] = {"event": "activate"}
+        if previous and previous not in (installed, "latest"):
+            body = {"event": "upgrade", "previousVersion": previous}
+        done[fid] = await _lifecycle_call(sctx, fid, body, missing_ok=False)
+    return StepResult({"lifecycle": done})
+
+
+async def run_deactivate_hooks(sctx: StepContext) -> StepResult:
+    done = {}
+    for feat in _features(sctx):
+        done[feat["featureId"]] = await _lifecycle_call(
+            sctx, feat["featureId"], {"event": "deactivate", "deleteData": bool(sctx.payload.get("deleteData"))},
+            missing_ok=True)
+    return StepResult({"lifecycle": done}, changed=any("skipped" not in v for v in done.values()))
+
+
+async def _auth_call(sctx: StepContext, method: str, path: str, body: Any = None) -> dict[str, Any] | None:
+    """A call to the platform's auth Worker with a service token; None when it is not deployed."""
+    worker = naming.auth_worker_name(sctx.platform_id, sctx.environment)
+    token = await IAMClient(sctx.ctx).platform_token(sctx.platform_id)
+    try:
+        resp = await sctx.provider.call_worker(worker, method, path, json=body,
+                                               headers={"authorization": f"Bearer {token}"})
+    except ProviderError as exc:
+        if exc.status == 404 and not exc.retryable:
+            return None
+        raise StepError(f"auth Worker {worker}: {exc}", code="AUTH_WORKER_UNAVAILABLE",
+                        retryable=exc.retryable) from exc
+    data = resp.json() if resp.body else None
+    if resp.ok and isinstance(data, dict):
+        return data
+    raise StepError(f"auth Worker {worker} {method} {path} answered {resp.status}: {resp.body[:200]!r}",
+                    code="PERMISSION_REGISTRATION_FAILED", retryable=resp.status >= 500 or resp.status == 429)
+
+
+async def register_feature_permissions(sctx: StepContext) -> StepResult:
+    """The platform's auth Worker learns each feature's permission keys (its member defaults)."""
+    registered, note = [], None
+    for feat in _features(sctx):
+        definition = _installed(sctx, feat["featureId"]).require()
+        body = {"permissions": [{"key": p.key, "label": p.label, "required": p.required}
+                                for p in definition.permissions]}
+        answer = await _auth_call(sctx, "PUT", f"/api/nno/feature-permissions/{definition.id}", body)
+        if answer is None:
+            note = "the platform's auth Worker is not deployed: no permissions registered"
+            break
+        registered.append(definition.id)
+    return StepResult({"featureIds": registered, **({"note": note} if note else {})}, bool(registered))
+
+
+async def undo_register_feature_permissions(sctx: StepContext, output: dict[str, Any]) -> None:
+    for fid in reversed(output.get("featureIds", [])):
+        await _auth_call(sctx, "DELETE", f"/api/nno/feature-permissions/{fid}")
+
+
+async def unregister_feature_permissions(sctx: StepContext) -> StepResult:
+    removed = []
+    for feat in _features(sctx):
+        if await _auth_call(sctx, "DELETE", f"/api/nno/feature-permissions/{feat['featureId']}") is not None:
+            removed.append(feat["featureId"])
+    return StepResult({"featureIds": removed}, bool(removed))
 
 
 def _feature_hosts(sctx: StepContext) -> list[tuple[str, str, str]]:
@@ -79,7 +266,7 @@ async def register_feature_dns(sctx: StepContext) -> StepResult:
 
 
 async def register_feature_resources(sctx: StepContext) -> StepResult:
-    steps = ["create_shared_resources", "deploy_feature_workers"]
+    steps = ["create_shared_resources", "create_feature_resources", "deploy_feature_workers"]
     feature_id = sctx.payload.get("featureId")
     result = await register_resources(sctx, resource_steps=steps, dns_steps=["register_dns"], secret_steps=[],
                                       stack_id=_stack(sctx), feature_id=feature_id)
@@ -143,8 +330,11 @@ def _dns_targets(sctx: StepContext) -> list[tuple[str, str]]:
 
 
 ACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
+    Step("create_feature_resources", create_feature_resources, undo_created, _feature_resource_targets),
     Step("deploy_feature_workers", deploy_feature_workers, undo_created, _worker_targets),
+    Step("run_feature_migrations", run_feature_migrations),
     Step("register_dns", register_feature_dns, undo_created, _dns_targets),
+    Step("register_permissions", register_feature_permissions, undo_register_feature_permissions),
     Step("register_resources", register_feature_resources, undo_register_resources),
     Step("record_activation", record_activations, undo_record_activations),
     Step("trigger_shell_rebuild", _rebuild("activate")),
@@ -185,6 +375,8 @@ async def remove_feature_resources(sctx: StepContext) -> StepResult:
 
 
 DEACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
+    Step("run_deactivate_hooks", run_deactivate_hooks),
+    Step("unregister_permissions", unregister_feature_permissions),
     Step("remove_resources", remove_feature_resources),
     Step("record_deactivation", record_deactivations),
     Step("trigger_shell_rebuild", _rebuild("deactivate")),

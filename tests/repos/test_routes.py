@@ -113,7 +113,7 @@ async def test_bad_feature_input_is_refused(core: Core, client: httpx.AsyncClien
     pid = await active_platform(client, service_headers)
     await make_repo(client, service_headers, pid)
     for body in ({"featureId": "Bad_Id", "version": "1.0.0"}, {"featureId": "x", "version": ""},
-                 {"featureId": "x", "version": "1.0.0", "config": {"a": None}}, {"featureId": "x"}):
+                 {"featureId": "x", "version": "1.0.0", "config": [1]}, {"featureId": "x"}):
         resp = await client.post(f"{CLI}/platforms/{pid}/features/activate", headers=service_headers, json=body)
         assert resp.status_code == 400, (body, resp.text)
     builds = (await client.get(f"{CLI}/platforms/{pid}/builds", headers=service_headers)).json()["data"]

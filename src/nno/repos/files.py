@@ -66,9 +66,18 @@ def feature_url(feature_id: str, platform_id: str, base: str, env: str) -> str:
     return "http://" + _hostname(feature_id, "svc", platform_id, base, env)
 
 
+def _drop_nulls(value: Any) -> Any:
+    """TOML has no null: an unset value is an absent key (lists drop their nulls too)."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value if v is not None]
+    return value
+
+
 def render_features(platform_id: str, features: list[Feature]) -> bytes:
     body = {"platformId": platform_id,
-            "features": [{"id": f.id, "version": f.version, "config": f.config} for f in
+            "features": [{"id": f.id, "version": f.version, "config": _drop_nulls(f.config)} for f in
                          sorted(features, key=lambda f: f.id)]}
     return (GENERATED_HEADER + "\n" + tomli_w.dumps(body)).encode()
 

@@ -36,47 +36,47 @@ def _ctx(request: Request) -> ServiceContext:
 
 @router.post("", response_model=RepoCreated, status_code=201, summary="Create the platform repository (idempotent)")
 async def create_repo(body: CreateRepo, request: Request, identity: Caller) -> JSONResponse:
-    require_write(identity)
+    await require_write(identity, _ctx(request).bindings)
     answer, created = await service.create_repo(_ctx(request), body)
     return JSONResponse(answer, status_code=201 if created else 200)
 
 
 @router.get("/{platform_id}/repo", response_model=RepoInfo, summary="The platform repository")
 async def get_repo(platform_id: str, request: Request, identity: Caller) -> dict[str, Any]:
-    require_read(identity, platform_id)
+    await require_read(identity, platform_id, _ctx(request).bindings)
     return service.repo_info(await service.get_repo_row(_ctx(request), platform_id))
 
 
 @router.post("/{platform_id}/features/activate", response_model=FeatureChange,
              summary="Commit a feature's activation (one commit, one build)")
 async def activate(platform_id: str, body: ActivateFeature, request: Request, identity: Caller) -> dict[str, Any]:
-    require_write(identity, platform_id)
+    await require_write(identity, _ctx(request).bindings, platform_id)
     return await service.activate(_ctx(request), platform_id, body)
 
 
 @router.post("/{platform_id}/features/deactivate", response_model=FeatureChange,
              summary="Commit a feature's deactivation (one commit, one build)")
 async def deactivate(platform_id: str, body: DeactivateFeature, request: Request, identity: Caller) -> dict[str, Any]:
-    require_write(identity, platform_id)
+    await require_write(identity, _ctx(request).bindings, platform_id)
     return await service.deactivate(_ctx(request), platform_id, body)
 
 
 @router.get("/{platform_id}/build-status", summary="The latest build and the one the site serves")
 async def build_status(platform_id: str, request: Request, identity: Caller) -> dict[str, Any]:
-    require_read(identity, platform_id)
+    await require_read(identity, platform_id, _ctx(request).bindings)
     return await service.build_status(_ctx(request), platform_id)
 
 
 @router.get("/{platform_id}/builds", response_model=dict[str, list[BuildOut]], summary="Build history")
 async def list_builds(platform_id: str, request: Request, identity: Caller,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-    require_read(identity, platform_id)
+    await require_read(identity, platform_id, _ctx(request).bindings)
     return {"data": await service.list_builds(_ctx(request), platform_id, limit)}
 
 
 @router.get("/{platform_id}/builds/{build_id}", response_model=BuildLog, summary="One build with its log")
 async def get_build(platform_id: str, build_id: str, request: Request, identity: Caller) -> dict[str, Any]:
-    require_read(identity, platform_id)
+    await require_read(identity, platform_id, _ctx(request).bindings)
     return await service.get_build(_ctx(request), platform_id, build_id)
 
 
@@ -84,5 +84,5 @@ async def get_build(platform_id: str, build_id: str, request: Request, identity:
              summary="Build the repository's head again (after a push)")
 async def trigger_build(platform_id: str, request: Request, identity: Caller,
                         body: TriggerBuild | None = None) -> dict[str, Any]:
-    require_write(identity, platform_id)
+    await require_write(identity, _ctx(request).bindings, platform_id)
     return await service.trigger_build(_ctx(request), platform_id, body.environment if body else None)

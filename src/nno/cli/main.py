@@ -14,12 +14,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-<<<<<<< HEAD
 from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant, tools
-=======
-from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant
 from nno.cli.commands import feature as feature_commands
->>>>>>> features
 from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import CLIState
 
@@ -148,14 +144,11 @@ app.add_typer(apikey.app, name="apikey")
 app.add_typer(job.app, name="job")
 audit.register(app)
 app.add_typer(admin.app, name="admin")
-<<<<<<< HEAD
 tools.register(app)
+app.add_typer(feature_commands.app, name="feature")
 
 
 COMPLETE_VAR = "_NNO_COMPLETE"
-=======
-app.add_typer(feature_commands.app, name="feature")
->>>>>>> features
 
 
 def run() -> None:

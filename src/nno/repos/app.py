@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from nno.kernel.service import ServiceContext, create_service_app
-from nno.repos.provider import make_provider
 from nno.repos.runner import BuildRunner
 from nno.repos.views import router
 
@@ -30,7 +29,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         ctx.shutdown_hooks.append(runner.stop)
 
     async def _close() -> None:
-        await make_provider(ctx.settings, ctx.extras).close()
+        provider = ctx.extras.get("repos.provider")
+        if provider is not None:
+            await provider.close()
 
     ctx.shutdown_hooks.insert(0, _close)
     return app

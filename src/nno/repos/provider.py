@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from nno.edge.cloud import CloudError, LocalCloud
 from nno.kernel.config import Settings
 from nno.kernel.naming import platform_repo_name
+from nno.kernel.service import ServiceContext
 from nno.repos.files import RepoConfigError, parse_repo
 from nno.repos.gitstore import BRANCH, GitStore, StaleHead
 from nno.repos.site import build_site, pages_project_name
@@ -112,10 +113,20 @@ class LocalRepoProvider:
             await self._cloud.close()
 
 
-def make_provider(settings: Settings, extras: dict[str, Any]) -> RepoProvider:
+def make_provider(ctx: ServiceContext) -> RepoProvider:
+    """The configured provider, one per service context (NNO_REPO_PROVIDER: local | github)."""
     key = "repos.provider"
-    provider = extras.get(key)
-    if provider is None:
-        provider = LocalRepoProvider(settings)
-        extras[key] = provider
-    return provider  # type: ignore[no-any-return,unused-ignore]
+    found = ctx.extras.get(key)
+    if found is None:
+        from nno.repos.config import RepoSettings
+
+        repo_settings = RepoSettings()
+        if repo_settings.provider == "github":
+            from nno.repos.github import GitHubRepoProvider
+
+            found = GitHubRepoProvider(repo_settings, ctx.kv)
+        else:
+            found = LocalRepoProvider(ctx.settings)
+        ctx.extras[key] = found
+    provider: RepoProvider = found
+    return provider

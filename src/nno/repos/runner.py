@@ -28,6 +28,7 @@ log = structlog.get_logger("nno.repos.runner")
 LEASE_MS = 60_000
 WAIT_MS = 500  # re-check a platform that is still being provisioned
 MAX_WAIT_ATTEMPTS = 1200
+EXTERNAL_POLL_MS = 10_000
 WAITING = frozenset({"pending", "provisioning"})
 GONE = frozenset({"pending_cancellation", "cancelled", "deleted"})
 
@@ -116,6 +117,12 @@ class BuildRunner:
             return True
         await report_build_state(self.ctx, build, repo)
         outcome = await provider(self.ctx).build(build.platform_id, build.environment, build.commit_sha)
+        if not outcome.done:  # building elsewhere (GitHub Actions): look again after a while
+            async with self.ctx.db.session() as s:
+                await s.execute(update(Build).where(Build.id == build.id, Build.lease_owner == self.runner_id)
+                                .values(log="\n".join(outcome.log) + "\n", lease_owner=None,
+                                        lease_expires_at=now_ms() + EXTERNAL_POLL_MS))
+            return False
         await self._finish(build, repo, outcome.ok, outcome.log, outcome.error)
         return True
 

@@ -31,7 +31,7 @@ COMMIT_ATTEMPTS = 5
 
 
 def provider(ctx: ServiceContext) -> RepoProvider:
-    return make_provider(ctx.settings, ctx.extras)
+    return make_provider(ctx)
 
 
 def repo_info(row: PlatformRepo) -> dict[str, Any]:

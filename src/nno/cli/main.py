@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from nno.cli.commands import admin, apikey, audit, auth, job, platform, tenant, tools
+from nno.cli.commands import admin, apikey, audit, auth, job, platform, project, repo, tenant, tools
 from nno.cli.commands import feature as feature_commands
 from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import CLIState
@@ -146,6 +146,8 @@ audit.register(app)
 app.add_typer(admin.app, name="admin")
 tools.register(app)
 app.add_typer(feature_commands.app, name="feature")
+repo.register()
+project.register(app)
 
 
 COMPLETE_VAR = "_NNO_COMPLETE"

@@ -75,7 +75,7 @@ def run_checks(directory: Path, env: str) -> list[tuple[str, str, bool, str]]:
 @app.command("check")
 def check(env: str = typer.Option("local", "--env", "-e", help="local, dev, stg or prod."),
           directory: Path = _dir_option(), as_json: bool = json_option()) -> None:
-    """Validate the project's configuration for an environment (rules P01, P02, ...)."""
+    """Validate the project's configuration for an environment (rules P01-P06)."""
     from nno.cli.errors import CLIError, ExitCode
     from nno.cli.output import console, print_json
 

@@ -101,6 +101,9 @@ def make_settings(tmp_path: Path, backend_overrides: dict[str, Any]) -> Callable
             "data_dir": tmp_path / "data",
             "log_json": True,
             "worker_poll_interval_s": 0.05,
+            # Tests read magic and reset links from the mail outbox: the development outbox, asked for
+            # explicitly since AUTH_API_KEY is set (`tests/iam/test_mail_secrets.py` tests without it).
+            "dev_outbox": True,
         }
         values.update(backend_overrides)
         values.update(overrides)

@@ -7,6 +7,7 @@ A service package `nno.<pkg>` joins the core by providing `nno/<pkg>/app.py` wit
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from pathlib import Path
 from types import ModuleType
@@ -15,7 +16,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nno.kernel.bindings import ASGIBinding, Bindings, HTTPBinding
+from nno.kernel.bindings import ASGIBinding, Bindings, HTTPBinding, UpstreamError
 from nno.kernel.config import SERVICE_NAMES, Settings
 from nno.kernel.db import Database
 from nno.kernel.errors import envelope_bytes
@@ -61,6 +62,9 @@ class Core:
     ) -> None:
         self.settings = settings
         self.wanted = list(services) if services is not None else list(SERVICE_NAMES)
+        # Services named explicitly (`nno serve --service X`) are served here even when the shared
+        # environment also gives their own NNO_X_URL (one env file for every process).
+        self.explicit = services is not None
         self.with_gateway = with_gateway
         self.with_edge = with_edge
         self.standalone = standalone
@@ -71,6 +75,38 @@ class Core:
         self.gateway: ASGIApp | None = None
         self.edge: ASGIApp | None = None
         self.started = False
+        self.remote_check: asyncio.Task[dict[str, str]] | None = None
+
+    async def check_remote_services(self, timeout_s: float = 5.0) -> dict[str, str]:
+        """Ask each service reached over HTTP for its API description, and say which do not answer
+        as a service: unreachable (not started yet, a wrong URL), refusing, or a gateway's address
+        (its paths carry the public `/api/v1` prefix) instead of the service's own."""
+        results: dict[str, str] = {}
+        for name in SERVICE_NAMES:
+            binding = self.bindings.get(name)
+            if not isinstance(binding, HTTPBinding):
+                continue
+            url = binding.base_url
+            try:
+                resp = await asyncio.wait_for(binding.request("GET", "/openapi.json"), timeout_s)
+            except (UpstreamError, TimeoutError) as exc:
+                results[name] = "unreachable"
+                log.warning("remote_service_unreachable", service=name, url=url, error=str(exc) or "timeout")
+                continue
+            body = resp.json() if resp.status == 200 else None
+            paths = body.get("paths", {}) if isinstance(body, dict) else {}
+            if resp.status != 200:
+                results[name] = f"answered {resp.status}"
+                log.warning("remote_service_refused", service=name, url=url, status=resp.status)
+            elif any(str(p).startswith("/api/v1/") for p in paths):
+                results[name] = "a gateway"
+                log.warning("remote_service_is_a_gateway", service=name, url=url,
+                            hint=f"NNO_{name.upper()}_URL must be the address of `nno serve --service {name}`")
+            else:
+                results[name] = "ok"
+        if results:
+            log.info("remote_services_checked", **results)
+        return results
 
     async def _build_component(self, name: str, module: ModuleType) -> tuple[ServiceContext, ASGIApp]:
         # A component may place its own database (the edge keeps the local cloud's state there).
@@ -90,13 +126,19 @@ class Core:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if s.redis_url:
-            self.kv = RedisKV(redis_client(s.redis_url), s.redis_prefix)
+            # Back-off while Redis is down stays well inside the status TTL, so a recovered Redis is
+            # noticed (and re-published to) long before stale entries would have expired anyway.
+            self.kv = RedisKV(redis_client(s.redis_url), s.redis_prefix,
+                              backoff_max_s=min(5.0, max(s.status_cache_ttl_s / 4, 0.25)))
         for name in SERVICE_NAMES:
             url = s.service_url(name)
-            if name not in self.wanted or url:
+            if name not in self.wanted or (url and not self.explicit):
                 if url:
                     self.bindings.add(HTTPBinding(name, url, s.signing_secret, s.upstream_timeout_s))
                 continue
+            if url:
+                log.info("own_service_url_ignored", service=name, url=url,
+                         reason="this process serves the service itself (--service)")
             module = _import_optional(SERVICE_MODULES[name])
             if module is None:
                 continue
@@ -118,13 +160,19 @@ class Core:
             for hook in ctx.startup_hooks:
                 await hook()
         self.started = True
-        log.info("core_started", services=sorted(self.apps), remote=[
-            n for n in SERVICE_NAMES if s.service_url(n)], gateway=self.with_gateway, edge=self.edge is not None)
+        remote = {n: s.service_url(n) for n in SERVICE_NAMES if s.service_url(n) and n not in self.apps}
+        log.info("core_started", services=sorted(self.apps), remote=remote, gateway=self.with_gateway,
+                 edge=self.edge is not None)
+        if remote:  # in the background: a service may come up after this process
+            self.remote_check = asyncio.get_running_loop().create_task(self.check_remote_services())
 
     async def stop(self) -> None:
         if not self.started:
             return
         self.started = False
+        if self.remote_check is not None:
+            self.remote_check.cancel()
+            await asyncio.gather(self.remote_check, return_exceptions=True)
         for ctx in reversed(list(self.contexts.values())):
             for hook in reversed(ctx.shutdown_hooks):
                 try:

@@ -118,7 +118,7 @@ class SharedServer:
     def settings_for(self, url: str) -> Settings:
         # The same values as the `make_settings` fixture of tests/conftest.py.
         values: dict[str, Any] = {"auth_api_key": SERVICE_KEY, "data_dir": self.base / "data", "log_json": True,
-                                  "worker_poll_interval_s": 0.05, "public_url": url}
+                                  "worker_poll_interval_s": 0.05, "public_url": url, "dev_outbox": True}
         return Settings(**(values | self.backend | self.overrides))
 
     def get(self) -> LiveServer:

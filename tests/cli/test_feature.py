@@ -20,7 +20,8 @@ def test_activate_list_deactivate_on_a_platform(live_server, nno):
     assert by_id["tasks"]["valid"] is True and by_id["tasks"]["distribution"] == "nno-feature-tasks"
     assert by_id["broken"]["valid"] is False
 
-    human = nno("feature", "activate", "tasks")  # the platform of the login
+    assert nno("platform", "use", "feat-co").exit_code == 0
+    human = nno("feature", "activate", "tasks")  # the chosen platform
     assert human.exit_code == 0, human.output
     assert "run_feature_migrations" in human.stdout and f"Feature tasks is active on {pid}" in human.stdout
     active = parse_json(nno("feature", "list", "--platform", pid, "--json"))

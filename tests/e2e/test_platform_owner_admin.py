@@ -156,9 +156,12 @@ async def test_the_owner_administers_the_platform_auth_worker_and_nobody_else_do
         admins = await auth.get("/api/nno/platform-admins", headers=boss)
         assert admins.status_code == 200, admins.text
         assert [a["email"] for a in admins.json()["data"]] == [owner_email]
-        # ...and may administer the platform's users.
-        promoted = await auth.put(f"/api/nno/users/{end.json()['user']['id']}/role", headers=boss,
+        # ...and may administer the platform's users: those whose address is proven.
+        unproven = await auth.put(f"/api/nno/users/{end.json()['user']['id']}/role", headers=boss,
                                   json={"role": "platform-admin"})
+        assert unproven.status_code == 403 and unproven.json()["error"]["code"] == "EMAIL_NOT_VERIFIED"
+        linked_id = (await auth.get("/api/auth/get-session", headers=linked)).json()["user"]["id"]
+        promoted = await auth.put(f"/api/nno/users/{linked_id}/role", headers=boss, json={"role": "platform-admin"})
         assert promoted.status_code == 200, promoted.text
 
     # The owner's NNO session means nothing on the platform's auth Worker, and vice versa.

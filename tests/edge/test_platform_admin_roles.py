@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 
@@ -30,6 +31,22 @@ async def _sign_up(c: httpx.AsyncClient, email: str) -> tuple[str, dict[str, str
     return resp.json()["user"]["id"], {"Authorization": f"Bearer {resp.json()['token']}"}
 
 
+async def _magic_sign_in(c: httpx.AsyncClient, provider: LocalProvider, pid: str, email: str
+                         ) -> tuple[str, dict[str, str]]:
+    """Signed in by the magic link the Worker just mailed (its D1's development outbox): a proven address,
+    the only kind that may be made platform-admin."""
+    assert (await c.post("/api/auth/sign-in/magic-link", json={"email": email})).status_code == 200
+    with sqlite3.connect(provider.cloud.d1_path(f"{pid}-default-auth-db")) as conn:
+        body = conn.execute("SELECT body FROM mail_outbox WHERE to_address = ? AND kind = 'magic_link' "
+                            "ORDER BY created_at DESC LIMIT 1", (email,)).fetchone()[0]
+    match = re.search(r"/api/auth/magic-link/verify\?token=\S+", body)
+    assert match, body
+    resp = await c.get(match.group(0))
+    assert resp.status_code == 200, resp.text
+    c.cookies.clear()
+    return resp.json()["user"]["id"], {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
 async def _nno_token(client: httpx.AsyncClient, service_headers: dict[str, str], pid: str) -> dict[str, str]:
     minted = await client.post("/api/v1/iam/api/nno/service-token", headers=service_headers,
                                json={"audience": f"auth:{pid}", "subject": "provisioning", "ttlSeconds": 60})
@@ -43,8 +60,8 @@ async def test_nno_makes_a_platform_admin_on_that_platform_only(
     await deploy_auth(provider, P1)
     await deploy_auth(provider, P2)
     auth1, auth2 = at(f"auth.svc.default.{P1}.nno.localhost"), at(f"auth.svc.default.{P2}.nno.localhost")
-    owner_id, owner = await _sign_up(auth1, "owner@example.com")
-    user_id, user = await _sign_up(auth1, "user@example.com")
+    owner_id, owner = await _magic_sign_in(auth1, provider, P1, "owner@example.com")
+    user_id, user = await _magic_sign_in(auth1, provider, P1, "user@example.com")
     other_id, _ = await _sign_up(auth2, "owner@example.com")
 
     # Without NNO's token, nobody (not even by forging gateway headers) can make themselves admin.

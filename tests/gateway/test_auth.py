@@ -246,8 +246,9 @@ async def test_public_route_needs_no_credential(
         assert (await gw.client.request(other, path)).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/api/v1/iam/api/auth/sign-up/email/", "/api/v1/iam/api/auth/sign-up",
-                                  "/api/v1/iam/api/auth/sign-up/emailx", "/api/v1/iam/api/nno/session",
+@pytest.mark.parametrize("path", ["/api/v1/iam/api/auth/sign-up", "/api/v1/iam/api/auth/sign-up/email/x",
+                                  "/api/v1/iam/api/auth/sign-up/emailx", "/api/v1/iam/api/auth//sign-up/email",
+                                  "/api/v1/iam/api/nno/session",
                                   "/api/v1/billing/webhooks/stripe/extra", "/api/v1/iam/api/auth/SIGN-UP/email"])
 async def test_near_misses_of_public_routes_need_auth(gw: Harness, path: str) -> None:
     assert (await gw.client.post(path)).status_code == 401

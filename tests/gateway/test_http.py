@@ -150,6 +150,29 @@ async def test_hop_by_hop_headers_are_dropped_both_ways(http_gw: tuple[Harness, 
         assert b"keep-alive" not in out and b"proxy-authenticate" not in out
 
 
+async def test_connection_cannot_drop_the_gateways_identity_headers(http_gw: tuple[Harness, str]) -> None:
+    """`Connection: x-nno-user-id, ...` from the client: both bindings (in-process for provisioning,
+    HTTP for cli) still hand the service the identity, request id and trace the gateway set."""
+    gw, _url = http_gw
+    import json
+
+    named = b"x-nno-user-id, X-Nno-Role, x-nno-platform-id, x-nno-auth-type, x-nno-request-id, " \
+            b"x-nno-trace-id, traceparent, x-nno-internal-token, x-nno-client-ip, x-private"
+    headers = [(b"host", b"x"), (b"authorization", f"Bearer {SESSION_TOKEN}".encode()),
+               (b"connection", named), (b"x-private", b"1")]
+    for path in ("/api/v1/provisioning/x", "/api/v1/cli/x"):
+        status, out, body = await asgi_request(gw.gateway, "GET", path, headers=headers)
+        assert status == 200, body
+        seen = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert seen["x-nno-user-id"] == "user1" and seen["x-nno-role"] == "platform-admin", (path, seen)
+        assert seen["x-nno-platform-id"] == "plat1" and seen["x-nno-auth-type"] == "session"
+        assert seen["x-nno-request-id"] == out[b"x-request-id"].decode()
+        assert seen["x-nno-trace-id"] and seen["traceparent"]
+        assert "x-private" not in seen and "connection" not in seen
+        if path.startswith("/api/v1/cli"):
+            assert seen["x-nno-internal-token"] and seen["x-nno-client-ip"]
+
+
 async def _dies_mid_stream(scope, receive, send):  # type: ignore[no-untyped-def]
     """An upstream that starts a response, sends a first chunk and then crashes."""
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})

@@ -18,10 +18,12 @@ from nno.cli.serve import is_loopback
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[dict[str, Any]]]:
-    import uvicorn
+    from nno.cli import serve
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda asgi, **kw: calls.append(kw))
+    # The real port is never taken here: `nno serve` binds first, then hands the socket to uvicorn.
+    monkeypatch.setattr(serve, "bind_or_explain", lambda host, port: None)
+    monkeypatch.setattr(serve, "start_uvicorn", lambda asgi, sock, ready, **kw: calls.append(kw))
     monkeypatch.setenv("NNO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("NNO_DATABASE_URL", raising=False)
     old = structlog.get_config()
@@ -48,7 +50,8 @@ def test_insecure_flag_allows_it_with_the_warning(runs: list, monkeypatch: pytes
     result = _serve("--host", "0.0.0.0", "--port", "9", "--insecure")
     assert result.exit_code == 0, result.output
     assert "auth_bypass_enabled" in result.output
-    assert runs == [{"host": "0.0.0.0", "port": 9, "log_level": "warning", "access_log": False, "lifespan": "on"}]
+    assert runs == [{"host": "0.0.0.0", "port": 9, "log_level": "warning", "access_log": False, "lifespan": "on",
+                     "proxy_headers": False}]
 
 
 def test_loopback_without_key_runs_with_a_loud_warning(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,3 +96,38 @@ def test_local_url_for_any_interface_and_ipv6() -> None:
     assert local_url("0.0.0.0", 9) == "http://127.0.0.1:9"
     assert local_url("::1", 9) == "http://[::1]:9"
     assert local_url("localhost", 8787) == "http://localhost:8787"
+
+
+def test_forwarded_headers_are_not_believed_by_default(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's own default believes X-Forwarded-For from loopback, so any local client would pick
+    the address the rate limit, sign-in throttle and audit see: `nno serve` turns that off."""
+    import uvicorn
+
+    monkeypatch.setenv("AUTH_API_KEY", "a-real-key-0123456789")
+    monkeypatch.delenv("NNO_TRUSTED_PROXIES", raising=False)
+    for args in ([], ["--service", "iam"]):
+        runs.clear()
+        result = _serve("--port", "9", *args)
+        assert result.exit_code == 0, result.output
+        assert runs[0]["proxy_headers"] is False and "forwarded_allow_ips" not in runs[0]
+        config = uvicorn.Config(lambda *a: None, **runs[0])
+        assert config.proxy_headers is False
+
+
+def test_trusted_proxies_are_an_explicit_setting(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_API_KEY", "a-real-key-0123456789")
+    monkeypatch.setenv("NNO_TRUSTED_PROXIES", " 10.0.0.5, 10.1.0.0/16,::1 ")
+    for args in ([], ["--service", "registry"]):
+        runs.clear()
+        result = _serve("--port", "9", *args)
+        assert result.exit_code == 0, result.output
+        assert runs[0]["proxy_headers"] is True
+        assert runs[0]["forwarded_allow_ips"] == "10.0.0.5,10.1.0.0/16,::1"
+
+
+@pytest.mark.parametrize("value", ["bogus", "10.0.0.1,example.com", "10.0.0.0/33"])
+def test_a_bad_trusted_proxy_refuses_to_start(runs: list, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("NNO_TRUSTED_PROXIES", value)
+    result = _serve("--port", "9")
+    assert result.exit_code == 2 and "NNO_TRUSTED_PROXIES" in result.output and "bug" not in result.output
+    assert runs == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -64,6 +65,26 @@ async def sign_up(client: httpx.AsyncClient, email: str, password: str = PASSWOR
     body = resp.json()
     client.cookies.clear()  # tests pass tokens explicitly
     return Account(body["user"]["id"], body["user"]["email"], body["token"])
+
+
+async def magic_sign_in(client: httpx.AsyncClient, db: Database, email: str, prefix: str = IAM) -> Account:
+    """An account whose address is proven: signed in (or up) by the magic link just mailed to it, read
+    from the development outbox. `prefix`: where the app's routes are (IAM behind the gateway, or "")."""
+    from sqlalchemy import text
+
+    query = text("SELECT body FROM mail_outbox WHERE to_address = :t AND kind = 'magic_link' "
+                 "ORDER BY created_at DESC, id LIMIT 1")
+    resp = await client.post(f"{prefix}/api/auth/sign-in/magic-link", json={"email": email})
+    assert resp.status_code == 200, resp.text
+    async with db.session() as s:
+        body = (await s.execute(query, {"t": email.lower()})).scalar_one()
+    match = re.search(r"/api/auth/magic-link/verify\?token=\S+", body)
+    assert match, body
+    opened = await client.get(prefix + match.group(0))
+    assert opened.status_code == 200, opened.text
+    client.cookies.clear()
+    data = opened.json()
+    return Account(data["user"]["id"], data["user"]["email"], data["token"])
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:

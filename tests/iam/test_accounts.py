@@ -215,7 +215,7 @@ async def test_magic_link_redirect_and_expiry(client: httpx.AsyncClient, core: C
         await client.post(f"{IAM}/api/auth/sign-in/magic-link", json={"email": "ml@example.com", "callbackURL": cb})
     first, second = (_link(b) for b in await outbox(core, "ml@example.com"))
     resp = await client.get(first.replace(core.settings.public_url, ""), follow_redirects=False)
-    assert resp.status_code == 302 and resp.headers["location"] == "/console"
+    assert resp.status_code == 302 and resp.headers["location"] == f"{core.settings.public_url}/console"
     assert "nno_session=" in resp.headers["set-cookie"]
     client.cookies.clear()
     # An off-site callback is never followed: the answer is the session as JSON.

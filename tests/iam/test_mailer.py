@@ -90,7 +90,14 @@ async def test_unreachable_smtp_is_recorded_as_failed(mail_db: Database) -> None
     assert status == "failed" and error
 
 
-async def test_without_smtp_the_mail_is_logged(mail_db: Database) -> None:
-    await _send(Mailer(mail_db, None, "NNO <no-reply@nno.localhost>"), mail_db)
+async def test_without_smtp_the_dev_outbox_logs_the_mail(mail_db: Database) -> None:
+    await _send(Mailer(mail_db, None, "NNO <no-reply@nno.localhost>", dev_outbox=True), mail_db)
     async with mail_db.session() as s:
         assert (await s.execute(text("SELECT status FROM mail_outbox"))).scalar_one() == "logged"
+
+
+async def test_without_smtp_nor_dev_outbox_the_mail_is_undelivered(mail_db: Database) -> None:
+    await _send(Mailer(mail_db, None, "NNO <no-reply@nno.localhost>"), mail_db)
+    async with mail_db.session() as s:
+        status, error = (await s.execute(text("SELECT status, error FROM mail_outbox"))).one()
+    assert status == "undelivered" and "NNO_SMTP_URL" in error

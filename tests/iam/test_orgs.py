@@ -8,7 +8,18 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from nno.core import Core
-from tests.iam.conftest import IAM, add_member, assert_error, bootstrap_operator, create_org, outbox, rows, sign_up
+from tests.iam.conftest import (
+    IAM,
+    add_member,
+    assert_error,
+    bootstrap_operator,
+    create_org,
+    iam_db,
+    magic_sign_in,
+    outbox,
+    rows,
+    sign_up,
+)
 
 ORG = f"{IAM}/api/auth/organization"
 
@@ -71,15 +82,16 @@ async def test_nno_organizations_endpoint(client: httpx.AsyncClient, service_hea
 async def test_invitation_lifecycle(client: httpx.AsyncClient, core: Core) -> None:
     owner = await sign_up(client, "owner@example.com")
     org = await create_org(client, owner, "team")
-    invitee = await sign_up(client, "invitee@example.com")
-    stranger = await sign_up(client, "stranger@example.com")
+    # Invitations are for accounts that proved their address (`test_invitation_trust`).
+    invitee = await magic_sign_in(client, iam_db(core), "invitee@example.com")
+    stranger = await magic_sign_in(client, iam_db(core), "stranger@example.com")
     inv = await client.post(f"{ORG}/invite-member", headers=owner.headers,
                             json={"email": "Invitee@example.com", "role": "admin", "organizationId": org["id"]})
     assert inv.status_code == 201, inv.text
     invitation = inv.json()
     assert invitation["status"] == "pending" and invitation["email"] == "invitee@example.com"
-    mails = await outbox(core, "invitee@example.com")
-    assert len(mails) == 1 and invitation["id"] in mails[0]
+    mails = await outbox(core, "invitee@example.com")  # the sign-in link, then the invitation
+    assert len(mails) == 2 and invitation["id"] in mails[1]
     assert_error(await client.post(f"{ORG}/invite-member", headers=owner.headers,
                                    json={"email": "invitee@example.com", "role": "admin",
                                          "organizationId": org["id"]}), 409, "ALREADY_INVITED")
@@ -109,7 +121,7 @@ async def test_invitation_lifecycle(client: httpx.AsyncClient, core: Core) -> No
     cancelled = await client.post(f"{ORG}/cancel-invitation", headers=owner.headers,
                                   json={"invitationId": inv3["id"]})
     assert cancelled.json()["invitation"]["status"] == "canceled"
-    late = await sign_up(client, "later@example.com")
+    late = await magic_sign_in(client, iam_db(core), "later@example.com")
     assert_error(await client.post(f"{ORG}/accept-invitation", headers=late.headers,
                                    json={"invitationId": inv3["id"]}), 409, "INVITATION_NOT_PENDING")
     statuses = {i["id"]: i["status"] for i in (await client.get(
@@ -120,7 +132,7 @@ async def test_invitation_lifecycle(client: httpx.AsyncClient, core: Core) -> No
 async def test_expired_invitation(client: httpx.AsyncClient, core: Core) -> None:
     owner = await sign_up(client, "o@example.com")
     org = await create_org(client, owner, "exp-team")
-    late = await sign_up(client, "late@example.com")
+    late = await magic_sign_in(client, iam_db(core), "late@example.com")
     inv = (await client.post(f"{ORG}/invite-member", headers=owner.headers,
                              json={"email": "late@example.com", "role": "member", "organizationId": org["id"]})
            ).json()

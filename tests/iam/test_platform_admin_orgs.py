@@ -28,6 +28,7 @@ from tests.iam.conftest import (
     assert_error,
     bootstrap_operator,
     iam_db,
+    magic_sign_in,
     platform_auth_client,
     platform_auth_db,
     rows,
@@ -71,7 +72,7 @@ def nno_token(settings: Settings, platform_id: str = PID) -> dict[str, str]:
 
 
 async def make_platform_admin(p: Platform, settings: Settings, email: str) -> Account:
-    admin = await sign_up(p.client, email, prefix="")
+    admin = await magic_sign_in(p.client, p.db, email, prefix="")  # only a proven address is promoted
     resp = await p.client.put(f"/api/nno/users/{admin.id}/role", headers=nno_token(settings, p.pid),
                               json={"role": "platform-admin"})
     assert resp.status_code == 200, resp.text

@@ -78,7 +78,7 @@ async def set_role(c: httpx.AsyncClient, ref: str, role: str, headers: dict[str,
 
 async def test_nno_service_token_promotes_and_demotes(auth_client: httpx.AsyncClient, settings: Settings,
                                                       platform_db: Database) -> None:
-    ada = await sign_up(auth_client, "ada@example.com", prefix="")
+    ada = await _magic_sign_in(auth_client, platform_db, "ada@example.com")
     assert await role_of(auth_client, ada) == "user"
     token = nno_token(settings)
 
@@ -102,12 +102,12 @@ async def test_nno_service_token_promotes_and_demotes(auth_client: httpx.AsyncCl
 
 
 async def test_a_token_minted_by_the_nno_iam_works(auth_client: httpx.AsyncClient, client: httpx.AsyncClient,
-                                                   service_headers: dict[str, str]) -> None:
+                                                   service_headers: dict[str, str], platform_db: Database) -> None:
     """The real path: NNO asks its IAM (through the gateway) for a token for this platform."""
     minted = await client.post(f"{IAM}/api/nno/service-token", headers=service_headers,
                                json={"audience": f"auth:{PID}", "subject": "provisioning", "ttlSeconds": 60})
     assert minted.status_code == 200, minted.text
-    bob = await sign_up(auth_client, "bob@example.com", prefix="")
+    bob = await _magic_sign_in(auth_client, platform_db, "bob@example.com")
     resp = await set_role(auth_client, bob.id, "platform-admin", bearer(minted.json()["token"]))
     assert resp.status_code == 200, resp.text
     assert await role_of(auth_client, bob) == "platform-admin"
@@ -167,9 +167,10 @@ async def test_bad_requests_change_nothing(auth_client: httpx.AsyncClient, setti
 async def test_platform_admin_manages_roles_with_their_session(
     auth_client: httpx.AsyncClient, settings: Settings, platform_db: Database
 ) -> None:
-    admin = await sign_up(auth_client, "owner@example.com", prefix="")
-    eve = await sign_up(auth_client, "eve@example.com", prefix="")
-    frank = await sign_up(auth_client, "frank@example.com", prefix="")
+    # Only proven addresses are promoted (`test_an_unproven_account_is_never_promoted`).
+    admin = await _magic_sign_in(auth_client, platform_db, "owner@example.com")
+    eve = await _magic_sign_in(auth_client, platform_db, "eve@example.com")
+    frank = await _magic_sign_in(auth_client, platform_db, "frank@example.com")
     assert (await set_role(auth_client, admin.id, "platform-admin", bearer(nno_token(settings)))).status_code == 200
 
     # A plain user can neither promote nor demote anyone.
@@ -205,6 +206,44 @@ async def test_platform_admin_manages_roles_with_their_session(
         ("user", eve.id, eve.id, "user", "platform-admin"),
         ("service", "provisioning", admin.id, "user", "service-token"),
     ]
+
+
+async def test_an_unproven_account_is_never_promoted(auth_client: httpx.AsyncClient, settings: Settings,
+                                                     platform_db: Database) -> None:
+    """Whoever signed up first with an address need not hold it: neither NNO nor a platform-admin can make
+    that account an admin (by id or by address); an admin invite waits for the address's proof."""
+    admin = await _magic_sign_in(auth_client, platform_db, "admin@example.com")
+    assert (await set_role(auth_client, admin.id, "platform-admin", bearer(nno_token(settings)))).status_code == 200
+    squatter = await sign_up(auth_client, "boss@example.com", prefix="")
+    for ref in (squatter.id, "boss@example.com"):
+        for headers in (bearer(nno_token(settings)), admin.headers):
+            err = assert_error(await set_role(auth_client, ref, "platform-admin", headers), 403, "EMAIL_NOT_VERIFIED")
+            assert err["details"]["userId"] == squatter.id
+    assert await role_of(auth_client, squatter) == "user"
+    assert [e[2] for e in await role_audit(platform_db)] == [admin.id]
+    # Once the address's holder proves it (the squatter's session goes), the promotion works.
+    boss = await _magic_sign_in(auth_client, platform_db, "boss@example.com")
+    assert boss.id == squatter.id
+    assert (await set_role(auth_client, boss.id, "platform-admin", admin.headers)).status_code == 200
+    assert await role_of(auth_client, boss) == "platform-admin"
+
+
+async def test_an_unproven_admin_from_before_holds_no_admin_right(
+        auth_client: httpx.AsyncClient, settings: Settings, platform_db: Database) -> None:
+    """An account promoted while its address was unproven (before promotions needed a proof) acts as a
+    plain user until the address's holder proves it."""
+    squatter = await sign_up(auth_client, "boss@example.com", prefix="")
+    eve = await sign_up(auth_client, "eve@example.com", prefix="")
+    async with platform_db.session() as s:
+        await s.execute(text("UPDATE users SET role = 'platform-admin' WHERE id = :u"), {"u": squatter.id})
+    org = (await auth_client.post("/api/auth/organization/create", headers=eve.headers,
+                                  json={"name": "Eve", "slug": "eve"})).json()
+    assert await role_of(auth_client, squatter) == "user"
+    assert_error(await auth_client.get("/api/nno/platform-admins", headers=squatter.headers), 403, "FORBIDDEN")
+    assert_error(await set_role(auth_client, eve.id, "user", squatter.headers), 403, "FORBIDDEN")
+    assert_error(await auth_client.get("/api/auth/organization/list-members", headers=squatter.headers,
+                                       params={"organizationId": org["id"]}), 404, "ORGANIZATION_NOT_FOUND")
+    assert (await auth_client.get("/api/nno/organizations", headers=squatter.headers)).json() == {"data": []}
 
 
 async def test_first_sign_up_is_not_admin(auth_client: httpx.AsyncClient) -> None:
@@ -304,10 +343,10 @@ async def test_no_garbage_bearer_is_authority(auth_client: httpx.AsyncClient, to
 
 
 async def test_two_admins_demoting_each_other_at_once_leave_one(
-    auth_client: httpx.AsyncClient, settings: Settings
+    auth_client: httpx.AsyncClient, settings: Settings, platform_db: Database
 ) -> None:
-    a = await sign_up(auth_client, "a@example.com", prefix="")
-    b = await sign_up(auth_client, "b@example.com", prefix="")
+    a = await _magic_sign_in(auth_client, platform_db, "a@example.com")
+    b = await _magic_sign_in(auth_client, platform_db, "b@example.com")
     for who in (a, b):
         assert (await set_role(auth_client, who.id, "platform-admin", bearer(nno_token(settings)))).status_code == 200
     first, second = await asyncio.gather(set_role(auth_client, b.id, "user", a.headers),

@@ -134,20 +134,20 @@ async def test_own_password_is_lost_at_the_first_magic_link_but_magic_links_keep
     assert await revocations(iam_db(core), fresh.id) == []
 
 
-async def test_accepting_an_org_invitation_does_not_prove_the_address(
+async def test_an_unproven_account_cannot_accept_an_org_invitation(
         client: httpx.AsyncClient, core: Core) -> None:
-    """The squatter cannot make the account look proven by accepting an invitation to the address (one
-    it asked a second account of its own to send): the owner's magic link still revokes everything."""
+    """The squatter cannot use an invitation to the address (one it asked a second account of its own to
+    send): accepting needs a proven address, and the owner's magic link still revokes everything."""
     squatter = await sign_up(client, VICTIM)
     accomplice = await sign_up(client, "accomplice@example.com")
     org = (await client.post(f"{IAM}/api/auth/organization/create", headers=accomplice.headers,
                              json={"name": "Trap", "slug": "trap"})).json()
     inv = (await client.post(f"{IAM}/api/auth/organization/invite-member", headers=accomplice.headers,
                              json={"email": VICTIM, "role": "member", "organizationId": org["id"]})).json()
-    accepted = await client.post(f"{IAM}/api/auth/organization/accept-invitation", headers=squatter.headers,
-                                 json={"invitationId": inv["id"]})
-    assert accepted.status_code == 200, accepted.text
+    assert_error(await client.post(f"{IAM}/api/auth/organization/accept-invitation", headers=squatter.headers,
+                                   json={"invitationId": inv["id"]}), 403, "EMAIL_NOT_VERIFIED")
     assert (await rows(core, "SELECT email_verified FROM users WHERE id = :u", u=squatter.id))[0][0] in (False, 0)
+    assert await rows(core, "SELECT id FROM members WHERE user_id = :u", u=squatter.id) == []
 
     await open_link(client, await mailed_link(client, iam_db(core), VICTIM))
     assert_error(await client.get(f"{IAM}/api/nno/session", headers=squatter.headers), 401)

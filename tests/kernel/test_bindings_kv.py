@@ -72,6 +72,14 @@ def test_hop_by_hop_headers_are_dropped() -> None:
     assert strip_hop_by_hop(headers) == [(b"content-type", b"text/plain")]
 
 
+def test_connection_never_names_away_nnos_own_headers() -> None:
+    """The gateway sets X-Nno-* (identity, request id, trace) and traceparent after dropping the
+    client's copies: a client's `Connection` naming them must not drop the gateway's."""
+    ours = [(b"x-nno-user-id", b"u1"), (b"X-Nno-Role", b"user"), (b"traceparent", b"00-ab-cd-01")]
+    headers = [(b"connection", b"X-NNO-USER-ID, x-nno-role , traceparent, x-other"), (b"x-other", b"1"), *ours]
+    assert strip_hop_by_hop(headers) == ours
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

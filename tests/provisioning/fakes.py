@@ -43,6 +43,7 @@ class FakeCloud:
     # Feature Workers' lifecycle calls (worker, event) and permission keys registered per (auth worker, feature).
     lifecycle: list[tuple[str, str]] = field(default_factory=list)
     permissions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (d1, id) -> its data
 
     def _check(self, method: str, name: str, *, after: bool) -> None:
         for fault in self.faults:
@@ -78,6 +79,21 @@ class FakeCloud:
 
     async def delete_d1(self, name: str) -> None:
         self._delete("delete_d1", "d1", name)
+
+    async def snapshot_d1(self, name: str) -> str:
+        """A stack upgrade's snapshot: the fake D1's `data` as it is now."""
+        self.calls.append(("snapshot_d1", name))
+        snapshot = f"s{len(self.calls)}"
+        self.snapshots[(name, snapshot)] = dict(self.resources[("d1", name)].get("data", {}))
+        return snapshot
+
+    async def restore_d1(self, name: str, snapshot: str) -> None:
+        self.calls.append(("restore_d1", name))
+        self.resources[("d1", name)]["data"] = dict(self.snapshots[(name, snapshot)])
+
+    async def drop_d1_snapshot(self, name: str, snapshot: str) -> None:
+        self.calls.append(("drop_d1_snapshot", name))
+        self.snapshots.pop((name, snapshot), None)
 
     async def ensure_r2(self, name: str) -> ResourceRef:
         return self._ensure("ensure_r2", "r2", name)

@@ -213,7 +213,7 @@ async def test_stack_activation_shares_resources_and_deactivation_removes_them(
     assert stack.status_code == 201, stack.text
     sid = stack.json()["id"]
     body = {"platformId": pid, "stackId": sid, "entityId": tenant, "resources": {"d1": True, "kv": True},
-            "features": [{"featureId": "billing", "version": "1.0.0"}, {"featureId": "crm", "version": "2.0.0"}]}
+            "features": [{"featureId": "billing", "version": "1.0.0"}, {"featureId": "crm", "version": "1.2.0"}]}
     job = await wait_job(client, h, (await client.post(f"{PROV}/provision/stack/activate", json=body,
                                                        headers=h)).json()["jobId"])
     assert job["status"] == "COMPLETED", job

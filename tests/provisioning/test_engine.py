@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from nno.core import Core
 from nno.provisioning.engine import Engine, backoff_ms
+from nno.provisioning.models import ProvisionJob
 from nno.provisioning.provider_factory import set_provider
 from tests.provisioning.conftest import PROV, create_platform
 from tests.provisioning.fakes import FakeCloud, Fault, SimulatedCrash
@@ -257,3 +259,42 @@ async def test_a_stalled_worker_that_lost_its_lease_stops_touching_the_job(
     assert [e["actor"] for e in evs if e["event"] == "job.status_changed"][-1] == "rescuer"
     assert not [e for e in evs if e["actor"] == "stalled" and e["createdAt"] > min(
         x["createdAt"] for x in evs if x["event"] == "job.reclaimed")]
+
+
+async def _run_through_crashes(core: Core, job_id: str, rounds: int = 10) -> None:
+    ctx = core.context("provisioning")
+    for round_ in range(rounds):
+        try:
+            await drain(Engine(ctx, f"w{round_}"))
+            return
+        except SimulatedCrash:  # the worker died: let its lease lapse rather than wait for it
+            async with ctx.db.session() as s:
+                await s.execute(update(ProvisionJob).where(ProvisionJob.id == job_id).values(lease_expires_at=0))
+    raise AssertionError("the job never ended")
+
+
+async def test_a_job_that_progresses_survives_a_crash_at_every_step(
+        manual_core: Core, manual_client: httpx.AsyncClient, service_headers: dict[str, str],
+        cloud: FakeCloud) -> None:
+    """Worker kills aimed at running jobs (issue 18): more deaths than attempts, each in a new step."""
+    cloud.faults += [Fault(m, crash=True, after=True) for m in ("ensure_d1", "ensure_worker", "ensure_pages",
+                                                                "ensure_dns")]
+    _pid, job_id = await submit(manual_client, service_headers)
+    await _run_through_crashes(manual_core, job_id)
+    job = await get_job(manual_client, service_headers, job_id)
+    assert job["status"] == "COMPLETED", job
+    assert job["attempts"] == 5 > job["maxAttempts"]
+    assert all(n == 1 for n in cloud.created.values()), cloud.created
+
+
+async def test_a_step_that_kills_its_worker_every_time_fails_the_job_and_rolls_back(
+        manual_core: Core, manual_client: httpx.AsyncClient, service_headers: dict[str, str],
+        cloud: FakeCloud) -> None:
+    cloud.faults.append(Fault("ensure_pages", crash=True, times=-1))
+    _pid, job_id = await submit(manual_client, service_headers)
+    await _run_through_crashes(manual_core, job_id)
+    job = await get_job(manual_client, service_headers, job_id)
+    assert job["status"] == "ROLLED_BACK" and job["errorCode"] == "WORKER_LOST", job
+    pages = next(s for s in job["steps"] if s["name"] == "create_console_pages")
+    assert pages["interruptions"] == job["maxAttempts"]
+    assert cloud.names() == set()

@@ -51,7 +51,8 @@ async def test_any_fault_plan_ends_consistently(manual_core: Core, manual_client
     job = (await manual_client.get(f"{PROV}/provision/jobs/{job_id}", headers=service_headers)).json()
     mine = {n for n in cloud.names() if pid in n}
     assert all(n == 1 for n in cloud.created.values()), cloud.created
-    assert job["attempts"] <= job["maxAttempts"] + 1
+    # Each run ends in a step failure (at most maxAttempts of them), a crash, or the job's end.
+    assert job["attempts"] <= job["maxAttempts"] + sum(1 for f in plan if f.crash)
     if job["status"] == "COMPLETED":
         assert len(mine) == 5
         assert all(s["status"] in ("completed", "skipped") for s in job["steps"])

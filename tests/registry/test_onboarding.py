@@ -171,3 +171,39 @@ async def test_other_methods_on_onboarding_routes_are_not_read_as_platform_route
         assert "Platform" not in err["message"]
         if allow:
             assert resp.headers["allow"] == allow
+
+
+async def test_a_user_owns_as_many_live_platforms_as_the_tier_allows(
+        client: httpx.AsyncClient, service_headers: dict[str, str], make_user: Callable[..., Awaitable[User]]) -> None:
+    user = await make_user("founder")
+    first = await client.post(ONB, json={"platformName": "One", "slug": unique("one"), "tier": "starter"},
+                              headers=user.headers)
+    assert first.status_code == 201, first.text
+    second = await client.post(ONB, json={"platformName": "Two", "slug": unique("two"), "tier": "starter"},
+                               headers=user.headers)
+    err = assert_error(second, 409, "PLATFORM_LIMIT_REACHED")
+    assert err["details"]["limit"] == 1 and err["details"]["upgradeTo"] == "growth"
+    assert "upgrade to growth" in err["message"]
+    listed = (await client.get(P, headers=user.headers)).json()["data"]
+    assert [p["name"] for p in listed] == ["One"]  # nothing half-written
+    # growth allows three, counting the starter one.
+    for name in ("G1", "G2"):
+        ok = await client.post(ONB, json={"platformName": name, "slug": unique("g"), "tier": "growth"},
+                               headers=user.headers)
+        assert ok.status_code == 201, ok.text
+    assert_error(await client.post(ONB, json={"platformName": "G3", "slug": unique("g"), "tier": "growth"},
+                                   headers=user.headers), 409, "PLATFORM_LIMIT_REACHED")
+    scale = await client.post(ONB, json={"platformName": "S", "slug": unique("s"), "tier": "scale"},
+                              headers=user.headers)
+    assert scale.status_code == 201, scale.text
+    # A cancelled platform no longer counts.
+    other = await make_user("again")
+    one = await client.post(ONB, json={"platformName": "Mine", "slug": unique("m"), "tier": "starter"},
+                            headers=other.headers)
+    pid = one.json()["platformId"]
+    for action in ("bootstrap", "complete", "cancel", "period_end"):
+        r = await client.post(f"{P}/{pid}/lifecycle", json={"action": action}, headers=service_headers)
+        assert r.status_code == 200, r.text
+    again = await client.post(ONB, json={"platformName": "Again", "slug": unique("a"), "tier": "starter"},
+                              headers=other.headers)
+    assert again.status_code == 201, again.text

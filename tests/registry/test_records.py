@@ -113,7 +113,8 @@ async def test_feature_activations_and_the_starter_limit(
     assert stg.status_code == 201
     err = assert_error(await client.post(f"{P}/{pid}/features", json={"featureId": "feature-5", "version": "1"},
                                          headers=service_headers), 409, "FEATURE_LIMIT_REACHED")
-    assert err["details"] == {"limit": 5, "current": 5, "tier": "starter"}
+    assert err["details"] == {"limit": 5, "current": 5, "tier": "starter", "resource": "features",
+                              "upgradeTo": "growth", "upgradePath": "POST /api/v1/billing/subscription/change-tier"}
     # Confirming an activation updates the row (200).
     ok = await client.post(f"{P}/{pid}/features", json={"featureId": "feature-4", "version": "1.0.0",
                                                         "status": "active"}, headers=service_headers)

@@ -75,7 +75,8 @@ async def test_tier_tenant_limit_holds_under_concurrency(
     assert statuses == [201, 201, 409, 409, 409], [r.text for r in responses]
     refused = next(r for r in responses if r.status_code == 409)
     err = assert_error(refused, 409, "TENANT_LIMIT_REACHED")
-    assert err["details"] == {"limit": 3, "current": 3, "tier": "starter"}
+    assert err["details"] == {"limit": 3, "current": 3, "tier": "starter", "resource": "tenants",
+                              "upgradeTo": "growth", "upgradePath": "POST /api/v1/billing/subscription/change-tier"}
     assert (await client.get(f"{P}/{pid}/tenants", headers=service_headers)).json()["pagination"]["total"] == 3
 
     # A downgrade that the tenants would not fit is refused; an upgrade lifts the limit.
@@ -100,8 +101,9 @@ async def test_stacks(client: httpx.AsyncClient, service_headers: dict[str, str]
                                                          "templateId": "analytics-pro"}, headers=h)
     assert resp.status_code == 201, resp.text
     stack = resp.json()
-    assert set(stack) == {"id", "tenantId", "platformId", "name", "isDefault", "templateId", "repoName", "status",
-                          "createdAt", "updatedAt"}
+    assert set(stack) == {"id", "tenantId", "platformId", "name", "isDefault", "templateId", "templateVersion",
+                          "repoName", "status", "createdAt", "updatedAt"}
+    assert stack["templateVersion"] is None
     assert len(stack["id"]) == 10 and stack["status"] == "pending" and stack["isDefault"] is False
     listing = (await client.get(f"{P}/{pid}/stacks", headers=h)).json()
     assert [s["id"] for s in listing["data"]] == ["default", stack["id"]]
@@ -130,6 +132,12 @@ async def test_stacks(client: httpx.AsyncClient, service_headers: dict[str, str]
                  "RESERVED_NAME")
     assert_error(await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"status": "active"}, headers=h),
                  403, "FORBIDDEN")
+    # The version a stack runs is Provisioning's to record, like its status.
+    assert_error(await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"templateVersion": "2.0.0"}, headers=h),
+                 403, "FORBIDDEN")
+    pinned = await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"templateVersion": "1.0.0"},
+                                headers=service_headers)
+    assert pinned.status_code == 200 and pinned.json()["templateVersion"] == "1.0.0"
     active = await client.patch(f"{P}/{pid}/stacks/{stack['id']}", json={"status": "active"},
                                 headers=service_headers)
     assert active.json()["status"] == "active"

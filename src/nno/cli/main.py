@@ -14,7 +14,22 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from nno.cli.commands import admin, apikey, audit, auth, job, platform, project, repo, tenant, tools
+from nno.cli.commands import (
+    admin,
+    apikey,
+    audit,
+    auth,
+    billing,
+    job,
+    marketplace,
+    operator,
+    platform,
+    project,
+    repo,
+    stack,
+    tenant,
+    tools,
+)
 from nno.cli.commands import feature as feature_commands
 from nno.cli.errors import CLIError, ExitCode
 from nno.cli.state import CLIState
@@ -142,10 +157,14 @@ app.add_typer(platform.app, name="platform")
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(job.app, name="job")
+app.add_typer(billing.app, name="billing")
 audit.register(app)
 app.add_typer(admin.app, name="admin")
-tools.register(app)
+app.add_typer(operator.app, name="operator")
 app.add_typer(feature_commands.app, name="feature")
+app.add_typer(marketplace.app, name="marketplace")
+app.add_typer(stack.app, name="stack")
+tools.register(app)
 repo.register()
 project.register(app)
 

@@ -33,7 +33,7 @@ def local_url(host: str, port: int) -> str:
 
 
 def run_server(*, host: str, port: int, data_dir: Path | None, services: list[str], insecure: bool) -> None:
-    import uvicorn
+    from pydantic import ValidationError
 
     from nno.core import Core
     from nno.kernel.config import SERVICE_NAMES, Settings
@@ -44,7 +44,13 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
     # Links NNO mails and prints (magic links, the device flow, platform hosts) point at
     # NNO_PUBLIC_URL; unset, they point at the address served here, whatever --host/--port say.
     derived = not services and not os.environ.get("NNO_PUBLIC_URL")
-    settings = Settings(public_url=local_url(host, port)) if derived else Settings()
+    try:
+        settings = Settings(public_url=local_url(host, port)) if derived else Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ", ".join(str(part) for part in error["loc"])
+            typer.echo(f"error: invalid configuration {where}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_json)
     import structlog
 
@@ -68,8 +74,9 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
             message="AUTH_API_KEY is not set: the gateway lets every request through unauthenticated "
             "(local-dev bypass). Set AUTH_API_KEY for any shared or production use.",
         )
+    proxies = settings.trusted_proxy_list
     log.info("nno_serving", url=local_url(host, port), publicUrl=settings.public_url,
-             services=services or "all")
+             services=services or "all", trustedProxies=proxies or None)
     if services:
         core = Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
     else:
@@ -79,8 +86,15 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
     else:
         what = "all services" if settings.database_url else "embedded"
     ready = f"NNO ready at {local_url(host, port)} ({what}; data in {settings.data_dir})"
-    config = uvicorn.Config(core.asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-    ReadyServer(config, ready).run(sockets=[sock])
+    start_uvicorn(core.asgi, sock, ready, host=host, port=port, log_level="warning", access_log=False,
+                  lifespan="on", **proxy_options(proxies))
+
+
+def start_uvicorn(asgi: Any, sock: socket.socket, ready: str, **options: Any) -> None:
+    """Serve on the socket already taken; `ready` is printed once requests are accepted."""
+    import uvicorn
+
+    ReadyServer(uvicorn.Config(asgi, **options), ready).run(sockets=[sock])
 
 
 class ReadyServer:
@@ -121,3 +135,12 @@ def bind_or_explain(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def proxy_options(proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's proxy-header options. uvicorn's own default believes X-Forwarded-For from loopback,
+    so any local client could choose the address the rate limit, the sign-in throttle and the
+    audit log see: NNO believes it only from the proxies `NNO_TRUSTED_PROXIES` names."""
+    if not proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(proxies)}

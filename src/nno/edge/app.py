@@ -11,10 +11,12 @@ from starlette.types import ASGIApp
 
 from nno.edge.cloud import MIGRATIONS_DIR as _STATE_MIGRATIONS
 from nno.edge.cloud import LocalCloud, state_database
+from nno.edge.metering import WorkerMeter
 from nno.edge.router import EdgeRouter
 from nno.edge.workers import WorkerHost
 from nno.kernel.config import Settings
 from nno.kernel.db import Database
+from nno.kernel.ratelimit import limiter_for
 from nno.kernel.service import ServiceContext
 
 MIGRATIONS_DIR = _STATE_MIGRATIONS
@@ -30,24 +32,32 @@ def create_database(settings: Settings) -> Database:
 def create_app(ctx: ServiceContext) -> ASGIApp:
     cloud = LocalCloud(ctx.settings, db=ctx.db)
     host = WorkerHost(cloud, ctx.settings)
-    router = EdgeRouter(cloud, host, ctx.bindings, ctx.settings.base_domain)
+    # Platform hosts are limited like the gateway (its limiter and body limit, their own budgets).
+    router = EdgeRouter(cloud, host, ctx.bindings, ctx.settings.base_domain,
+                        limiter=limiter_for(ctx.settings, ctx.kv), max_body_bytes=ctx.settings.max_body_bytes)
     unsubscribe = cloud.subscribe(router.changed)
     ctx.extras["cloud"] = cloud
     ctx.extras["worker_host"] = host
     ctx.extras["router"] = router
+    meter = router.meter = host.meter = WorkerMeter(ctx.bindings)
+    ctx.extras["meter"] = meter
 
     sweeper: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
         await cloud.ready()  # migrates, and re-seals secrets an earlier version sealed
         sweeper.append(asyncio.get_running_loop().create_task(host.run_sweeper(SWEEP_INTERVAL_S)))
+        await meter.start()
 
     async def shutdown() -> None:
+        await meter.stop()
         unsubscribe()
         for task in sweeper:
             task.cancel()
         await asyncio.gather(*sweeper, return_exceptions=True)
         await host.close()
+        if router.limiter is not None:
+            await router.limiter.close()
 
     ctx.startup_hooks.append(startup)
     ctx.shutdown_hooks.append(shutdown)

@@ -6,6 +6,10 @@ host is looked up as a DNS row (`auth.svc.default.{pid}.nno.localhost`,
 them: `{pid}.{base}` is the platform's console, `{name}.{pid}.{base}` its default-stack service or
 app `{name}`. The row's target is a Worker (dispatched to its live ASGI instance) or a Pages project
 (its static site). Client-supplied `X-Nno-*` headers never reach a Worker.
+
+Platform hosts get the gateway's protections, from the gateway's own code: the rate limit
+(`NNO_RATE_LIMIT`, keyed per client, target and route; host aliases of one Worker share a budget)
+and, for Workers, the body limit (`NNO_MAX_BODY_BYTES`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.edge import names
 from nno.edge.cloud import LocalCloud
+from nno.edge.metering import WorkerMeter
 from nno.edge.models import DNSRecord, PagesProject, Worker
 from nno.edge.pages import INDEX, read_site, render_site, static_file
 from nno.edge.workers import WorkerHost
+from nno.gateway.body_limit import BodyLimit, BodyTooLarge, CountedBody, Refusal
 from nno.kernel.bindings import Bindings
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import envelope_bytes
 from nno.kernel.identity import H_REQUEST_ID, SERVICE_IDENTITY
+from nno.kernel.ratelimit import RateLimiter, retry_after_seconds, route_key
 
 log = structlog.get_logger("nno.edge")
 
@@ -36,11 +43,14 @@ SECURITY_HEADERS = [
 ]
 
 
-async def _send_envelope(send: Send, status: int, code: str, message: str, request_id: str) -> None:
-    body = envelope_bytes(code, message, request_id=request_id)
+async def _send_envelope(
+    send: Send, status: int, code: str, message: str, request_id: str, details: Any = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = envelope_bytes(code, message, details, request_id=request_id)
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()), *SECURITY_HEADERS]})
+        (b"x-request-id", request_id.encode()), *SECURITY_HEADERS, *(headers or ())]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -51,10 +61,17 @@ MAX_CACHED_ROUTES = 10_000
 
 
 class EdgeRouter:
-    def __init__(self, cloud: LocalCloud, host: WorkerHost, bindings: Bindings, base_domain: str) -> None:
+    meter: WorkerMeter | None = None  # set by the edge app: counts Worker invocations for Billing
+
+    def __init__(
+        self, cloud: LocalCloud, host: WorkerHost, bindings: Bindings, base_domain: str, *,
+        limiter: RateLimiter | None = None, max_body_bytes: int = 1_048_576,
+    ) -> None:
         self.cloud = cloud
         self.workers = host
         self.bindings = bindings
+        self.limiter = limiter
+        self.body_limit = BodyLimit(max_body_bytes)
         self.base = base_domain.lower().strip(".")
         self.suffix = "." + self.base
         self._routes: dict[str, tuple[float, Resolved]] = {}
@@ -139,6 +156,8 @@ class EdgeRouter:
 
         try:
             await self._route(scope, receive, tracking_send, raw_host, request_id)
+        except BodyTooLarge:
+            raise  # a Worker answered before its body crossed the limit: abort that answer
         except Exception as exc:
             # The edge sits outside every service's error handler: without this, a fault here
             # reached the client as uvicorn's plain-text 500.
@@ -151,6 +170,17 @@ class EdgeRouter:
     async def _route(self, scope: Scope, receive: Receive, send: Send, raw_host: str, request_id: str) -> None:
         host = names.host_without_port(raw_host)
         target, target_name = await self.resolve(host)
+        if self.limiter is not None:
+            client = scope.get("client")
+            # What the request reaches: the target (whichever of its host names was used), the route.
+            key = f"{client[0] if client else 'unknown'}:{target_name or host}{route_key(scope['path'])}"
+            decision = await self.limiter.hit(key)
+            if not decision.allowed:
+                retry_after = retry_after_seconds(decision)
+                await _send_envelope(send, 429, "RATE_LIMITED", "Too many requests; slow down and retry later.",
+                                     request_id, {"limit": decision.limit, "retryAfter": retry_after},
+                                     [(b"retry-after", str(retry_after).encode())])
+                return
         if target is None:
             if target_name is not None:
                 await _send_envelope(send, 503, "SERVICE_UNAVAILABLE",
@@ -165,6 +195,26 @@ class EdgeRouter:
             await self._to_pages(target, scope, send, request_id, names.host_port(raw_host))
 
     async def _to_worker(self, worker: Worker, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        content_length = transfer_encoding = None
+        for key, value in scope["headers"]:
+            name = key.lower()
+            if name.startswith(b"x-nno-"):
+                continue
+            if name == b"content-length":
+                content_length = value
+            elif name == b"transfer-encoding":
+                transfer_encoding = value
+            headers.append((key, value))
+        counted: CountedBody | None = None
+        admitted = self.body_limit.admit(scope["method"], content_length, transfer_encoding, receive, send)
+        if admitted is not None:
+            if isinstance(admitted, Refusal):
+                await _send_envelope(send, admitted.status, admitted.code, admitted.message, request_id,
+                                     admitted.details)
+                return
+            counted = admitted
+            receive, send = counted.receive, counted.send
         try:
             app: ASGIApp = await self.workers.get(worker)
         except Exception as exc:
@@ -172,7 +222,8 @@ class EdgeRouter:
             await _send_envelope(send, 503, "SERVICE_UNAVAILABLE", f"Worker {worker.name} could not start",
                                  request_id)
             return
-        headers = [(k, v) for k, v in scope["headers"] if not k.lower().startswith(b"x-nno-")]
+        if self.meter is not None:
+            self.meter.count(worker)
         headers.append((H_REQUEST_ID.encode(), request_id.encode()))
         worker_scope = dict(scope)
         worker_scope["headers"] = headers
@@ -192,9 +243,17 @@ class EdgeRouter:
         try:
             await app(worker_scope, receive, tracking_send)
         except Exception as exc:
-            log.exception("worker_failed", worker=worker.name, error=repr(exc))
-            if not started:
-                await _send_envelope(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
+            if counted is None or not counted.exceeded:
+                log.exception("worker_failed", worker=worker.name, error=repr(exc))
+                if not started:
+                    await _send_envelope(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
+                return
+        if counted is not None and counted.exceeded:  # whatever the Worker made of a cut body goes unheard
+            if counted.response_started:
+                raise BodyTooLarge()
+            too_large = self.body_limit.too_large
+            await _send_envelope(counted.client_send, too_large.status, too_large.code, too_large.message,
+                                 request_id, too_large.details)
 
     async def _live_status(self, platform_id: str) -> str | None:
         now = time.monotonic()

@@ -157,6 +157,8 @@ class _Instance:
 class WorkerHost:
     """Live Worker instances by name, built on first use and replaced when the deploy changes."""
 
+    meter: Any = None  # set by the edge app: counts what Workers do with their bindings, for Billing
+
     def __init__(self, cloud: LocalCloud, settings: Settings) -> None:
         self.cloud = cloud
         self.settings = settings
@@ -209,6 +211,8 @@ class WorkerHost:
                 env.r2[binding] = R2BucketClient(self.cloud.r2_path(ref["name"]))
         env.secrets = await self.cloud.worker_secrets(worker.name)
         env.services = self._service_call(worker.platform_id)
+        if self.meter is not None:
+            self.meter.instrument(env)
         stack = AsyncExitStack()
         try:
             for db in env.d1.values():

@@ -24,8 +24,8 @@ from nno.gateway.openapi import OpenAPIDocument
 from nno.gateway.proxy import GatewayProxy
 from nno.kernel.bindings import Bindings
 from nno.kernel.config import Settings
-from nno.kernel.kv import KeyValueStore, RedisKV, redis_client
-from nno.kernel.ratelimit import RateLimiter, create_rate_limiter
+from nno.kernel.kv import KeyValueStore
+from nno.kernel.ratelimit import RateLimiter, limiter_for
 
 
 @dataclass
@@ -42,19 +42,10 @@ class Gateway:
         await self.pipeline(scope, receive, send)
 
 
-def _limiter(settings: Settings, kv: KeyValueStore) -> RateLimiter:
-    limit, window_s = settings.rate_limit_parsed
-    redis = None
-    if settings.redis_url:
-        # Share the core's Redis connection pool when the KV store already is Redis.
-        redis = kv.client if isinstance(kv, RedisKV) else redis_client(settings.redis_url)
-    return create_rate_limiter(limit, window_s, redis=redis, prefix=settings.redis_prefix)
-
-
 def create_gateway(
     settings: Settings, bindings: Bindings, kv: KeyValueStore, *, limiter: RateLimiter | None = None
 ) -> Gateway:
-    limiter = limiter or _limiter(settings, kv)
+    limiter = limiter or limiter_for(settings, kv)
     credentials = CredentialResolver(settings, bindings)
     statuses = PlatformStatusLookup(kv, bindings, settings.status_cache_ttl_s)
     openapi = OpenAPIDocument(bindings)

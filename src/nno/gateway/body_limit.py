@@ -4,9 +4,14 @@
 A declared `Content-Length` over the limit is refused before anything is read. A body of unknown
 length (chunked) streams to the service as usual while it is counted; the read that crosses the
 limit fails, whatever the service then answers is swallowed, and the client gets the 413 (or, if
-the service had already started answering, the response is aborted)."""
+the service had already started answering, the response is aborted).
+
+One rule for every way in: the gateway's proxy and the edge router (per-platform hosts) both apply it
+through `BodyLimit`, each answering refusals in its own envelope writer."""
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 from starlette.types import Message, Receive, Send
 
@@ -67,3 +72,41 @@ class CountedBody:
         if message["type"] == "http.response.start":
             self.response_started = True
         await self._send(message)
+
+
+class Refusal(NamedTuple):
+    """An answer that refuses the request: what the envelope says."""
+
+    status: int
+    code: str
+    message: str
+    details: Any = None
+
+
+INVALID_LENGTH = Refusal(400, "VALIDATION_ERROR", "Invalid Content-Length header")
+
+
+class BodyLimit:
+    """The limit for one way in. `admit` runs before the request goes further; when it handed out a
+    `CountedBody`, the caller checks `counted.exceeded` once the inner app returned or raised and
+    then answers `too_large` (or re-raises `BodyTooLarge` if the inner app had started answering)."""
+
+    __slots__ = ("limit", "too_large")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.too_large = Refusal(413, "PAYLOAD_TOO_LARGE", "The request body is too large", {"limit": limit})
+
+    def admit(
+        self, method: str, content_length: bytes | None, transfer_encoding: bytes | None, receive: Receive, send: Send
+    ) -> Refusal | CountedBody | None:
+        """None: let the request through as it is; a `CountedBody`: through its `receive`/`send`;
+        a `Refusal`: answer it, read nothing."""
+        length = declared_length(content_length)
+        if length is not None:
+            if length < 0:
+                return INVALID_LENGTH
+            return self.too_large if length > self.limit else None
+        if needs_counting(method, transfer_encoding):
+            return CountedBody(receive, send, self.limit)
+        return None

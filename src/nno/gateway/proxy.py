@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from nno.gateway.body_limit import BodyTooLarge, CountedBody, declared_length, needs_counting
+from nno.gateway.body_limit import BodyLimit, BodyTooLarge, CountedBody, Refusal
 from nno.gateway.openapi import OpenAPIDocument
 from nno.gateway.routing import encode_path, match_route, unsafe_path_reason
 from nno.gateway.state import JSON_CONTENT_TYPE, SCOPE_KEY, client_headers, get_state, send_error
@@ -39,7 +39,7 @@ class GatewayProxy:
     def __init__(self, bindings: Bindings, openapi: OpenAPIDocument, *, max_body_bytes: int = 1_048_576) -> None:
         self.bindings = bindings
         self.openapi = openapi
-        self.max_body_bytes = max_body_bytes
+        self.body_limit = BodyLimit(max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,16 +70,12 @@ class GatewayProxy:
             return
         found = client_headers(scope)
         counted: CountedBody | None = None
-        length = declared_length(found.content_length)
-        if length is not None:
-            if length < 0:
-                await send_error(scope, send, 400, "VALIDATION_ERROR", "Invalid Content-Length header")
+        admitted = self.body_limit.admit(method, found.content_length, found.transfer_encoding, receive, send)
+        if admitted is not None:
+            if isinstance(admitted, Refusal):
+                await send_error(scope, send, *admitted)
                 return
-            if length > self.max_body_bytes:
-                await self._too_large(scope, send)
-                return
-        elif needs_counting(method, found.transfer_encoding):
-            counted = CountedBody(receive, send, self.max_body_bytes)
+            counted = admitted
             receive, send = counted.receive, counted.send
         upstream_scope = dict(scope)
         upstream_scope.pop(SCOPE_KEY, None)  # the gateway's own state stays in the gateway
@@ -106,11 +102,7 @@ class GatewayProxy:
     async def _refuse_counted(self, scope: Scope, counted: CountedBody) -> None:
         if counted.response_started:  # the service answered before the body crossed the limit
             raise BodyTooLarge()
-        await self._too_large(scope, counted.client_send)
-
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        await send_error(scope, send, 413, "PAYLOAD_TOO_LARGE", "The request body is too large",
-                         {"limit": self.max_body_bytes})
+        await send_error(scope, counted.client_send, *self.body_limit.too_large)
 
     async def _own_route(
         self, scope: Scope, send: Send, method: str, body: bytes, headers: list[tuple[bytes, bytes]]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nno.iam.audit import ACTING_AS
 from nno.iam.caller import Caller
 from nno.iam.models import Member, Organization, PlatformMember, User
-from nno.iam.sessions import is_operator
+from nno.iam.sessions import holds_platform_admin, is_operator
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 
@@ -58,8 +58,8 @@ async def use_platform_admin_rights(s: AsyncSession, caller: Caller) -> bool:
     platform admins are `platform_members` rows, which grant no organization rights."""
     if caller.kind != "user" or not caller.user_id or caller.auth_app_platform_id is None:
         return False
-    role = (await s.execute(select(User.role).where(User.id == caller.user_id))).scalar_one_or_none()
-    if role != ROLE_PLATFORM_ADMIN:
+    user = (await s.execute(select(User).where(User.id == caller.user_id))).scalar_one_or_none()
+    if user is None or not holds_platform_admin(user):
         return False
     caller.extra[ACTING_AS] = ROLE_PLATFORM_ADMIN
     return True

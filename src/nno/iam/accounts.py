@@ -123,20 +123,21 @@ def magic_link_url(ctx: IAMContext, token: str, callback: str | None) -> str:
     return url
 
 
-async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Caller) -> None:
+async def request_magic_link(ctx: IAMContext, body: MagicLinkBody, caller: Caller, callback: str | None) -> None:
     """Always answers the same way; the mail goes out whether or not the account exists yet (the link
-    signs up a new user), so the response reveals nothing about registered emails."""
+    signs up a new user), so the response reveals nothing about registered emails. `callback` is
+    `callbackURL` already checked by the caller (`safe_redirect`)."""
     token, digest = new_secret()
     now = now_ms()
     async with ctx.db.session() as s:
         await check_mailed_link_rate(s, "magic_link", body.email, now, "Too many sign-in links asked for")
         s.add(Verification(id=new_id(), kind="magic_link", identifier=body.email, token_hash=digest,
                            expires_at=now + MAGIC_LINK_TTL_MS, data={"name": body.name or ""}, created_at=now))
-        link = magic_link_url(ctx, token, body.callbackURL)
+        link = magic_link_url(ctx, token, callback)
         mail = ctx.mailer.enqueue(
             s, kind="magic_link", to=body.email, subject="Your NNO sign-in link",
             body=f"Sign in to NNO by opening this link (valid for 5 minutes):\n\n{link}\n\n"
-                 "If you did not ask for it, ignore this message.")
+                 "If you did not ask for it, ignore this message.", secrets=[token])
         audit.record(s, caller, "auth.magic_link_requested", data={"email": body.email})
     await ctx.mailer.deliver(mail)
 

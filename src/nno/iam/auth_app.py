@@ -47,7 +47,7 @@ def create_auth_app(db: Database, settings: Settings, *, platform_id: str | None
                     public_url: str | None = None) -> FastAPI:
     """A per-platform auth service on `db` (already migrated with AUTH_MIGRATIONS_DIR)."""
     base = public_url or (platform_auth_url(settings, platform_id) if platform_id else settings.public_url)
-    ctx = IAMContext(db=db, settings=settings, mailer=Mailer(db, settings.smtp_url, settings.mail_from),
+    ctx = IAMContext(db=db, settings=settings, mailer=Mailer.from_settings(db, settings),
                      platform_id=platform_id, trust_gateway_headers=False, public_base=base.rstrip("/"))
     label = f"{platform_id}-default-auth" if platform_id else "auth"
     app = build_app(ctx, title=f"NNO auth ({label})", name=label)

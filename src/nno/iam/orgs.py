@@ -1,5 +1,13 @@
 """Organizations (tenants and the NNO operator org), members and invitations, Better Auth-style:
-the creator becomes `owner`; roles are owner | admin | member; invitations expire after 48 h."""
+the creator becomes `owner`; roles are owner | admin | member; invitations expire after 48 h.
+
+An invitation is addressed to an email, so only an account that has proven it holds that address
+(`emailVerified`: a magic link or a password reset) may see, accept or reject it; a password sign-up
+proves nothing (403 `EMAIL_NOT_VERIFIED`).
+
+No organization route ever adds anyone to an `nno-operator` organization (creating one, inviting,
+accepting, adding a member: 403 `OPERATOR_GRANT_REQUIRED`): operators are made only by
+`nno admin bootstrap` and by an operator's explicit grant (`nno.iam.operators`)."""
 
 from __future__ import annotations
 
@@ -22,9 +30,23 @@ from nno.iam.schemas import (
     RemoveMemberBody,
     UpdateMemberRoleBody,
 )
+from nno.iam.sessions import lock_user, session_is_live
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
+
+OPERATOR_ORG_TYPE = "nno-operator"
+
+
+def operator_grant_required() -> NNOError:
+    return NNOError(403, "OPERATOR_GRANT_REQUIRED",
+                    "Operators are not made by organization routes: an operator grants it with "
+                    "POST /api/nno/operators (the first one comes from `nno admin bootstrap`)")
+
+
+def _no_operator_org(org: Organization) -> None:
+    if org.org_type == OPERATOR_ORG_TYPE:
+        raise operator_grant_required()
 
 
 def org_view(o: Organization) -> dict[str, Any]:
@@ -56,8 +78,8 @@ async def create_org(
         await current_session(ctx, caller)
     try:
         async with ctx.db.session() as s:
-            if org_type == "nno-operator" and not await is_privileged(s, caller):
-                raise NNOError(403, "FORBIDDEN", "Only operators and services may create nno-operator orgs")
+            if org_type == OPERATOR_ORG_TYPE:
+                raise operator_grant_required()
             if await s.get(User, owner_id) is None:
                 raise NNOError(404, "USER_NOT_FOUND", "Owner not found", {"ownerId": owner_id})
             if (await s.execute(select(Organization.id).where(Organization.slug == slug))).first():
@@ -166,7 +188,7 @@ async def _check_may_assign(s: AsyncSession, caller: Caller, org_id: str, role: 
 async def add_member(ctx: IAMContext, caller: Caller, body: AddMemberBody) -> dict[str, Any]:
     org_id = await resolve_org_id(ctx, caller, body.organizationId)
     async with ctx.db.session() as s:
-        await require_org_admin(s, caller, org_id)
+        _no_operator_org(await require_org_admin(s, caller, org_id))
         await _check_may_assign(s, caller, org_id, body.role)
         if await s.get(User, body.userId) is None:
             raise NNOError(404, "USER_NOT_FOUND", "User not found", {"userId": body.userId})
@@ -287,6 +309,7 @@ async def invite(ctx: IAMContext, caller: Caller, body: InviteBody) -> dict[str,
     mail: OutgoingMail | None = None
     async with ctx.db.session() as s:
         org = await require_org_admin(s, caller, org_id)
+        _no_operator_org(org)
         await _check_may_assign(s, caller, org_id, body.role)
         existing_user = (await s.execute(select(User.id).where(User.email == body.email))).scalar_one_or_none()
         if existing_user and await membership(s, existing_user, org_id) is not None:
@@ -317,16 +340,22 @@ async def invite(ctx: IAMContext, caller: Caller, body: InviteBody) -> dict[str,
     return invitation_view(inv)
 
 
-async def _user_email(s: AsyncSession, caller: Caller) -> str:
+async def _proven_email(s: AsyncSession, caller: Caller) -> str:
+    """The caller's address, once they have proven they hold it: invitations are addressed to it."""
     user = await s.get(User, caller.user_id) if caller.user_id else None
     if user is None:
         raise NNOError(401, "UNAUTHORIZED", "A signed-in user session is required")
+    if not user.email_verified:
+        raise NNOError(403, "EMAIL_NOT_VERIFIED",
+                       f"Prove that {user.email} is yours before using its invitations: sign in with a magic "
+                       "link sent to it (POST /api/auth/sign-in/magic-link), then try again",
+                       {"email": user.email})
     return user.email
 
 
 async def _invitation_for_invitee(s: AsyncSession, caller: Caller, invitation_id: str) -> Invitation:
     inv = await s.get(Invitation, invitation_id)
-    if inv is None or inv.email != await _user_email(s, caller):
+    if inv is None or inv.email != await _proven_email(s, caller):
         raise NNOError(404, "INVITATION_NOT_FOUND", "Invitation not found")
     return inv
 
@@ -346,19 +375,28 @@ async def get_invitation(ctx: IAMContext, caller: Caller, invitation_id: str) ->
     return {**invitation_view(inv), "organizationName": org.name, "organizationSlug": org.slug}
 
 
+async def _hold_invitee(s: AsyncSession, caller: Caller, session: Session | None) -> None:
+    """Acting on an invitation outlives the session: only from one still live once the account is held
+    (the gateway may still vouch for a session revoked in the last seconds, such as a squatter's when
+    the address's holder proved it)."""
+    assert caller.user_id
+    if session is None or await lock_user(s, caller.user_id) is None or not await session_is_live(s, session.id):
+        raise NNOError(401, "UNAUTHORIZED", "A valid session token is required")
+
+
 async def accept(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[str, Any]:
+    session = await current_session(ctx, caller)
     async with ctx.db.session() as s:
+        await _hold_invitee(s, caller, session)
         inv = await _invitation_for_invitee(s, caller, invitation_id)
         _check_pending(inv)
         assert caller.user_id
+        _no_operator_org(await get_org(s, inv.organization_id))
         if await membership(s, caller.user_id, inv.organization_id) is not None:
             raise NNOError(409, "ALREADY_A_MEMBER", "You are already a member of this organization")
         inv.status = "accepted"
         m = Member(id=new_id(), organization_id=inv.organization_id, user_id=caller.user_id, role=inv.role,
                    created_at=now_ms())
-        # Accepting proves nothing about the address (the invitee needs only a session as it, and their
-        # invitations are listed to them), so it leaves `emailVerified` as it is: only a magic link proves
-        # an address (`accounts.revoke_unproven_credentials`).
         s.add(m)
         audit.record(s, caller, "invitation.accept", org_id=inv.organization_id, target_type="invitation",
                      target_id=inv.id, data={"role": inv.role})
@@ -366,7 +404,9 @@ async def accept(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[st
 
 
 async def reject(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[str, Any]:
+    session = await current_session(ctx, caller)
     async with ctx.db.session() as s:
+        await _hold_invitee(s, caller, session)
         inv = await _invitation_for_invitee(s, caller, invitation_id)
         _check_pending(inv)
         inv.status = "rejected"
@@ -406,7 +446,7 @@ async def list_invitations(ctx: IAMContext, caller: Caller, org_id: str) -> list
 
 async def list_user_invitations(ctx: IAMContext, caller: Caller) -> list[dict[str, Any]]:
     async with ctx.db.session() as s:
-        email = await _user_email(s, caller)
+        email = await _proven_email(s, caller)
         rows = (await s.execute(select(Invitation, Organization).join(
             Organization, Organization.id == Invitation.organization_id).where(
             Invitation.email == email, Invitation.status == "pending", Invitation.expires_at > now_ms())

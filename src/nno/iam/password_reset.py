@@ -81,7 +81,7 @@ async def request_reset(ctx: IAMContext, body: RequestPasswordResetBody, caller:
                      f"Or send the token to POST {ctx.public_base}/api/auth/reset-password as\n"
                      f'{{"token": "{token}", "newPassword": "..."}}\n\n'
                      "Your sessions will be signed out. If you did not ask for this, ignore this message: "
-                     "your password stays as it is.")
+                     "your password stays as it is.", secrets=[token])
         audit.record(s, caller, "auth.password_reset_requested", platform_id=ctx.platform_id,
                      target_type="user" if user_id else None, target_id=user_id, data={"email": body.email})
     return mail

@@ -6,7 +6,8 @@ Who may change it (the app is publicly addressable, so only credentials count, n
   refused. NNO mints one through `POST /api/nno/service-token {"audience": "auth:{platformId}"}`.
 - a `platform-admin` of this same platform, with a session this app issued.
 
-Nobody becomes `platform-admin` by signing up first: whoever found the host could claim it. Instead
+Nobody becomes `platform-admin` by signing up first: whoever found the host could claim it, and an
+account whose address is unproven is never promoted (403 `EMAIL_NOT_VERIFIED`). Instead
 NNO may seed a grant for an email (`grant_on_sign_in`, the platform owner's address at provisioning):
 it is consumed the first time that address proves it owns its mailbox (magic-link sign-in), never at
 a password sign-up, which proves nothing about the address. Every change is in the app's audit log.
@@ -26,6 +27,7 @@ from nno.iam.caller import Caller
 from nno.iam.context import IAMContext
 from nno.iam.models import User, Verification
 from nno.iam.security import new_secret
+from nno.iam.sessions import holds_platform_admin
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
@@ -106,12 +108,18 @@ async def set_role(ctx: IAMContext, caller: Caller, user_ref: str, role: str, *,
     async with ctx.db.session() as s:
         if caller.kind == "user":
             me = await s.get(User, caller.user_id) if caller.user_id else None
-            if me is None or me.role != ROLE_PLATFORM_ADMIN:
+            if me is None or not holds_platform_admin(me):
                 raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform may change roles")
         user = await find_user(s, user_ref)
         previous = user.role if user.role in (ROLE_PLATFORM_ADMIN, ROLE_USER) else ROLE_USER
         if previous == role:
             return role_view(user, previous, ctx.platform_id)
+        if role == ROLE_PLATFORM_ADMIN and not user.email_verified:
+            # Whoever signed up first with an address need not hold it: the admin would be theirs.
+            raise NNOError(403, "EMAIL_NOT_VERIFIED",
+                           "Only an account whose address is proven can be made platform-admin: its holder "
+                           "signs in once with a magic link, or invite the address (POST /api/nno/admin-invites), "
+                           "which applies at that sign-in", {"userId": user.id})
         if caller.kind == "user" and previous == ROLE_PLATFORM_ADMIN:
             # A session admin may not remove the last admin (that would need NNO to repair); NNO may.
             if not await _demote_unless_last_admin(s, user, role):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from nno.iam.security import PERMISSION_RE
 from nno.kernel.emails import Email
@@ -224,6 +224,18 @@ class BootstrapBody(Body):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] = "NNO Operator"
     organizationName: OrgName = "NNO Operators"
     organizationSlug: Slug = "nno-operators"
+
+
+class OperatorGrantBody(Body):
+    """The account to make an operator: by id or by email, exactly one."""
+    userId: Id | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> OperatorGrantBody:
+        if (self.userId is None) == (self.email is None):
+            raise ValueError("give exactly one of userId and email")
+        return self
 
 
 class UserCodeBody(Body):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam.context import SESSION_TTL_MS, SESSION_UPDATE_AGE_MS, SHORT_SESSION_TTL_MS
@@ -114,10 +114,22 @@ def session_row_view(row: Session, *, current_id: str | None = None) -> dict[str
     return view
 
 
+def holds_platform_admin(user: User) -> bool:
+    """On a per-platform auth app: the user's platform-admin role counts only once their address is
+    proven (a role granted to an account someone merely signed up with confers nothing)."""
+    return user.role == ROLE_PLATFORM_ADMIN and bool(user.email_verified)
+
+
+def operators_query() -> Select[User]:
+    """Operators: members of an nno-operator organization whose address is proven (an account that
+    merely signed up with an address is never one, whatever memberships it holds)."""
+    return (select(User).join(Member, Member.user_id == User.id)
+            .join(Organization, Organization.id == Member.organization_id)
+            .where(Organization.org_type == "nno-operator", User.email_verified.is_(True)))
+
+
 async def is_operator(s: AsyncSession, user_id: str) -> bool:
-    q = (select(Member.id).join(Organization, Organization.id == Member.organization_id)
-         .where(Member.user_id == user_id, Organization.org_type == "nno-operator").limit(1))
-    return (await s.execute(q)).first() is not None
+    return (await s.execute(operators_query().where(User.id == user_id).limit(1))).first() is not None
 
 
 async def platform_memberships(s: AsyncSession, user_id: str) -> list[PlatformMember]:
@@ -132,7 +144,7 @@ async def nno_identity(
     """(role, platformId) as contracts §3 defines them. A per-platform auth app (platform_id set) uses
     the user's own platform-level role."""
     if platform_id is not None:
-        return (ROLE_PLATFORM_ADMIN if user.role == ROLE_PLATFORM_ADMIN else ROLE_USER), platform_id
+        return (ROLE_PLATFORM_ADMIN if holds_platform_admin(user) else ROLE_USER), platform_id
     memberships = await platform_memberships(s, user.id)
     chosen: PlatformMember | None = None
     if session is not None and session.active_platform_id:

@@ -74,7 +74,16 @@ def internal_token(secret: bytes) -> str:
 _HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 
 
+def _named_by_connection(value: bytes) -> set[bytes]:
+    """The headers a `Connection` value names, minus NNO's own: `X-Nno-*` and `traceparent` are set
+    by the gateway (whose clients' copies it already dropped), so a client naming them in
+    `Connection` must not make the binding drop the gateway's identity, request id or trace."""
+    named = {v.strip().lower() for v in value.split(b",")}
+    return {n for n in named if not n.startswith(b"x-nno-") and n != b"traceparent"}
+
+
 def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Headers without the hop-by-hop ones (RFC 9110 §7.6.1) and those `Connection` names."""
     for name, _ in headers:
         if name.lower() in _HOP_BY_HOP_BYTES:
             break
@@ -83,7 +92,7 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     named: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
-            named.update(v.strip().lower() for v in value.split(b","))
+            named |= _named_by_connection(value)
     if named:
         return [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP_BYTES and n.lower() not in named]
     return [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP_BYTES]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("NNO_CORS_ORIGINS", "CORS_ALLOWED_ORIGINS")
     )
     rate_limit: str = Field(default="600/60s", validation_alias="NNO_RATE_LIMIT")
+    # Peers whose X-Forwarded-For/-Proto `nno serve` believes (addresses or CIDRs, comma-separated,
+    # or `*`); empty: the TCP peer is the client, whatever headers it sends.
+    trusted_proxies: str = Field(default="", validation_alias="NNO_TRUSTED_PROXIES")
     auth_cache_ttl_s: float = Field(default=10.0, validation_alias="NNO_AUTH_CACHE_TTL")
     status_cache_ttl_s: float = Field(default=30.0, validation_alias="NNO_STATUS_CACHE_TTL")
     upstream_timeout_s: float = Field(default=30.0, validation_alias="NNO_UPSTREAM_TIMEOUT")
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
     cloudflare_zone_id: str | None = Field(default=None, validation_alias="CLOUDFLARE_ZONE_ID")
     smtp_url: str | None = Field(default=None, validation_alias="NNO_SMTP_URL")
     mail_from: str = Field(default="NNO <no-reply@nno.localhost>", validation_alias="NNO_MAIL_FROM")
+    # Without SMTP, keep sign-in and reset links readable in the mail outbox and the log (a development
+    # aid). Unset: on in the local-dev bypass only.
+    dev_outbox: bool | None = Field(default=None, validation_alias="NNO_DEV_OUTBOX")
     # Secret used to sign service tokens; derived from AUTH_API_KEY when unset.
     service_token_secret: str | None = Field(default=None, validation_alias="NNO_SERVICE_TOKEN_SECRET")
     # The local cloud's secrets key(s), comma-separated (the first seals); unset = the key file kept
@@ -81,10 +88,27 @@ class Settings(BaseSettings):
         parse_rate(value)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return parse_trusted_proxies(self.trusted_proxies)
+
     @property
     def dev_bypass(self) -> bool:
         """The seed's local-dev bypass: no AUTH_API_KEY means no authentication at the gateway."""
         return not self.auth_api_key
+
+    @property
+    def dev_outbox_enabled(self) -> bool:
+        """Whether mail without SMTP goes to the development outbox (live links kept in clear)."""
+        if self.smtp_url:
+            return False
+        return self.dev_outbox if self.dev_outbox is not None else self.dev_bypass
 
     @property
     def cors_origin_list(self) -> list[str]:
@@ -121,6 +145,20 @@ def parse_rate(value: str) -> tuple[int, float]:
     if count <= 0 or span <= 0:
         raise ValueError("rate limit count and window must be positive")
     return count, float(span * {"s": 1, "m": 60, "h": 3600}[unit])
+
+
+def parse_trusted_proxies(value: str) -> list[str]:
+    """`10.0.0.5, 10.1.0.0/16` -> the entries; each must be an IP address or network, or `*`."""
+    entries = [e.strip() for e in value.split(",") if e.strip()]
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"NNO_TRUSTED_PROXIES entries are IP addresses or CIDR networks (or *), "
+                             f"got {entry!r}") from None
+    return entries
 
 
 @lru_cache(maxsize=1)

@@ -11,11 +11,13 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from nno.kernel.aio import loop_lock
-from nno.kernel.db import Database
+from nno.kernel.db import Database, sqlite_pragmas
 
 
 def alembic_config(migrations_dir: Path) -> Config:
@@ -24,8 +26,32 @@ def alembic_config(migrations_dir: Path) -> Config:
     return cfg
 
 
+def transactional_sqlite_engine(url: str) -> AsyncEngine:
+    """An engine on a SQLite file whose transactions cover DDL too.
+
+    Python's sqlite3 (and aiosqlite on it) begins a transaction only before INSERT/UPDATE/DELETE, so a
+    CREATE TABLE runs autocommitted: a process killed mid-migration would leave tables without their
+    `alembic_version` row, and every retry would fail on "table already exists". Here the driver's
+    own transaction handling is off and every SQLAlchemy transaction is one `BEGIN IMMEDIATE` (which
+    also makes two processes migrating one file wait for each other instead of interleaving).
+    """
+    engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        sqlite_pragmas(dbapi_connection, record)
+
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine.sync_engine, "connect", _connect)
+    event.listen(engine.sync_engine, "begin", _begin)
+    return engine
+
+
 async def upgrade(db: Database, migrations_dir: Path, revision: str = "head") -> None:
-    """Bring `db` to `revision`. Safe to call on every start: a no-op when already current."""
+    """Bring `db` to `revision` in one transaction: a crash at any point leaves the database as it
+    was, so the next start simply runs it again. A no-op when already current."""
     await db.ensure_schema()
     cfg = alembic_config(migrations_dir)
 
@@ -38,12 +64,18 @@ async def upgrade(db: Database, migrations_dir: Path, revision: str = "head") ->
     # (e.g. two provisioning jobs migrating two platforms' auth D1s) would clobber each other.
     # Across processes (`nno serve` and `nno worker` starting together), PostgreSQL serialises the
     # upgrade of one schema with a transaction-scoped advisory lock.
-    async with loop_lock("alembic-upgrade"):
-        async with db.engine.begin() as conn:
-            if not db.is_sqlite:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                                   {"k": f"nno-migrate:{db.schema or ''}"})
-            await conn.run_sync(_run)
+    in_memory = db.is_sqlite and make_url(db.url).database in (None, "", ":memory:")
+    engine = transactional_sqlite_engine(db.url) if db.is_sqlite and not in_memory else db.engine
+    try:
+        async with loop_lock("alembic-upgrade"):
+            async with engine.begin() as conn:
+                if not db.is_sqlite:
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                       {"k": f"nno-migrate:{db.schema or ''}"})
+                await conn.run_sync(_run)
+    finally:
+        if engine is not db.engine:
+            await engine.dispose()
 
 
 def run_env(target_metadata: MetaData) -> None:

@@ -18,6 +18,9 @@ from typing import Any, NamedTuple, Protocol
 
 import structlog
 
+from nno.kernel.config import Settings
+from nno.kernel.kv import KeyValueStore, RedisKV, redis_client
+
 log = structlog.get_logger("nno.ratelimit")
 
 
@@ -207,3 +210,38 @@ def create_rate_limiter(limit: int, window_s: float, *, redis: Any = None, prefi
     if redis is not None:
         return RedisRateLimiter(redis, prefix, limit, window_s)
     return MemoryRateLimiter(limit, window_s)
+
+
+def limiter_for(settings: Settings, kv: KeyValueStore) -> RateLimiter:
+    """The limiter `NNO_RATE_LIMIT` asks for, on the deployment's Redis when there is one (sharing the
+    KV store's connection pool when that is Redis too). The gateway and the edge each hold one."""
+    limit, window_s = settings.rate_limit_parsed
+    redis = None
+    if settings.redis_url:
+        redis = kv.client if isinstance(kv, RedisKV) else redis_client(settings.redis_url)
+    return create_rate_limiter(limit, window_s, redis=redis, prefix=settings.redis_prefix)
+
+
+def retry_after_seconds(decision: RateDecision) -> int:
+    """A refusal's `Retry-After`, in whole seconds (at least 1)."""
+    return max(1, math.ceil(decision.retry_after_s))
+
+
+def route_key(path: str) -> str:
+    """The part of a rate-limit key that names what a request reaches: every alias of one route
+    gives the same key, so no alias opens a budget of its own.
+
+    `path` is the decoded ASGI path (percent-encoded unreserved characters are already plain).
+    Runs of slashes count as one, trailing slashes and `.` segments as none, `..` drops the
+    segment before it, and case is folded (routing is case-sensitive, but lookups behind a path,
+    such as an email, may not be): distinct routes may share a budget, one route never has two."""
+    if "//" in path or "/." in path or (path[-1:] == "/" and len(path) > 1):
+        segments: list[str] = []
+        for segment in path.split("/"):
+            if segment == "..":
+                if segments:
+                    segments.pop()
+            elif segment and segment != ".":
+                segments.append(segment)
+        path = "/" + "/".join(segments)
+    return path.lower()

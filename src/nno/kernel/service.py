@@ -18,6 +18,7 @@ from nno.kernel.bindings import Bindings, internal_token
 from nno.kernel.config import Settings
 from nno.kernel.context import request_id_var, trace_id_var
 from nno.kernel.db import Database
+from nno.kernel.dbfaults import DatabaseRetryMiddleware, install_database_error_handler
 from nno.kernel.errors import envelope_bytes, install_error_handlers
 from nno.kernel.identity import H_CLIENT_IP, H_INTERNAL_TOKEN, H_REQUEST_ID, H_TRACE_ID
 from nno.kernel.kv import KeyValueStore
@@ -94,15 +95,50 @@ class ServiceContextMiddleware:
             trace_id_var.reset(t_tok)
 
 
+def without_trailing_slash(scope: Scope) -> Scope:
+    """The scope with the trailing slashes of its path dropped (the root path stays `/`)."""
+    path: str = scope["path"]
+    trimmed = path.rstrip("/") or "/"
+    if trimmed == path:
+        return scope
+    scope = dict(scope, path=trimmed)
+    raw: bytes | None = scope.get("raw_path")
+    if raw is not None and raw.endswith(b"/"):
+        scope["raw_path"] = raw.rstrip(b"/") or b"/"
+    return scope
+
+
+class TrailingSlashMiddleware:
+    """`/x/` reaches the route `/x`. Without it a service answered `/x/` with a 307 redirect to its own
+    internal path (wrong behind the gateway's prefix), or a 404 once redirects are off."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        path = scope.get("path")
+        if path is not None and path[-1:] == "/" and len(path) > 1:
+            scope = without_trailing_slash(scope)
+        return self.app(scope, receive, send)
+
+
 def create_service_app(name: str, *, title: str, description: str = "", version: str = "1.0.0") -> FastAPI:
-    """A FastAPI app with NNO's error envelope. Routers are added by the service's `app.py`."""
-    app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None)
+    """A FastAPI app with NNO's error envelope. Routers are added by the service's `app.py`.
+
+    Never redirects: a slash redirect's `Location` would be the service's internal path. A trailing
+    slash is dropped instead, so `/x/` and `/x` are one route (as the gateway's rate limit counts them)."""
+    app = FastAPI(title=title, description=description, version=version, docs_url=None, redoc_url=None,
+                  redirect_slashes=False)
+    app.add_middleware(TrailingSlashMiddleware)
     app.state.service_name = name
     install_error_handlers(app)
+    install_database_error_handler(app)
     install_error_docs(app)
     return app
 
 
 def wrap_service(app: ASGIApp, *, standalone_secret: bytes | None = None) -> ASGIApp:
     """The outermost layer of every service. `standalone_secret` is set when served over HTTP."""
-    return ServiceContextMiddleware(app, standalone_secret)
+    return ServiceContextMiddleware(DatabaseRetryMiddleware(app), standalone_secret)

@@ -198,11 +198,7 @@ class Engine:
         if claimed.previous_status == J.QUEUED and job.attempts == 1:
             await self._notify_onboarding(job, "in_progress")
         if job.status == J.RUNNING:
-            if job.attempts > job.max_attempts:
-                await self._fail(job, "WORKER_LOST",
-                                 f"the job's worker stopped {job.attempts - 1} times without finishing it")
-            else:
-                await self._run_steps(job)
+            await self._run_steps(job)
         if job.status in (J.FAILED, J.ROLLING_BACK):
             await self._rollback(job)
 
@@ -230,11 +226,12 @@ class Engine:
                 body.cancel()
                 return
 
-    def _context(self, job: ProvisionJob, resumed: bool) -> StepContext:
+    def _context(self, job: ProvisionJob, resumed: bool, observed: dict[str, Any] | None = None) -> StepContext:
         outputs = {rec["name"]: rec.get("output") or {} for rec in job.steps
                    if rec["status"] in (J.STEP_COMPLETED, J.STEP_SKIPPED)}
         return StepContext(ctx=self.ctx, job_id=job.id, job_type=job.type, platform_id=job.platform_id,
-                           environment=job.environment, payload=job.payload, outputs=outputs, resumed=resumed)
+                           environment=job.environment, payload=job.payload, outputs=outputs, resumed=resumed,
+                           observed=observed or {})
 
     async def _run_steps(self, job: ProvisionJob) -> None:
         definitions = self.steps[job.type]
@@ -243,10 +240,21 @@ class Engine:
             if record["status"] in (J.STEP_COMPLETED, J.STEP_SKIPPED):
                 continue
             resumed = record["status"] in (J.STEP_RUNNING, J.STEP_FAILED)
+            if record["status"] == J.STEP_RUNNING:
+                # Its worker died in the middle of it. A job that keeps making progress survives any
+                # number of crashes; one step that kills its worker every time is a poison job.
+                record["interruptions"] = record.get("interruptions", 0) + 1
+                if record["interruptions"] >= job.max_attempts:
+                    await self._write(job, {"steps": _replace(job.steps, index, record)}, [])
+                    await self._fail(job, "WORKER_LOST", f"the job's worker stopped {record['interruptions']} "
+                                     f"times during step {step.name}")
+                    return
             try:
                 if step.targets is not None and "preexisting" not in record:
                     # Noted in the same write that marks the step running, before it makes anything.
                     record["preexisting"] = await self._preexisting(job, step)
+                if step.observe is not None and "observed" not in record:
+                    record["observed"] = await step.observe(self._context(job, False))
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:
@@ -258,7 +266,7 @@ class Engine:
                               [new_event(job, "step.started", step=step.name, actor=self.worker_id,
                                          details={"resumed": resumed} if resumed else None)])
             try:
-                result = await step.run(self._context(job, resumed))
+                result = await step.run(self._context(job, resumed, record.get("observed")))
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:
@@ -287,25 +295,38 @@ class Engine:
         have = {(r.type, r.name) for r in await sctx.provider.list_platform_resources(job.platform_id)}
         return [name for kind, name in wanted if (kind, name) in have]
 
+    @staticmethod
+    def _may_have_left_something(step: Step, record: dict[str, Any]) -> bool:
+        """A step that failed, or was running when its worker died for the last time, may have made
+        something before it stopped; it can be cleaned up when what was there before is known."""
+        if record["status"] not in (J.STEP_FAILED, J.STEP_RUNNING) or record.get("cleanedUp"):
+            return False
+        return ((step.targets is not None and "preexisting" in record)
+                or (step.cleanup is not None and "observed" in record))
+
     async def _undo_failed_step(self, job: ProvisionJob, step: Step, record: dict[str, Any]) -> None:
-        """A failed step may have made something before it failed; remove what was not there before."""
-        if step.targets is None or "preexisting" not in record:
-            return
-        sctx = self._context(job, False)
-        before = set(record["preexisting"])
-        for kind, name in reversed(step.targets(sctx)):
-            if name not in before:
-                await delete_by_type(sctx.provider, kind, name)
+        """Remove what a failed step made that was not there before it first started."""
+        sctx = self._context(job, False, record.get("observed"))
+        if step.targets is not None and "preexisting" in record:
+            before = set(record["preexisting"])
+            for kind, name in reversed(step.targets(sctx)):
+                if name not in before:
+                    await delete_by_type(sctx.provider, kind, name)
+        if step.cleanup is not None and "observed" in record:
+            await step.cleanup(sctx, record["observed"])
 
     async def _step_failed(self, job: ProvisionJob, index: int, name: str, code: str, message: str,
                            retryable: bool) -> None:
         record = dict(job.steps[index])
-        record.update(status=J.STEP_FAILED, finishedAt=now_ms(), error=message, errorCode=code)
+        record.update(status=J.STEP_FAILED, finishedAt=now_ms(), error=message, errorCode=code,
+                      failures=record.get("failures", 0) + 1)
         steps = _replace(job.steps, index, record)
         event = new_event(job, "step.failed", step=name, actor=self.worker_id,
                           details={"code": code, "error": message, "retryable": retryable})
-        if retryable and job.attempts < job.max_attempts:
-            due = now_ms() + backoff_ms(job.attempts, self.backoff_base_s)
+        # Attempts that ended in a step failure (a worker's death is not one: see _run_steps).
+        failures = sum(int(r.get("failures", 0)) for r in steps)
+        if retryable and failures < job.max_attempts:
+            due = now_ms() + backoff_ms(failures, self.backoff_base_s)
             await self._write(job, {"steps": steps, "status": J.QUEUED, "next_attempt_at": due,
                                     "error": message, "error_code": code},
                               [event, new_event(job, "job.retry_scheduled", from_status=J.RUNNING,
@@ -342,10 +363,7 @@ class Engine:
             if record["status"] == J.STEP_ROLLBACK_FAILED:
                 failures += 1  # a previous run of the rollback could not undo it
                 continue
-            # A step that failed, or was running when its worker died for the last time, may have
-            # made something before it stopped.
-            failed = (record["status"] in (J.STEP_FAILED, J.STEP_RUNNING) and step.targets is not None
-                      and "preexisting" in record and not record.get("cleanedUp"))
+            failed = self._may_have_left_something(step, record)
             if not failed and (record["status"] != J.STEP_COMPLETED or step.undo is None):
                 continue
             try:
@@ -353,7 +371,7 @@ class Engine:
                     await self._undo_failed_step(job, step, record)
                 else:
                     assert step.undo is not None
-                    await step.undo(self._context(job, False), record.get("output") or {})
+                    await step.undo(self._context(job, False, record.get("observed")), record.get("output") or {})
             except (LeaseLost, asyncio.CancelledError):
                 raise
             except Exception as exc:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from nno.kernel.emails import Email
 from nno.kernel.inputs import InputModel
 from nno.provisioning.models import DeadLetter, JobEvent, ProvisionJob
+from nno.sdk.stack import StackDefinition
 
 Environment = Literal["dev", "stg", "prod"]
 PlatformId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{10}$")]
@@ -69,18 +70,46 @@ class StackFeature(_Body):
     version: Version | None = None
 
 
+TemplateId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,64}$")]
+TemplateVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,64}$")]
+
+
 class StackActivateRequest(_Body):
+    """Path A: `templateId` (default: the one the Registry's stack row names) and optionally
+    `templateVersion` (default: the latest active one, pinned into the job). Path B: `definition`,
+    a StackDefinition of the platform's own. The inline `resources` + `features` form is Path B too."""
+
     platformId: PlatformId
     stackId: StackId
     entityId: EntityId | None = None
-    templateId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    templateId: TemplateId | None = None
+    templateVersion: TemplateVersion | None = None
+    definition: StackDefinition | None = None
     environment: Environment = "prod"
     resources: StackResources = Field(default_factory=StackResources)
     features: Annotated[list[StackFeature], Field(max_length=50)] = Field(default_factory=list)
 
 
-class StackDeactivateRequest(StackActivateRequest):
+class StackUpgradeRequest(_Body):
+    """Move an active Path A stack to a newer version of its template (default: the latest)."""
+
+    platformId: PlatformId
+    stackId: StackId
+    entityId: EntityId | None = None
+    templateVersion: TemplateVersion | None = None
+    environment: Environment = "prod"
+
+
+class StackDeactivateRequest(_Body):
+    platformId: PlatformId
+    stackId: StackId
+    entityId: EntityId | None = None
+    environment: Environment = "prod"
     deleteData: bool = False
+    # Older callers sent the activation's body again; what is removed comes from the Registry.
+    templateId: TemplateId | None = None
+    resources: StackResources = Field(default_factory=StackResources)
+    features: Annotated[list[StackFeature], Field(max_length=50)] = Field(default_factory=list)
 
 
 class JobAccepted(BaseModel):

@@ -28,10 +28,13 @@ from nno.provisioning.schemas import (
     ProvisionPlatformRequest,
     StackActivateRequest,
     StackDeactivateRequest,
+    StackUpgradeRequest,
     dead_letter_out,
     event_out,
     job_out,
 )
+from nno.provisioning.stacks import StackRefused, resolve_stack
+from nno.sdk.stack import is_newer
 
 
 def _ctx(request: Request) -> ServiceContext:
@@ -73,11 +76,6 @@ async def _require_platform(ctx: ServiceContext, identity: Identity, platform_id
                         "allowedJobTypes": sorted(J.REMOVING_JOB_TYPES)})
 
 
-def provisioning_scope(method: str, path: str) -> str:
-    """Every Provisioning route is `provisioning:read` or `provisioning:write` for a scoped key."""
-    return f"provisioning:{action_of(method)}"
-
-
 async def _require_known_feature(ctx: ServiceContext, platform_id: str, feature_id: str) -> None:
     """Deactivating needs the package installed, or the Registry to know an activation of it (an
     uninstalled package's Worker, DNS and data can still be removed by name)."""
@@ -90,6 +88,11 @@ async def _require_known_feature(ctx: ServiceContext, platform_id: str, feature_
     if not any(f.get("featureId") == feature_id for f in known):
         raise NNOError(404, "FEATURE_NOT_FOUND", f"No feature package {feature_id!r} is installed, and platform "
                        f"{platform_id} has no activation of it", {"featureId": feature_id})
+
+
+def provisioning_scope(method: str, path: str) -> str:
+    """Every Provisioning route is `provisioning:read` or `provisioning:write` for a scoped key."""
+    return f"provisioning:{action_of(method)}"
 
 
 router = APIRouter(prefix="/provision", tags=["provisioning"], dependencies=[Depends(scope_guard(provisioning_scope))])
@@ -164,10 +167,76 @@ async def activate_stack(body: StackActivateRequest, request: Request,
     ctx = _ctx(request)
     await service.require_manage(ctx, identity, body.platformId)
     await _require_platform(ctx, identity, body.platformId, "ACTIVATE_STACK")
+    payload = await _stack_payload(ctx, body)
     job, dup = await service.submit(
         ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
         target=f"{body.stackId}:{body.environment}", environment=body.environment,
-        payload=body.model_dump(exclude_none=True), entity_id=body.entityId,
+        payload=payload, entity_id=body.entityId,
+    )
+    return _accepted(job, dup)
+
+
+async def _stack_payload(ctx: ServiceContext, body: StackActivateRequest) -> dict[str, Any]:
+    """The job's payload with its definition resolved and checked now (a bad request is a 4xx and no
+    job): Path A takes the template the Registry's stack row names unless the request names one, and
+    pins the version (latest when not given)."""
+    payload = body.model_dump(mode="json", exclude_none=True)
+    if body.definition is not None:
+        payload["definition"] = body.definition.model_dump(mode="json", exclude_none=True)
+    if ctx.bindings.get("registry") is not None:
+        resp = await RegistryClient(ctx).call("GET", f"/{body.platformId}/stacks/{body.stackId}", allow=(404,))
+        if resp.status == 404:
+            raise NNOError(404, "STACK_NOT_FOUND", f"Platform {body.platformId} has no stack {body.stackId}",
+                           {"stackId": body.stackId})
+        recorded = resp.json().get("templateId")
+        if body.templateId and recorded and body.templateId != recorded:
+            raise NNOError(409, "STACK_TEMPLATE_MISMATCH",
+                           f"Stack {body.stackId} was made from {recorded!r}, not {body.templateId!r}",
+                           {"stackId": body.stackId, "templateId": recorded})
+        if recorded and body.definition is None and not body.features:
+            payload.setdefault("templateId", recorded)
+    try:
+        resolved = await resolve_stack(ctx, payload, submitting=True)
+    except StackRefused as exc:
+        raise exc.as_nno_error() from exc
+    if resolved.template_version:
+        payload["templateVersion"] = resolved.template_version
+    return payload
+
+
+@router.post("/stack/upgrade", status_code=202, response_model=JobAccepted)
+async def upgrade_stack(body: StackUpgradeRequest, request: Request,
+                        identity: Identity = Depends(get_identity)) -> JSONResponse:
+    """An ACTIVATE_STACK job to a newer template version (the same job type, so one activation or
+    upgrade of a stack runs at a time): members added, removed and upgraded, their migrations run,
+    the whole job rolled back, data included, if a step fails."""
+    ctx = _ctx(request)
+    await service.require_manage(ctx, identity, body.platformId)
+    await _require_platform(ctx, identity, body.platformId, "ACTIVATE_STACK")
+    resp = await RegistryClient(ctx).call("GET", f"/{body.platformId}/stacks/{body.stackId}", allow=(404,))
+    if resp.status == 404:
+        raise NNOError(404, "STACK_NOT_FOUND", f"Platform {body.platformId} has no stack {body.stackId}",
+                       {"stackId": body.stackId})
+    stack = resp.json()
+    current = stack.get("templateVersion")
+    if stack.get("status") != "active" or not stack.get("templateId") or not current:
+        raise NNOError(409, "STACK_NOT_UPGRADABLE", "Only an active stack made from a template can be upgraded",
+                       {"stackId": body.stackId, "status": stack.get("status"), "templateId": stack.get("templateId")})
+    payload: dict[str, Any] = {**body.model_dump(mode="json", exclude_none=True), "templateId": stack["templateId"],
+                               "upgradeFrom": current}
+    try:
+        resolved = await resolve_stack(ctx, payload, submitting=True)
+    except StackRefused as exc:
+        raise exc.as_nno_error() from exc
+    target = str(resolved.template_version)
+    if not is_newer(target, current):
+        raise NNOError(409, "NOT_NEWER", f"Stack {body.stackId} runs {current}; {target} is not newer",
+                       {"current": current, "target": target})
+    payload["templateVersion"] = target
+    job, dup = await service.submit(
+        ctx, identity, job_type="ACTIVATE_STACK", platform_id=body.platformId,
+        target=f"{body.stackId}:{body.environment}", environment=body.environment,
+        payload=payload, entity_id=body.entityId,
     )
     return _accepted(job, dup)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from nno.kernel.service import ServiceContext, create_service_app
+from nno.registry.store import StatusRepublisher
 from nno.registry.views import install_routes
 
 MIGRATIONS_DIR: Path | None = Path(__file__).parent / "migrations"
@@ -20,4 +21,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         "lifecycle and onboarding",
     )
     install_routes(app, ctx)
+    republisher = StatusRepublisher.of(ctx)
+    ctx.startup_hooks.append(republisher.start)
+    ctx.shutdown_hooks.append(republisher.stop)
     return app

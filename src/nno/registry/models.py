@@ -125,6 +125,8 @@ class Stack(Base):
     name: Mapped[str] = mapped_column(String(100))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     template_id: Mapped[str | None] = mapped_column(String(100))
+    # The Stack Registry version the stack runs (Path A), set by Provisioning on activation and upgrade.
+    template_version: Mapped[str | None] = mapped_column(String(64))
     repo_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[int] = mapped_column(BigInteger)

@@ -24,9 +24,10 @@ from nno.kernel.ids import new_id
 from nno.registry import serialize, steps
 from nno.registry.access import Access
 from nno.registry.gone import Write
-from nno.registry.models import OnboardingSession, Platform, Resource
+from nno.registry.models import OnboardingSession, Platform, Resource, Stack
+from nno.registry.naming import DEFAULT_STACK_ID
 from nno.registry.schemas import OnboardingCreate, OnboardingPatch
-from nno.registry.service import insert_platform, new_platform_transaction
+from nno.registry.service import check_platform_quota, insert_platform, new_platform_transaction
 from nno.registry.store import RegistryBase, audit, lock_platform
 
 log = structlog.get_logger("nno.registry.onboarding")
@@ -37,6 +38,11 @@ NOTE_CLI_PENDING = "Waiting for the CLI Service"
 NOTE_VERIFY = "Completes when the platform is active"
 # What a session may still record once its platform is gone: how it ended, nothing that moves it on.
 CLOSING_STEP_STATUSES = frozenset({"failed", "skipped"})
+
+
+def _infra_completed(changes: dict[str, Any]) -> bool:
+    return any(step["name"] == "provision_infra" and step.get("status") == "completed"
+               for step in changes.get("steps") or [])
 
 
 def _onboarding_write(changes: dict[str, Any], current_job_id: str | None) -> Write:
@@ -57,6 +63,8 @@ class OnboardingService(RegistryBase):
         if ident.auth_type != "session" or not ident.user_id:
             raise NNOError(401, "UNAUTHORIZED", "Onboarding needs a signed-in user: sign up with IAM first")
         user_id = ident.user_id
+        if body.stackTemplateId:
+            await self._check_template(body.stackTemplateId)
         now = now_ms()
         session_id = new_id()
         initial = steps.set_step(steps.initial_steps(), "create_platform", now, status="completed")
@@ -65,6 +73,7 @@ class OnboardingService(RegistryBase):
             platform, tenant, _ = await insert_platform(
                 s, access, name=body.platformName, slug=body.slug, tier=body.tier, owner_user_id=user_id, now=now)
             await s.flush()
+            await check_platform_quota(s, user_id, body.tier)
             row = OnboardingSession(
                 id=session_id, platform_id=platform.id, user_id=user_id, platform_name=body.platformName,
                 slug=body.slug, tier=body.tier, stack_template_id=body.stackTemplateId,
@@ -170,6 +179,63 @@ class OnboardingService(RegistryBase):
             return {"status": "failed", "error": f"CLI Service refused the repository (HTTP {resp.status})"}
         return {"status": "completed", "note": f"repository {body.get('repoFullName')} {body.get('status')}"}
 
+    async def _check_template(self, name: str) -> None:
+        """The template onboarding will activate must be in the catalogue (checked before anything is
+        made; without a Stack Registry, or when it cannot answer, the activation job says so later)."""
+        stacks = self.ctx.bindings.get("stacks")
+        if stacks is None:
+            return
+        try:
+            resp = await stacks.request("GET", f"/{name}", headers=SERVICE_IDENTITY.to_headers())
+        except UpstreamError as exc:
+            log.warning("onboarding_template_check_failed", template=name, error=str(exc))
+            return
+        if resp.status in (400, 404):
+            raise NNOError(400, "UNKNOWN_STACK_TEMPLATE", f"No stack template {name!r} (see GET /api/v1/stacks)",
+                           {"field": "stackTemplateId"})
+        body = resp.json() if resp.ok else None
+        template = body.get("template") if isinstance(body, dict) else None
+        if isinstance(template, dict) and template.get("status") != "active":
+            raise NNOError(409, "TEMPLATE_DEPRECATED", f"Stack template {name!r} is deprecated",
+                           {"field": "stackTemplateId"})
+
+    async def _template_stack(self, s: AsyncSession, access: Access, platform_id: str, template: str,
+                              now: int) -> str:
+        """The stack onboarding's template becomes: made once, named after the template, owned by the
+        default stack's tenant; a later report finds the one already made."""
+        found = (await s.execute(select(Stack).where(
+            Stack.platform_id == platform_id, Stack.template_id == template, Stack.status != "deactivated")
+        )).scalars().first()
+        if found is not None:
+            return found.id
+        default = await s.get(Stack, (platform_id, DEFAULT_STACK_ID))
+        if default is None:
+            raise NNOError(409, "DEFAULT_STACK_MISSING", "The platform has no default stack")
+        row = Stack(platform_id=platform_id, id=new_id(), tenant_id=default.tenant_id, name=template[:100],
+                    is_default=False, template_id=template, repo_name=None, status="pending", created_at=now,
+                    updated_at=now)
+        s.add(row)
+        audit(s, access, platform_id=platform_id, entity_id=row.tenant_id, action="stack.create",
+              target_type="stack", target_id=row.id, after=serialize.stack(row), at=now)
+        return row.id
+
+    async def _activate_template(self, platform_id: str, stack_id: str, template: str) -> None:
+        """Ask Provisioning for the stack's ACTIVATE_STACK job. Best effort: the platform is active
+        either way, and a refused or failed activation shows in the job list and the stack's status."""
+        provisioning = self.ctx.bindings.get("provisioning")
+        if provisioning is None:
+            return
+        try:
+            resp = await provisioning.request(
+                "POST", "/provision/stack/activate", headers=SERVICE_IDENTITY.to_headers(),
+                json={"platformId": platform_id, "stackId": stack_id, "templateId": template})
+        except UpstreamError as exc:
+            log.warning("onboarding_stack_activation_failed", platform_id=platform_id, error=str(exc))
+            return
+        if not resp.ok:
+            log.warning("onboarding_stack_activation_refused", platform_id=platform_id, status=resp.status,
+                        body=resp.body[:300].decode("utf-8", "replace"))
+
     async def _lock_session(self, s: AsyncSession, session_id: str) -> OnboardingSession:
         result = await s.execute(update(OnboardingSession).where(OnboardingSession.id == session_id)
                                  .values(updated_at=OnboardingSession.updated_at))
@@ -234,6 +300,9 @@ class OnboardingService(RegistryBase):
                     current = steps.verify_if_ready(current, platform.status, resources, now)
             row.steps = current
             row.status = changes.get("status") or steps.derive_status(current)
+            stack_id = None
+            if row.stack_template_id and row.platform_id and _infra_completed(changes):
+                stack_id = await self._template_stack(s, access, row.platform_id, row.stack_template_id, now)
             after = serialize.onboarding(row)
             if after != before:
                 row.updated_at = now
@@ -242,4 +311,6 @@ class OnboardingService(RegistryBase):
                       target_type="onboarding", target_id=row.id,
                       before={"status": before["status"], "steps": before["steps"]},
                       after={"status": after["status"], "steps": after["steps"]}, at=now)
-            return after
+        if stack_id is not None and existing.platform_id is not None and existing.stack_template_id:
+            await self._activate_template(existing.platform_id, stack_id, existing.stack_template_id)
+        return after

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nno.kernel import tiers
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
@@ -299,8 +300,7 @@ class RecordService(RegistryBase):
                     FeatureActivation.platform_id == platform_id,
                     FeatureActivation.status.in_(LIVE_FEATURE)))).scalars().all())
                 if body.featureId not in live and len(live) >= limit:
-                    raise NNOError(409, "FEATURE_LIMIT_REACHED", f"Tier {p.tier} allows {limit} features",
-                                   {"limit": limit, "current": len(live), "tier": p.tier})
+                    raise tiers.limit_error(p.tier, "features", len(live))
             created = row is None
             before = None if row is None else serialize.feature(row)
             if row is None:

@@ -145,6 +145,7 @@ class StackCreate(Strict):
 class StackUpdate(Strict):
     name: Name | None = None
     templateId: Ref100 | None = None
+    templateVersion: Ref64 | None = None
     repoName: Ref | None = None
     status: StackStatus | None = None
 
@@ -156,6 +157,7 @@ class StackOut(BaseModel):
     name: str
     isDefault: bool
     templateId: str | None
+    templateVersion: str | None = None
     repoName: str | None
     status: str
     createdAt: int

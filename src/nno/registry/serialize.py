@@ -66,6 +66,7 @@ def stack(st: Stack) -> dict[str, Any]:
         "name": st.name,
         "isDefault": st.is_default,
         "templateId": st.template_id,
+        "templateVersion": st.template_version,
         "repoName": st.repo_name,
         "status": st.status,
         "createdAt": st.created_at,

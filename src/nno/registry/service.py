@@ -14,11 +14,13 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nno.kernel import tiers
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id
+from nno.kernel.platform_status import GONE_STATUSES
 from nno.registry import lifecycle, serialize, steps
 from nno.registry.access import Access
 from nno.registry.deprovision import request_deprovision
@@ -134,6 +136,17 @@ async def insert_platform(
     return platform, tenant, stack
 
 
+async def check_platform_quota(s: AsyncSession, owner_user_id: str, tier: str) -> None:
+    """A user owns at most the new platform's tier's number of live platforms (its own included,
+    already flushed): self-serve sign-up is where the per-tier platform limit bites."""
+    owned = int(await s.scalar(select(func.count()).select_from(Platform).where(
+        Platform.owner_user_id == owner_user_id, Platform.status.not_in(sorted(GONE_STATUSES)))) or 0)
+    cap = tiers.limit(tier, "platforms")
+    if cap is not None and owned > cap:
+        raise tiers.limit_error(tier, "platforms", owned - 1,
+                                message=f"Tier {tier} allows {cap} platform{'s' if cap != 1 else ''} per owner")
+
+
 class PlatformService(RegistryBase):
     # --- platforms -----------------------------------------------------------------------------
 
@@ -220,9 +233,9 @@ class PlatformService(RegistryBase):
                 limit = TENANT_LIMITS[new_tier]
                 current = await self._live_entity_count(s, platform_id)
                 if limit is not None and current > limit:
-                    raise NNOError(409, "TENANT_LIMIT_REACHED",
-                                   f"The platform has {current} tenants; tier {new_tier} allows {limit}",
-                                   {"limit": limit, "current": current, "tier": new_tier})
+                    raise tiers.limit_error(new_tier, "tenants", current, needed=current,
+                                            message=f"The platform has {current} tenants; tier {new_tier} "
+                                                    f"allows {limit}")
             for field, value in changes.items():
                 setattr(p, _PLATFORM_COLUMNS[field], value)
             after = serialize.platform(p)
@@ -323,6 +336,15 @@ class PlatformService(RegistryBase):
 
     # --- tenants ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_org_link(access: Access, linking: bool) -> None:
+        """A tenant's `orgId` names an organization in its platform's own auth database, which the
+        Registry cannot look into: a client's word for it could name another customer's organization.
+        So only NNO itself (services and operators) links a tenant to its organization."""
+        if linking and not access.privileged:
+            raise NNOError(403, "ORG_ID_RESERVED", "A tenant's orgId is set by NNO, not by the platform's clients",
+                           {"field": "orgId"})
+
     async def _live_entity_count(self, s: AsyncSession, platform_id: str) -> int:
         return int(await s.scalar(select(func.count()).select_from(Entity).where(
             Entity.platform_id == platform_id, Entity.deleted_at.is_(None))) or 0)
@@ -337,6 +359,7 @@ class PlatformService(RegistryBase):
     async def create_tenant(self, access: Access, platform_id: str, body: TenantCreate,
                             parent_id: str | None = None) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
+        self._check_org_link(access, body.orgId is not None)
         now = now_ms()
         try:
             async with self.db.session() as s:
@@ -351,9 +374,8 @@ class PlatformService(RegistryBase):
                 limit = TENANT_LIMITS[p.tier]
                 current = await self._live_entity_count(s, platform_id) if limit is not None else 0
                 if limit is not None and current >= limit:
-                    raise NNOError(409, "TENANT_LIMIT_REACHED",
-                                   f"Tier {p.tier} allows {limit} tenants and sub-tenants",
-                                   {"limit": limit, "current": current, "tier": p.tier})
+                    raise tiers.limit_error(p.tier, "tenants", current,
+                                            message=f"Tier {p.tier} allows {limit} tenants and sub-tenants")
                 row = Entity(id=new_id(), platform_id=platform_id, parent_id=parent_id,
                              type="tenant" if parent_id is None else "sub_tenant", name=body.name, slug=body.slug,
                              status="active", org_id=body.orgId, created_at=now, updated_at=now)
@@ -386,6 +408,7 @@ class PlatformService(RegistryBase):
                             body: TenantUpdate) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
         changes = body.model_dump(exclude_unset=True)
+        self._check_org_link(access, "orgId" in changes)
         if "name" in changes and changes["name"] is None:
             raise NNOError(400, "VALIDATION_ERROR", "name cannot be null", {"field": "name"})
         if "status" in changes and changes["status"] is None:
@@ -474,9 +497,10 @@ class PlatformService(RegistryBase):
                            body: StackUpdate) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
         changes = body.model_dump(exclude_unset=True)
-        if "status" in changes and not access.privileged:
-            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services change a stack's status",
-                           {"fields": ["status"]})
+        managed = sorted({"status", "templateVersion"} & set(changes))
+        if managed and not access.privileged:
+            raise NNOError(403, "FORBIDDEN", "Only NNO operators and services change a stack's status and "
+                           "template version", {"fields": managed})
         for field in ("name", "status"):
             if field in changes and changes[field] is None:
                 raise NNOError(400, "VALIDATION_ERROR", f"{field} cannot be null", {"field": field})
@@ -491,7 +515,8 @@ class PlatformService(RegistryBase):
                 raise NNOError(400, "RESERVED_NAME", "The name 'default' belongs to the default stack only",
                                {"field": "name"})
             before = serialize.stack(row)
-            for field, column in (("name", "name"), ("templateId", "template_id"), ("repoName", "repo_name"),
+            for field, column in (("name", "name"), ("templateId", "template_id"),
+                                  ("templateVersion", "template_version"), ("repoName", "repo_name"),
                                   ("status", "status")):
                 if field in changes:
                     setattr(row, column, changes[field])

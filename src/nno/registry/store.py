@@ -4,6 +4,7 @@ lock, the visibility check and the status cache.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,11 +12,12 @@ import structlog
 from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nno.kernel import tiers
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
-from nno.kernel.kv import KeyValueStore
+from nno.kernel.kv import KeyValueStore, KVUnavailable
 from nno.kernel.pagination import check_limit, decode_cursor, encode_cursor
 from nno.kernel.platform_status import status_cache_key
 from nno.kernel.service import ServiceContext
@@ -25,8 +27,9 @@ from nno.registry.models import AuditLog, Platform, PlatformStatusCount
 
 log = structlog.get_logger("nno.registry")
 
-TENANT_LIMITS: dict[str, int | None] = {"starter": 3, "growth": 20, "scale": None}
-FEATURE_LIMITS: dict[str, int | None] = {"starter": 5, "growth": None, "scale": None}
+# The tiers' count limits live once in nno.kernel.tiers (Billing sells them).
+TENANT_LIMITS: dict[str, int | None] = {t: tiers.limit(t, "tenants") for t in tiers.TIER_NAMES}
+FEATURE_LIMITS: dict[str, int | None] = {t: tiers.limit(t, "features") for t in tiers.TIER_NAMES}
 # Ids that are path words of the Registry's own routes; a platform id never takes one of them.
 RESERVED_IDS = frozenset({"onboarding"})
 
@@ -149,6 +152,72 @@ def platform_total(status: str | None) -> Select[Any]:
     return stmt.where(PlatformStatusCount.status == status) if status is not None else stmt
 
 
+class StatusRepublisher:
+    """Platforms whose status the Registry could not write to the shared cache (Redis down): their
+    current status is written again, under the row lock, once the cache answers. Cache keys also
+    expire after `NNO_STATUS_CACHE_TTL`, so even a status this process never gets to re-publish (it
+    died) is wrong at the gateway for at most that long."""
+
+    EXTRAS_KEY = "registry.status_republisher"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.pending: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, ctx: ServiceContext) -> StatusRepublisher:
+        found = ctx.extras.get(cls.EXTRAS_KEY)
+        if found is None:
+            found = ctx.extras[cls.EXTRAS_KEY] = cls(ctx)
+        return found
+
+    def add(self, platform_id: str) -> None:
+        self.pending.add(platform_id)
+
+    async def flush(self) -> bool:
+        """Write every pending status; False when the cache is still unreachable."""
+        for platform_id in sorted(self.pending):
+            try:
+                async with self.ctx.db.session() as s:
+                    # The row lock orders this write after any transition's own publish and commit.
+                    await s.execute(update(Platform).where(Platform.id == platform_id)
+                                    .values(updated_at=Platform.updated_at))
+                    status = (await s.execute(select(Platform.status).where(Platform.id == platform_id))
+                              ).scalar_one_or_none()
+                    key = status_cache_key(platform_id)
+                    if status is None:
+                        await self.ctx.kv.delete(key)
+                    else:
+                        await self.ctx.kv.set(key, status, self.ctx.settings.status_cache_ttl_s)
+            except KVUnavailable:
+                return False
+            self.pending.discard(platform_id)
+            log.info("status_cache_republished", platform_id=platform_id, status=status)
+        return True
+
+    async def run(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.pending:
+                continue
+            try:
+                await self.flush()
+            except Exception:  # a database blip: the next round tries again
+                log.exception("status_cache_republish_failed")
+
+    async def start(self) -> None:
+        # Well inside the TTL, so a recovered cache holds the right status long before keys expire.
+        interval = min(1.0, max(self.ctx.settings.status_cache_ttl_s / 4, 0.05))
+        self._task = asyncio.get_running_loop().create_task(self.run(interval))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
 class RegistryBase:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -171,22 +240,24 @@ class RegistryBase:
     async def forget_status(self, platform_id: str) -> None:
         try:
             await self.kv.delete(status_cache_key(platform_id))
-        except Exception:
-            log.error("status_cache_delete_failed", platform_id=platform_id)
+        except Exception as exc:
+            self._not_written(platform_id, exc)
+
+    def _not_written(self, platform_id: str, exc: Exception) -> None:
+        if not isinstance(exc, KVUnavailable):  # an outage is logged once by the KV itself
+            log.error("status_cache_write_failed", platform_id=platform_id, error=repr(exc))
+        StatusRepublisher.of(self.ctx).add(platform_id)
 
     async def kv_missing(self, platform_id: str) -> bool:
         try:
             return await self.kv.get(status_cache_key(platform_id)) is None
         except Exception:
-            return False  # the cache is down: nothing to refill
+            return False  # the cache misbehaves: nothing to refill
 
     async def publish_status(self, platform_id: str, status: str) -> None:
-        """Write-through to the gateway's status cache (DECISIONS 5), after the commit."""
+        """Write-through to the gateway's status cache (DECISIONS 5). Entries expire after
+        `NNO_STATUS_CACHE_TTL`; a write the cache refused is retried by the `StatusRepublisher`."""
         try:
-            await self.kv.set(status_cache_key(platform_id), status)
-        except Exception as exc:  # a stale entry is worse than none: try to drop it
-            log.error("status_cache_write_failed", platform_id=platform_id, error=repr(exc))
-            try:
-                await self.kv.delete(status_cache_key(platform_id))
-            except Exception:
-                log.error("status_cache_delete_failed", platform_id=platform_id)
+            await self.kv.set(status_cache_key(platform_id), status, self.ctx.settings.status_cache_ttl_s)
+        except Exception as exc:
+            self._not_written(platform_id, exc)

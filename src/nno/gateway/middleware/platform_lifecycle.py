@@ -10,7 +10,8 @@ such writes themselves too (`nno.kernel.platform_status.check_not_suspended`).
 Skipped for service-key and dev-bypass callers (the seed: service calls bypass the check) and NNO
 operators (who restore suspended platforms), for requests naming no platform, and for public
 routes. Also exempt: the few IAM routes a member of a suspended platform needs to leave it (see who
-they are, switch the active platform, sign out).
+they are, switch the active platform, sign out), and Billing's routes while a platform is
+suspended (paying is how a platform suspended for non-payment comes back).
 
 The status comes from the shared status cache the Registry writes on every change (KV
 `platform-status:{id}`, DECISIONS 5); on a miss the gateway asks the Registry
@@ -47,6 +48,9 @@ EXEMPT_PATHS = frozenset(
         "/api/v1/iam/api/auth/sign-out",
     }
 )
+# A platform suspended for non-payment must still be able to see its bill and pay it (which
+# restores it); a cancelled or deleted one cannot.
+BILLING_PREFIX = "/api/v1/billing/"
 _SERVICE_HEADERS = SERVICE_IDENTITY.to_headers()
 PLATFORMS_PREFIX = "/api/v1/platforms/"
 # Registry words under /api/v1/platforms/ that are not platform ids.
@@ -162,7 +166,7 @@ class PlatformLifecycleMiddleware:
             named.insert(0, identity.platform_id)
         for platform_id in dict.fromkeys(named):
             status = await self.lookup.status(platform_id)
-            if status == "suspended":
+            if status == "suspended" and not path.startswith(BILLING_PREFIX):
                 await send_error(scope, send, 451, "PLATFORM_SUSPENDED", "This platform has been suspended.")
                 return
             if status in GONE_STATUSES:

@@ -1,25 +1,29 @@
-"""rateLimiter: requests keyed `{ip}:{path}` (per client address per route) through the kernel's
+"""rateLimiter: requests keyed `{ip}:{route}` (per client address per route) through the kernel's
 sliding-window limiter; a refusal is 429 `RATE_LIMITED` with `Retry-After` (whole seconds).
 
-The ip is the ASGI client address (the TCP peer). X-Forwarded-For is NOT trusted: behind a reverse
-proxy, run uvicorn with `--proxy-headers --forwarded-allow-ips=<proxy>` so the server itself
-rewrites the client address from the proxy's header."""
+The route is what the request reaches (`nno.kernel.ratelimit.route_key`): `/x`, `/x/`, `//x` and
+`/X` share one budget. A trailing slash means no more than its absence anywhere in NNO, so this
+layer, the first to read the path, also drops it from the path the inner layers and the service
+see (they then match public routes, exemptions and routes on one spelling).
+
+The ip is the ASGI client address (the TCP peer). X-Forwarded-For is NOT trusted: `nno serve`
+lets uvicorn rewrite the client address from it only for the proxies `NNO_TRUSTED_PROXIES` names."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.state import send_error
-from nno.kernel.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter
+from nno.kernel.ratelimit import MemoryRateLimiter, RateDecision, RateLimiter, retry_after_seconds, route_key
+from nno.kernel.service import without_trailing_slash
 
 
 def rate_limit_key(scope: Scope) -> str:
     client = scope.get("client")
     ip = client[0] if client else "unknown"
-    return f"{ip}:{scope['path']}"
+    return f"{ip}:{route_key(scope['path'])}"
 
 
 class RateLimiterMiddleware:
@@ -34,8 +38,11 @@ class RateLimiterMiddleware:
         # decides synchronously, so an allowed request costs no coroutine of ours.
         if scope["type"] != "http":
             return self.app(scope, receive, send)
+        path: str = scope["path"]
+        if path[-1:] == "/" and len(path) > 1:
+            scope = without_trailing_slash(scope)
         client = scope.get("client")
-        key = f"{client[0] if client else 'unknown'}:{scope['path']}"  # rate_limit_key, inlined
+        key = f"{client[0] if client else 'unknown'}:{route_key(path)}"  # rate_limit_key, inlined
         if self.refusal is None:
             return self._shared(scope, receive, send, key)
         decision = self.refusal(key)
@@ -51,7 +58,7 @@ class RateLimiterMiddleware:
             await self._refuse(scope, send, decision)
 
     async def _refuse(self, scope: Scope, send: Send, decision: RateDecision) -> None:
-        retry_after = max(1, math.ceil(decision.retry_after_s))
+        retry_after = retry_after_seconds(decision)
         await send_error(
             scope, send, 429, "RATE_LIMITED", "Too many requests; slow down and retry later.",
             details={"limit": decision.limit, "retryAfter": retry_after},

@@ -39,6 +39,15 @@ class _AccessLogger:
 
 access_log = _AccessLogger()
 
+# Better Auth's `GET .../reset-password/{token}` carries a live password-reset token in the path.
+_SECRET_SEGMENT = "/reset-password/"
+
+
+def loggable_path(path: str) -> str:
+    """`path` as the access line shows it: a token riding in the path is redacted."""
+    head, sep, _ = path.partition(_SECRET_SEGMENT)
+    return f"{head}{sep}[redacted]" if sep else path
+
 
 class RequestLoggerMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -60,7 +69,7 @@ class RequestLoggerMiddleware:
                 "requestId": state.request_id,
                 "traceId": state.trace_id or None,
                 "method": scope["method"],
-                "path": scope["path"],
+                "path": loggable_path(scope["path"]),
                 "status": sender.status,
                 "duration": round((time.perf_counter() - start) * 1000, 3),
                 "authType": identity.auth_type if identity is not None else None,

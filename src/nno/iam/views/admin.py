@@ -19,6 +19,9 @@ from nno.kernel.identity import get_identity
 from nno.kernel.pagination import check_limit
 
 router = APIRouter(tags=["admin"])
+DEV_OUTBOX_NOTICE = ("Development outbox: these mails hold live sign-in and reset links in clear. Never use it "
+                     "on a shared install: set NNO_SMTP_URL (and leave NNO_DEV_OUTBOX unset).")
+REDACTED_NOTICE = "Live sign-in and reset links are never kept: they are redacted here."
 
 
 @router.get("/api/nno/bootstrap")
@@ -63,9 +66,12 @@ async def verify_service_token(body: ServiceTokenVerifyBody, request: Request,
 @router.get("/api/nno/mail/outbox")
 async def mail_outbox(request: Request, to: str | None = None, limit: int | None = None,
                       caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
-    """Recent outgoing mail (newest first), for operators: how a local install reads its magic links."""
+    """Recent outgoing mail (newest first), for operators. Live sign-in and reset links are shown only
+    by the development outbox (`devOutbox`: how a local install without SMTP reads its magic links);
+    otherwise they are redacted."""
     size = check_limit(limit)
-    async with iam_ctx(request).db.session() as s:
+    ctx = iam_ctx(request)
+    async with ctx.db.session() as s:
         await require_privileged(s, caller)
         q = select(MailOutbox)
         if to:
@@ -74,4 +80,6 @@ async def mail_outbox(request: Request, to: str | None = None, limit: int | None
                 ).scalars().all()
     return {"data": [{"id": m.id, "kind": m.kind, "to": m.to_address, "subject": m.subject, "body": m.body,
                       "status": m.status, "error": m.error, "createdAt": m.created_at, "sentAt": m.sent_at}
-                     for m in rows]}
+                     for m in rows],
+            "devOutbox": ctx.mailer.dev_outbox,
+            "notice": DEV_OUTBOX_NOTICE if ctx.mailer.dev_outbox else REDACTED_NOTICE}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import Request
 from starlette.responses import Response
 
 from nno.iam.context import SESSION_COOKIE, IAMContext
 from nno.iam.models import Session
+from nno.kernel.redirects import same_origin_target
 
 
 def set_session_cookie(response: Response, ctx: IAMContext, token: str, session: Session) -> None:
@@ -26,16 +26,9 @@ def clear_session_cookie(response: Response, ctx: IAMContext) -> None:
 
 
 def safe_redirect(ctx: IAMContext, target: str | None) -> str | None:
-    """Only local paths or this installation's own origin: never an open redirect."""
-    if not target:
-        return None
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    own = urlsplit(ctx.public_base or ctx.settings.public_url)
-    parts = urlsplit(target)
-    if parts.scheme in ("http", "https") and (parts.scheme, parts.netloc) == (own.scheme, own.netloc):
-        return target
-    return None
+    """`target` as the absolute URL a browser would reach, if that stays on this app's own origin;
+    None otherwise (never an open redirect). Every redirect parameter of every flow goes through it."""
+    return same_origin_target(target, ctx.public_base or ctx.settings.public_url)
 
 
 async def form_or_json(request: Request) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from nno.iam import platform_roles
 from nno.iam.caller import Caller, client_ip, iam_ctx, presented_token, require_session
 from nno.iam.models import User
 from nno.iam.schemas import AdminInviteBody, SetPlatformRoleBody
+from nno.iam.sessions import holds_platform_admin
 from nno.iam.views.common import ALREADY_SO
 from nno.kernel.context import current_request_id
 from nno.kernel.errors import NNOError
-from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 
 router = APIRouter(tags=["platform roles"])
 
@@ -64,7 +64,7 @@ async def require_role_authority(request: Request) -> Authority:
     caller = await require_session(request)
     async with iam_ctx(request).db.session() as s:
         me = await s.get(User, caller.user_id)
-    if me is None or me.role != ROLE_PLATFORM_ADMIN:
+    if me is None or not holds_platform_admin(me):
         raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform may do this")
     caller.platform_id = iam_ctx(request).platform_id
     return Authority(caller, "platform-admin")

@@ -9,13 +9,17 @@ URL; this class only adapts it to the provider interface (errors and resource re
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nno.edge.cloud import CloudError, CloudResource, LocalCloud
 from nno.edge.workers import WorkerHost
 from nno.kernel.bindings import ASGIBinding, UpstreamError
 from nno.kernel.config import Settings
+from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
 from nno.provisioning.providers.base import ProviderError, ResourceRef, WorkerResponse
 
@@ -30,6 +34,16 @@ def _ref(resource: CloudResource) -> ResourceRef:
         created=resource.created,
         metadata=dict(resource.metadata),
     )
+
+
+def _sqlite_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 async def _call(op: Awaitable[T]) -> T:
@@ -56,6 +70,27 @@ class LocalProvider:
 
     async def delete_d1(self, name: str) -> None:
         await _call(self.cloud.delete_d1(name))
+
+    # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback. SQLite's
+    # online backup copies a consistent database while Workers hold it open, both ways.
+    async def snapshot_d1(self, name: str) -> str:
+        snapshot = new_id()
+        await _call(asyncio.to_thread(_sqlite_copy, self.cloud.d1_path(name), self._snapshot_path(name, snapshot)))
+        return snapshot
+
+    async def restore_d1(self, name: str, snapshot: str) -> None:
+        source = self._snapshot_path(name, snapshot)
+        if not source.exists():
+            raise ProviderError(f"D1 snapshot {snapshot} of {name} is gone", retryable=False)
+        await _call(asyncio.to_thread(_sqlite_copy, source, self.cloud.d1_path(name)))
+
+    async def drop_d1_snapshot(self, name: str, snapshot: str) -> None:
+        self._snapshot_path(name, snapshot).unlink(missing_ok=True)
+
+    def _snapshot_path(self, name: str, snapshot: str) -> Path:
+        if not snapshot.isalnum():
+            raise ProviderError(f"invalid snapshot id {snapshot!r}", retryable=False)
+        return self.cloud.d1_path(name).parent / ".snapshots" / f"{name}.{snapshot}.sqlite"
 
     async def ensure_r2(self, name: str) -> ResourceRef:
         return _ref(await _call(self.cloud.ensure_r2(name)))

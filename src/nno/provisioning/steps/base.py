@@ -26,6 +26,8 @@ class StepContext:
     # True when this step already started in an earlier run of the job (a crash or a failed
     # attempt): a resource it finds now was made by that run, so rollback must remove it too.
     resumed: bool = False
+    # What the step's `observe` saw before the step first started (empty for steps without one).
+    observed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def provider(self) -> Provider:
@@ -53,6 +55,7 @@ class StepResult:
 RunFn = Callable[[StepContext], Awaitable[StepResult]]
 UndoFn = Callable[[StepContext, dict[str, Any]], Awaitable[None]]
 TargetsFn = Callable[[StepContext], list[tuple[str, str]]]
+ObserveFn = Callable[[StepContext], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,11 @@ class Step:
     # which of them already exist, so that a step which fails after the cloud made something (a
     # timeout after the create) is cleaned up too, without touching what was there before the job.
     targets: TargetsFn | None = None
+    # For steps that write elsewhere (the Registry): `observe` notes what exists before the step
+    # first starts (kept in the job row, given to the run as `sctx.observed`), and `cleanup(sctx,
+    # observed)` removes what a step that failed or died midway made since, without its output.
+    observe: ObserveFn | None = None
+    cleanup: UndoFn | None = None
 
 
 def ref_out(sctx: StepContext, ref: ResourceRef) -> dict[str, Any]:

@@ -28,7 +28,10 @@ from nno.provisioning.steps.base import (
 )
 from nno.provisioning.steps.platform import ensure_hosts
 from nno.provisioning.steps.registry_sync import (
+    activate_stack,
+    cleanup_registered,
     mark_dns_deleted,
+    observe_registry,
     register_resources,
     undo_register_resources,
 )
@@ -39,6 +42,7 @@ from nno.sdk.host import lifecycle_audience
 from nno.sdk.validation import validate_feature
 
 SHARED_KINDS = {"d1": ("db", "DB"), "r2": ("storage", "STORAGE"), "kv": ("kv", "KV")}
+BINDING_KINDS = {binding: kind for kind, (_, binding) in SHARED_KINDS.items()}
 
 
 def _stack(sctx: StepContext) -> str:
@@ -126,7 +130,9 @@ async def deploy_feature_workers(sctx: StepContext) -> StepResult:
         fid = feat["featureId"]
         definition = _installed(sctx, fid).require()
         if _stack_job(sctx):
-            bindings = dict(shared)
+            # A stack member gets the shared resources its definition entry binds (all by default).
+            kinds = feat.get("bindings")
+            bindings = {b: n for b, n in shared.items() if kinds is None or BINDING_KINDS[b] in kinds}
         else:
             bindings = {}
             for kind in definition.resources.declared():
@@ -137,6 +143,8 @@ async def deploy_feature_workers(sctx: StepContext) -> StepResult:
         name = naming.feature_worker_name(sctx.platform_id, _stack(sctx), fid, sctx.environment)
         ref = await sctx.provider.ensure_worker(name, kind=fid, platform_id=sctx.platform_id, bindings=bindings)
         table_prefix, key_prefix = feature_prefixes(fid, any(v in shared.values() for v in bindings.values()))
+        if _stack_job(sctx):  # the stack definition says where each member's data lives
+            table_prefix, key_prefix = feat.get("tablePrefix", table_prefix), feat.get("keyPrefix", key_prefix)
         config = FeatureConfig(
             featureId=fid, version=definition.version, platformId=sctx.platform_id, stackId=_stack(sctx),
             environment=sctx.environment, tablePrefix=table_prefix, keyPrefix=key_prefix,
@@ -265,18 +273,54 @@ async def register_feature_dns(sctx: StepContext) -> StepResult:
     return await ensure_hosts(sctx, _feature_hosts(sctx))
 
 
+_FEATURE_RESOURCE_STEPS = ["create_shared_resources", "create_feature_resources", "deploy_feature_workers"]
+
+
 async def register_feature_resources(sctx: StepContext) -> StepResult:
-    steps = ["create_shared_resources", "create_feature_resources", "deploy_feature_workers"]
     feature_id = sctx.payload.get("featureId")
-    result = await register_resources(sctx, resource_steps=steps, dns_steps=["register_dns"], secret_steps=[],
-                                      stack_id=_stack(sctx), feature_id=feature_id)
+    result = await register_resources(sctx, resource_steps=_FEATURE_RESOURCE_STEPS, dns_steps=["register_dns"],
+                                      secret_steps=[], stack_id=_stack(sctx), feature_id=feature_id)
     if sctx.job_type == "ACTIVATE_STACK":
-        await sctx.registry.set_stack_status(sctx.platform_id, _stack(sctx), "active")
+        result.output["stack"] = await activate_stack(sctx, _stack(sctx))
     return result
+
+
+async def observe_feature_registry(sctx: StepContext) -> dict[str, Any]:
+    return await observe_registry(sctx, _stack(sctx))
+
+
+async def cleanup_feature_registry(sctx: StepContext, observed: dict[str, Any]) -> None:
+    stack = _stack(sctx) if sctx.job_type == "ACTIVATE_STACK" else None
+    await cleanup_registered(sctx, observed, resource_steps=_FEATURE_RESOURCE_STEPS, dns_steps=["register_dns"],
+                             stack_id=stack)
+
+
+def _activation_key(feature_id: Any, environment: Any, entity_id: Any) -> list[str]:
+    return [str(feature_id or ""), str(environment or ""), str(entity_id or "")]
+
+
+async def observe_activations(sctx: StepContext) -> dict[str, Any]:
+    """The live activations before recording this job's: rollback must leave those alone."""
+    rows = await sctx.registry.list_features(sctx.platform_id)
+    return {"features": [_activation_key(r.get("featureId"), r.get("environment"), r.get("entityId"))
+                         for r in rows if r.get("status") != "inactive"]}
+
+
+def _new_activations(sctx: StepContext, observed: dict[str, Any]) -> list[str]:
+    """This job's features that were not live before it (all of them when nothing was observed)."""
+    live = [list(k) for k in observed.get("features", [])]
+    entity = sctx.payload.get("entityId")
+    return [f["featureId"] for f in _features(sctx)
+            if _activation_key(f["featureId"], sctx.environment, entity) not in live]
+
+
+async def cleanup_activations(sctx: StepContext, observed: dict[str, Any]) -> None:
+    await undo_record_activations(sctx, {"featureIds": _new_activations(sctx, observed)})
 
 
 async def record_activations(sctx: StepContext) -> StepResult:
     recorded = []
+    new = set(_new_activations(sctx, sctx.observed))
     for feat in _features(sctx):
         body = {"featureId": feat["featureId"], "version": feat.get("version") or "latest",
                 "environment": sctx.environment, "stackId": _stack(sctx), "status": "active",
@@ -285,7 +329,10 @@ async def record_activations(sctx: StepContext) -> StepResult:
             body["entityId"] = sctx.payload["entityId"]
         await sctx.registry.record_feature(sctx.platform_id, body)
         recorded.append(feat["featureId"])
-    return StepResult({"featureIds": recorded}, bool(recorded))
+    # Rollback deactivates only what this job activated ("featureIds"); a feature that was already
+    # live stays, at the version this job recorded.
+    return StepResult({"featureIds": [f for f in recorded if f in new],
+                       "alreadyActive": [f for f in recorded if f not in new]}, bool(recorded))
 
 
 async def undo_record_activations(sctx: StepContext, output: dict[str, Any]) -> None:
@@ -344,8 +391,10 @@ ACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
     Step("run_feature_migrations", run_feature_migrations),
     Step("register_dns", register_feature_dns, undo_created, _dns_targets),
     Step("register_permissions", register_feature_permissions, undo_register_feature_permissions),
-    Step("register_resources", register_feature_resources, undo_register_resources),
-    Step("record_activation", record_activations, undo_record_activations),
+    Step("register_resources", register_feature_resources, undo_register_resources,
+         observe=observe_feature_registry, cleanup=cleanup_feature_registry),
+    Step("record_activation", record_activations, undo_record_activations,
+         observe=observe_activations, cleanup=cleanup_activations),
     Step("trigger_shell_rebuild", _rebuild("activate")),
 )
 
@@ -388,71 +437,5 @@ DEACTIVATE_FEATURE_STEPS: tuple[Step, ...] = (
     Step("unregister_permissions", unregister_feature_permissions),
     Step("remove_resources", remove_feature_resources),
     Step("record_deactivation", record_deactivations),
-    Step("trigger_shell_rebuild", _rebuild("deactivate")),
-)
-
-
-# --- stacks -----------------------------------------------------------------------------------
-
-async def fetch_stack_definition(sctx: StepContext) -> StepResult:
-    """The StackDefinition: from the Stack Registry when a template is named and reachable, else
-    the definition sent with the request."""
-    definition: dict[str, Any] = {"resources": sctx.payload.get("resources") or {},
-                                  "features": sctx.payload.get("features") or []}
-    template = sctx.payload.get("templateId")
-    binding = sctx.ctx.bindings.get("stacks")
-    source = "request"
-    if template and binding is not None:
-        resp = await binding.request("GET", f"/{template}", headers=SERVICE_IDENTITY.to_headers())
-        if resp.status == 404:
-            raise StepError(f"stack template {template} not found", code="TEMPLATE_NOT_FOUND", retryable=False)
-        if not resp.ok:
-            raise StepError(f"Stack Registry answered {resp.status}", code="STACK_REGISTRY_ERROR",
-                            retryable=resp.status >= 500)
-        body = resp.json() or {}
-        tpl = body.get("definition") or body.get("latestVersion", {}).get("definition") or body
-        definition = {"resources": tpl.get("resources") or definition["resources"],
-                      "features": tpl.get("features") or definition["features"]}
-        source = "stack-registry"
-    definition["features"] = [f if isinstance(f, dict) else {"featureId": str(f)} for f in definition["features"]]
-    for f in definition["features"]:
-        f.setdefault("featureId", f.get("id"))
-    return StepResult({"definition": definition, "source": source}, changed=False)
-
-
-async def create_shared_resources(sctx: StepContext) -> StepResult:
-    declared = sctx.outputs["fetch_stack_definition"]["definition"]["resources"]
-    out, changed = [], False
-    for kind, (rtype, _) in SHARED_KINDS.items():
-        if not declared.get(kind):
-            continue
-        name = naming.stack_shared_name(sctx.platform_id, _stack(sctx), rtype, sctx.environment)
-        ensure = {"d1": sctx.provider.ensure_d1, "r2": sctx.provider.ensure_r2, "kv": sctx.provider.ensure_kv}
-        ref = await ensure[kind](name)
-        out.append(ref_out(sctx, ref))
-        changed = changed or sctx.owned(ref)
-    return StepResult({"resources": out}, changed)
-
-
-def _shared_targets(sctx: StepContext) -> list[tuple[str, str]]:
-    declared = sctx.outputs["fetch_stack_definition"]["definition"]["resources"]
-    return [(kind, naming.stack_shared_name(sctx.platform_id, _stack(sctx), rtype, sctx.environment))
-            for kind, (rtype, _) in SHARED_KINDS.items() if declared.get(kind)]
-
-
-ACTIVATE_STACK_STEPS: tuple[Step, ...] = (
-    Step("fetch_stack_definition", fetch_stack_definition),
-    Step("create_shared_resources", create_shared_resources, undo_created, _shared_targets),
-    Step("deploy_feature_workers", deploy_feature_workers, undo_created, _worker_targets),
-    Step("register_dns", register_feature_dns, undo_created, _dns_targets),
-    Step("register_resources", register_feature_resources, undo_register_resources),
-    Step("record_feature_activations", record_activations, undo_record_activations),
-    Step("trigger_shell_rebuild", _rebuild("activate")),
-)
-
-DEACTIVATE_STACK_STEPS: tuple[Step, ...] = (
-    Step("fetch_stack_definition", fetch_stack_definition),
-    Step("remove_resources", remove_feature_resources),
-    Step("record_feature_deactivations", record_deactivations),
     Step("trigger_shell_rebuild", _rebuild("deactivate")),
 )

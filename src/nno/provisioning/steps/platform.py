@@ -19,10 +19,14 @@ from nno.provisioning.steps.base import (
     ref_out,
     undo_created,
 )
+from nno.provisioning.steps.billing import ensure_billing_customer
 from nno.provisioning.steps.owner_admin import OUTPUT_KEY as OWNER_ADMIN_KEY
 from nno.provisioning.steps.owner_admin import seed_owner_admin
 from nno.provisioning.steps.registry_sync import (
+    activate_stack,
+    cleanup_registered,
     mark_dns_deleted,
+    observe_registry,
     register_resources,
     undo_register_resources,
 )
@@ -126,28 +130,42 @@ async def register_dns(sctx: StepContext) -> StepResult:
     return await ensure_hosts(sctx, platform_hosts(sctx))
 
 
+_PLATFORM_RESOURCE_STEPS = ["create_auth_d1", "deploy_auth_worker", "create_console_pages"]
+
+
 async def register_platform_resources(sctx: StepContext) -> StepResult:
     result = await register_resources(
         sctx,
-        resource_steps=["create_auth_d1", "deploy_auth_worker", "create_console_pages"],
+        resource_steps=_PLATFORM_RESOURCE_STEPS,
         dns_steps=["register_dns"],
         secret_steps=["set_auth_worker_secrets"],
         stack_id="default",
     )
     # The default stack now has what it hosts (the auth Worker).
-    await sctx.registry.set_stack_status(sctx.platform_id, naming.DEFAULT_STACK_ID, "active")
+    result.output["stack"] = await activate_stack(sctx, naming.DEFAULT_STACK_ID)
     return result
 
 
+async def observe_platform_registry(sctx: StepContext) -> dict[str, Any]:
+    return await observe_registry(sctx, naming.DEFAULT_STACK_ID)
+
+
+async def cleanup_platform_registry(sctx: StepContext, observed: dict[str, Any]) -> None:
+    await cleanup_registered(sctx, observed, resource_steps=_PLATFORM_RESOURCE_STEPS, dns_steps=["register_dns"],
+                             stack_id=naming.DEFAULT_STACK_ID)
+
+
 async def mark_platform_active(sctx: StepContext) -> StepResult:
-    status = (await sctx.registry.get_platform(sctx.platform_id)).get("status")
+    platform = await sctx.registry.get_platform(sctx.platform_id)
+    status = platform.get("status")
+    billing = await ensure_billing_customer(sctx, platform)
     if status == "active":
-        return StepResult({"status": status}, changed=False)
+        return StepResult({"status": status, **billing}, changed=False)
     if status != "provisioning":
         raise StepError(f"platform {sctx.platform_id} is {status}, not provisioning",
                         code="INVALID_PLATFORM_STATE", retryable=False)
     await sctx.registry.lifecycle(sctx.platform_id, "complete", f"provisioning job {sctx.job_id} completed")
-    return StepResult({"from": "provisioning", "to": "active"})
+    return StepResult({"from": "provisioning", "to": "active", **billing})
 
 
 PROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
@@ -160,7 +178,8 @@ PROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
     Step("create_console_pages", create_console_pages, undo_created,
          lambda c: [("pages", naming.portal_pages_name(c.platform_id, c.environment))]),
     Step("register_dns", register_dns, undo_created, lambda c: [("dns", h) for h, _, _ in platform_hosts(c)]),
-    Step("register_resources", register_platform_resources, undo_register_resources),
+    Step("register_resources", register_platform_resources, undo_register_resources,
+         observe=observe_platform_registry, cleanup=cleanup_platform_registry),
     Step("mark_platform_active", mark_platform_active),
 )
 

@@ -86,10 +86,56 @@ async def register_resources(
                       changed)
 
 
+async def observe_registry(sctx: StepContext, stack_id: str) -> dict[str, Any]:
+    """What the Registry holds before a registering step first runs: live resource rows, live DNS
+    records and the stack's status (see `Step.observe`)."""
+    reg, pid = sctx.registry, sctx.platform_id
+    return {
+        "resources": [[r.get("type"), r.get("name")] for r in await reg.list_resources(pid)
+                      if r.get("status") != "deleted"],
+        "dns": [d.get("hostname") for d in await reg.list_dns(pid) if d.get("status") != "deleted"],
+        "stackStatus": next((s.get("status") for s in await reg.list_stacks(pid) if s.get("id") == stack_id), None),
+    }
+
+
+async def activate_stack(sctx: StepContext, stack_id: str) -> dict[str, Any]:
+    """Mark the stack active; returns what rollback needs to put its status back."""
+    await sctx.registry.set_stack_status(sctx.platform_id, stack_id, "active")
+    return {"id": stack_id, "before": sctx.observed.get("stackStatus")}
+
+
+async def _restore_stack(sctx: StepContext, stack_id: str, before: Any) -> None:
+    if not before:
+        return
+    for row in await sctx.registry.list_stacks(sctx.platform_id):
+        if row.get("id") == stack_id and row.get("status") != before:
+            await sctx.registry.set_stack_status(sctx.platform_id, stack_id, str(before))
+
+
 async def undo_register_resources(sctx: StepContext, output: dict[str, Any]) -> None:
     await mark_dns_deleted(sctx, set(output.get("dnsAdded", [])))
     for rid in reversed(output.get("added", [])):
         await sctx.registry.delete_resource(sctx.platform_id, rid)
+    stack = output.get("stack") or {}
+    if stack.get("id"):
+        await _restore_stack(sctx, str(stack["id"]), stack.get("before"))
+
+
+async def cleanup_registered(sctx: StepContext, observed: dict[str, Any], *, resource_steps: list[str],
+                             dns_steps: list[str], stack_id: str | None) -> None:
+    """Undo a registering step that failed midway (its output was never recorded): retire the rows
+    of this job's resources and hosts that were not live when the step first started."""
+    reg, pid = sctx.registry, sctx.platform_id
+    hosts = {rec["name"] for step in dns_steps for rec in sctx.outputs.get(step, {}).get("resources", [])}
+    await mark_dns_deleted(sctx, hosts - set(observed.get("dns", [])))
+    mine = {(r["type"], r["name"]) for r in _resources_from(sctx, resource_steps)}
+    before = {(t, n) for t, n in observed.get("resources", [])}
+    for row in await reg.list_resources(pid):
+        key = (row.get("type"), row.get("name"))
+        if row.get("status") != "deleted" and key in mine and key not in before:
+            await reg.delete_resource(pid, str(row["id"]))
+    if stack_id is not None:
+        await _restore_stack(sctx, stack_id, observed.get("stackStatus"))
 
 
 async def mark_dns_deleted(sctx: StepContext, hostnames: set[str]) -> list[str]:

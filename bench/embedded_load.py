@@ -1,0 +1,155 @@
+"""Embedded under load (issue 18, goal 5): `nno serve` on SQLite with 20 concurrent clients creating
+tenants, then listing them, through the gateway over HTTP. Prints latency percentiles; asserts
+nothing (run by hand).
+
+    .venv/bin/python bench/embedded_load.py [--clients 20] [--per-client 15] [--rounds 1]
+
+Each round gets a fresh data directory and its own `nno serve` process (embedded worker on, the
+default); the platform is created first (tier `scale`, no tenant limit), untimed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+KEY = "bench-service-key-" + uuid.uuid4().hex
+SERVICE = {"Authorization": f"Bearer {KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc), to report the server's cost per
+    request independently of how busy the machine is."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1000
+
+    return {"n": len(ordered), "p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1] * 1000,
+            "mean": statistics.fmean(ordered) * 1000}
+
+
+def show(name: str, stats: dict[str, float], errors: dict[int, int]) -> str:
+    return (f"{name:<16} n={int(stats['n']):>4}  p50={stats['p50']:7.1f} ms  p95={stats['p95']:7.1f} ms  "
+            f"p99={stats['p99']:7.1f} ms  max={stats['max']:7.1f} ms  errors={errors or 0}")
+
+
+async def wait_health(client: httpx.AsyncClient) -> None:
+    for _ in range(300):
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("nno serve did not come up")
+
+
+async def timed(client: httpx.AsyncClient, method: str, url: str, samples: list[float], errors: dict[int, int],
+                **kwargs: Any) -> None:
+    started = time.perf_counter()
+    resp = await client.request(method, url, headers=SERVICE, **kwargs)
+    samples.append(time.perf_counter() - started)
+    if resp.status_code >= 400:
+        errors[resp.status_code] = errors.get(resp.status_code, 0) + 1
+
+
+async def run_round(clients: int, per_client: int) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="nno-embedded-load-"))
+    port = free_port()
+    env = {**os.environ, "NNO_DATA_DIR": str(data_dir), "AUTH_API_KEY": KEY, "NNO_RATE_LIMIT": "1000000/60s",
+           "NNO_LOG_LEVEL": "warning"}
+    for var in ("NNO_DATABASE_URL", "NNO_REDIS_URL"):
+        env.pop(var, None)
+    proc = subprocess.Popen([sys.executable, "-m", "nno", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as client:
+            await wait_health(client)
+            r = await client.post("/api/v1/platforms", headers=SERVICE,
+                                  json={"name": "Load", "slug": "load-" + uuid.uuid4().hex[:6], "tier": "scale"})
+            r.raise_for_status()
+            pid = r.json()["id"]
+            tenants = f"/api/v1/platforms/{pid}/tenants"
+            await client.get(tenants, headers=SERVICE)  # warm the route
+
+            create: list[float] = []
+            create_errors: dict[int, int] = {}
+
+            async def creator(c: int) -> None:
+                for i in range(per_client):
+                    await timed(client, "POST", tenants, create, create_errors,
+                                json={"name": f"Tenant {c}-{i}", "slug": f"t-{c}-{i}"})
+
+            started, cpu_before = time.perf_counter(), cpu_s(proc.pid)
+            await asyncio.gather(*(creator(c) for c in range(clients)))
+            create_wall = time.perf_counter() - started
+            create_cpu = cpu_s(proc.pid) - cpu_before
+
+            listing: list[float] = []
+            list_errors: dict[int, int] = {}
+
+            async def lister() -> None:
+                for _ in range(per_client):
+                    await timed(client, "GET", tenants, listing, list_errors, params={"limit": 50})
+
+            cpu_before = cpu_s(proc.pid)
+            await asyncio.gather(*(lister() for _ in range(clients)))
+            list_cpu = cpu_s(proc.pid) - cpu_before
+            return {"create": percentiles(create), "create_errors": create_errors,
+                    "create_per_s": len(create) / create_wall, "create_cpu_ms": create_cpu * 1000 / len(create),
+                    "list_cpu_ms": list_cpu * 1000 / len(listing),
+                    "list": percentiles(listing), "list_errors": list_errors}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--per-client", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    for n in range(args.rounds):
+        res = await run_round(args.clients, args.per_client)
+        print(f"round {n + 1}: {args.clients} concurrent clients, embedded (SQLite)")
+        print("  " + show("tenant create", res["create"], res["create_errors"])
+              + f"  ({res['create_per_s']:.0f}/s, server CPU {res['create_cpu_ms']:.1f} ms each)")
+        print("  " + show("tenant list", res["list"], res["list_errors"])
+              + f"  (server CPU {res['list_cpu_ms']:.1f} ms each)", flush=True)
+    print(f"load average while running: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Billing: tiers, subscriptions, the local ledger or Stripe, usage metering, quotas and dunning."""

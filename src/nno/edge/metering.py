@@ -1,0 +1,138 @@
+"""Counting Worker invocations for Billing (billing-cli-shell.md §2.4: every platform Worker writes a
+data point on every request). The edge router calls `count(worker)` once per dispatch: one dict
+increment on the request path. A background task flushes the counts to Billing in batches as usage
+events (`POST /usage/events`, as a service); a batch Billing did not acknowledge is sent again with
+the same event ids, so a retry after a timeout never counts twice.
+
+`instrument(env)` also counts what a Worker does with its bindings: D1 rows written (the row count of
+every INSERT/UPDATE/DELETE), KV reads (get, list) and writes (put, delete), and R2 operations. D1 rows
+*read* and R2 storage are not measured by the local cloud (SQLite does not report rows scanned);
+they can be reported through Billing's ingest route.
+
+Counts are kept per platform and per stack (the second segment of a Worker's name, DECISIONS 11;
+each stack belongs to one tenant) and reported with the stack id as the event's `tenantId`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import event
+
+from nno.kernel.bindings import Bindings, UpstreamError
+from nno.kernel.clock import now_ms
+from nno.kernel.identity import SERVICE_IDENTITY
+
+log = structlog.get_logger("nno.edge.metering")
+
+FLUSH_INTERVAL_S = 5.0
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+MAX_BATCH = 5_000
+
+
+class WorkerMeter:
+    def __init__(self, bindings: Bindings, interval_s: float = FLUSH_INTERVAL_S) -> None:
+        self.bindings = bindings
+        self.interval_s = interval_s
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self._unsent: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def count(self, worker: Any) -> None:
+        """The per-request hook: one dictionary increment."""
+        key = (worker.platform_id, worker.name, "worker_invocations")
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def add(self, platform_id: str, worker: str, metric: str, quantity: int) -> None:
+        key = (platform_id, worker, metric)
+        self.counts[key] = self.counts.get(key, 0) + quantity
+
+    def instrument(self, env: Any) -> None:
+        """Count the D1, KV and R2 use of one Worker instance (its `WorkerEnv`)."""
+        platform_id, name = env.platform_id, env.name
+
+        def on_execute(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
+                       executemany: bool) -> None:
+            verb = statement.lstrip()[:7].upper()
+            if verb.startswith(_WRITES) and cursor.rowcount and cursor.rowcount > 0:
+                self.add(platform_id, name, "d1_rows_written", cursor.rowcount)
+
+        for db in env.d1.values():
+            event.listen(db.engine.sync_engine, "after_cursor_execute", on_execute)
+        for kv in env.kv.values():
+            for method, metric in (("get", "kv_reads"), ("list", "kv_reads"), ("put", "kv_writes"),
+                                   ("delete", "kv_writes")):
+                setattr(kv, method, self._counted(getattr(kv, method), platform_id, name, metric))
+        for r2 in env.r2.values():
+            for method in ("get", "put", "delete", "list"):
+                setattr(r2, method, self._counted(getattr(r2, method), platform_id, name, "r2_operations"))
+
+    def _counted(self, call: Callable[..., Awaitable[Any]], platform_id: str, name: str,
+                 metric: str) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(call)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.add(platform_id, name, metric, 1)
+            return await call(*args, **kwargs)
+
+        return counted
+
+    async def flush(self) -> int:
+        """Send what was counted since the last flush; returns how many events Billing took."""
+        async with self._lock:
+            counts, self.counts = self.counts, {}
+            now = now_ms()
+            for (platform_id, name, metric), qty in counts.items():
+                parts = name.split("-")
+                self._unsent.append({"id": f"edge-{uuid.uuid4().hex}", "platformId": platform_id,
+                                     "tenantId": parts[1] if len(parts) > 2 else None,
+                                     "metric": metric, "quantity": qty, "timestamp": now})
+            billing = self.bindings.get("billing")
+            if billing is None or not self._unsent:
+                self._unsent.clear()  # no Billing in this installation: nothing to report to
+                return 0
+            sent = 0
+            while self._unsent:
+                batch = self._unsent[:MAX_BATCH]
+                try:
+                    resp = await billing.request("POST", "/usage/events", json={"events": batch},
+                                                 headers=SERVICE_IDENTITY.to_headers())
+                except UpstreamError as exc:
+                    log.warning("metering_flush_failed", error=str(exc), pending=len(self._unsent))
+                    return sent
+                if not resp.ok:
+                    log.warning("metering_flush_refused", status=resp.status, pending=len(self._unsent))
+                    if resp.status < 500:
+                        del self._unsent[:MAX_BATCH]  # a batch Billing refuses will not improve
+                        continue
+                    return sent
+                del self._unsent[:MAX_BATCH]
+                sent += len(batch)
+            return sent
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("metering_flush_crashed")
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.flush()

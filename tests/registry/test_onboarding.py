@@ -47,7 +47,9 @@ async def test_onboarding_creates_an_owned_platform_that_provisioning_makes_acti
     assert session["userId"] == user.id and session["tier"] == "growth" and session["slug"] == slug
     assert [s["name"] for s in session["steps"]] == STEPS
     assert _step(session, "create_platform")["status"] == "completed"
-    assert _step(session, "setup_repo")["status"] == "pending" and _step(session, "setup_repo")["note"]
+    # The CLI Service made the platform repository; its first build waits for the platform.
+    assert _step(session, "setup_repo")["status"] == "completed", session
+    assert f"nno-platform-{pid}" in _step(session, "setup_repo")["note"]
     assert session["provisionJobId"] and _step(session, "provision_infra")["jobId"] == session["provisionJobId"]
 
     platform = (await client.get(f"{P}/{pid}", headers=user.headers)).json()
@@ -56,10 +58,11 @@ async def test_onboarding_creates_an_owned_platform_that_provisioning_makes_acti
                                 headers=service_headers)).json()["data"]
     assert {(m["platformId"], m["role"]) for m in members} == {(pid, "platform-admin")}
 
-    final = await _wait_for(client, user.headers, session["id"], lambda b: _step(b, "verify")["status"] != "pending")
+    final = await _wait_for(client, user.headers, session["id"], lambda b: b["status"] != "in_progress")
     assert _step(final, "provision_infra")["status"] == "completed"
     assert _step(final, "verify")["status"] == "completed"
-    assert final["status"] == "in_progress"  # the CLI Service's steps still wait for it
+    assert _step(final, "deploy_services")["status"] == "completed", final  # the console built from the repo
+    assert final["status"] == "completed"
     assert (await client.get(f"{P}/{pid}", headers=user.headers)).json()["status"] == "active"
     assert await core.kv.get(f"platform-status:{pid}") == "active"
     resources = (await client.get(f"{P}/{pid}/resources", headers=user.headers)).json()["data"]

@@ -24,6 +24,8 @@ from nno.cli.commands import (
     marketplace,
     operator,
     platform,
+    project,
+    repo,
     stack,
     tenant,
     tools,
@@ -163,6 +165,8 @@ app.add_typer(feature_commands.app, name="feature")
 app.add_typer(marketplace.app, name="marketplace")
 app.add_typer(stack.app, name="stack")
 tools.register(app)
+repo.register()
+project.register(app)
 
 
 COMPLETE_VAR = "_NNO_COMPLETE"

@@ -24,7 +24,8 @@ async def serve_worker(concurrency: int | None = None) -> None:
 
     # This process is the worker: the service's own embedded worker stays off, and provisioning is
     # hosted here even when the gateway reaches it over HTTP.
-    settings = Settings().model_copy(update={"embedded_worker": False, "provisioning_url": None})
+    settings = Settings().model_copy(update={"embedded_worker": False, "provisioning_url": None,
+                                             "cli_url": None})
     log = structlog.get_logger("nno.worker")
     core = Core(settings, with_gateway=False, with_edge=False)
     await core.start()
@@ -37,10 +38,18 @@ async def serve_worker(concurrency: int | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await worker.start()
+    builds = None
+    if "cli" in core.contexts:  # the CLI Service's console builds share these worker processes
+        from nno.repos.runner import BuildRunner
+
+        builds = BuildRunner(core.context("cli"))
+        await builds.start()
     log.info("nno_worker_ready", worker=worker.worker_id, scaled=settings.scaled, provider=settings.provider)
     try:
         await stop.wait()
     finally:
+        if builds is not None:
+            await builds.stop()
         await worker.stop()
         await core.stop()
 

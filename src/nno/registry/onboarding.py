@@ -95,6 +95,7 @@ class OnboardingService(RegistryBase):
         """The cross-service part, after the commit. Each outcome lands on its step."""
         membership_note = await self._make_owner_admin(platform_id, user_id)
         job_id, provision = await self._request_provisioning(platform_id, session_id, job_extras)
+        repo = await self._request_repo(platform_id, session_id, job_extras.get("planTier"))
         cli_note = NOTE_CLI_PENDING if self.ctx.bindings.get("cli") is not None else NOTE_NO_CLI
         now = now_ms()
         async with self.db.session() as s:
@@ -107,6 +108,8 @@ class OnboardingService(RegistryBase):
                 current = steps.set_step(current, "provision_infra", now, **provision)
             if job_id and row.provision_job_id is None:
                 row.provision_job_id = job_id
+            if repo is not None and steps.step(current, "setup_repo")["status"] == "pending":
+                current = steps.set_step(current, "setup_repo", now, **repo)
             for name in ("setup_repo", "deploy_services"):
                 if steps.step(current, name)["status"] == "pending":
                     current = steps.set_step(current, name, now, note=cli_note)
@@ -154,6 +157,27 @@ class OnboardingService(RegistryBase):
             code = (body or {}).get("error", {}).get("code") if isinstance(body, dict) else None
             return None, {"status": "failed", "error": f"Provisioning refused the job (HTTP {resp.status} {code})"}
         return job_id, {"status": "in_progress", "jobId": job_id, "note": f"PROVISION_PLATFORM job {job_id}"}
+
+    async def _request_repo(self, platform_id: str, session_id: str, plan_tier: Any) -> dict[str, Any] | None:
+        """`setup_repo`: the CLI Service creates the platform repository; its first build, run once
+        the platform is active, reports `deploy_services` back to this session."""
+        cli = self.ctx.bindings.get("cli")
+        if cli is None:
+            return None
+        async with self.db.session() as s:
+            platform = await s.get(Platform, platform_id)
+            name = platform.name if platform is not None else platform_id
+        try:
+            resp = await cli.request("POST", "/platforms", headers=SERVICE_IDENTITY.to_headers(),
+                                     json={"platformId": platform_id, "displayName": name,
+                                           "planTier": str(plan_tier or "starter"), "onboardingSessionId": session_id})
+        except UpstreamError as exc:
+            log.warning("onboarding_repo_failed", platform_id=platform_id, error=str(exc))
+            return {"status": "failed", "error": f"CLI Service unreachable: {exc}"}
+        body = resp.json() if resp.body else None
+        if not resp.ok or not isinstance(body, dict):
+            return {"status": "failed", "error": f"CLI Service refused the repository (HTTP {resp.status})"}
+        return {"status": "completed", "note": f"repository {body.get('repoFullName')} {body.get('status')}"}
 
     async def _check_template(self, name: str) -> None:
         """The template onboarding will activate must be in the catalogue (checked before anything is

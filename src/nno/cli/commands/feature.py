@@ -172,7 +172,7 @@ def validate(
                                  help="A package directory (with pyproject.toml), or an installed feature's id."),
     as_json: bool = json_option(),
 ) -> None:
-    """Check a feature package against the rules activation applies (V01...). Exit 1 on an error."""
+    """Check a feature package against the rules activation applies (V01 onwards). Exit 1 on an error."""
     from nno.cli.errors import CLIError, ExitCode
     from nno.cli.output import print_json, success, table
     from nno.sdk.discovery import FeatureLoadError, get_feature, load_from_directory

@@ -349,23 +349,32 @@ async def record_deactivations(sctx: StepContext) -> StepResult:
 
 def _rebuild(action: str) -> Any:
     async def run(sctx: StepContext) -> StepResult:
-        """Rebuild the console shell from the active features; then tell the CLI Service to
-        regenerate the shell's feature list (direct-upload page)."""
+        """Rebuild the console shell from the active features at once, and commit the feature
+        (de)activation to the platform repository through the CLI Service (its documented body, one
+        call per feature), whose build publishes the same shell from the repository."""
         binding = sctx.ctx.bindings.get("cli")
         features = [f["featureId"] for f in _features(sctx)]
         shell = await publish_console(sctx)
         if binding is None:
             return StepResult({"shell": shell, "note": "the CLI Service is not part of this installation"})
-        resp = await binding.request(
-            "POST", f"/platforms/{sctx.platform_id}/features/{action}",
-            json={"features": features, "environment": sctx.environment}, headers=SERVICE_IDENTITY.to_headers(),
-        )
-        if resp.status == 404:
-            return StepResult({"note": "the CLI Service has no rebuild route"}, changed=False)
-        if not resp.ok:
-            raise StepError(f"CLI Service rebuild answered {resp.status}", code="REBUILD_FAILED",
-                            retryable=resp.status >= 500)
-        return StepResult({"features": features})
+        commits: list[dict[str, Any]] = []
+        for feat in _features(sctx):
+            body: dict[str, Any] = {"featureId": feat["featureId"], "environment": sctx.environment}
+            if action == "activate":
+                body["version"] = _installed(sctx, feat["featureId"]).require().version
+                body["config"] = dict(sctx.payload.get("config") or {}) if sctx.job_type == "ACTIVATE_FEATURE" \
+                    else dict(feat.get("config") or {})
+            resp = await binding.request("POST", f"/platforms/{sctx.platform_id}/features/{action}", json=body,
+                                         headers=SERVICE_IDENTITY.to_headers())
+            if resp.status == 404:
+                return StepResult({"note": "the platform has no repository in the CLI Service"}, changed=False)
+            if not resp.ok:
+                raise StepError(f"CLI Service {action} answered {resp.status}: {resp.body[:200]!r}",
+                                code="REBUILD_FAILED", retryable=resp.status >= 500)
+            answer = resp.json() or {}
+            commits.append({"featureId": feat["featureId"], "commitSha": answer.get("commitSha"),
+                            "buildId": answer.get("buildId")})
+        return StepResult({"features": features, "shell": shell, "commits": commits})
 
     return run
 

@@ -1,0 +1,79 @@
+"""Request and response bodies (cli-service OpenAPI, billing-cli-shell.md §3.5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+FeatureId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+Version = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$")]
+Environment = Literal["dev", "stg", "prod"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateRepo(Strict):
+    platformId: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{10}$")]
+    displayName: Text200
+    planTier: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    environment: Environment = "prod"
+    onboardingSessionId: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+
+
+class ActivateFeature(Strict):
+    featureId: FeatureId
+    version: Version
+    config: dict[str, Any] = Field(default_factory=dict)
+    environment: Environment | None = None
+
+
+class DeactivateFeature(Strict):
+    featureId: FeatureId
+    environment: Environment | None = None
+
+
+class TriggerBuild(Strict):
+    environment: Environment | None = None
+
+
+class RepoCreated(BaseModel):
+    platformId: str
+    repoFullName: str
+    status: Literal["created", "exists"]
+
+
+class RepoInfo(BaseModel):
+    platformId: str
+    repoFullName: str
+    defaultBranch: str
+    cfPagesProjectName: str
+    createdAt: int
+
+
+class BuildOut(BaseModel):
+    id: str
+    platformId: str
+    environment: str
+    commitSha: str
+    status: str
+    trigger: str
+    error: str | None
+    createdAt: int
+    startedAt: int | None
+    finishedAt: int | None
+
+
+class BuildLog(BuildOut):
+    log: str
+
+
+class FeatureChange(BaseModel):
+    status: Literal["activated", "deactivated", "unchanged"]
+    featureId: str
+    version: str | None = None
+    commitSha: str | None
+    buildId: str | None

@@ -50,7 +50,9 @@ def test_slugs_work_wherever_an_id_does_and_unknown_fails_the_same_everywhere(li
 
 def test_a_chosen_platform_is_the_default_until_it_is_gone(live_server, nno):
     login_new_user(live_server, nno, "chooser@example.com")
-    first = onboard(nno, "First Co", "first-co")["platformId"]
+    # Growth: a starter owner may hold one platform only (Billing's tier limits).
+    first = parse_json(nno("platform", "create", "First Co", "--slug", "first-co", "--tier", "growth",
+                           "--no-wait", "--json"))["onboarding"]["platformId"]
     current = nno("platform", "current")
     assert_clean_failure(current, exit_code=2)
     assert "nno platform use" in current.stderr
@@ -58,7 +60,8 @@ def test_a_chosen_platform_is_the_default_until_it_is_gone(live_server, nno):
     used = nno("platform", "use", "first-co")
     assert used.exit_code == 0 and f"Now using platform first-co ({first})" in used.stdout
     assert parse_json(nno("platform", "current", "--json"))["id"] == first
-    second = onboard(nno, "Second Co", "second-co")["platformId"]
+    second = parse_json(nno("platform", "create", "Second Co", "--slug", "second-co", "--tier", "growth",
+                            "--no-wait", "--json"))["onboarding"]["platformId"]
     assert parse_json(nno("platform", "current", "--json"))["id"] == first  # create changes nothing
     assert {t["platformId"] for t in parse_json(nno("tenant", "list", "--json"))["data"]} == {first}
 

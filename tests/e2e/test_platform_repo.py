@@ -24,11 +24,15 @@ def git(*args: str, cwd: Path | None = None) -> str:
 
 
 async def console(core: Core, pid: str) -> str:
+    """What the console host serves: the shell (its sign-in page for a visitor) and the shell's
+    published configuration, which names the features it composes."""
     transport = httpx.ASGITransport(app=core.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url=f"http://console.app.default.{pid}.nno.localhost") as c:
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://console.app.default.{pid}.nno.localhost",
+                                 follow_redirects=True) as c:
         resp = await c.get("/")
         assert resp.status_code == 200, resp.text
-        return resp.text
+    site = core.context("edge").extras["cloud"].pages_path(f"{pid}-prod-portal")
+    return (site / "_shell" / "config.json").read_text()
 
 
 async def test_onboard_clone_activate_and_a_failed_build_keeps_the_site(

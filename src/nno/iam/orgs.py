@@ -162,6 +162,26 @@ async def full_org(ctx: IAMContext, caller: Caller, org_id: str) -> dict[str, An
             "invitations": [invitation_view(i, now) for i in invitations]}
 
 
+async def active_member(ctx: IAMContext, caller: Caller) -> dict[str, Any]:
+    """The caller's membership (with its user) in their session's active organization."""
+    if caller.session is None or not caller.session.active_organization_id:
+        raise NNOError(400, "NO_ACTIVE_ORGANIZATION", "No active organization")
+    async with ctx.db.session() as s:
+        member = await membership(s, caller.user_id, caller.session.active_organization_id)
+        user = await s.get(User, caller.user_id) if member is not None else None
+    if member is None:
+        raise NNOError(400, "MEMBER_NOT_FOUND", "Member not found")
+    return member_view(member, user)
+
+
+async def slug_available(ctx: IAMContext, slug: str) -> None:
+    """Nothing if no organization has `slug`; else the error `create` would give for it."""
+    async with ctx.db.session() as s:
+        taken = (await s.execute(select(Organization.id).where(Organization.slug == slug).limit(1))).first()
+    if taken is not None:
+        raise NNOError(409, "SLUG_TAKEN", "An organization with this slug already exists", {"slug": slug})
+
+
 async def list_members(ctx: IAMContext, caller: Caller, org_id: str) -> list[dict[str, Any]]:
     async with ctx.db.session() as s:
         await require_org_reader(s, caller, org_id)

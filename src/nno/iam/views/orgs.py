@@ -16,6 +16,7 @@ from nno.iam.caller import Caller, iam_ctx, require_authenticated, require_sessi
 from nno.iam.models import Organization
 from nno.iam.schemas import (
     AddMemberBody,
+    CheckSlugBody,
     InvitationIdBody,
     InviteBody,
     LeaveOrgBody,
@@ -75,6 +76,18 @@ async def list_orgs(request: Request, caller: Caller = Depends(require_user)) ->
 async def set_active(body: SetActiveOrgBody, request: Request,
                      caller: Caller = Depends(require_session)) -> dict[str, Any] | None:
     return await orgs.set_active(iam_ctx(request), caller, body.organizationId, body.organizationSlug)
+
+
+@router.get(f"{P}/get-active-member")
+async def active_member(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    return await orgs.active_member(iam_ctx(request), caller)
+
+
+@router.post(f"{P}/check-slug")
+async def check_slug(body: CheckSlugBody, request: Request,
+                     _: Caller = Depends(require_user)) -> dict[str, Any]:
+    await orgs.slug_available(iam_ctx(request), body.slug)
+    return {"status": True}
 
 
 @router.get(f"{P}/get-full-organization")

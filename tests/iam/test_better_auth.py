@@ -109,6 +109,13 @@ async def test_every_error_on_the_surface_carries_the_top_level_code(target: Tar
     assert_better_auth_error(wrong_pw, 400, "INVALID_PASSWORD")
 
 
+async def test_a_route_needing_a_session_says_so_in_better_auths_shape(target: Target) -> None:
+    """Through the gateway this 401 is the gateway's own answer: it carries the same shape."""
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        resp = await target.client.get(target.url("/api/auth/list-sessions"), headers=headers)
+        assert_better_auth_error(resp, 401, "UNAUTHORIZED")
+
+
 async def test_nno_routes_keep_the_plain_envelope(target: Target) -> None:
     resp = await target.client.get(target.url("/api/nno/session"), headers={"Authorization": "Bearer nope"})
     assert resp.status_code == 401 and set(resp.json()) == {"error"}, resp.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -273,7 +274,8 @@ async def test_sign_in_without_remember_me_is_a_browser_session(client: httpx.As
     assert resp.status_code == 200
     assert "Max-Age" not in resp.headers["set-cookie"]
     session = resp.json()["session"]
-    assert session["expiresAt"] - session["createdAt"] == 24 * 3600 * 1000
+    lasts = datetime.fromisoformat(session["expiresAt"]) - datetime.fromisoformat(session["createdAt"])
+    assert lasts == timedelta(days=1)
 
 
 async def test_old_password_hashes_are_upgraded_at_sign_in(client: httpx.AsyncClient, core: Core) -> None:

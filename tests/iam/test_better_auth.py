@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nno.core import Core
-from nno.iam.better_auth import compatible_error
+from nno.iam.better_auth import EPOCH, TIMESTAMP_KEYS, compatible_error, iso_ms, with_iso_timestamps
 from nno.kernel.config import Settings
 from nno.kernel.db import Database
 from tests.conftest import BASE_URL
@@ -318,3 +319,79 @@ async def test_another_platforms_session_reaches_none_of_the_routes(tmp_path: Pa
                 assert_better_auth_error(resp, 401, "UNAUTHORIZED")
             assert (await a.get("/api/auth/get-session", headers=acct.headers)).json()["user"]["name"] != "X"
             assert (await a.get("/api/auth/get-session", headers=acct.headers)).json() is not None
+
+
+async def test_change_password_answers_token_and_user(target: Target) -> None:
+    me = await target.sign_up("oz@example.com")
+    other = await target.second_session("oz@example.com")
+    url = target.url("/api/auth/change-password")
+    kept = await target.client.post(url, headers=me.headers,
+                                    json={"currentPassword": PASSWORD, "newPassword": "second-horse-2"})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["token"] is None and kept.json()["user"]["id"] == me.id
+    assert (await target.get_session(other)).json() is not None
+    revoked = await target.client.post(url, headers=me.headers, json={
+        "currentPassword": "second-horse-2", "newPassword": "third-horse-3", "revokeOtherSessions": True})
+    assert revoked.status_code == 200, revoked.text
+    body = revoked.json()
+    assert body["user"]["email"] == "oz@example.com" and "passwordHash" not in str(body)
+    # The token to go on with is a live session of the account; the others are gone.
+    assert (await target.get_session(Account(me.id, me.email, body["token"]))).json()["user"]["id"] == me.id
+    assert_no_session(await target.get_session(other))
+    assert (await target.sign_in("oz@example.com", "third-horse-3")).status_code == 200
+
+
+# ---- timestamps -----------------------------------------------------------------------------------
+
+def ms_of(iso: str) -> int:
+    assert iso.endswith("Z"), iso
+    return (datetime.fromisoformat(iso) - EPOCH) // timedelta(milliseconds=1)
+
+
+async def test_timestamps_are_iso_on_the_surface_and_ms_elsewhere(target: Target) -> None:
+    me = await target.sign_up("pia@example.com")
+    signed_in = (await target.sign_in("pia@example.com")).json()
+    got = (await target.get_session(me)).json()
+    for obj in (got["session"], got["user"], signed_in["session"], signed_in["user"]):
+        assert isinstance(obj["createdAt"], str) and ms_of(obj["createdAt"]) > 0
+    assert ms_of(got["session"]["expiresAt"]) > ms_of(got["session"]["createdAt"])
+    listed = (await target.client.get(target.url("/api/auth/list-sessions"), headers=me.headers)).json()
+    assert all(isinstance(s["expiresAt"], str) for s in listed)
+    org = (await target.client.post(target.url("/api/auth/organization/create"), headers=me.headers,
+                                    json={"name": "Pia", "slug": "pia"})).json()
+    assert isinstance(org["createdAt"], str)
+    # NNO's own session view keeps Unix ms, and names the same instant.
+    nno = (await target.client.get(target.url("/api/nno/session"), headers=me.headers)).json()
+    assert isinstance(nno["expiresAt"], int)
+    assert ms_of((await target.get_session(me)).json()["session"]["expiresAt"]) == nno["expiresAt"]
+
+
+@given(ms=st.integers(min_value=0, max_value=253402300799999))
+def test_iso_ms_is_javascripts_iso_string_of_the_same_instant(ms: int) -> None:
+    iso = iso_ms(ms)
+    assert len(iso) == 24 and iso[10] == "T" and iso.endswith("Z")
+    assert ms_of(iso) == ms
+
+
+@given(value=st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=0, max_value=2**41), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(["createdAt", "expiresAt", "id", "n"]), inner,
+                                            max_size=4)),
+    max_leaves=12))
+def test_with_iso_timestamps_converts_only_timestamp_integers(value: Any) -> None:
+    def check(before: Any, after: Any, key: str | None) -> None:
+        if key in TIMESTAMP_KEYS and isinstance(before, int) and not isinstance(before, bool):
+            assert after == iso_ms(before)
+        elif isinstance(before, dict):
+            assert isinstance(after, dict) and list(after) == list(before)
+            for k in before:
+                check(before[k], after[k], k)
+        elif isinstance(before, list):
+            assert isinstance(after, list) and len(after) == len(before)
+            for b, a in zip(before, after, strict=True):
+                check(b, a, None)
+        else:
+            assert after == before and type(after) is type(before)
+
+    check(value, with_iso_timestamps(value), None)

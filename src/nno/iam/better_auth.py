@@ -1,15 +1,17 @@
-"""Better Auth's wire protocol for errors on the `/api/auth/*` surface, enforced in one place.
+"""Better Auth's wire protocol on the `/api/auth/*` surface, enforced in one place.
 
 Better Auth's official client reads `code` and `message` at the top level of an error body; NNO's
 clients read the envelope. On this surface an error body carries both, with Better Auth's code and
 status where NNO's differ (its `BASE_ERROR_CODES` and the organization plugin's codes), so one body
-serves both clients. Every other route keeps the plain NNO envelope.
+serves both clients. Its timestamps are ISO-8601 strings (the client turns them into dates), where
+NNO's are Unix ms. Every other route keeps the plain NNO envelope and Unix ms.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +54,28 @@ ROUTE_CODES: dict[tuple[str, str], BetterAuthCode] = {
 }
 
 
+# The fields of Better Auth's user, session, organization, member and invitation that hold dates.
+TIMESTAMP_KEYS = frozenset({"createdAt", "updatedAt", "expiresAt"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_ms(ms: int) -> str:
+    """Unix ms as JavaScript's `Date.prototype.toISOString` writes it: `2026-01-02T03:04:05.678Z`."""
+    # Integer arithmetic: `ms / 1000` as a float loses the last millisecond of far-off instants.
+    instant = EPOCH + timedelta(milliseconds=ms)
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def with_iso_timestamps(value: Any) -> Any:
+    """`value` with every integer under a TIMESTAMP_KEYS key, at any depth, as an ISO-8601 string."""
+    if isinstance(value, dict):
+        return {k: iso_ms(v) if k in TIMESTAMP_KEYS and isinstance(v, int) and not isinstance(v, bool)
+                else with_iso_timestamps(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_iso_timestamps(v) for v in value]
+    return value
+
+
 def is_auth_path(path: str) -> bool:
     return path.startswith(AUTH_PREFIX)
 
@@ -72,9 +96,10 @@ def compatible_error(path: str, status: int, body: Any) -> tuple[int, Any]:
     return status, {"code": error["code"], "message": error.get("message", ""), "error": error}
 
 
-class BetterAuthErrors:
-    """Rewrites the JSON error responses of `/api/auth/*` routes (whatever raised them: a service,
-    validation, an unknown route) with `compatible_error`; other responses pass untouched."""
+class BetterAuthSurface:
+    """Rewrites the JSON responses of `/api/auth/*` routes: errors (whatever raised them: a service,
+    validation, an unknown route) with `compatible_error`, successes `with_iso_timestamps`. Other
+    routes' responses pass untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -92,7 +117,7 @@ class BetterAuthErrors:
             if message["type"] == "http.response.start":
                 ctype = dict(message.get("headers", [])).get(b"content-type", b"")
                 is_json = ctype.startswith(b"application/json")
-                if message["status"] >= 400 and is_json:
+                if is_json:
                     start = message  # held until the whole body is read
                     return
                 await send(message)
@@ -105,7 +130,11 @@ class BetterAuthErrors:
                 return
             status, body = start["status"], b"".join(chunks)
             try:
-                status, parsed = compatible_error(path, status, json.loads(body))
+                parsed = json.loads(body)
+                if status >= 400:
+                    status, parsed = compatible_error(path, status, parsed)
+                else:
+                    parsed = with_iso_timestamps(parsed)
                 body = json.dumps(parsed, separators=(",", ":")).encode()
             except ValueError:
                 pass

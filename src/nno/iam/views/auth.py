@@ -173,8 +173,11 @@ async def update_profile(body: ProfileUpdate, request: Request,
 @router.post("/api/auth/change-password")
 async def change_password(body: ChangePasswordBody, request: Request,
                           caller: Caller = Depends(require_session)) -> dict[str, Any]:
-    await accounts.change_password(iam_ctx(request), caller, body)
-    return {"status": True}
+    """Better Auth's answer: `token` is the session to go on with when the others were revoked (the
+    caller's own, which stays live), else null."""
+    user = await accounts.change_password(iam_ctx(request), caller, body)
+    return {"status": True, "token": caller.token if body.revokeOtherSessions else None,
+            "user": user_view(user)}
 
 
 async def _live_sessions(request: Request, user_id: str | None) -> list[Session]:

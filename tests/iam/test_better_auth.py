@@ -395,3 +395,18 @@ def test_with_iso_timestamps_converts_only_timestamp_integers(value: Any) -> Non
             assert after == before and type(after) is type(before)
 
     check(value, with_iso_timestamps(value), None)
+
+
+async def test_sign_in_answers_the_bearer_plugins_header(target: Target) -> None:
+    up = await target.client.post(target.url("/api/auth/sign-up/email"),
+                                  json={"email": "quin@example.com", "password": PASSWORD, "name": "Q"})
+    target.client.cookies.clear()
+    signed_in = await target.sign_in("quin@example.com")
+    for resp in (up, signed_in):
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["set-auth-token"] == resp.json()["token"]
+        assert "set-auth-token" in resp.headers["access-control-expose-headers"].lower()
+    me = Account(signed_in.json()["user"]["id"], "quin@example.com", signed_in.headers["set-auth-token"])
+    got = await target.get_session(me)
+    assert got.json()["user"]["email"] == "quin@example.com" and "set-auth-token" not in got.headers
+    assert "set-auth-token" not in (await target.sign_in("quin@example.com", "wrong-horse-1")).headers

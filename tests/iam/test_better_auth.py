@@ -410,3 +410,21 @@ async def test_sign_in_answers_the_bearer_plugins_header(target: Target) -> None
     got = await target.get_session(me)
     assert got.json()["user"]["email"] == "quin@example.com" and "set-auth-token" not in got.headers
     assert "set-auth-token" not in (await target.sign_in("quin@example.com", "wrong-horse-1")).headers
+
+
+async def test_organization_create_and_delete_answer_the_organization(target: Target) -> None:
+    owner = await target.sign_up("rae@example.com")
+    other = await target.sign_up("sol@example.com")
+    created = await target.client.post(target.url("/api/auth/organization/create"), headers=owner.headers,
+                                       json={"name": "Rae Co", "slug": "rae-co"})
+    assert created.status_code == 201, created.text
+    org = created.json()
+    assert org["slug"] == "rae-co" and [(m["userId"], m["role"]) for m in org["members"]] == [(owner.id, "owner")]
+    url = target.url("/api/auth/organization/delete")
+    refused = await target.client.post(url, headers=other.headers, json={"organizationId": org["id"]})
+    assert refused.status_code in (403, 404) and "slug" not in refused.json()
+    deleted = await target.client.post(url, headers=owner.headers, json={"organizationId": org["id"]})
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["id"] == org["id"] and deleted.json()["slug"] == "rae-co"
+    assert (await target.client.post(target.url("/api/auth/organization/check-slug"), headers=owner.headers,
+                                     json={"slug": "rae-co"})).json() == {"status": True}

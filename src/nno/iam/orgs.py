@@ -282,7 +282,7 @@ async def update_org(ctx: IAMContext, caller: Caller, org_id: str, changes: dict
     return org
 
 
-async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> None:
+async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> Organization:
     """Owners (or operators and services) delete an organization with its members, invitations, roles
     and grants. The last nno-operator organization is kept: it is how operators exist at all."""
     async with ctx.db.session() as s:
@@ -307,6 +307,7 @@ async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> None:
         await s.delete(org)
         audit.record(s, caller, "org.delete", org_id=org_id, target_type="organization", target_id=org_id,
                      data={"slug": org.slug})
+    return org
 
 
 async def leave(ctx: IAMContext, caller: Caller, org_id: str) -> None:

@@ -48,8 +48,11 @@ async def _org_id(request: Request, caller: Caller, org_id: str | None, slug: st
 
 @router.post(f"{P}/create", status_code=201)
 async def create(body: OrgCreateBody, request: Request, caller: Caller = Depends(require_user)) -> JSONResponse:
-    org = await orgs.create_for_caller(iam_ctx(request), caller, body)
-    return JSONResponse(orgs.org_view(org), status_code=201)
+    ctx = iam_ctx(request)
+    org = await orgs.create_for_caller(ctx, caller, body)
+    # Better Auth answers the new organization with its members (the creator, as owner).
+    return JSONResponse({**orgs.org_view(org), "members": await orgs.list_members(ctx, caller, org.id)},
+                        status_code=201)
 
 
 @router.post(f"{P}/update")
@@ -63,8 +66,9 @@ async def update(body: OrgUpdateBody, request: Request,
 @router.post(f"{P}/delete")
 async def delete(body: OrgDeleteBody, request: Request,
                  caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
-    await orgs.delete_org(iam_ctx(request), caller, body.organizationId)
-    return {"success": True}
+    # Better Auth answers the deleted organization.
+    org = await orgs.delete_org(iam_ctx(request), caller, body.organizationId)
+    return {**orgs.org_view(org), "success": True}
 
 
 @router.get(f"{P}/list")

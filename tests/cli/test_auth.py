@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from nno.cli.commands import INFO, OK
+from nno.iam.better_auth import iso_ms
 from tests.cli.conftest import assert_clean_failure, parse_json, sign_up
 
 # No gateway cache of validated sessions, so a revocation shows at once (DECISIONS 3).
@@ -35,7 +36,8 @@ def test_login_with_token_stores_the_session_0600_and_whoami_reports_it(live_ser
     assert stored["apiUrl"] == live_server.url
     assert stored["iamUrl"] == live_server.url + "/api/v1/iam"
     assert stored["refreshToken"] is None
-    assert stored["expiresAt"] == signed["session"]["expiresAt"]
+    # Unix ms in the file; the sign-up answer (Better Auth's surface) writes the instant in ISO-8601.
+    assert iso_ms(stored["expiresAt"]) == signed["session"]["expiresAt"]
 
     # The stored address is used when no --api-url is given.
     from typer.testing import CliRunner

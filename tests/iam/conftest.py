@@ -114,6 +114,11 @@ def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> 
     return body["error"]
 
 
+def assert_no_session(resp: httpx.Response) -> None:
+    """Better Auth's `get-session` answer without a live session: 200 with a `null` body."""
+    assert resp.status_code == 200 and resp.json() is None, resp.text
+
+
 @pytest.fixture
 def iam() -> str:
     return IAM

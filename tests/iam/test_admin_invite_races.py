@@ -183,5 +183,5 @@ async def test_a_squatter_keeps_nothing_once_the_owner_is_made_admin(
     assert boss.id == squatter.id and await role_of(c, boss) == "platform-admin"
     assert_error(await c.get("/api/nno/session", headers=squatter.headers), 401, "UNAUTHORIZED")
     assert_error(await c.post("/api/auth/sign-in/email", json={"email": "boss@example.com",
-                                                               "password": PASSWORD}), 401, "INVALID_CREDENTIALS")
+                                                               "password": PASSWORD}), 401, "INVALID_EMAIL_OR_PASSWORD")
     assert await role_of(c, boss) == "platform-admin"

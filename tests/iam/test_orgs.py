@@ -49,7 +49,7 @@ async def test_org_validation_and_conflicts(client: httpx.AsyncClient, core: Cor
     alice = await sign_up(client, "a@example.com")
     await create_org(client, alice, "taken")
     assert_error(await client.post(f"{ORG}/create", headers=alice.headers, json={"name": "X", "slug": "taken"}),
-                 409, "SLUG_TAKEN")
+                 400, "ORGANIZATION_SLUG_ALREADY_TAKEN")
     for body in ({"name": "", "slug": "ok"}, {"name": "x" * 101, "slug": "ok"}, {"name": "X", "slug": "Bad_Slug"},
                  {"name": "X", "slug": "a" * 64}, {"name": "X", "slug": "ok", "orgType": "galaxy"}):
         assert_error(await client.post(f"{ORG}/create", headers=alice.headers, json=body), 400, "VALIDATION_ERROR")
@@ -94,7 +94,8 @@ async def test_invitation_lifecycle(client: httpx.AsyncClient, core: Core) -> No
     assert len(mails) == 2 and invitation["id"] in mails[1]
     assert_error(await client.post(f"{ORG}/invite-member", headers=owner.headers,
                                    json={"email": "invitee@example.com", "role": "admin",
-                                         "organizationId": org["id"]}), 409, "ALREADY_INVITED")
+                                         "organizationId": org["id"]}), 400,
+                 "USER_IS_ALREADY_INVITED_TO_THIS_ORGANIZATION")
     mine = (await client.get(f"{ORG}/list-user-invitations", headers=invitee.headers)).json()
     assert [i["id"] for i in mine] == [invitation["id"]]
     # Only the invitee can accept; to anyone else the invitation does not exist.
@@ -166,9 +167,9 @@ async def test_member_roles_and_last_owner(client: httpx.AsyncClient) -> None:
     assert ok.json()["role"] == "admin"
     assert_error(await client.post(f"{ORG}/remove-member", headers=owner.headers,
                                    json={"memberIdOrEmail": "own@example.com", "organizationId": org["id"]}),
-                 409, "LAST_OWNER")
+                 400, "YOU_CANNOT_LEAVE_THE_ORGANIZATION_WITHOUT_AN_OWNER")
     assert_error(await client.post(f"{ORG}/leave", headers=owner.headers, json={"organizationId": org["id"]}),
-                 409, "LAST_OWNER")
+                 400, "YOU_CANNOT_LEAVE_THE_ORGANIZATION_AS_THE_ONLY_OWNER")
     removed = await client.post(f"{ORG}/remove-member", headers=owner.headers,
                                 json={"memberIdOrEmail": "mem@example.com", "organizationId": org["id"]})
     assert removed.status_code == 200
@@ -250,7 +251,7 @@ async def test_update_and_delete(client: httpx.AsyncClient, core: Core, service_
     assert ok.status_code == 200 and ok.json()["slug"] == "renamed" and ok.json()["name"] == "Renamed"
     assert_error(await client.post(f"{ORG}/update", headers=admin.headers,
                                    json={"organizationId": org["id"], "data": {"slug": "taken-slug"}}),
-                 409, "SLUG_TAKEN")
+                 400, "ORGANIZATION_SLUG_ALREADY_TAKEN")
     assert_error(await client.post(f"{ORG}/update", headers=admin.headers,
                                    json={"organizationId": org["id"], "data": {"orgType": "nno-operator"}}), 400)
     assert_error(await client.post(f"{ORG}/update", headers=admin.headers,

@@ -91,8 +91,8 @@ async def password_sign_in(client: httpx.AsyncClient, email: str, password: str,
 
 async def session_ok(client: httpx.AsyncClient, acct: Account, prefix: str = "") -> bool:
     resp = await client.get(f"{prefix}/api/auth/get-session", headers=acct.headers)
-    assert resp.status_code in (200, 401), resp.text
-    return resp.status_code == 200
+    assert resp.status_code == 200, resp.text
+    return resp.json() is not None
 
 
 async def audit_rows(db: Database, action: str, target: str | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -159,7 +159,7 @@ async def test_forgotten_password_full_flow(direct: httpx.AsyncClient, core: Cor
     done = await reset(direct, token)
     assert done.status_code == 200 and done.json() == {"status": True}, done.text
     assert not await session_ok(direct, me) and not await session_ok(direct, other)
-    assert_error(await password_sign_in(direct, me.email, PASSWORD), 401, "INVALID_CREDENTIALS")
+    assert_error(await password_sign_in(direct, me.email, PASSWORD), 401, "INVALID_EMAIL_OR_PASSWORD")
     signed = await password_sign_in(direct, me.email, NEW_PASSWORD)
     assert signed.status_code == 200 and signed.json()["user"]["emailVerified"] is True
 
@@ -321,7 +321,8 @@ async def test_a_squatter_keeps_nothing_when_the_owner_resets_the_password(
     polled = await client.post(f"{IAM}/api/nno/device/token", data={
         "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": code["device_code"]})
     assert polled.status_code == 400 and polled.json()["error"] == "access_denied", polled.text
-    assert_error(await password_sign_in(direct, "victim@example.com", PASSWORD), 401, "INVALID_CREDENTIALS")
+    assert_error(await password_sign_in(direct, "victim@example.com", PASSWORD), 401,
+                 "INVALID_EMAIL_OR_PASSWORD")
     assert (await password_sign_in(direct, "victim@example.com", NEW_PASSWORD)).status_code == 200
     assert await audit_rows(db, "user.unproven_credentials_revoked", squatter.id) == [("success", {
         "via": "password-reset", "sessions": 1, "password": True, "apiKeys": 1, "deviceCodes": 1})]
@@ -396,7 +397,7 @@ async def test_the_flow_on_a_platform_auth_app(auth_client: httpx.AsyncClient, p
     assert (await auth_client.get(link)).status_code == 200
     assert (await reset(auth_client, token_of(link))).status_code == 200
     assert not await session_ok(auth_client, me)
-    assert_error(await password_sign_in(auth_client, me.email, PASSWORD), 401, "INVALID_CREDENTIALS")
+    assert_error(await password_sign_in(auth_client, me.email, PASSWORD), 401, "INVALID_EMAIL_OR_PASSWORD")
     assert (await password_sign_in(auth_client, me.email, NEW_PASSWORD)).status_code == 200
     assert (await request_reset(auth_client, "unknown@user.com")).json() == REQUESTED
     assert await new_mails(platform_db, "unknown@user.com", set()) == []
@@ -410,7 +411,8 @@ async def test_a_squatter_on_a_platform_auth_app_keeps_nothing(auth_client: http
     assert (await reset(auth_client, token_of(await mailed_link(auth_client, platform_db, squatter.email)))
             ).status_code == 200
     assert not await session_ok(auth_client, squatter)
-    assert_error(await password_sign_in(auth_client, squatter.email, PASSWORD), 401, "INVALID_CREDENTIALS")
+    assert_error(await password_sign_in(auth_client, squatter.email, PASSWORD), 401,
+                 "INVALID_EMAIL_OR_PASSWORD")
     assert await audit_rows(platform_db, "user.unproven_credentials_revoked", squatter.id) == [("success", {
         "via": "password-reset", "sessions": 1, "password": True, "apiKeys": 0, "deviceCodes": 0})]
 

@@ -98,7 +98,7 @@ async def test_a_squatter_loses_everything_when_the_owner_proves_the_address(
 
     for headers in (squatter.headers, squatter_two):
         assert_error(await client.get(f"{IAM}/api/nno/session", headers=headers), 401, "UNAUTHORIZED")
-    assert_error(await sign_in(client, VICTIM), 401, "INVALID_CREDENTIALS")
+    assert_error(await sign_in(client, VICTIM), 401, "INVALID_EMAIL_OR_PASSWORD")
     assert_error(await client.post(f"{IAM}/api/nno/apikey/validate", headers=service_headers,
                                    json={"key": key}), 401, "INVALID_API_KEY")
     polled = await client.post(f"{IAM}/api/nno/device/token", data={
@@ -121,7 +121,7 @@ async def test_own_password_is_lost_at_the_first_magic_link_but_magic_links_keep
     first = await open_link(client, await mailed_link(client, iam_db(core), "ada@example.com"))
     assert first.id == me.id
     assert_error(await client.get(f"{IAM}/api/nno/session", headers=me.headers), 401)
-    assert_error(await sign_in(client, "ada@example.com"), 401, "INVALID_CREDENTIALS")
+    assert_error(await sign_in(client, "ada@example.com"), 401, "INVALID_EMAIL_OR_PASSWORD")
     assert (await client.get(f"{IAM}/api/nno/session", headers=first.headers)).status_code == 200
     # Later magic links are sign-ins like any other: nothing more is revoked.
     again = await open_link(client, await mailed_link(client, iam_db(core), "ada@example.com"))
@@ -151,7 +151,7 @@ async def test_an_unproven_account_cannot_accept_an_org_invitation(
 
     await open_link(client, await mailed_link(client, iam_db(core), VICTIM))
     assert_error(await client.get(f"{IAM}/api/nno/session", headers=squatter.headers), 401)
-    assert_error(await sign_in(client, VICTIM), 401, "INVALID_CREDENTIALS")
+    assert_error(await sign_in(client, VICTIM), 401, "INVALID_EMAIL_OR_PASSWORD")
 
 
 async def test_a_revoked_session_still_vouched_for_by_the_gateway_mints_nothing(
@@ -213,7 +213,7 @@ async def test_a_password_checked_before_the_proof_signs_nobody_in_after_it(
     await asyncio.wait_for(reached.wait(), 10)  # the squatter's password has just matched
     victim = await open_link(client, link)
     release.set()
-    assert_error(await attempt, 401, "INVALID_CREDENTIALS")
+    assert_error(await attempt, 401, "INVALID_EMAIL_OR_PASSWORD")
     sessions = await rows(core, "SELECT method FROM sessions WHERE user_id = :u", u=victim.id)
     assert [r[0] for r in sessions] == ["magic-link"]
 
@@ -229,7 +229,7 @@ async def test_a_password_change_under_way_at_the_proof_sets_no_password(
     await asyncio.wait_for(reached.wait(), 10)
     await open_link(client, link)
     release.set()
-    assert_error(await change, 401, "INVALID_CREDENTIALS")
+    assert_error(await change, 400, "INVALID_PASSWORD")
     assert (await rows(core, "SELECT password_hash FROM users WHERE id = :u", u=squatter.id))[0][0] is None
     assert_error(await client.post(f"{IAM}/api/auth/sign-in/email",
                                    json={"email": VICTIM, "password": "another-horse-7"}), 401)
@@ -258,7 +258,7 @@ async def test_the_same_rule_on_a_platform_auth_app(auth_client: httpx.AsyncClie
     assert victim.id == squatter.id
     assert_error(await auth_client.get("/api/nno/session", headers=squatter.headers), 401, "UNAUTHORIZED")
     assert_error(await auth_client.post("/api/auth/sign-in/email", json={"email": VICTIM, "password": PASSWORD}),
-                 401, "INVALID_CREDENTIALS")
+                 401, "INVALID_EMAIL_OR_PASSWORD")
     me = await auth_client.get("/api/nno/session", headers=victim.headers)
     assert me.status_code == 200 and me.json()["role"] == "user"
     assert await revocations(platform_db, victim.id) == [(victim.id, PID, {

@@ -37,6 +37,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/iam/api/auth/sign-in/email"),
         ("POST", "/api/v1/iam/api/auth/sign-in/magic-link"),
         ("GET", "/api/v1/iam/api/auth/magic-link/verify"),
+        # Better Auth answers it `null` without a session; IAM checks the presented token itself.
+        ("GET", "/api/v1/iam/api/auth/get-session"),
         ("POST", "/api/v1/iam/api/nno/device/code"),
         ("POST", "/api/v1/iam/api/nno/device/token"),
         # IAM's device-approval page checks the browser's session cookie itself.

@@ -107,12 +107,19 @@ def get_state(scope: Scope) -> GatewayState:
     return state
 
 
-def envelope_body(code: str, message: str, request_id: str, details: Any = None) -> bytes:
+# IAM's Better Auth surface: its clients read `code` and `message` at the top level of an error
+# (docs/better-auth.md), so the gateway's own errors there carry them too.
+BETTER_AUTH_PREFIX = "/api/v1/iam/api/auth/"
+
+
+def envelope_body(code: str, message: str, request_id: str, details: Any = None, *,
+                  top_level: bool = False) -> bytes:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
     error["requestId"] = request_id
-    return json.dumps({"error": error}, separators=(",", ":")).encode()
+    body: dict[str, Any] = {"code": code, "message": message, "error": error} if top_level else {"error": error}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def send_error(
@@ -126,7 +133,8 @@ async def send_error(
 ) -> None:
     """Answer with the NNO error envelope carrying this request's id."""
     request_id = get_state(scope).request_id
-    body = envelope_body(code, message, request_id, details)
+    body = envelope_body(code, message, request_id, details,
+                         top_level=str(scope.get("path", "")).startswith(BETTER_AUTH_PREFIX))
     out = [JSON_CONTENT_TYPE, (b"content-length", str(len(body)).encode())]
     if request_id:  # also echoed here for answers from layers outside requestId (errorHandler)
         out.append((b"x-request-id", request_id.encode("ascii")))

@@ -240,7 +240,7 @@ async def update_profile(ctx: IAMContext, caller: Caller, body: ProfileUpdate) -
     return user
 
 
-async def change_password(ctx: IAMContext, caller: Caller, body: ChangePasswordBody) -> None:
+async def change_password(ctx: IAMContext, caller: Caller, body: ChangePasswordBody) -> User:
     assert caller.user_id
     user = await get_user(ctx, caller.user_id)
     keys = throttle.keys_for(user.email, caller.ip)
@@ -264,5 +264,5 @@ async def change_password(ctx: IAMContext, caller: Caller, body: ChangePasswordB
                 await revoke_user_sessions(s, user.id, except_id=caller.session.id if caller.session else None)
             audit.record(s, caller, "user.change_password", target_type="user", target_id=user.id,
                          data={"revokedOtherSessions": body.revokeOtherSessions})
-            return
+            return row
     raise NNOError(401, "INVALID_CREDENTIALS", "The current password is not correct")

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
+from nno.iam.better_auth import BetterAuthSurface
 from nno.iam.context import IAMContext
 from nno.iam.mailer import Mailer
 from nno.iam.views import auth, feature_permissions, orgs, platform_admin, session
@@ -38,6 +39,7 @@ def build_app(ctx: IAMContext, *, title: str, name: str) -> FastAPI:
     app = create_service_app(name, title=title,
                              description="Accounts, sessions and organizations (Better Auth-compatible paths)")
     app.state.iam = ctx
+    app.add_middleware(BetterAuthSurface)
     for router in SHARED_ROUTERS:
         app.include_router(router)
     return app

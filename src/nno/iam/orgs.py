@@ -162,6 +162,26 @@ async def full_org(ctx: IAMContext, caller: Caller, org_id: str) -> dict[str, An
             "invitations": [invitation_view(i, now) for i in invitations]}
 
 
+async def active_member(ctx: IAMContext, caller: Caller) -> dict[str, Any]:
+    """The caller's membership (with its user) in their session's active organization."""
+    if caller.session is None or not caller.session.active_organization_id:
+        raise NNOError(400, "NO_ACTIVE_ORGANIZATION", "No active organization")
+    async with ctx.db.session() as s:
+        member = await membership(s, caller.user_id, caller.session.active_organization_id)
+        user = await s.get(User, caller.user_id) if member is not None else None
+    if member is None:
+        raise NNOError(400, "MEMBER_NOT_FOUND", "Member not found")
+    return member_view(member, user)
+
+
+async def slug_available(ctx: IAMContext, slug: str) -> None:
+    """Nothing if no organization has `slug`; else the error `create` would give for it."""
+    async with ctx.db.session() as s:
+        taken = (await s.execute(select(Organization.id).where(Organization.slug == slug).limit(1))).first()
+    if taken is not None:
+        raise NNOError(409, "SLUG_TAKEN", "An organization with this slug already exists", {"slug": slug})
+
+
 async def list_members(ctx: IAMContext, caller: Caller, org_id: str) -> list[dict[str, Any]]:
     async with ctx.db.session() as s:
         await require_org_reader(s, caller, org_id)
@@ -262,7 +282,7 @@ async def update_org(ctx: IAMContext, caller: Caller, org_id: str, changes: dict
     return org
 
 
-async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> None:
+async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> Organization:
     """Owners (or operators and services) delete an organization with its members, invitations, roles
     and grants. The last nno-operator organization is kept: it is how operators exist at all."""
     async with ctx.db.session() as s:
@@ -287,6 +307,7 @@ async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> None:
         await s.delete(org)
         audit.record(s, caller, "org.delete", org_id=org_id, target_type="organization", target_id=org_id,
                      data={"slug": org.slug})
+    return org
 
 
 async def leave(ctx: IAMContext, caller: Caller, org_id: str) -> None:

@@ -70,6 +70,22 @@ class ProfileUpdate(Body):
     image: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
 
+class UpdateUserBody(Body):
+    """Better Auth's `update-user`: the profile fields; `email` is named only to be refused."""
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+    image: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+
+
+class RevokeSessionBody(Body):
+    # A session token, or the handle `list-sessions` gives for a session (only digests are stored).
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class CheckSlugBody(Body):
+    slug: Slug
+
+
 class ChangePasswordBody(Body):
     currentPassword: Annotated[str, StringConstraints(max_length=1024)]
     newPassword: Annotated[str, StringConstraints(max_length=1024)]

@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from nno.iam import accounts, audit, password_reset
-from nno.iam.caller import Caller, iam_ctx, require_session, require_user, resolve_caller
+from nno.iam.caller import Caller, iam_ctx, presented_token, require_session, require_user, resolve_caller
 from nno.iam.models import Session
 from nno.iam.schemas import (
     ChangePasswordBody,
@@ -20,13 +20,16 @@ from nno.iam.schemas import (
     ProfileUpdate,
     RequestPasswordResetBody,
     ResetPasswordBody,
+    RevokeSessionBody,
     SignInBody,
     SignUpBody,
+    UpdateUserBody,
 )
-from nno.iam.sessions import revoke_session, revoke_user_sessions, session_row_view, user_view
+from nno.iam.sessions import live_session, revoke_session, revoke_user_sessions, session_row_view, user_view
 from nno.iam.views.common import clear_session_cookie, safe_redirect, set_session_cookie
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
+from nno.kernel.ids import token_hash
 from nno.kernel.redirects import with_query
 
 router = APIRouter(tags=["auth"])
@@ -68,10 +71,32 @@ async def sign_out(request: Request, caller: Caller = Depends(require_session)) 
 
 
 @router.get("/api/auth/get-session")
-async def get_session(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
-    assert caller.session is not None and caller.user_id
-    user = await accounts.get_user(iam_ctx(request), caller.user_id)
-    return {"session": session_row_view(caller.session), "user": user_view(user)}
+async def get_session(request: Request) -> Response:
+    """Better Auth's answer: the session (with its token) and user, or `null` (200) when the request
+    presents no live session."""
+    ctx = iam_ctx(request)
+    token = presented_token(request)
+    found = None
+    if token:
+        async with ctx.db.session() as s:
+            found = await live_session(s, token)
+    if found is None:
+        return JSONResponse(None)
+    session, user = found
+    return JSONResponse({"session": {**session_row_view(session), "token": token}, "user": user_view(user)})
+
+
+@router.post("/api/auth/update-user")
+async def update_user(body: UpdateUserBody, request: Request,
+                      caller: Caller = Depends(require_user)) -> dict[str, Any]:
+    if body.email is not None:
+        # Better Auth changes an address only through its change-email flow, which proves the new one.
+        raise NNOError(400, "EMAIL_CAN_NOT_BE_UPDATED", "Email can not be updated", {"field": "email"})
+    changes = ProfileUpdate.model_validate(body.model_dump(exclude_unset=True, exclude={"email"}))
+    if not changes.model_fields_set:
+        raise NNOError(400, "NO_FIELDS_TO_UPDATE", "No fields to update")
+    await accounts.update_profile(iam_ctx(request), caller, changes)
+    return {"status": True}
 
 
 @router.post("/api/auth/sign-in/magic-link")
@@ -148,18 +173,64 @@ async def update_profile(body: ProfileUpdate, request: Request,
 @router.post("/api/auth/change-password")
 async def change_password(body: ChangePasswordBody, request: Request,
                           caller: Caller = Depends(require_session)) -> dict[str, Any]:
-    await accounts.change_password(iam_ctx(request), caller, body)
-    return {"status": True}
+    """Better Auth's answer: `token` is the session to go on with when the others were revoked (the
+    caller's own, which stays live), else null."""
+    user = await accounts.change_password(iam_ctx(request), caller, body)
+    return {"status": True, "token": caller.token if body.revokeOtherSessions else None,
+            "user": user_view(user)}
+
+
+async def _live_sessions(request: Request, user_id: str | None) -> list[Session]:
+    async with iam_ctx(request).db.session() as s:
+        return list((await s.execute(select(Session).where(
+            Session.user_id == user_id, Session.expires_at > now_ms())
+            .order_by(Session.created_at.desc(), Session.id))).scalars().all())
 
 
 @router.get("/api/sessions")
 async def list_sessions(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
     assert caller.session is not None
-    async with iam_ctx(request).db.session() as s:
-        rows = (await s.execute(select(Session).where(
-            Session.user_id == caller.user_id, Session.expires_at > now_ms())
-            .order_by(Session.created_at.desc(), Session.id))).scalars().all()
+    rows = await _live_sessions(request, caller.user_id)
     return {"data": [session_row_view(r, current_id=caller.session.id) for r in rows]}
+
+
+@router.get("/api/auth/list-sessions")
+async def list_sessions_better_auth(request: Request,
+                                    caller: Caller = Depends(require_session)) -> list[dict[str, Any]]:
+    """Better Auth's list. Only token digests are stored, so a session other than the caller's own
+    carries its id as its `token`: a handle `revoke-session` takes, never a credential."""
+    assert caller.session is not None
+    current_id = caller.session.id
+    return [{**session_row_view(r), "token": caller.token if r.id == current_id else r.id}
+            for r in await _live_sessions(request, caller.user_id)]
+
+
+@router.post("/api/auth/revoke-session")
+async def revoke_one_session(body: RevokeSessionBody, request: Request,
+                             caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    """Revokes the caller's own session named by token (or `list-sessions` handle). As in Better Auth,
+    the answer is the same whether or not it named one of theirs, so it tells nothing of others'."""
+    async with iam_ctx(request).db.session() as s:
+        row = (await s.execute(select(Session).where(
+            or_(Session.token_hash == token_hash(body.token), Session.id == body.token),
+            Session.user_id == caller.user_id))).scalars().first()
+        if row is not None:
+            await revoke_session(s, row.id)
+            audit.record(s, caller, "session.revoke", target_type="session", target_id=row.id)
+    return {"status": True}
+
+
+@router.post("/api/auth/revoke-sessions")
+async def revoke_all_sessions(request: Request, caller: Caller = Depends(require_session)) -> Response:
+    ctx = iam_ctx(request)
+    assert caller.user_id
+    async with ctx.db.session() as s:
+        count = await revoke_user_sessions(s, caller.user_id)
+        audit.record(s, caller, "session.revoke_all", target_type="user", target_id=caller.user_id,
+                     data={"revoked": count})
+    response = JSONResponse({"status": True})
+    clear_session_cookie(response, ctx)
+    return response
 
 
 @router.delete("/api/sessions/{session_id}")
@@ -183,4 +254,4 @@ async def revoke_others(request: Request, caller: Caller = Depends(require_sessi
         count = await revoke_user_sessions(s, caller.user_id, except_id=caller.session.id)
         audit.record(s, caller, "session.revoke_others", target_type="user", target_id=caller.user_id,
                      data={"revoked": count})
-    return {"success": True, "revoked": count}
+    return {"status": True, "success": True, "revoked": count}

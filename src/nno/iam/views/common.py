@@ -19,6 +19,11 @@ def set_session_cookie(response: Response, ctx: IAMContext, token: str, session:
         max_age = max(0, (session.expires_at - session.created_at) // 1000)
     response.set_cookie(SESSION_COOKIE, token, max_age=max_age, path="/", httponly=True, samesite="lax",
                         secure=ctx.secure_cookies, domain=ctx.cookie_domain)
+    # Better Auth's bearer plugin: wherever the session cookie is set, the token is also a header a
+    # non-browser client (or a cross-origin page) can read.
+    response.headers["set-auth-token"] = token
+    exposed = [h.strip() for h in response.headers.get("access-control-expose-headers", "").split(",") if h.strip()]
+    response.headers["access-control-expose-headers"] = ", ".join([*exposed, "set-auth-token"])
 
 
 def clear_session_cookie(response: Response, ctx: IAMContext) -> None:

@@ -16,6 +16,7 @@ from nno.iam.caller import Caller, iam_ctx, require_authenticated, require_sessi
 from nno.iam.models import Organization
 from nno.iam.schemas import (
     AddMemberBody,
+    CheckSlugBody,
     InvitationIdBody,
     InviteBody,
     LeaveOrgBody,
@@ -47,8 +48,11 @@ async def _org_id(request: Request, caller: Caller, org_id: str | None, slug: st
 
 @router.post(f"{P}/create", status_code=201)
 async def create(body: OrgCreateBody, request: Request, caller: Caller = Depends(require_user)) -> JSONResponse:
-    org = await orgs.create_for_caller(iam_ctx(request), caller, body)
-    return JSONResponse(orgs.org_view(org), status_code=201)
+    ctx = iam_ctx(request)
+    org = await orgs.create_for_caller(ctx, caller, body)
+    # Better Auth answers the new organization with its members (the creator, as owner).
+    return JSONResponse({**orgs.org_view(org), "members": await orgs.list_members(ctx, caller, org.id)},
+                        status_code=201)
 
 
 @router.post(f"{P}/update")
@@ -62,8 +66,9 @@ async def update(body: OrgUpdateBody, request: Request,
 @router.post(f"{P}/delete")
 async def delete(body: OrgDeleteBody, request: Request,
                  caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
-    await orgs.delete_org(iam_ctx(request), caller, body.organizationId)
-    return {"success": True}
+    # Better Auth answers the deleted organization.
+    org = await orgs.delete_org(iam_ctx(request), caller, body.organizationId)
+    return {**orgs.org_view(org), "success": True}
 
 
 @router.get(f"{P}/list")
@@ -75,6 +80,18 @@ async def list_orgs(request: Request, caller: Caller = Depends(require_user)) ->
 async def set_active(body: SetActiveOrgBody, request: Request,
                      caller: Caller = Depends(require_session)) -> dict[str, Any] | None:
     return await orgs.set_active(iam_ctx(request), caller, body.organizationId, body.organizationSlug)
+
+
+@router.get(f"{P}/get-active-member")
+async def active_member(request: Request, caller: Caller = Depends(require_session)) -> dict[str, Any]:
+    return await orgs.active_member(iam_ctx(request), caller)
+
+
+@router.post(f"{P}/check-slug")
+async def check_slug(body: CheckSlugBody, request: Request,
+                     _: Caller = Depends(require_user)) -> dict[str, Any]:
+    await orgs.slug_available(iam_ctx(request), body.slug)
+    return {"status": True}
 
 
 @router.get(f"{P}/get-full-organization")

@@ -199,3 +199,28 @@ def test_completion_scripts_and_live_completion():
     env = {**os.environ, "_NNO_COMPLETE": "complete_bash", "COMP_WORDS": "nno plat", "COMP_CWORD": "1"}
     done = subprocess.run([sys.executable, "-m", "nno"], env=env, capture_output=True, text=True, timeout=60)
     assert "platform" in done.stdout, done.stdout + done.stderr
+
+
+def test_mail_lists_and_shows_the_local_outbox(live_server, nno):
+    """`nno mail` reads the development outbox (operators): here a magic link just asked for."""
+    asked = live_server.http.post("/api/v1/iam/api/auth/sign-in/magic-link", json={"email": "mailme@example.com"})
+    assert asked.status_code == 200, asked.text
+    listed = nno("mail", "list", "--to", "mailme@example.com", env=OPERATOR)
+    assert listed.exit_code == 0 and "mailme@example.com" in listed.stdout, listed.output
+    mail_id = parse_json(nno("mail", "list", "--to", "mailme@example.com", "--json", env=OPERATOR))["data"][0]["id"]
+    shown = nno("mail", "show", mail_id, env=OPERATOR)
+    assert shown.exit_code == 0 and "To: mailme@example.com" in shown.stdout and "http" in shown.stdout
+    assert "not found" in assert_clean_failure(nno("mail", "show", "nosuchmail0", env=OPERATOR), exit_code=1)
+    # Not an operator: refused, and the exit code says so.
+    login_new_user(live_server, nno, "nosy@example.com")
+    assert_clean_failure(nno("mail", "list"), exit_code=4)
+
+
+def test_billing_and_stacks_take_a_slug(live_server, nno):
+    login_new_user(live_server, nno, "slugbill@example.com")
+    platform_id = onboard(nno, "Slug Bill", "slug-bill")["platformId"]
+    ensure_active(live_server, platform_id)
+    assert parse_json(nno("billing", "plan", "-p", "slug-bill", "--json"))["plans"]
+    assert platform_id in nno("billing", "plan", "-p", "slug-bill").stdout  # the slug became the id
+    stacks = nno("stack", "list", "-p", "slug-bill", "--json")
+    assert stacks.exit_code == 0, stacks.output

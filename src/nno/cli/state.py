@@ -120,6 +120,18 @@ class CLIState:
         return platform
 
 
+    def resolved_platform_id(self, explicit: str | None, *, suspended_ok: bool = False) -> str:
+        """The id of `--platform ID|SLUG` or of the chosen platform. With `suspended_ok` (Billing: a
+        suspended platform pays to come back), a named platform the gateway answers 451 for is used
+        as given, since its record cannot be read."""
+        with self.client() as client:
+            try:
+                return str(self.resolve_platform(client, explicit)["id"])
+            except CLIError as exc:
+                if suspended_ok and exc.status == 451:
+                    return self.platform_id(explicit)
+                raise
+
     def optional_platform(self, client: APIClient, explicit: str | None) -> str | None:
         """The platform's id when one is named or chosen, else None (the server decides)."""
         try:

@@ -32,7 +32,7 @@ def plan(ctx: typer.Context, platform: str | None = platform_option(), as_json: 
     from nno.cli.output import print_json, record, table, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     with st.client() as client:
         sub = client.get(f"{BILLING}/subscription", params={"platformId": platform_id})
         plans = client.get(f"{BILLING}/plans").get("data", [])
@@ -59,7 +59,7 @@ def usage(ctx: typer.Context, platform: str | None = platform_option(),
     from nno.cli.output import print_json, table, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     with st.client() as client:
         result = client.get(f"{BILLING}/usage", params={"platformId": platform_id, "byTenant": by_tenant})
     if as_json:
@@ -83,7 +83,7 @@ def invoices(ctx: typer.Context, platform: str | None = platform_option(), limit
     from nno.cli.output import field, page, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     with st.client() as client:
         result = client.get(f"{BILLING}/invoices", params={"platformId": platform_id, "limit": limit,
                                                            "cursor": cursor})
@@ -105,7 +105,7 @@ def change_tier(ctx: typer.Context, tier: str = typer.Argument(..., help="starte
     if tier not in TIERS:
         raise CLIError(f"unknown tier {tier!r}", hint="Use starter, growth or scale.", exit_code=ExitCode.USAGE)
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     with st.client() as client:
         if preview:
             result = client.get(f"{BILLING}/subscription/proration-preview",
@@ -132,7 +132,7 @@ def cancel(ctx: typer.Context, platform: str | None = platform_option(),
     from nno.cli.output import print_json, success, when
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     if not yes and not typer.confirm(f"Cancel the subscription of {platform_id} at the period's end?"):
         raise CLIError("not cancelled", exit_code=ExitCode.ERROR)
     with st.client() as client:
@@ -150,7 +150,7 @@ def pay(ctx: typer.Context, invoice: str = typer.Argument(..., help="The open in
     from nno.cli.output import print_json, success
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     with st.client() as client:
         result = client.post(f"{BILLING}/invoices/{invoice}/pay", params={"platformId": platform_id})
     if as_json:
@@ -169,7 +169,7 @@ def payment_method(ctx: typer.Context, platform: str | None = platform_option(),
     from nno.cli.output import print_json, success
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform, suspended_ok=True)
     with st.client() as client:
         result = client.request("PUT", f"{BILLING}/payment-method", json={"platformId": platform_id, "fails": fails})
     if as_json:

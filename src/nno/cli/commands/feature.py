@@ -130,18 +130,11 @@ def activate(
     as_json: bool = json_option(),
 ) -> None:
     """Activate a feature on a platform: its resources, Worker, migrations, DNS and permissions."""
-    platform_id = _platform_id(ctx, platform)
+    platform_id = state(ctx).resolved_platform_id(platform)
     body = {"platformId": platform_id, "entityId": tenant, "featureId": feature_id, "featureVersion": version,
             "environment": _env(environment), "stackId": stack}
     _submit(ctx, "feature/activate", body, wait=wait, timeout=timeout, poll_interval=poll_interval,
             as_json=as_json, done=f"Feature {feature_id} is active on {platform_id}")
-
-
-def _platform_id(ctx: typer.Context, platform: str | None) -> str:
-    """The named platform (id or slug) or the chosen one, as an id."""
-    st = state(ctx)
-    with st.client() as client:
-        return str(st.resolve_platform(client, platform)["id"])
 
 
 @app.command("deactivate")
@@ -159,7 +152,7 @@ def deactivate(
     as_json: bool = json_option(),
 ) -> None:
     """Deactivate a feature: its Worker, DNS and permissions go; its data only with --delete-data."""
-    platform_id = _platform_id(ctx, platform)
+    platform_id = state(ctx).resolved_platform_id(platform)
     body = {"platformId": platform_id, "entityId": tenant, "featureId": feature_id,
             "environment": _env(environment), "stackId": stack, "deleteData": delete_data}
     _submit(ctx, "feature/deactivate", body, wait=wait, timeout=timeout, poll_interval=poll_interval,

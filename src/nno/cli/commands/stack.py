@@ -57,7 +57,7 @@ def list_stacks(ctx: typer.Context, platform: str | None = platform_option(), as
     from nno.cli.output import page
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform)
     with st.client() as client:
         result = client.get(f"{PLATFORMS}/{platform_id}/stacks", params={"limit": 100})
     page(result, _stack_columns(), result.get("data", []), as_json=as_json, empty=f"No stacks on {platform_id}.")
@@ -98,7 +98,7 @@ def activate(
         except (OSError, ValueError) as exc:
             raise CLIError(f"cannot read {definition_file}: {exc}", exit_code=ExitCode.USAGE) from None
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform)
     with st.client() as client:
         if template:  # an unknown template is refused before a stack row is made for it
             client.get(f"{STACKS}/{template}/versions/{version or 'latest'}")
@@ -148,7 +148,7 @@ def upgrade(
     from nno.cli.output import print_json
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform)
     body: dict[str, Any] = {"platformId": platform_id, "stackId": stack_id, "environment": environment}
     if version:
         body["templateVersion"] = version
@@ -176,7 +176,7 @@ def deactivate(
     from nno.cli.output import print_json
 
     st = state(ctx)
-    platform_id = st.platform_id(platform)
+    platform_id = st.resolved_platform_id(platform)
     body = {"platformId": platform_id, "stackId": stack_id, "environment": environment, "deleteData": delete_data}
     with st.client() as client:
         result = _submit(client, "stack/deactivate", body, wait=wait, timeout=timeout, poll_interval=poll_interval,

@@ -3,9 +3,7 @@ by the operator routes, not a background task), on either backend."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,36 +11,13 @@ import pytest
 
 from nno.core import Core
 from nno.kernel.config import Settings
+from tests.registry.conftest import User, unique
+from tests.registry.conftest import assert_error as assert_error  # re-exported for the billing tests
 
 B = "/api/v1/billing"
 P = "/api/v1/platforms"
 IAM = "/api/v1/iam"
 DAY = 86_400
-_counter = itertools.count()
-
-
-@dataclass
-class User:
-    id: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{next(_counter)}"
-
-
-def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"}, body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return dict(body["error"])
 
 
 @pytest.fixture(autouse=True)

@@ -398,8 +398,10 @@ class Shell:
                                                    json={"organizationId": created["id"]})
             else:
                 org_id = form.get("organizationId", "")
-                resp = await self._join(user, org_id) if form.get("join") == "1" else None
-                if resp is None or resp.ok:
+                joined = await self._join(user, org_id) if form.get("join") == "1" else None
+                if joined is not None and not joined.ok:
+                    resp = joined
+                else:
                     resp = await self.auth.request("POST", "/api/auth/organization/set-active", token=user.token,
                                                    json={"organizationId": org_id})
             if resp.ok:

@@ -3,8 +3,8 @@ path that is not one of its static assets (Cloudflare's `_worker.js` "advanced m
 
 The one kind of function is `console`: the platform's console shell (`nno.console.app`), built
 from the site's own `_shell/config.json`, with a service binding to its platform's Workers and the
-platform's ShellContext key (`nno.console.keys`: HKDF of the dedicated shell secret). Instances are cached per deployment, so a rebuilt site is picked up
-on its next request.
+platform's ShellContext key (`nno.console.keys`: HKDF of the dedicated shell secret). Instances are
+cached per deployment, so a rebuilt site is picked up on its next request.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ HttpOnly, SameSite=Lax, a few minutes long) each time it renders a page, so a fe
 from its sidebar knows the platform, user, role, permissions, tenant, stack and the features'
 service URLs, and the sidebar the user may see. It is an HMAC-SHA256 over the JSON body with the
 platform's own key (derived by the host with HKDF from a dedicated secret, `nno.console.keys`; the
-feature's `FeatureEnv.shell_key`, several while a rotation runs): a page believes it only when the signature holds, it has not expired, it names this platform and its user
-is the session's own user, so neither a user nor another platform can forge or replay one.
+feature's `FeatureEnv.shell_key`, several while a rotation runs): a page believes it only when the
+signature holds, it has not expired, it names this platform and its user is the session's own user,
+so neither a user nor another platform can forge or replay one.
 """
 
 from __future__ import annotations

@@ -106,6 +106,7 @@ async def test_a_user_signs_up_works_in_two_tenants_and_is_refused_a_gated_page(
     assert made.status_code == 201, made.text
     await TenantOrgDispatcher.of(core.context("registry")).drain()
     await page.goto(base + "/tenants")
+    await page.screenshot(path=str(SCREENSHOTS / "shell-tenant-join.png"))
     await page.get_by_role("button", name="Join and switch to Green team").click()
     await page.wait_for_url(base + "/")
     assert await page.get_by_test_id("tenant").inner_text() == "Green team"

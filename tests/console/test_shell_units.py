@@ -20,6 +20,7 @@ from nno.console.build import (
     ShellConfig,
     ShellFeature,
     build_console_site,
+    check_icon,
     initials,
     initials_icon,
 )
@@ -163,6 +164,21 @@ def test_the_icon_defaults_to_initials_and_takes_an_upload_or_an_https_url() -> 
                 "https://x.example/a\"onerror=\"x", "data:image/png;base64,!!", "https://user:pw@x.example/a.png"):
         with pytest.raises(ValidationError):
             ShellConfig.model_validate({**uploaded.model_dump(), "icon": bad})
+
+
+@given(st.one_of(st.text(max_size=200), st.from_regex(r"https://[a-z.]{1,20}/[ -~]{0,40}", fullmatch=True),
+                 st.from_regex(r"data:image/[a-z+]{1,10};base64,[ -~]{0,40}", fullmatch=True)))
+def test_an_icon_value_is_a_clean_https_url_or_a_raster_upload_or_refused(value: str) -> None:
+    try:
+        checked = check_icon(value)
+    except ValueError:
+        return
+    if checked is None:
+        assert value == ""
+    elif checked.startswith("https://"):
+        assert not any(c in checked for c in "\"'<>` \\") and all(ord(c) >= 32 for c in checked)
+    else:
+        assert checked.split(";", 1)[0] in ("data:image/png", "data:image/jpeg", "data:image/webp", "data:image/gif")
 
 
 @given(st.text(max_size=120))

@@ -82,6 +82,10 @@ async def test_registry_tenant_appears_in_the_switcher_and_follows_renames_and_d
     stolen = await theirs.put(f"/api/nno/tenant-orgs/{tenant}", json={"name": "x", "slug": "x"},
                               headers=service_token(core, pid))
     assert stolen.status_code in (401, 403), stolen.text
+    mine = at(f"auth.svc.default.{pid}.nno.localhost")
+    crossed = await mine.delete(f"/api/nno/tenant-orgs/{tenant}", headers=service_token(core, other))
+    assert crossed.status_code in (401, 403), crossed.text
+    assert tenant in await org_ids(at, core, pid)
     assert tenant not in await org_ids(at, core, other)
     # A session, even a platform-admin's, cannot use the Registry's route.
     session = ada.cookies.get("nno_session", domain=f".{pid}.nno.localhost")

@@ -60,10 +60,10 @@ def check_icon(value: str | None) -> str | None:
             raise ValueError("an uploaded icon is data:image/<type>;base64,<data>")
         return value
     parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password or len(value) > 2048:
+    if not value.startswith("https://") or not parts.hostname or parts.username or parts.password or len(value) > 2048:
         raise ValueError("an icon URL is https://host/path (at most 2048 characters)")
-    if any(c in value for c in "\"<>'` ") or any(ord(c) < 32 for c in value):
-        raise ValueError("an icon URL cannot contain spaces, quotes or angle brackets")
+    if any(c in value for c in "\"<>'` \\") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("an icon URL cannot contain spaces, quotes, backslashes or angle brackets")
     return value
 
 

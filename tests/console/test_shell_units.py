@@ -200,3 +200,21 @@ def test_the_signed_context_carries_the_sidebar_and_stays_a_small_cookie() -> No
     token = sign_shell_context(KEY, ctx, now=1000)
     assert verify_shell_context(KEY, token, platform_id="p1", now=1001) == ctx
     assert len(token) < 4000  # browsers keep cookies up to 4096 bytes
+
+
+async def test_the_csp_allows_images_from_an_icon_url_only() -> None:
+    import httpx
+
+    from nno.console.app import create_console_app
+
+    async def no_workers(*_: object) -> object:
+        raise AssertionError("no auth call for an anonymous sign-in page")
+
+    for icon, origin in ((None, None), ("https://cdn.example.com/acme.png", "https://cdn.example.com")):
+        cfg = ShellConfig.model_validate({**config().model_dump(), "icon": icon})
+        app = create_console_app(cfg, no_workers, key=KEY, base_domain="nno.localhost")  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://p1.nno.localhost") as c:
+            page = await c.get("/sign-in", headers={"accept": "text/html"})
+        img = next(d for d in page.headers["content-security-policy"].split("; ") if d.startswith("img-src"))
+        assert img == ("img-src 'self' data:" + (f" {origin}" if origin else ""))
+        assert f'src="{cfg.icon_path()}"' in page.text and f'rel="icon" href="{cfg.icon_path()}"' in page.text

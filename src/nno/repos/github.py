@@ -168,5 +168,21 @@ class GitHubRepoProvider:
             return BuildOutcome(True, log)
         return BuildOutcome(False, log, f"the Pages deployment ended {state}")
 
+    async def watch(self, platform_id: str) -> None:
+        return None  # a push runs the template's deploy.yml on GitHub; `POST .../builds` records it
+
+    async def pushed(self) -> list[str]:
+        return []
+
+    async def remove(self, platform_id: str) -> str:
+        """Archive the repository rather than delete it: read-only, and an operator can still
+        restore a deprovisioned platform's history. A missing repository is done already."""
+        try:
+            await self._gh("PATCH", self._repo(platform_id), json={"archived": True})
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:
+                raise
+        return "archived"
+
     async def close(self) -> None:
         return None

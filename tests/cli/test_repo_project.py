@@ -55,7 +55,7 @@ def test_repo_builds_and_deploy(live_server, nno, tmp_path: Path):  # type: igno
     # `nno project deploy` from a checkout: a change is pushed and built; a broken one never leaves.
     bare = live_server.settings.data_dir / "repos" / f"nno-platform-{pid}.git"
     work = tmp_path / "checkout"
-    git("clone", "-q", str(bare), str(work))
+    git("clone", "-q", shown["cloneUrl"], str(work))  # the address `nno platform repo` shows
     assert nno("project", "check", "--dir", str(work), "--env", "prod").exit_code == 0
     auth = work / "auth.config.toml"
     auth.write_text(auth.read_text().replace('"magic-link"', '"magic-link", "passkey"'))

@@ -73,6 +73,11 @@ class GitHubRepoProvider:
     def full_name(self, platform_id: str) -> str:
         return f"{self.org}/{platform_repo_name(platform_id)}"
 
+    def clone_url(self, platform_id: str) -> str:
+        api = self.settings.github_api_url.rstrip("/")
+        web = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+        return f"{web}/{self.full_name(platform_id)}.git"
+
     async def ensure_repo(self, platform_id: str, files: dict[str, bytes]) -> tuple[str, bool, str | None]:
         created = False
         try:

@@ -39,6 +39,7 @@ class RepoProvider(Protocol):
     default_branch: str
 
     def full_name(self, platform_id: str) -> str: ...
+    def clone_url(self, platform_id: str) -> str: ...
     async def ensure_repo(self, platform_id: str, files: dict[str, bytes]) -> tuple[str, bool, str | None]: ...
     async def head(self, platform_id: str) -> str | None: ...
     async def read(self, platform_id: str, sha: str | None = None) -> dict[str, bytes]: ...
@@ -71,6 +72,9 @@ class LocalRepoProvider:
 
     def full_name(self, platform_id: str) -> str:
         return f"local/{platform_repo_name(platform_id)}"
+
+    def clone_url(self, platform_id: str) -> str:
+        return self.store.path(platform_repo_name(platform_id)).as_uri()
 
     def repo_path(self, platform_id: str) -> str:
         return str(self.store.path(platform_repo_name(platform_id)))

@@ -79,6 +79,7 @@ class RepoInfo(BaseModel):
     defaultBranch: str
     cfPagesProjectName: str
     createdAt: int
+    cloneUrl: str
 
 
 class BuildOut(BaseModel):

@@ -34,9 +34,10 @@ def provider(ctx: ServiceContext) -> RepoProvider:
     return make_provider(ctx)
 
 
-def repo_info(row: PlatformRepo) -> dict[str, Any]:
+def repo_info(ctx: ServiceContext, row: PlatformRepo) -> dict[str, Any]:
     return {"platformId": row.platform_id, "repoFullName": row.repo_full_name, "defaultBranch": row.default_branch,
-            "cfPagesProjectName": pages_project_name(row.platform_id, row.environment), "createdAt": row.created_at}
+            "cfPagesProjectName": pages_project_name(row.platform_id, row.environment), "createdAt": row.created_at,
+            "cloneUrl": provider(ctx).clone_url(row.platform_id)}
 
 
 def build_out(b: Build, *, with_log: bool = False) -> dict[str, Any]:

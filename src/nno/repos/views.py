@@ -47,7 +47,7 @@ async def create_repo(body: CreateRepo, request: Request, identity: Caller) -> J
 @router.get("/{platform_id}/repo", response_model=RepoInfo, summary="The platform repository")
 async def get_repo(platform_id: str, request: Request, identity: Caller) -> dict[str, Any]:
     await require_read(identity, platform_id, _ctx(request).bindings)
-    return service.repo_info(await service.get_repo_row(_ctx(request), platform_id))
+    return service.repo_info(_ctx(request), await service.get_repo_row(_ctx(request), platform_id))
 
 
 @router.post("/{platform_id}/features/activate", response_model=FeatureChange,

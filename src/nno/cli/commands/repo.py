@@ -34,7 +34,8 @@ def repo(ctx: typer.Context, platform: str | None = platform_option(), as_json: 
         print_json(info)
         return
     record([("platform", info.get("platformId")), ("repository", info.get("repoFullName")),
-            ("branch", info.get("defaultBranch")), ("pages project", info.get("cfPagesProjectName")),
+            ("clone", info.get("cloneUrl")), ("branch", info.get("defaultBranch")),
+            ("pages project", info.get("cfPagesProjectName")),
             ("created", when(info.get("createdAt")))])
 
 

@@ -63,6 +63,11 @@ def test_repo_builds_and_deploy(live_server, nno, tmp_path: Path):  # type: igno
     shipped = nno("project", "deploy", "--dir", str(work), "--platform", pid, env=OPERATOR)
     assert shipped.exit_code == 0 and "deployed" in shipped.stdout, shipped.output
     assert git("rev-parse", "main", cwd=bare) == git("rev-parse", "HEAD", cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work).strip()
+    listed = parse_json(nno("platform", "builds", "list", "--platform", pid, "--json", env=OPERATOR))["data"]
+    assert len([b for b in listed if b["commitSha"] == head]) == 1  # the push's build, not a second one
+    queued = parse_json(nno("platform", "builds", "rebuild", "--platform", pid, "--no-wait", "--json", env=OPERATOR))
+    assert queued["commitSha"] == head and queued["status"] in ("queued", "building", "deployed")
     auth.write_text('platformId = "someoneelse"\nworker = "x"\n')
     git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "break", cwd=work)
     failed = nno("project", "deploy", "--dir", str(work), "--platform", pid, env=OPERATOR)

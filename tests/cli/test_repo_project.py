@@ -55,7 +55,7 @@ def test_repo_builds_and_deploy(live_server, nno, tmp_path: Path):  # type: igno
     # `nno project deploy` from a checkout: a change is pushed and built; a broken one never leaves.
     bare = live_server.settings.data_dir / "repos" / f"nno-platform-{pid}.git"
     work = tmp_path / "checkout"
-    git("clone", "-q", str(bare), str(work))
+    git("clone", "-q", shown["cloneUrl"], str(work))  # the address `nno platform repo` shows
     assert nno("project", "check", "--dir", str(work), "--env", "prod").exit_code == 0
     auth = work / "auth.config.toml"
     auth.write_text(auth.read_text().replace('"magic-link"', '"magic-link", "passkey"'))
@@ -63,6 +63,11 @@ def test_repo_builds_and_deploy(live_server, nno, tmp_path: Path):  # type: igno
     shipped = nno("project", "deploy", "--dir", str(work), "--platform", pid, env=OPERATOR)
     assert shipped.exit_code == 0 and "deployed" in shipped.stdout, shipped.output
     assert git("rev-parse", "main", cwd=bare) == git("rev-parse", "HEAD", cwd=work)
+    head = git("rev-parse", "HEAD", cwd=work).strip()
+    listed = parse_json(nno("platform", "builds", "list", "--platform", pid, "--json", env=OPERATOR))["data"]
+    assert len([b for b in listed if b["commitSha"] == head]) == 1  # the push's build, not a second one
+    queued = parse_json(nno("platform", "builds", "rebuild", "--platform", pid, "--no-wait", "--json", env=OPERATOR))
+    assert queued["commitSha"] == head and queued["status"] in ("queued", "building", "deployed")
     auth.write_text('platformId = "someoneelse"\nworker = "x"\n')
     git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "break", cwd=work)
     failed = nno("project", "deploy", "--dir", str(work), "--platform", pid, env=OPERATOR)

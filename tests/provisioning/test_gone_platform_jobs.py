@@ -121,7 +121,8 @@ async def test_deprovision_retires_features_and_stacks_once(
                                     type="DEPROVISION_PLATFORM")]
     job = await wait_job(client, h, job["id"], timeout=30.0)
     assert job["status"] == "COMPLETED", job
-    assert [s["name"] for s in job["steps"]] == ["inventory", "delete_dns", "delete_workers", "delete_pages",
+    assert [s["name"] for s in job["steps"]] == ["inventory", "delete_dns", "delete_workers",
+                                                 "delete_repository", "delete_pages",
                                                  "delete_data", "mark_registry_resources_deleted",
                                                  "mark_platform_deleted"]
     assert await list_data(client, h, f"{P}/{pid}/features") == []

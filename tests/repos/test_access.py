@@ -13,6 +13,8 @@ from tests.repos.conftest import OPERATOR, SERVICE, active_platform, admin_of, m
 READS = ("/platforms/{pid}/repo", "/platforms/{pid}/build-status", "/platforms/{pid}/builds")
 WRITES = (("/platforms/{pid}/features/activate", {"featureId": "analytics", "version": "1.0.0"}),
           ("/platforms/{pid}/features/deactivate", {"featureId": "analytics"}),
+          ("/platforms/{pid}/features/apply", {"activate": [{"featureId": "crm", "version": "1.0.0"}],
+                                               "deactivate": ["analytics"]}),
           ("/platforms/{pid}/builds", {}))
 
 

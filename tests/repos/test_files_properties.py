@@ -36,3 +36,45 @@ def test_any_file_content_is_accepted_or_refused_cleanly(name: str, content: byt
         F.parse_repo(files, PID)
     except F.RepoConfigError:
         pass
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(ids, versions, max_size=5), st.dictionaries(ids, versions, max_size=5),
+       st.lists(ids, max_size=5, unique=True))
+def test_one_change_of_many_features_is_what_each_change_would_give(
+        current: dict[str, str], activate: dict[str, str], deactivate: list[str]) -> None:
+    deactivate = [f for f in deactivate if f not in activate]  # the route refuses a feature named twice
+    files = F.initial_files(PID, "Acme", "starter", "nno.localhost")
+    files.update(F.with_changes(files, PID, [F.Feature(i, v) for i, v in current.items()], []))
+    one = dict(files)
+    one.update(F.with_changes(files, PID, [F.Feature(i, v) for i, v in activate.items()], deactivate))
+    stepwise = dict(files)
+    for fid, version in activate.items():
+        stepwise.update(F.with_feature(stepwise, PID, F.Feature(fid, version)))
+    for fid in deactivate:
+        stepwise.update(F.without_feature(stepwise, PID, fid))
+    assert one == stepwise
+    want = {i: v for i, v in current.items() if i not in deactivate} | activate
+    assert {f.id: f.version for f in F.parse_repo(one, PID).features} == want
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=3), max_leaves=8)
+entries = st.fixed_dictionaries({"featureId": ids | st.text(max_size=8), "version": versions | st.text(max_size=5)})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["activate", "deactivate", "environment", "other"]),
+                       json_values | st.lists(entries, max_size=4) | st.lists(ids, max_size=4), max_size=3))
+def test_an_apply_body_is_valid_or_refused_cleanly(body: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from nno.repos.schemas import ApplyFeatures
+
+    try:
+        parsed = ApplyFeatures.model_validate(body)
+    except ValidationError:
+        return
+    named = [a.featureId for a in parsed.activate] + list(parsed.deactivate)
+    assert named and len(set(named)) == len(named)

@@ -40,6 +40,7 @@ class FakeGitHub:
         self.head: str | None = None
         self.deployments: list[dict[str, Any]] = []
         self.statuses: dict[int, list[dict[str, Any]]] = {}
+        self.archived = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path, method = request.url.path, request.method
@@ -59,7 +60,11 @@ class FakeGitHub:
         if not self.exists:
             return httpx.Response(404, json={"message": "Not Found"})
         if path == REPO:
-            return httpx.Response(200, json={"full_name": f"acme-org/nno-platform-{PID}", "default_branch": "main"})
+            if method == "PATCH":
+                assert body == {"archived": True}
+                self.archived = True
+            return httpx.Response(200, json={"full_name": f"acme-org/nno-platform-{PID}", "default_branch": "main",
+                                             "archived": self.archived})
         if path == f"{REPO}/git/ref/heads/main":
             if self.head is None:
                 return httpx.Response(409, json={"message": "Git Repository is empty."})
@@ -174,6 +179,28 @@ async def test_build_status_follows_the_commits_deployment(provider: GitHubRepoP
     assert failed.done and not failed.ok and "actions/runs/1" in "\n".join(failed.log)
     fake.statuses[5] = [{"state": "success"}]
     assert (await provider.build(PID, "prod", sha)).ok
+
+
+async def test_a_stacks_changes_are_one_commit(provider: GitHubRepoProvider, fake: FakeGitHub) -> None:
+    files = F.initial_files(PID, "Acme", "starter", "nno.localhost")
+    await provider.ensure_repo(PID, files)
+    head = await provider.head(PID)
+    changes = F.with_changes(files, PID, [F.Feature("crm", "1.2.0"), F.Feature("billing", "1.0.0")], ["analytics"])
+    fake.calls.clear()
+    sha = await provider.commit(PID, changes, "Apply 3 feature changes", head)
+    assert [c for c in fake.calls if c[0] in ("POST", "PATCH") and "/git/commits" in c[1]] == [
+        ("POST", f"{REPO}/git/commits")]
+    assert fake.commits[str(sha)]["parents"] == [head]
+    assert [f.id for f in F.parse_features(await provider.read(PID))] == ["billing", "crm"]
+
+
+async def test_deprovisioning_archives_the_repository(provider: GitHubRepoProvider, fake: FakeGitHub) -> None:
+    assert await provider.remove(PID) == "archived"  # none yet: nothing to do
+    assert not fake.archived
+    await provider.ensure_repo(PID, F.initial_files(PID, "Acme", "starter", "nno.localhost"))
+    assert await provider.remove(PID) == "archived"
+    assert fake.archived and ("PATCH", REPO) in fake.calls
+    assert await provider.pushed() == []  # GitHub builds a push itself (deploy.yml)
 
 
 def test_incomplete_configuration_is_refused() -> None:

@@ -38,6 +38,8 @@ async def test_create_is_idempotent_and_repo_info(core: Core, client: httpx.Asyn
     assert info["defaultBranch"] == "main"
     assert info["cfPagesProjectName"] == f"{pid}-prod-portal"
     assert isinstance(info["createdAt"], int)
+    bare = Path(core.settings.data_dir) / "repos" / f"nno-platform-{pid}.git"
+    assert info["cloneUrl"] == bare.resolve().as_uri()
     # The first build publishes the console from the repository.
     first = await wait_build(client, service_headers, pid, (await latest_build(client, service_headers, pid))["id"])
     assert first["status"] == "deployed", first

@@ -159,16 +159,22 @@ def parse_repo(files: dict[str, bytes], platform_id: str) -> RepoConfig:
                       environments=tuple(envs), auth_worker=worker, features=tuple(_features(features)))
 
 
+def with_changes(files: dict[str, bytes], platform_id: str, activate: list[Feature],
+                 deactivate: list[str]) -> dict[str, bytes]:
+    """The changed files (the features config and the manifest) for activating and deactivating
+    several features at once, so they land in one commit."""
+    dropped = set(deactivate) | {f.id for f in activate}
+    current = [f for f in parse_features(files) if f.id not in dropped]
+    features = [*current, *activate]
+    return {FEATURES: render_features(platform_id, features), MANIFEST: _manifest_deps(files, features)}
+
+
 def with_feature(files: dict[str, bytes], platform_id: str, feature: Feature) -> dict[str, bytes]:
-    """The changed files for activating `feature` (the features config and the manifest)."""
-    current = [f for f in parse_features(files) if f.id != feature.id]
-    return {FEATURES: render_features(platform_id, [*current, feature]),
-            MANIFEST: _manifest_deps(files, [*current, feature])}
+    return with_changes(files, platform_id, [feature], [])
 
 
 def without_feature(files: dict[str, bytes], platform_id: str, feature_id: str) -> dict[str, bytes]:
-    current = [f for f in parse_features(files) if f.id != feature_id]
-    return {FEATURES: render_features(platform_id, current), MANIFEST: _manifest_deps(files, current)}
+    return with_changes(files, platform_id, [], [feature_id])
 
 
 def _manifest_deps(files: dict[str, bytes], features: list[Feature]) -> bytes:

@@ -73,6 +73,11 @@ class GitHubRepoProvider:
     def full_name(self, platform_id: str) -> str:
         return f"{self.org}/{platform_repo_name(platform_id)}"
 
+    def clone_url(self, platform_id: str) -> str:
+        api = self.settings.github_api_url.rstrip("/")
+        web = "https://github.com" if api == "https://api.github.com" else api.removesuffix("/api/v3")
+        return f"{web}/{self.full_name(platform_id)}.git"
+
     async def ensure_repo(self, platform_id: str, files: dict[str, bytes]) -> tuple[str, bool, str | None]:
         created = False
         try:
@@ -167,6 +172,22 @@ class GitHubRepoProvider:
         if state == "success":
             return BuildOutcome(True, log)
         return BuildOutcome(False, log, f"the Pages deployment ended {state}")
+
+    async def watch(self, platform_id: str) -> None:
+        return None  # a push runs the template's deploy.yml on GitHub; `POST .../builds` records it
+
+    async def pushed(self) -> list[str]:
+        return []
+
+    async def remove(self, platform_id: str) -> str:
+        """Archive the repository rather than delete it: read-only, and an operator can still
+        restore a deprovisioned platform's history. A missing repository is done already."""
+        try:
+            await self._gh("PATCH", self._repo(platform_id), json={"archived": True})
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:
+                raise
+        return "archived"
 
     async def close(self) -> None:
         return None

@@ -2,10 +2,17 @@
 written with dulwich. A change is one commit of every changed file, and the branch moves by
 compare-and-swap, so two writers never lose each other's commit (the loser retries on the new head).
 The repository is an ordinary one: `git log`, `git clone` and `git push` work on it.
+
+A `git push` into it runs its `post-receive` hook, which leaves a marker named after the repository
+in `{root}/.pushed/`; the build runner takes the markers (`take_pushed`) and builds the new head.
+The service's own commits move the branch directly and leave no marker (they queue their build).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +21,13 @@ from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
 BRANCH = "main"
+PUSHED_DIR = ".pushed"
+# Relative to the repository ($GIT_DIR, where git runs the hook), so the data directory may move.
+POST_RECEIVE = """#!/bin/sh
+# NNO: a push builds the console. The CLI Service's build runner takes this marker and builds the
+# new head of main (the marker carries nothing; the runner reads the branch itself).
+mkdir -p "$GIT_DIR/../{pushed}" && : > "$GIT_DIR/../{pushed}/{name}"
+"""
 _REF = b"refs/heads/" + BRANCH.encode()
 AUTHOR = b"NNO CLI Service <cli@nno.local>"
 
@@ -61,6 +75,49 @@ class GitStore:
         refs: Any = repo.refs
         refs.set_symbolic_ref(b"HEAD", _REF)
         repo.close()
+        self.install_hook(name)
+        return True
+
+    def install_hook(self, name: str) -> None:
+        """The post-receive hook that reports pushes (rewritten when it differs: idempotent)."""
+        hook = self.path(name) / "hooks" / "post-receive"
+        text = POST_RECEIVE.format(pushed=PUSHED_DIR, name=name)
+        if hook.is_file() and hook.read_text() == text and os.access(hook, os.X_OK):
+            return
+        hook.parent.mkdir(parents=True, exist_ok=True)
+        tmp = hook.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.replace(hook)
+
+    def take_pushed(self) -> list[str]:
+        """Names of the repositories pushed to since the last call; each marker is taken by exactly
+        one caller (whoever unlinks it), so several runners share them."""
+        marks = self.root / PUSHED_DIR
+        try:
+            entries = list(os.scandir(marks))
+        except FileNotFoundError:
+            return []
+        taken = []
+        for entry in entries:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            taken.append(entry.name)
+        return taken
+
+    def remove(self, name: str) -> bool:
+        """Delete the repository (and any push marker); False when it was not there."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / PUSHED_DIR / name)
+        path = self.path(name)
+        if not path.exists():
+            return False
+        # Renamed first, so a half-deleted directory is never mistaken for the repository.
+        doomed = path.with_name(f".{path.name}.deleting-{os.getpid()}-{time.monotonic_ns()}")
+        path.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
         return True
 
     def head(self, name: str) -> str | None:

@@ -22,6 +22,8 @@ class PlatformRepo(Base):
     plan_tier: Mapped[str] = mapped_column(String(64))
     environment: Mapped[str] = mapped_column(String(8))
     onboarding_session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The branch head the service last queued a build for: a push is a head that differs from it.
+    head_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 

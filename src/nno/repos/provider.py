@@ -7,8 +7,11 @@ service's build runner and published to the local cloud's Pages project.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Protocol
+
+from dulwich.errors import NotGitRepository
 
 from nno.edge.cloud import CloudError, LocalCloud
 from nno.kernel.config import Settings
@@ -19,6 +22,8 @@ from nno.repos.gitstore import BRANCH, GitStore, StaleHead
 from nno.repos.site import build_site, pages_project_name
 
 __all__ = ["BuildOutcome", "LocalRepoProvider", "RepoProvider", "StaleHead"]
+
+PLATFORM_ID = re.compile(r"^[a-z0-9]{10}$")
 
 
 @dataclass
@@ -34,12 +39,19 @@ class RepoProvider(Protocol):
     default_branch: str
 
     def full_name(self, platform_id: str) -> str: ...
+    def clone_url(self, platform_id: str) -> str: ...
     async def ensure_repo(self, platform_id: str, files: dict[str, bytes]) -> tuple[str, bool, str | None]: ...
     async def head(self, platform_id: str) -> str | None: ...
     async def read(self, platform_id: str, sha: str | None = None) -> dict[str, bytes]: ...
     async def commit(self, platform_id: str, changes: dict[str, bytes | None], message: str,
                      expected_head: str | None) -> str | None: ...
     async def build(self, platform_id: str, environment: str, sha: str) -> BuildOutcome: ...
+    async def watch(self, platform_id: str) -> None:
+        """Make pushes to the repository show up in `pushed()` (idempotent)."""
+    async def pushed(self) -> list[str]:
+        """Platforms whose repository was pushed to since the last call (each reported once)."""
+    async def remove(self, platform_id: str) -> str:
+        """Remove the repository: "deleted", or "archived" where it is kept read-only."""
     async def close(self) -> None: ...
 
 
@@ -61,6 +73,9 @@ class LocalRepoProvider:
     def full_name(self, platform_id: str) -> str:
         return f"local/{platform_repo_name(platform_id)}"
 
+    def clone_url(self, platform_id: str) -> str:
+        return self.store.path(platform_repo_name(platform_id)).as_uri()
+
     def repo_path(self, platform_id: str) -> str:
         return str(self.store.path(platform_repo_name(platform_id)))
 
@@ -68,6 +83,7 @@ class LocalRepoProvider:
         """Create the repository with its first commit; (full name, created, first commit sha)."""
         name = platform_repo_name(platform_id)
         created = await asyncio.to_thread(self.store.init, name)
+        await self.watch(platform_id)
         sha = None
         if await asyncio.to_thread(self.store.head, name) is None:
             sha = await asyncio.to_thread(self.store.commit, name, dict(files),
@@ -92,6 +108,8 @@ class LocalRepoProvider:
             files = await self.read(platform_id, sha)
         except KeyError:
             return BuildOutcome(False, [*log, f"commit {sha} not found"], "commit not found")
+        except NotGitRepository:
+            return BuildOutcome(False, [*log, "the repository is gone"], "repository not found")
         log.append("files: " + ", ".join(sorted(files)))
         try:
             config = parse_repo(files, platform_id)
@@ -107,6 +125,23 @@ class LocalRepoProvider:
             return BuildOutcome(False, [*log, f"publish to Pages project {project} failed: {exc}"], str(exc))
         log.append(f"published to Pages project {project} (deployment {res.metadata.get('deploymentId')})")
         return BuildOutcome(True, log)
+
+    async def watch(self, platform_id: str) -> None:
+        name = platform_repo_name(platform_id)
+        if self.store.exists(name):
+            await asyncio.to_thread(self.store.install_hook, name)
+
+    async def pushed(self) -> list[str]:
+        out = []
+        for name in await asyncio.to_thread(self.store.take_pushed):
+            pid = name.rsplit("-", 1)[-1]
+            if PLATFORM_ID.fullmatch(pid) and platform_repo_name(pid) == name:
+                out.append(pid)
+        return out
+
+    async def remove(self, platform_id: str) -> str:
+        await asyncio.to_thread(self.store.remove, platform_repo_name(platform_id))
+        return "deleted"
 
     async def close(self) -> None:
         if self._cloud is not None:

@@ -1,6 +1,10 @@
 """The build runner: claims queued builds from the `builds` table under a lease (a conditional
 UPDATE, so any number of runners share the queue on SQLite and PostgreSQL alike) and runs them.
 
+It also watches for pushes: a `git push` into a platform repository leaves a marker (the
+repository's post-receive hook, `gitstore.py`), and the runner queues a build of the new head. At
+start it looks at every local repository once, for pushes made while no runner ran.
+
 It runs inside the embedded core by default and inside `nno worker` processes when scaled out. A
 build waits while its platform is still being provisioned (its Pages project appears at the end of
 that job); a runner that dies mid-build leaves a lease that expires, and another runner takes over.
@@ -21,7 +25,7 @@ from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
 from nno.repos.models import Build, PlatformRepo
 from nno.repos.registry_client import RegistryUnavailable, RepoRegistryClient
-from nno.repos.service import WAKEUP_KEY, provider, report_build_state
+from nno.repos.service import WAKEUP_KEY, detect_push, provider, report_build_state
 
 log = structlog.get_logger("nno.repos.runner")
 
@@ -39,6 +43,7 @@ class BuildRunner:
         self.runner_id = runner_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{new_id(6)}"
         self.wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._swept = False
 
     async def start(self) -> None:
         self.ctx.extras[WAKEUP_KEY] = self.wakeup
@@ -61,6 +66,7 @@ class BuildRunner:
         poll = self.ctx.settings.worker_poll_interval_s
         while True:
             try:
+                await self.scan_pushes()
                 ran = await self.run_one()
             except asyncio.CancelledError:
                 raise
@@ -72,6 +78,23 @@ class BuildRunner:
             self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=poll)
+
+    async def scan_pushes(self) -> int:
+        """Queue builds for pushed repositories; the number queued."""
+        if not self._swept:
+            async with self.ctx.db.session() as s:
+                pids = list((await s.scalars(select(PlatformRepo.platform_id)
+                                             .where(PlatformRepo.provider == "local"))).all())
+            self._swept = True
+        else:
+            pids = await provider(self.ctx).pushed()
+        queued = 0
+        for pid in pids:
+            try:
+                queued += await detect_push(self.ctx, pid) is not None
+            except Exception:  # one unreadable repository must not stop the others' builds
+                log.exception("push_scan_failed", platformId=pid)
+        return queued
 
     async def run_until_idle(self, timeout_s: float = 30.0) -> None:
         async with asyncio.timeout(timeout_s):
@@ -153,12 +176,14 @@ class BuildRunner:
             await self._report_onboarding(repo, fresh)
 
     async def _report_onboarding(self, repo: PlatformRepo, build: Build) -> None:
-        """The first build of an onboarded platform is its `deploy_services` step."""
+        """The platform's first deployed build completes onboarding's `deploy_services` step; until
+        there is one, a failed build marks it failed. So a rebuild or a later good commit after a
+        failed first build completes the step, and the session with it."""
         async with self.ctx.db.session() as s:
-            earlier = (await s.scalars(select(Build.id).where(
-                Build.platform_id == repo.platform_id, Build.status.in_(("deployed", "failed")),
-                Build.id != build.id, Build.created_at <= build.created_at).limit(1))).first()
-        if earlier is not None or repo.onboarding_session_id is None:
+            other_deployed = (await s.scalars(select(Build.id).where(
+                Build.platform_id == repo.platform_id, Build.status == "deployed",
+                Build.id != build.id).limit(1))).first()
+        if other_deployed is not None or repo.onboarding_session_id is None:
             return
         step = {"name": "deploy_services", "status": "completed" if build.status == "deployed" else "failed",
                 "note": f"console build {build.id} of {build.commit_sha[:12]} {build.status}"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 FeatureId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
@@ -36,6 +36,33 @@ class DeactivateFeature(Strict):
     environment: Environment | None = None
 
 
+class FeatureActivation(Strict):
+    featureId: FeatureId
+    version: Version
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+MAX_BATCH = 100
+
+
+class ApplyFeatures(Strict):
+    """Several features (de)activated in one commit (a stack's members), so one build runs."""
+
+    activate: list[FeatureActivation] = Field(default_factory=list, max_length=MAX_BATCH)
+    deactivate: list[FeatureId] = Field(default_factory=list, max_length=MAX_BATCH)
+    environment: Environment | None = None
+
+    @model_validator(mode="after")
+    def _one_change_per_feature(self) -> ApplyFeatures:
+        ids = [a.featureId for a in self.activate] + list(self.deactivate)
+        if not ids:
+            raise ValueError("name at least one feature to activate or deactivate")
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"each feature may appear once: {', '.join(twice)}")
+        return self
+
+
 class TriggerBuild(Strict):
     environment: Environment | None = None
 
@@ -52,6 +79,7 @@ class RepoInfo(BaseModel):
     defaultBranch: str
     cfPagesProjectName: str
     createdAt: int
+    cloneUrl: str
 
 
 class BuildOut(BaseModel):
@@ -69,6 +97,21 @@ class BuildOut(BaseModel):
 
 class BuildLog(BuildOut):
     log: str
+
+
+class FeaturesApplied(BaseModel):
+    status: Literal["applied", "unchanged"]
+    activated: list[dict[str, str]]
+    deactivated: list[str]
+    commitSha: str | None
+    buildId: str | None
+
+
+class RepoDeleted(BaseModel):
+    platformId: str
+    repoFullName: str
+    status: Literal["deleted", "archived"]
+    buildsDeleted: int
 
 
 class FeatureChange(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
 
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
@@ -21,7 +21,7 @@ from nno.repos.access import not_found
 from nno.repos.models import Build, PlatformRepo
 from nno.repos.provider import RepoProvider, StaleHead, make_provider
 from nno.repos.registry_client import RegistryUnavailable, RepoRegistryClient
-from nno.repos.schemas import ActivateFeature, CreateRepo, DeactivateFeature
+from nno.repos.schemas import ActivateFeature, ApplyFeatures, CreateRepo, DeactivateFeature
 from nno.repos.site import pages_project_name
 
 log = structlog.get_logger("nno.repos")
@@ -34,9 +34,10 @@ def provider(ctx: ServiceContext) -> RepoProvider:
     return make_provider(ctx)
 
 
-def repo_info(row: PlatformRepo) -> dict[str, Any]:
+def repo_info(ctx: ServiceContext, row: PlatformRepo) -> dict[str, Any]:
     return {"platformId": row.platform_id, "repoFullName": row.repo_full_name, "defaultBranch": row.default_branch,
-            "cfPagesProjectName": pages_project_name(row.platform_id, row.environment), "createdAt": row.created_at}
+            "cfPagesProjectName": pages_project_name(row.platform_id, row.environment), "createdAt": row.created_at,
+            "cloneUrl": provider(ctx).clone_url(row.platform_id)}
 
 
 def build_out(b: Build, *, with_log: bool = False) -> dict[str, Any]:
@@ -73,6 +74,41 @@ async def queue_build(ctx: ServiceContext, repo: PlatformRepo, sha: str, trigger
     await report_build_state(ctx, build, repo)
     wake(ctx)
     return build
+
+
+async def claim_head(ctx: ServiceContext, platform_id: str, sha: str) -> bool:
+    """Record `sha` as the head a build is queued for. False when it was recorded already (by the
+    runner seeing a push, or another caller): a compare-and-swap, so one of them queues the build."""
+    async with ctx.db.session() as s:
+        res = await s.execute(update(PlatformRepo).where(
+            PlatformRepo.platform_id == platform_id,
+            or_(PlatformRepo.head_sha.is_(None), PlatformRepo.head_sha != sha)).values(head_sha=sha))
+    return bool(getattr(res, "rowcount", 0) == 1)
+
+
+async def build_of(ctx: ServiceContext, platform_id: str, sha: str, statuses: tuple[str, ...] | None = None,
+                   environment: str | None = None) -> Build | None:
+    """The newest build of commit `sha` (in one of `statuses`, for `environment`), if any."""
+    query = select(Build).where(Build.platform_id == platform_id, Build.commit_sha == sha)
+    if statuses is not None:
+        query = query.where(Build.status.in_(statuses))
+    if environment is not None:
+        query = query.where(Build.environment == environment)
+    async with ctx.db.session() as s:
+        found: Build | None = (await s.scalars(query.order_by(Build.created_at.desc(), Build.id.desc())
+                                               .limit(1))).first()
+    return found
+
+
+async def build_head(ctx: ServiceContext, repo: PlatformRepo, sha: str, trigger: str,
+                     environment: str | None = None) -> Build:
+    """The build of a new branch head `sha`: queued once, even when the runner saw the same head
+    arrive (it then queued the build already)."""
+    if not await claim_head(ctx, repo.platform_id, sha):
+        found = await build_of(ctx, repo.platform_id, sha, environment=environment or repo.environment)
+        if found is not None:
+            return found
+    return await queue_build(ctx, repo, sha, trigger, environment)
 
 
 async def report_build_state(ctx: ServiceContext, build: Build, repo: PlatformRepo) -> None:
@@ -115,7 +151,7 @@ async def create_repo(ctx: ServiceContext, body: CreateRepo) -> tuple[dict[str, 
     row = PlatformRepo(platform_id=pid, provider=prov.name, repo_full_name=full_name,
                        default_branch=prov.default_branch, display_name=body.displayName, plan_tier=body.planTier,
                        environment=body.environment, onboarding_session_id=body.onboardingSessionId,
-                       created_at=now_ms())
+                       head_sha=None, created_at=now_ms())
     from sqlalchemy.exc import IntegrityError
 
     try:
@@ -125,7 +161,7 @@ async def create_repo(ctx: ServiceContext, body: CreateRepo) -> tuple[dict[str, 
         return {"platformId": pid, "repoFullName": full_name, "status": "exists"}, False
     sha = first_sha or await prov.head(pid)
     if sha:
-        await queue_build(ctx, row, sha, "repository created")
+        await build_head(ctx, row, sha, "repository created")
     log.info("repo_created", platformId=pid, repo=full_name)
     return {"platformId": pid, "repoFullName": full_name, "status": "created"}, True
 
@@ -149,37 +185,105 @@ async def _change(ctx: ServiceContext, repo: PlatformRepo, make: Any, message: s
     raise NNOError(409, "REPO_BUSY", "The repository kept changing; try again", {"platformId": repo.platform_id})
 
 
-async def activate(ctx: ServiceContext, platform_id: str, body: ActivateFeature) -> dict[str, Any]:
+def _summary(activate: list[F.Feature], deactivate: list[str]) -> str:
+    parts = []
+    if activate:
+        parts.append("activate " + ", ".join(f"{f.id}@{f.version}" for f in activate))
+    if deactivate:
+        parts.append("deactivate " + ", ".join(deactivate))
+    return "; ".join(parts)
+
+
+async def _commit_features(ctx: ServiceContext, platform_id: str, activate: list[F.Feature],
+                           deactivate: list[str], environment: str | None) -> tuple[str | None, Build | None]:
+    """Every (de)activation in one commit of the changed files, and that commit's one build."""
     repo = await get_repo_row(ctx, platform_id)
-    try:
-        F.render_features(platform_id, [F.Feature(body.featureId, body.version, body.config)])
-    except (TypeError, ValueError) as exc:  # TOML has no null, for one
-        raise NNOError(400, "VALIDATION_ERROR", f"config cannot be stored: {exc}", {"field": "config"}) from exc
+    for feature in activate:
+        try:
+            F.render_features(platform_id, [feature])
+        except (TypeError, ValueError) as exc:  # TOML has no null, for one
+            raise NNOError(400, "VALIDATION_ERROR", f"config of {feature.id} cannot be stored: {exc}",
+                           {"field": "config", "featureId": feature.id}) from exc
+    summary = _summary(activate, deactivate)
+    lines = [f"Activate feature {f.id}@{f.version}" for f in activate] + \
+        [f"Deactivate feature {fid}" for fid in deactivate]
+    message = lines[0] if len(lines) == 1 else f"Apply {len(lines)} feature changes\n\n" + "\n".join(lines)
+    sha = await _change(ctx, repo, lambda cur: F.with_changes(cur, platform_id, activate, deactivate), message)
+    if sha is None:
+        return None, None
+    return sha, await build_head(ctx, repo, sha, summary, environment)
+
+
+async def activate(ctx: ServiceContext, platform_id: str, body: ActivateFeature) -> dict[str, Any]:
     feature = F.Feature(body.featureId, body.version, body.config)
-    sha = await _change(ctx, repo, lambda cur: F.with_feature(cur, platform_id, feature),
-                        f"Activate feature {body.featureId}@{body.version}")
-    build = await queue_build(ctx, repo, sha, f"activate {body.featureId}@{body.version}", body.environment) \
-        if sha else None
+    sha, build = await _commit_features(ctx, platform_id, [feature], [], body.environment)
     return {"status": "activated", "featureId": body.featureId, "version": body.version,
             "commitSha": sha, "buildId": build.id if build else None}
 
 
 async def deactivate(ctx: ServiceContext, platform_id: str, body: DeactivateFeature) -> dict[str, Any]:
-    repo = await get_repo_row(ctx, platform_id)
-    sha = await _change(ctx, repo, lambda cur: F.without_feature(cur, platform_id, body.featureId),
-                        f"Deactivate feature {body.featureId}")
-    build = await queue_build(ctx, repo, sha, f"deactivate {body.featureId}", body.environment) if sha else None
+    sha, build = await _commit_features(ctx, platform_id, [], [body.featureId], body.environment)
     return {"status": "deactivated" if sha else "unchanged", "featureId": body.featureId, "version": None,
             "commitSha": sha, "buildId": build.id if build else None}
 
 
+async def apply(ctx: ServiceContext, platform_id: str, body: ApplyFeatures) -> dict[str, Any]:
+    """A stack's members, (de)activated together: one commit, one build."""
+    features = [F.Feature(a.featureId, a.version, a.config) for a in body.activate]
+    sha, build = await _commit_features(ctx, platform_id, features, list(body.deactivate), body.environment)
+    return {"status": "applied" if sha else "unchanged",
+            "activated": [{"featureId": f.id, "version": f.version} for f in features],
+            "deactivated": list(body.deactivate), "commitSha": sha, "buildId": build.id if build else None}
+
+
 async def trigger_build(ctx: ServiceContext, platform_id: str, environment: str | None) -> dict[str, Any]:
-    """Build the branch head again (after a push to the repository, or by hand)."""
+    """Build the branch head again (after a push to the repository, or by hand). A build of the
+    head that is still queued or running is the answer, rather than a second one."""
     repo = await get_repo_row(ctx, platform_id)
     sha = await provider(ctx).head(platform_id)
     if sha is None:
         raise NNOError(409, "REPO_EMPTY", "The repository has no commit to build", {"platformId": platform_id})
+    await claim_head(ctx, platform_id, sha)
+    running = await build_of(ctx, platform_id, sha, ("queued", "building"), environment or repo.environment)
+    if running is not None:
+        return build_out(running)
     return build_out(await queue_build(ctx, repo, sha, "requested", environment))
+
+
+async def detect_push(ctx: ServiceContext, platform_id: str) -> Build | None:
+    """The build of a head someone pushed: queued when the branch moved past the head the service
+    last built, once however many runners look."""
+    async with ctx.db.session() as s:
+        repo = await s.get(PlatformRepo, platform_id)
+    if repo is None:
+        return None
+    prov = provider(ctx)
+    await prov.watch(platform_id)
+    sha = await prov.head(platform_id)
+    if sha is None or sha == repo.head_sha or not await claim_head(ctx, platform_id, sha):
+        return None
+    async with ctx.db.session() as s:
+        newest = (await s.scalars(select(Build.commit_sha).where(Build.platform_id == platform_id)
+                                  .order_by(Build.created_at.desc(), Build.id.desc()).limit(1))).first()
+    if newest == sha:  # the service's own commit, whose build is queued already
+        return None
+    build = await queue_build(ctx, repo, sha, f"push to {repo.default_branch}")
+    log.info("push_detected", platformId=platform_id, commit=sha, buildId=build.id)
+    return build
+
+
+async def delete_repo(ctx: ServiceContext, platform_id: str) -> dict[str, Any]:
+    """Deprovisioning: the repository goes (provider `local` deletes it, `github` archives it) and
+    so does its build history. The files first, so a retry after a failure finds the row again."""
+    repo = await get_repo_row(ctx, platform_id)
+    outcome = await provider(ctx).remove(platform_id)
+    async with ctx.db.session() as s:
+        res = await s.execute(delete(Build).where(Build.platform_id == platform_id))
+        await s.execute(delete(PlatformRepo).where(PlatformRepo.platform_id == platform_id))
+    count = int(getattr(res, "rowcount", 0) or 0)
+    log.info("repo_removed", platformId=platform_id, outcome=outcome, builds=count)
+    return {"platformId": platform_id, "repoFullName": repo.repo_full_name, "status": outcome,
+            "buildsDeleted": count}
 
 
 async def list_builds(ctx: ServiceContext, platform_id: str, limit: int) -> list[dict[str, Any]]:

@@ -14,12 +14,15 @@ from nno.repos import service
 from nno.repos.access import require_read, require_write
 from nno.repos.schemas import (
     ActivateFeature,
+    ApplyFeatures,
     BuildLog,
     BuildOut,
     CreateRepo,
     DeactivateFeature,
     FeatureChange,
+    FeaturesApplied,
     RepoCreated,
+    RepoDeleted,
     RepoInfo,
     TriggerBuild,
 )
@@ -44,7 +47,7 @@ async def create_repo(body: CreateRepo, request: Request, identity: Caller) -> J
 @router.get("/{platform_id}/repo", response_model=RepoInfo, summary="The platform repository")
 async def get_repo(platform_id: str, request: Request, identity: Caller) -> dict[str, Any]:
     await require_read(identity, platform_id, _ctx(request).bindings)
-    return service.repo_info(await service.get_repo_row(_ctx(request), platform_id))
+    return service.repo_info(_ctx(request), await service.get_repo_row(_ctx(request), platform_id))
 
 
 @router.post("/{platform_id}/features/activate", response_model=FeatureChange,
@@ -59,6 +62,20 @@ async def activate(platform_id: str, body: ActivateFeature, request: Request, id
 async def deactivate(platform_id: str, body: DeactivateFeature, request: Request, identity: Caller) -> dict[str, Any]:
     await require_write(identity, _ctx(request).bindings, platform_id)
     return await service.deactivate(_ctx(request), platform_id, body)
+
+
+@router.post("/{platform_id}/features/apply", response_model=FeaturesApplied,
+             summary="Commit several features' (de)activation together (one commit, one build)")
+async def apply(platform_id: str, body: ApplyFeatures, request: Request, identity: Caller) -> dict[str, Any]:
+    await require_write(identity, _ctx(request).bindings, platform_id)
+    return await service.apply(_ctx(request), platform_id, body)
+
+
+@router.delete("/{platform_id}", response_model=RepoDeleted,
+               summary="Remove the platform repository and its build history (deprovisioning)")
+async def delete_repo(platform_id: str, request: Request, identity: Caller) -> dict[str, Any]:
+    await require_write(identity, _ctx(request).bindings, platform_id)
+    return await service.delete_repo(_ctx(request), platform_id)
 
 
 @router.get("/{platform_id}/build-status", summary="The latest build and the one the site serves")

@@ -34,7 +34,8 @@ def repo(ctx: typer.Context, platform: str | None = platform_option(), as_json: 
         print_json(info)
         return
     record([("platform", info.get("platformId")), ("repository", info.get("repoFullName")),
-            ("branch", info.get("defaultBranch")), ("pages project", info.get("cfPagesProjectName")),
+            ("clone", info.get("cloneUrl")), ("branch", info.get("defaultBranch")),
+            ("pages project", info.get("cfPagesProjectName")),
             ("created", when(info.get("createdAt")))])
 
 
@@ -111,7 +112,8 @@ def rebuild_and_wait(client: Any, pid: str, *, wait: bool, timeout_s: float = 30
 @builds_app.command("rebuild")
 def rebuild(ctx: typer.Context, platform: str | None = platform_option(),
             wait: bool = typer.Option(True, "--wait/--no-wait"), as_json: bool = json_option()) -> None:
-    """Build the repository's head again (after a push) and publish the console."""
+    """Build the repository's head again and publish the console (a push to a local repository
+    builds by itself; this is for a GitHub one, or to retry a failed build)."""
     from nno.cli.output import print_json, success
 
     st = state(ctx)

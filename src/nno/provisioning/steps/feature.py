@@ -349,32 +349,46 @@ async def record_deactivations(sctx: StepContext) -> StepResult:
 
 def _rebuild(action: str) -> Any:
     async def run(sctx: StepContext) -> StepResult:
-        """Rebuild the console shell from the active features at once, and commit the feature
-        (de)activation to the platform repository through the CLI Service (its documented body, one
-        call per feature), whose build publishes the same shell from the repository."""
+        """Rebuild the console shell from the active features at once, and commit the change to the
+        platform repository through the CLI Service, whose build publishes the same shell from the
+        repository. One commit for the whole job (one build): a single feature goes through the
+        documented `features/activate|deactivate` route, a stack's members through `features/apply`
+        (with the members a new stack version drops)."""
         binding = sctx.ctx.bindings.get("cli")
         features = [f["featureId"] for f in _features(sctx)]
         shell = await publish_console(sctx)
         if binding is None:
             return StepResult({"shell": shell, "note": "the CLI Service is not part of this installation"})
-        commits: list[dict[str, Any]] = []
-        for feat in _features(sctx):
-            body: dict[str, Any] = {"featureId": feat["featureId"], "environment": sctx.environment}
-            if action == "activate":
-                body["version"] = _installed(sctx, feat["featureId"]).require().version
-                body["config"] = dict(sctx.payload.get("config") or {}) if sctx.job_type == "ACTIVATE_FEATURE" \
-                    else dict(feat.get("config") or {})
-            resp = await binding.request("POST", f"/platforms/{sctx.platform_id}/features/{action}", json=body,
-                                         headers=SERVICE_IDENTITY.to_headers())
-            if resp.status == 404:
-                return StepResult({"note": "the platform has no repository in the CLI Service"}, changed=False)
-            if not resp.ok:
-                raise StepError(f"CLI Service {action} answered {resp.status}: {resp.body[:200]!r}",
-                                code="REBUILD_FAILED", retryable=resp.status >= 500)
-            answer = resp.json() or {}
-            commits.append({"featureId": feat["featureId"], "commitSha": answer.get("commitSha"),
-                            "buildId": answer.get("buildId")})
-        return StepResult({"features": features, "shell": shell, "commits": commits})
+        activate: list[dict[str, Any]] = []
+        deactivate: list[str] = []
+        if action == "activate":
+            for feat in _features(sctx):
+                config = sctx.payload.get("config") if sctx.job_type == "ACTIVATE_FEATURE" else feat.get("config")
+                activate.append({"featureId": feat["featureId"],
+                                 "version": _installed(sctx, feat["featureId"]).require().version,
+                                 "config": dict(config or {})})
+            dropped = sctx.outputs.get("fetch_stack_definition", {}).get("removed", [])
+            deactivate = [str(f) for f in dropped if f not in features]
+        else:
+            deactivate = features
+        if not activate and not deactivate:
+            return StepResult({"features": features, "shell": shell, "commits": []}, changed=False)
+        if len(activate) + len(deactivate) == 1:
+            path, body = ("activate", dict(activate[0])) if activate else ("deactivate", {"featureId": deactivate[0]})
+        else:
+            path, body = "apply", {"activate": activate, "deactivate": deactivate}
+        body["environment"] = sctx.environment
+        resp = await binding.request("POST", f"/platforms/{sctx.platform_id}/features/{path}", json=body,
+                                     headers=SERVICE_IDENTITY.to_headers())
+        if resp.status == 404:
+            return StepResult({"note": "the platform has no repository in the CLI Service"}, changed=False)
+        if not resp.ok:
+            raise StepError(f"CLI Service {path} answered {resp.status}: {resp.body[:200]!r}",
+                            code="REBUILD_FAILED", retryable=resp.status >= 500)
+        answer = resp.json() or {}
+        commit = {"featureIds": [a["featureId"] for a in activate] + deactivate,
+                  "commitSha": answer.get("commitSha"), "buildId": answer.get("buildId")}
+        return StepResult({"features": features, "shell": shell, "commits": [commit] if commit["commitSha"] else []})
 
     return run
 

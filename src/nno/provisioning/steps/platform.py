@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from nno.kernel.identity import SERVICE_IDENTITY
 from nno.provisioning import naming
 from nno.provisioning.errors import StepError
 from nno.provisioning.steps.base import (
@@ -227,6 +228,22 @@ def _delete_step(kinds: tuple[str, ...]) -> Any:
     return run
 
 
+async def delete_repository(sctx: StepContext) -> StepResult:
+    """The platform repository and its build history, through the CLI Service (which deletes a
+    local repository and archives a GitHub one). Before the Pages project goes, so no build of it
+    publishes again; one already gone is done."""
+    binding = sctx.ctx.bindings.get("cli")
+    if binding is None:
+        return StepResult({"note": "the CLI Service is not part of this installation"}, changed=False)
+    resp = await binding.request("DELETE", f"/platforms/{sctx.platform_id}", headers=SERVICE_IDENTITY.to_headers())
+    if resp.status == 404:
+        return StepResult({"note": "the platform has no repository"}, changed=False)
+    if not resp.ok:
+        raise StepError(f"CLI Service answered {resp.status}: {resp.body[:200]!r}", code="REPO_DELETE_FAILED",
+                        retryable=resp.status >= 500)
+    return StepResult(dict(resp.json() or {}))
+
+
 async def retire_features_and_stacks(sctx: StepContext) -> tuple[list[dict[str, str]], list[str]]:
     """With its Workers gone, none of the platform's features or stacks runs any more: record them
     deactivated (feature DELETE, stack status `deactivated`, which the Registry allows on a gone
@@ -275,6 +292,7 @@ DEPROVISION_PLATFORM_STEPS: tuple[Step, ...] = (
     Step("inventory", inventory),
     Step("delete_dns", _delete_step(("dns",))),
     Step("delete_workers", _delete_step(("worker",))),
+    Step("delete_repository", delete_repository),
     Step("delete_pages", _delete_step(("pages",))),
     Step("delete_data", _delete_step(("kv", "r2", "d1"))),
     Step("mark_registry_resources_deleted", mark_registry_resources_deleted),

@@ -4,16 +4,20 @@ threshold alerts once per period, and the scheduler's snapshots and roll-ups (on
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
+from nno.billing.models import UsageEvent
 from nno.billing.scheduler import Scheduler
 from nno.billing.views import SERVICE_KEY
 from nno.core import Core
+from nno.kernel.tiers import METRICS
 from tests.billing.conftest import B, advance, assert_error, invoices
 
 _ids = itertools.count()
@@ -141,3 +145,76 @@ async def test_ingest_counts_each_event_id_once(
     async with svc.db.session() as s:
         usage = await svc._period_usage(s, pid, 0, 2**62)
     assert usage.get(("kv_writes", ""), 0) == sum(seen.values())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["y1", "y2", "y3"]), st.integers(0, 1000)), min_size=1,
+                         max_size=6), min_size=1, max_size=4))
+async def test_http_ingest_counts_each_event_id_once_even_within_a_batch(
+        client: httpx.AsyncClient, service_headers: dict[str, str], core: Core,
+        batches: list[list[tuple[str, int]]]) -> None:
+    """Deliveries over the route, in batches that repeat ids among themselves and across batches."""
+    svc = core.context("billing").extras[SERVICE_KEY]
+    pid = f"p{next(_ids)}"
+    seen: dict[str, int] = {}
+    for batch in batches:
+        fresh = {eid for eid, _ in batch if eid not in seen}
+        got = await ingest(client, service_headers, [event(pid, "kv_reads", q, eid=f"{pid}-{eid}") for eid, q in batch])
+        assert got == {"received": len(batch), "inserted": len(fresh)}
+        for eid, qty in batch:
+            seen.setdefault(eid, qty)  # the first delivery of an id wins, in a batch too
+    async with svc.db.session() as s:
+        usage = await svc._period_usage(s, pid, 0, 2**62)
+    assert usage.get(("kv_reads", ""), 0) == sum(seen.values())
+
+
+EVENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+REF = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ANY_VALUE = (st.none() | st.booleans() | st.integers(-(2**64), 2**64)
+             | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=70) | st.just("kv_reads")
+             | st.lists(st.integers(), max_size=2))
+
+
+def documented(ev: dict[str, Any]) -> bool:
+    """The ingest route's rules, written out independently of the schema."""
+    def ref(key: str, pattern: re.Pattern[str], required: bool) -> bool:
+        value = ev.get(key)
+        if value is None:
+            return not required and (key not in ev or value is None)
+        return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+    def integer(key: str, top: int, required: bool) -> bool:
+        value = ev.get(key)
+        if value is None:
+            return not required
+        return type(value) is int and 0 <= value <= top
+
+    return (set(ev) <= {"id", "platformId", "tenantId", "stackId", "metric", "quantity", "timestamp"}
+            and ref("id", EVENT_ID, True) and ref("platformId", REF, True) and ref("tenantId", REF, False)
+            and ref("stackId", REF, False) and ev.get("metric") in METRICS
+            and integer("quantity", 10**15, True) and integer("timestamp", 10**14, False))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.dictionaries(st.sampled_from(["id", "platformId", "tenantId", "stackId", "metric", "quantity",
+                                                "timestamp", "extra"]), ANY_VALUE, max_size=3),
+       drop=st.sets(st.sampled_from(["id", "platformId", "metric", "quantity"]), max_size=1))
+async def test_ingest_takes_exactly_the_documented_events(
+        client: httpx.AsyncClient, service_headers: dict[str, str], core: Core,
+        changes: dict[str, Any], drop: set[str]) -> None:
+    svc = core.context("billing").extras[SERVICE_KEY]
+    pid = f"q{next(_ids)}"
+    candidate = {**event(pid, "kv_writes", 3, eid=f"{pid}-ok"), **changes}
+    for key in drop:
+        candidate.pop(key, None)
+    good = event(pid, "kv_writes", 5, eid=f"{pid}-good")
+    resp = await client.post(f"{B}/usage/events", json={"events": [good, candidate]}, headers=service_headers)
+    async with svc.db.session() as s:
+        stored = (await s.execute(select(func.count()).select_from(UsageEvent).where(
+            UsageEvent.id.in_([good["id"], str(candidate.get("id"))])))).scalar_one()
+    if documented(candidate):
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["received"] == 2 and stored == resp.json()["inserted"] >= 1
+    else:
+        assert_error(resp, 400, "VALIDATION_ERROR")
+        assert stored == 0  # the batch is refused whole

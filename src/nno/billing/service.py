@@ -9,7 +9,7 @@ scheduler, so an outage delays a suspension but never loses it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,26 +247,28 @@ class BillingService:
                 "daily": [{"day": d, "usage": u} for d, u in sorted(daily.items(), reverse=True)],
                 "monthly": [{"month": mo, "usage": u} for mo, u in sorted(monthly.items(), reverse=True)]}
 
-    async def ingest(self, events: Sequence[dict[str, Any]]) -> dict[str, int]:
+    async def ingest(self, events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         """Store usage events; an id seen before is ignored (one statement, ON CONFLICT DO NOTHING)."""
         if not events:
             return {"received": 0, "inserted": 0}
-        now = await self.now()
-        rows = [{"id": e["id"], "platform_id": e["platformId"], "tenant_id": e.get("tenantId") or "",
-                 "metric": e["metric"], "quantity": e["quantity"], "occurred_at": e.get("timestamp") or now}
-                for e in events]
+        times = [e.get("timestamp") for e in events]
+        if None in times:  # billing time only when needed: the local clock is a database read
+            now = await self.now()
+            times = [now if t is None else t for t in times]
+        # Column by column: the PostgreSQL statement takes one array per column.
+        cols = {"ids": [e["id"] for e in events], "platforms": [e["platformId"] for e in events],
+                "tenants": [e.get("tenantId") or "" for e in events], "metrics": [e["metric"] for e in events],
+                "quantities": [e["quantity"] for e in events], "times": times}
         async with self.db.session() as s:
             if s.get_bind().dialect.name == "postgresql":
                 # One statement over arrays: several times faster than a multi-row VALUES list.
-                inserted = int(await s.scalar(PG_INGEST, {
-                    "ids": [r["id"] for r in rows], "platforms": [r["platform_id"] for r in rows],
-                    "tenants": [r["tenant_id"] for r in rows], "metrics": [r["metric"] for r in rows],
-                    "quantities": [r["quantity"] for r in rows], "times": [r["occurred_at"] for r in rows],
-                }) or 0)
+                inserted = int(await s.scalar(PG_INGEST, cols) or 0)
             else:
+                rows = [{"id": i, "platform_id": p, "tenant_id": t, "metric": m, "quantity": q, "occurred_at": at}
+                        for i, p, t, m, q, at in zip(*cols.values(), strict=True)]
                 stmt = dialect_insert(s, UsageEvent).on_conflict_do_nothing(index_elements=["id"])
                 inserted = len((await s.execute(stmt.returning(UsageEvent.id), rows)).all())
-        return {"received": len(rows), "inserted": inserted}
+        return {"received": len(events), "inserted": inserted}
 
     # --- subscriptions ----------------------------------------------------------------------------
 

@@ -9,11 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
-from nno.billing.models import UsageEvent
+from nno.billing import service as service_module
+from nno.billing.models import Subscription, UsageEvent
 from nno.billing.scheduler import Scheduler
 from nno.billing.views import SERVICE_KEY
 from nno.core import Core
@@ -218,3 +221,45 @@ async def test_ingest_takes_exactly_the_documented_events(
     else:
         assert_error(resp, 400, "VALIDATION_ERROR")
         assert stored == 0  # the batch is refused whole
+
+
+async def test_threshold_check_reads_usage_in_bounded_batches(
+        client: httpx.AsyncClient, service_headers: dict[str, str], core: Core, monkeypatch: pytest.MonkeyPatch,
+        subscribed: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    """One aggregate usage query per batch of subscriptions, not one per subscription."""
+    monkeypatch.setattr(service_module, "ALERT_BATCH", 2)
+    svc = core.context("billing").extras[SERVICE_KEY]
+    pids = [(await subscribed())["platformId"] for _ in range(3)]
+    await ingest(client, service_headers, [event(p, "kv_writes", 900_000) for p in pids])  # 90% of starter's 1M
+    async with svc.db.session() as s:
+        live = int(await s.scalar(select(func.count()).select_from(Subscription).where(
+            Subscription.status != "canceled")) or 0)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(svc.db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert (await client.post(f"{B}/scheduler/run", headers=service_headers)).status_code == 200
+    finally:
+        sa_event.remove(svc.db.engine.sync_engine, "before_cursor_execute", seen)
+    usage_reads = [st for st in statements if "sum(usage_events.quantity)" in st]
+    assert len(usage_reads) == -(-live // 2)  # every live subscription, two per query
+    for pid in pids:
+        audit = (await client.get(f"{B}/audit", params={"platformId": pid}, headers=service_headers)).json()["data"]
+        assert [a["details"]["threshold"] for a in audit if a["action"] == "usage.alert"] == [80]
+
+
+async def test_storage_is_each_tenants_peak_summed(
+        client: httpx.AsyncClient, service_headers: dict[str, str],
+        subscribed: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    pid = (await subscribed())["platformId"]
+    await ingest(client, service_headers, [event(pid, "r2_storage_bytes", 100, tenant="t1"),
+                                           event(pid, "r2_storage_bytes", 300, tenant="t1"),
+                                           event(pid, "r2_storage_bytes", 200, tenant="t1"),
+                                           event(pid, "r2_storage_bytes", 50, tenant="t2")])
+    usage = await used(client, service_headers, pid, byTenant="true")
+    assert {m["metric"]: m["used"] for m in usage["metrics"]}["r2_storage_bytes"] == 350
+    assert {t["tenantId"]: t["usage"] for t in usage["tenants"]} == {"t1": {"r2_storage_bytes": 300},
+                                                                     "t2": {"r2_storage_bytes": 50}}

@@ -9,7 +9,7 @@ scheduler, so an outage delays a suspension but never loses it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ log = structlog.get_logger("nno.billing")
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 ALERT_THRESHOLDS = (80, 100)
+ALERT_BATCH = 500  # subscriptions per aggregate usage query of the threshold check
 # Registry lifecycle actions Billing drives, with the reason it gives.
 REASONS = {
     "cancel": "Subscription cancelled at period end",
@@ -94,6 +95,20 @@ def serialize_invoice(inv: Invoice) -> dict[str, Any]:
         "lines": inv.lines, "attemptCount": inv.attempt_count, "nextAttemptAt": inv.next_attempt_at,
         "createdAt": inv.created_at, "paidAt": inv.paid_at,
     }
+
+
+def fold_usage(rows: Iterable[tuple[str, str, str, Any, Any]], by_tenant: bool = False
+               ) -> dict[str, dict[tuple[str, str], int]]:
+    """Rows of (platform, metric, tenant, sum, max) into {platform: {(metric, tenant): quantity}}.
+    A count is the sum of its events. A gauge (R2 storage) is each tenant's peak reading; a
+    platform's is the sum of its tenants' peaks (each tenant is measured on its own)."""
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for platform_id, metric, tenant, total, peak in rows:
+        value = int(peak if metric in GAUGE_METRICS else total)
+        key = (metric, tenant if by_tenant else "")
+        per = out.setdefault(platform_id, {})
+        per[key] = per.get(key, 0) + value
+    return out
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
@@ -186,19 +201,14 @@ class BillingService:
 
     async def _period_usage(self, s: AsyncSession, platform_id: str, start: int, end: int,
                             by_tenant: bool = False) -> dict[tuple[str, str], int]:
-        cols = [UsageEvent.tenant_id] if by_tenant else []
-        total = func.sum(UsageEvent.quantity)
-        peak = func.max(UsageEvent.quantity)
-        stmt = (select(UsageEvent.metric, *cols, total, peak)
+        """{(metric, tenant): quantity} of one platform over [start, end); tenant '' unless
+        `by_tenant`."""
+        stmt = (select(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id, func.sum(UsageEvent.quantity),
+                       func.max(UsageEvent.quantity))
                 .where(UsageEvent.platform_id == platform_id, UsageEvent.occurred_at >= start,
                        UsageEvent.occurred_at < end)
-                .group_by(UsageEvent.metric, *cols))
-        out: dict[tuple[str, str], int] = {}
-        for row in (await s.execute(stmt)).all():
-            metric = row[0]
-            tenant = row[1] if by_tenant else ""
-            out[(metric, tenant)] = int(row[-1] if metric in GAUGE_METRICS else row[-2])
-        return out
+                .group_by(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id))
+        return fold_usage((await s.execute(stmt)).tuples(), by_tenant).get(platform_id, {})
 
     async def usage(self, platform_id: str, *, by_tenant: bool = False) -> dict[str, Any]:
         now = await self.now()
@@ -640,35 +650,65 @@ class BillingService:
 
     async def _alerts(self, now: int) -> int:
         """Mail the platform's billing contact once per period when a metric reaches 80% and 100%
-        of what its tier includes."""
+        of what its tier includes. Subscriptions are read in batches of ALERT_BATCH by platform id;
+        each batch's usage is one aggregate query over its open periods."""
         sent = 0
-        async with self.db.session() as s:
-            subs = list((await s.execute(select(Subscription).where(Subscription.status != "canceled"))).scalars())
-        for sub in subs:
+        after = ""
+        while True:
+            effects = Effects()
             async with self.db.session() as s:
-                usage = await self._period_usage(s, sub.platform_id, sub.current_period_start, now + 1)
-                customer = await s.get(Customer, sub.customer_id)
-                mails: list[tuple[str, str, str]] = []
-                for (metric, _), qty in usage.items():
-                    included = self.tiers[sub.tier].included.get(metric, 0)
-                    for threshold in ALERT_THRESHOLDS:
-                        if included and qty * 100 >= included * threshold:
-                            stmt = dialect_insert(s, UsageAlert).values(
-                                platform_id=sub.platform_id, metric=metric, period_start=sub.current_period_start,
-                                threshold=threshold, sent_at=now).on_conflict_do_nothing()
-                            if (await s.execute(stmt)).rowcount:  # type: ignore[attr-defined]
-                                self._audit(s, sub.platform_id, SYSTEM, "usage.alert",
-                                            {"metric": metric, "threshold": threshold, "used": qty,
-                                             "included": included})
-                                if customer is not None and customer.email:
-                                    mails.append((customer.email,
-                                                  f"NNO: {metric} at {threshold}% of your {sub.tier} plan",
-                                                  f"Platform {sub.platform_id} has used {qty} of the {included} "
-                                                  f"{metric} its {sub.tier} plan includes this period. Usage "
-                                                  f"beyond it is billed as overage; upgrade with "
-                                                  f"`nno billing change-tier`."))
-                                sent += 1
-            await self._after(Effects(mails=mails))
+                subs = list((await s.execute(
+                    select(Subscription).where(Subscription.status != "canceled", Subscription.platform_id > after)
+                    .order_by(Subscription.platform_id).limit(ALERT_BATCH))).scalars())
+                if not subs:
+                    return sent
+                after = subs[-1].platform_id
+                sent += await self._alert_batch(s, subs, now, effects)
+            await self._after(effects)
+
+    async def _alert_batch(self, s: AsyncSession, subs: list[Subscription], now: int, effects: Effects) -> int:
+        period = {sub.platform_id: sub.current_period_start for sub in subs}
+        by_sub = {sub.platform_id: sub for sub in subs}
+        stmt = (select(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id, func.sum(UsageEvent.quantity),
+                       func.max(UsageEvent.quantity))
+                .join(Subscription, Subscription.platform_id == UsageEvent.platform_id)
+                .where(Subscription.platform_id.in_(list(period)),
+                       UsageEvent.occurred_at >= Subscription.current_period_start, UsageEvent.occurred_at <= now)
+                .group_by(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id))
+        usage = fold_usage((await s.execute(stmt)).tuples())
+        due: list[tuple[Subscription, str, int, int, int]] = []  # (sub, metric, threshold, used, included)
+        for platform_id, metrics in usage.items():
+            sub = by_sub[platform_id]
+            for (metric, _), qty in metrics.items():
+                included = self.tiers[sub.tier].included.get(metric, 0)
+                due += [(sub, metric, t, qty, included) for t in ALERT_THRESHOLDS
+                        if included and qty * 100 >= included * t]
+        if not due:
+            return 0
+        pids = sorted({d[0].platform_id for d in due})
+        known = {tuple(r) for r in (await s.execute(
+            select(UsageAlert.platform_id, UsageAlert.metric, UsageAlert.period_start, UsageAlert.threshold)
+            .where(UsageAlert.platform_id.in_(pids),
+                   UsageAlert.period_start >= min(period[p] for p in pids)))).all()}
+        due = [d for d in due if (d[0].platform_id, d[1], period[d[0].platform_id], d[2]) not in known]
+        emails = dict((await s.execute(select(Customer.id, Customer.email).where(
+            Customer.id.in_(sorted({d[0].customer_id for d in due}))))).tuples().all()) if due else {}
+        sent = 0
+        for sub, metric, threshold, qty, included in due:
+            stmt = dialect_insert(s, UsageAlert).values(
+                platform_id=sub.platform_id, metric=metric, period_start=sub.current_period_start,
+                threshold=threshold, sent_at=now).on_conflict_do_nothing()
+            if not (await s.execute(stmt)).rowcount:  # type: ignore[attr-defined]
+                continue  # another process sent it a moment ago
+            self._audit(s, sub.platform_id, SYSTEM, "usage.alert",
+                        {"metric": metric, "threshold": threshold, "used": qty, "included": included})
+            email = emails.get(sub.customer_id)
+            if email:
+                effects.mails.append((email, f"NNO: {metric} at {threshold}% of your {sub.tier} plan",
+                                      f"Platform {sub.platform_id} has used {qty} of the {included} {metric} its "
+                                      f"{sub.tier} plan includes this period. Usage beyond it is billed as overage; "
+                                      f"upgrade with `nno billing change-tier`."))
+            sent += 1
         return sent
 
     async def snapshot_day(self, s: AsyncSession, day_start: int) -> int:

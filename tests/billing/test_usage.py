@@ -16,12 +16,13 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from nno.billing import service as service_module
+from nno.billing.clients import RegistryUnavailable
 from nno.billing.models import Subscription, UsageEvent
 from nno.billing.scheduler import Scheduler
 from nno.billing.views import SERVICE_KEY
 from nno.core import Core
 from nno.kernel.tiers import METRICS
-from tests.billing.conftest import B, advance, assert_error, invoices
+from tests.billing.conftest import B, P, advance, assert_error, invoices
 
 _ids = itertools.count()
 
@@ -263,3 +264,37 @@ async def test_storage_is_each_tenants_peak_summed(
     assert {m["metric"]: m["used"] for m in usage["metrics"]}["r2_storage_bytes"] == 350
     assert {t["tenantId"]: t["usage"] for t in usage["tenants"]} == {"t1": {"r2_storage_bytes": 300},
                                                                      "t2": {"r2_storage_bytes": 50}}
+
+
+async def test_a_stack_is_counted_for_its_registry_tenant(
+        client: httpx.AsyncClient, service_headers: dict[str, str], core: Core, monkeypatch: pytest.MonkeyPatch,
+        subscribed: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    """The local cloud reports a Worker's stack; Billing counts it for the tenant the stack belongs to."""
+    pid = (await subscribed())["platformId"]
+    default_tenant = (await client.get(f"{P}/{pid}/stacks/default", headers=service_headers)).json()["tenantId"]
+    other = (await client.post(f"{P}/{pid}/tenants", json={"name": "Beta", "slug": "beta"},
+                               headers=service_headers)).json()["id"]
+    stack = await client.post(f"{P}/{pid}/stacks", json={"tenantId": other, "name": "beta"}, headers=service_headers)
+    assert stack.status_code == 201, stack.text
+    batch = [{**event(pid, "worker_invocations", 4), "stackId": "default"},
+             {**event(pid, "worker_invocations", 6), "stackId": stack.json()["id"]},
+             {**event(pid, "worker_invocations", 1), "stackId": "nosuchstack"},
+             {**event(pid, "worker_invocations", 2), "stackId": "default", "tenantId": "explicit"}]
+    assert (await ingest(client, service_headers, batch))["inserted"] == 4
+    usage = await used(client, service_headers, pid, byTenant="true")
+    assert {t["tenantId"]: t["usage"]["worker_invocations"] for t in usage["tenants"]} == {
+        default_tenant: 4, other: 6, None: 1, "explicit": 2}
+
+    # While the Registry cannot answer for a new stack, the batch is refused whole (the meter resends it).
+    async def unavailable(platform_id: str, stack_id: str) -> str | None:
+        raise RegistryUnavailable("down")
+
+    svc = core.context("billing").extras[SERVICE_KEY]
+    monkeypatch.setattr(svc.registry, "stack_tenant", unavailable)
+    again = [event(pid, "kv_reads", 1), {**event(pid, "kv_reads", 1), "stackId": "unseen"}]
+    assert_error(await client.post(f"{B}/usage/events", json={"events": again}, headers=service_headers),
+                 503, "SERVICE_UNAVAILABLE")
+    assert {m["metric"]: m["used"] for m in (await used(client, service_headers, pid))["metrics"]}["kv_reads"] == 0
+    # Stacks already mapped need no Registry.
+    assert (await ingest(client, service_headers, [{**event(pid, "kv_reads", 3), "stackId": "default"}]))[
+        "inserted"] == 1

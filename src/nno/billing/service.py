@@ -9,6 +9,7 @@ scheduler, so an outage delays a suspension but never loses it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ log = structlog.get_logger("nno.billing")
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 ALERT_THRESHOLDS = (80, 100)
+STACK_CACHE_SIZE = 100_000  # (platform, stack) → tenant answers kept in memory
 ALERT_BATCH = 500  # subscriptions per aggregate usage query of the threshold check
 # Registry lifecycle actions Billing drives, with the reason it gives.
 REASONS = {
@@ -125,6 +127,7 @@ class BillingService:
         self.tiers = settings.tiers
         self.prices = settings.overage_prices
         self.registry = RegistryClient(ctx)
+        self._stack_tenants: dict[tuple[str, str], str] = {}
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -261,13 +264,14 @@ class BillingService:
         """Store usage events; an id seen before is ignored (one statement, ON CONFLICT DO NOTHING)."""
         if not events:
             return {"received": 0, "inserted": 0}
+        tenants = await self._tenants(events)
         times = [e.get("timestamp") for e in events]
         if None in times:  # billing time only when needed: the local clock is a database read
             now = await self.now()
             times = [now if t is None else t for t in times]
         # Column by column: the PostgreSQL statement takes one array per column.
         cols = {"ids": [e["id"] for e in events], "platforms": [e["platformId"] for e in events],
-                "tenants": [e.get("tenantId") or "" for e in events], "metrics": [e["metric"] for e in events],
+                "tenants": tenants, "metrics": [e["metric"] for e in events],
                 "quantities": [e["quantity"] for e in events], "times": times}
         async with self.db.session() as s:
             if s.get_bind().dialect.name == "postgresql":
@@ -279,6 +283,26 @@ class BillingService:
                 stmt = dialect_insert(s, UsageEvent).on_conflict_do_nothing(index_elements=["id"])
                 inserted = len((await s.execute(stmt.returning(UsageEvent.id), rows)).all())
         return {"received": len(events), "inserted": inserted}
+
+    async def _tenants(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Each event's Registry tenant: its `tenantId`, or the tenant its `stackId` belongs to
+        (the local cloud knows a Worker's stack, not the tenant). A stack's tenant never changes, so
+        the answers are kept; an unknown stack counts for the platform itself ('')."""
+        wanted = {(e["platformId"], e["stackId"]) for e in events if not e.get("tenantId") and e.get("stackId")}
+        missing = [key for key in wanted if key not in self._stack_tenants]
+        if missing:
+            if len(self._stack_tenants) + len(missing) > STACK_CACHE_SIZE:
+                self._stack_tenants.clear()
+            try:
+                found = await asyncio.gather(*(self.registry.stack_tenant(p, st) for p, st in missing))
+            except RegistryUnavailable as exc:
+                # Nothing is stored: the reporter sends the batch again, with the same ids.
+                raise NNOError(503, "SERVICE_UNAVAILABLE", "The Registry cannot map stacks to tenants now; "
+                               "retry the batch") from exc
+            self._stack_tenants.update(zip(missing, (t or "" for t in found), strict=True))
+        stacks = self._stack_tenants
+        return [e.get("tenantId") or (stacks[(e["platformId"], e["stackId"])] if e.get("stackId") else "")
+                for e in events]
 
     # --- subscriptions ----------------------------------------------------------------------------
 

@@ -383,15 +383,23 @@ class BillingService:
         return out
 
     async def preview(self, platform_id: str, tier: str) -> dict[str, Any]:
+        """The proration of a tier change now: the ledger's own, or the provider's (Stripe's
+        invoice preview) when the provider runs the ledger."""
         now = await self.now()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id)
         lines = self._proration(sub, tier, now)
         subtotal = sum(line.amount_cents for line in lines)
+        due = max(0, subtotal)
+        if not self.provider.runs_ledger and lines:
+            previewed = await self.provider.preview_change(sub.id, tier, now)
+            if previewed is not None:
+                lines, due = previewed.lines, previewed.amount_due_cents
+                subtotal = sum(line.amount_cents for line in lines)
         return {"platformId": platform_id, "fromTier": sub.tier, "toTier": tier, "prorationDate": now,
-                "periodEnd": sub.current_period_end, "lines": [line.to_json() for line in lines],
-                "amountDueNowCents": max(0, subtotal), "creditCents": max(0, -subtotal),
-                "nextInvoiceCents": self.tiers[tier].price_cents}
+                "periodEnd": sub.current_period_end, "provider": self.provider.name,
+                "lines": [line.to_json() for line in lines], "amountDueNowCents": due,
+                "creditCents": max(0, -subtotal), "nextInvoiceCents": self.tiers[tier].price_cents}
 
     def _proration(self, sub: Subscription, tier: str, at: int) -> list[ledger.Line]:
         if tier not in TIER_NAMES:

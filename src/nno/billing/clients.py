@@ -58,7 +58,7 @@ class RegistryClient:
 
     async def stack_tenant(self, platform_id: str, stack_id: str) -> str | None:
         """The Registry tenant a stack belongs to; None when the stack or platform is unknown."""
-        resp = await self._call("GET", f"/{platform_id}/stacks/{stack_id}", allow=(404, 410))
+        resp = await self._call("GET", f"/{platform_id}/stacks/{stack_id}", allow=(400, 404, 410))
         if not resp.ok:
             return None
         tenant = (resp.json() or {}).get("tenantId")

@@ -276,10 +276,15 @@ async def test_proration_preview_is_stripes_invoice_preview(
     assert [c[:2] for c in fake_stripe.calls[calls:]] == [("GET", f"/v1/subscriptions/{sub['id']}"),
                                                           ("POST", "/v1/invoices/create_preview")]
     assert (await client.get(f"{P}/{pid}", headers=service_headers)).json()["tier"] == "starter"
-    # A downgrade previews a credit; Stripe refusing is the usual 502.
-    down = await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "starter"},
+    # The change made at the preview's date is the one Stripe previewed.
+    r = await client.post(f"{B}/subscription/change-tier", headers=service_headers,
+                          json={"tier": "growth", "platformId": pid, "prorationDate": body["prorationDate"]})
+    assert r.status_code == 200, r.text
+    assert fake_stripe.calls[-1][2]["proration_date"] == form["subscription_details[proration_date]"]
+    # Back on the same tier there is nothing to prorate; Stripe refusing a preview is the usual 502.
+    same = await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "growth"},
                             headers=service_headers)
-    assert down.status_code == 200 and down.json()["lines"] == []  # same tier: nothing to prorate
+    assert same.status_code == 200 and same.json()["lines"] == []
     fake_stripe.fail_next = 400
     assert_error(await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "scale"},
                                   headers=service_headers), 502, "PAYMENT_PROVIDER_ERROR")

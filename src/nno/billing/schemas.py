@@ -26,6 +26,8 @@ class _Body(InputModel):
 class ChangeTier(_Body):
     tier: TierName
     platformId: PlatformId | None = None
+    # A preview's `prorationDate`: the change is then charged exactly as previewed.
+    prorationDate: Annotated[int, Field(ge=0, le=10**14)] | None = None
 
 
 class CancelBody(_Body):

@@ -411,13 +411,20 @@ class BillingService:
         return ledger.proration_lines(self.tiers[sub.tier], self.tiers[tier], sub.current_period_start,
                                       sub.current_period_end, at)
 
-    async def change_tier(self, platform_id: str, tier: str, actor: Actor) -> dict[str, Any]:
+    async def change_tier(self, platform_id: str, tier: str, actor: Actor, *,
+                          proration_date: int | None = None) -> dict[str, Any]:
         """Quotas first (the Registry refuses a tier the platform has outgrown), then the prorated
-        charge; the Registry's tier is put back if the provider refuses the change."""
+        charge; the Registry's tier is put back if the provider refuses the change. With a
+        preview's `proration_date` (in this period, not in the future) the proration is the
+        previewed one, as Stripe recommends."""
         now = await self.now()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id)
-        self._proration(sub, tier, now)  # validates the tier and the status
+        at = now if proration_date is None else proration_date
+        if not sub.current_period_start <= at <= now:
+            raise NNOError(400, "VALIDATION_ERROR", "prorationDate must lie in the current period and not in "
+                           "the future", {"field": "prorationDate", "min": sub.current_period_start, "max": now})
+        self._proration(sub, tier, at)  # validates the tier and the status
         if sub.cancel_at_period_end:
             raise NNOError(409, "SUBSCRIPTION_CANCELING",
                            "The subscription ends at the period's end; it cannot change tier")
@@ -429,14 +436,14 @@ class BillingService:
         except RegistryUnavailable as exc:
             raise NNOError(503, "SERVICE_UNAVAILABLE", "The Registry cannot take the tier change now") from exc
         try:
-            await self.provider.change_tier(sub.id, tier, now)
+            await self.provider.change_tier(sub.id, tier, at)
         except Exception:
             await self.registry.update(platform_id, {"tier": old_tier})
             raise
         effects = Effects()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id, lock=True)
-            lines = self._proration(sub, tier, now)
+            lines = self._proration(sub, tier, at)
             sub.tier = tier
             sub.updated_at = now
             self._audit(s, platform_id, actor, "subscription.change_tier", {"from": old_tier, "to": tier})

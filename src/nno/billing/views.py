@@ -81,7 +81,7 @@ async def cancel(svc: Svc, acc: Acc, body: CancelBody | None = None,
 @router.post("/subscription/change-tier", summary="Upgrade or downgrade the tier (prorated)")
 async def change_tier(svc: Svc, acc: Acc, body: ChangeTier, platformId: PlatformQuery = None) -> dict[str, Any]:
     pid = await _grant(acc, platformId or body.platformId, change=True)
-    return await svc.change_tier(pid, body.tier, acc.actor)
+    return await svc.change_tier(pid, body.tier, acc.actor, proration_date=body.prorationDate)
 
 
 @router.get("/subscription/proration-preview", summary="Preview the proration of a tier change")

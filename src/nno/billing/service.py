@@ -50,6 +50,7 @@ DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 ALERT_THRESHOLDS = (80, 100)
 STACK_CACHE_SIZE = 100_000  # (platform, stack) → tenant answers kept in memory
+REGISTRY_CONCURRENCY = 16  # stack lookups in flight at once for one batch
 ALERT_BATCH = 500  # subscriptions per aggregate usage query of the threshold check
 # Registry lifecycle actions Billing drives, with the reason it gives.
 REASONS = {
@@ -293,8 +294,14 @@ class BillingService:
         if missing:
             if len(self._stack_tenants) + len(missing) > STACK_CACHE_SIZE:
                 self._stack_tenants.clear()
+            gate = asyncio.Semaphore(REGISTRY_CONCURRENCY)
+
+            async def tenant_of(platform_id: str, stack_id: str) -> str | None:
+                async with gate:
+                    return await self.registry.stack_tenant(platform_id, stack_id)
+
             try:
-                found = await asyncio.gather(*(self.registry.stack_tenant(p, st) for p, st in missing))
+                found = await asyncio.gather(*(tenant_of(p, st) for p, st in missing))
             except RegistryUnavailable as exc:
                 # Nothing is stored: the reporter sends the batch again, with the same ids.
                 raise NNOError(503, "SERVICE_UNAVAILABLE", "The Registry cannot map stacks to tenants now; "

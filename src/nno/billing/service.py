@@ -390,8 +390,8 @@ class BillingService:
         return out
 
     async def preview(self, platform_id: str, tier: str) -> dict[str, Any]:
-        """The proration of a tier change now: the ledger's own, or the provider's (Stripe's
-        invoice preview) when the provider runs the ledger."""
+        """The proration of a tier change now: the local ledger's own, or, when the provider keeps
+        the ledger (Stripe), the provider's invoice preview."""
         now = await self.now()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id)

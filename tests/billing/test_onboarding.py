@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from nno.core import Core
+from nno.edge.storage import R2BucketClient
 from nno.kernel.config import Settings
 from tests.billing.conftest import B, advance, invoices
 from tests.conftest import running_core
@@ -62,7 +63,7 @@ async def test_onboarding_starts_a_trial_and_fills_the_registry(
     assert [(i["amountDueCents"], i["status"]) for i in first] == [(19900, "paid")]
 
 
-async def test_the_local_cloud_counts_worker_invocations(
+async def test_the_local_cloud_counts_worker_use_and_storage_per_tenant(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
     email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
     signed = await client.post(f"{IAM}/api/auth/sign-up/email",
@@ -92,6 +93,28 @@ async def test_the_local_cloud_counts_worker_invocations(
     # A flush with nothing counted sends nothing, and counts stay exact.
     assert await meter.flush() == 0
     assert await _invocations(client, service_headers, pid) == before + 8
+    # The auth Worker belongs to the default stack: its use is the default tenant's in the Registry.
+    tenant = (await client.get(f"/api/v1/platforms/{pid}/stacks/default", headers=service_headers)).json()["tenantId"]
+    usage = (await client.get(f"{B}/usage", params={"platformId": pid, "byTenant": "true"},
+                              headers=service_headers)).json()
+    assert [t["tenantId"] for t in usage["tenants"]] == [tenant]
+    assert usage["tenants"][0]["usage"]["worker_invocations"] == before + 8
+
+    # R2 storage: the bytes the platform's buckets hold, read by the local cloud; the period's peak counts.
+    cloud = core.context("edge").extras["cloud"]
+    bucket = f"{pid}-default-files-r2"
+    await cloud.ensure_r2(bucket)
+    objects = R2BucketClient(cloud.r2_path(bucket))
+    await objects.put("a.txt", b"x" * 1000)
+    await objects.put("b/c.bin", b"y" * 234)
+    storage = core.context("edge").extras["r2_storage_meter"]
+    assert await storage.measure() >= 1
+    await meter.flush()
+    assert await _invocations(client, service_headers, pid, "r2_storage_bytes") == 1234
+    await objects.delete("a.txt")
+    await storage.measure()
+    await meter.flush()
+    assert await _invocations(client, service_headers, pid, "r2_storage_bytes") == 1234  # the peak stands
 
 
 async def _invocations(client: httpx.AsyncClient, headers: dict[str, str], pid: str,

@@ -17,12 +17,14 @@ import httpx
 import pytest
 import stripe
 
+from nno.billing.stripe_provider import _is_proration
 from nno.core import Core
 from nno.kernel.config import Settings
 from tests.billing.conftest import B, P, User, assert_error, platform_status
 
 SECRET = "whsec_test_secret"
 PRICES = {"starter": "price_starter", "growth": "price_growth", "scale": "price_scale"}
+PRICE_CENTS = {"price_starter": 4900, "price_growth": 19900, "price_scale": 79900}
 _seq = itertools.count(1)
 
 
@@ -33,6 +35,7 @@ class FakeStripe:
         self.calls: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
         self.subs: dict[str, dict[str, Any]] = {}
         self.fail_next: int | None = None
+        self.retrieved = 0
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         form = dict(parse_qsl(request.content.decode())) if request.content else {}
@@ -56,8 +59,11 @@ class FakeStripe:
                     "current_period_start": now, "current_period_end": now + 30 * 86400}]},
             }
             return httpx.Response(200, json=self.subs[sid])
+        if request.method == "POST" and path == "/v1/invoices/create_preview":
+            return httpx.Response(200, json=self.preview(form))
         if path.startswith("/v1/subscriptions/") and path.count("/") == 3:
             sub = self.subs[path.rsplit("/", 1)[1]]
+            self.retrieved += request.method == "GET"
             if request.method == "POST":
                 if form.get("cancel_at_period_end") == "true":
                     sub["cancel_at_period_end"] = True
@@ -65,6 +71,31 @@ class FakeStripe:
                     sub["items"]["data"][0]["price"]["id"] = form["items[0][price]"]
             return httpx.Response(200, json=sub)
         return httpx.Response(404, json={"error": {"type": "invalid_request_error", "message": "no route"}})
+
+
+    def preview(self, form: dict[str, str]) -> dict[str, Any]:
+        """An invoice preview of a price swap with proration_behavior=always_invoice, shaped as
+        Stripe documents it (API 2025-03-31.basil and later: the proration flag on the line's parent)."""
+        sub = self.subs[form["subscription"]]
+        item = sub["items"]["data"][0]
+        assert form["subscription_details[items][0][id]"] == item["id"]
+        assert form["subscription_details[proration_behavior]"] == "always_invoice"
+        start, end = item["current_period_start"], item["current_period_end"]
+        at = int(form["subscription_details[proration_date]"])
+        old, new = item["price"]["id"], form["subscription_details[items][0][price]"]
+        share = (end - at) / (end - start)
+        amounts = [(-round(PRICE_CENTS[old] * share), f"Unused time on {old}"),
+                   (round(PRICE_CENTS[new] * share), f"Remaining time on {new}")]
+        total = sum(a for a, _ in amounts)
+        lines = [{"id": f"il_tmp_{next(_seq)}", "object": "line_item", "amount": amount, "currency": "usd",
+                  "description": text, "period": {"start": at, "end": end},
+                  "parent": {"type": "subscription_item_details", "invoice_item_details": None,
+                             "subscription_item_details": {"invoice_item": f"ii_{next(_seq)}", "proration": True,
+                                                           "subscription": sub["id"], "subscription_item": item["id"]}}}
+                 for amount, text in amounts]
+        return {"id": f"upcoming_in_{next(_seq)}", "object": "invoice", "customer": sub["customer"],
+                "currency": "usd", "subtotal": total, "total": total, "amount_due": max(0, total),
+                "lines": {"object": "list", "data": lines, "has_more": False, "url": "/v1/invoices/upcoming/lines"}}
 
 
 @pytest.fixture
@@ -217,3 +248,50 @@ async def test_subscription_deleted_ends_a_cancelled_platform(
     # Unknown subscriptions are acknowledged (Stripe stops retrying) and change nothing.
     stray = event("invoice.paid", {"id": "in_9", "object": "invoice", "subscription": "sub_unknown"})
     assert (await deliver(client, stray)).json() == {"received": True, "applied": False}
+
+
+async def test_proration_preview_is_stripes_invoice_preview(
+        client: httpx.AsyncClient, service_headers: dict[str, str], fake_stripe: FakeStripe,
+        subscribed: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    made = await subscribed(tier="starter")
+    pid, sub = made["platformId"], made["subscription"]
+    calls = len(fake_stripe.calls)
+    resp = await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "growth"},
+                            headers=service_headers)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    method, path, form, _ = fake_stripe.calls[-1]
+    assert (method, path) == ("POST", "/v1/invoices/create_preview")
+    assert form["subscription"] == sub["id"] and form["customer"] == sub["customerId"]
+    assert form["subscription_details[items][0][price]"] == "price_growth"
+    assert int(form["subscription_details[proration_date]"]) == body["prorationDate"] // 1000
+    # Stripe's own lines and amount, not a local estimate.
+    preview = fake_stripe.preview(form)
+    assert body["provider"] == "stripe"
+    assert [(x["description"], x["amountCents"], x["kind"]) for x in body["lines"]] == \
+        [(x["description"], x["amount"], "proration") for x in preview["lines"]["data"]]
+    assert body["amountDueNowCents"] == preview["amount_due"] > 0 and body["creditCents"] == 0
+    assert body["nextInvoiceCents"] == 19900
+    # A preview changes nothing: one read of the subscription and the preview, no update.
+    assert [c[:2] for c in fake_stripe.calls[calls:]] == [("GET", f"/v1/subscriptions/{sub['id']}"),
+                                                          ("POST", "/v1/invoices/create_preview")]
+    assert (await client.get(f"{P}/{pid}", headers=service_headers)).json()["tier"] == "starter"
+    # The change made at the preview's date is the one Stripe previewed.
+    r = await client.post(f"{B}/subscription/change-tier", headers=service_headers,
+                          json={"tier": "growth", "platformId": pid, "prorationDate": body["prorationDate"]})
+    assert r.status_code == 200, r.text
+    assert fake_stripe.calls[-1][2]["proration_date"] == form["subscription_details[proration_date]"]
+    # Back on the same tier there is nothing to prorate; Stripe refusing a preview is the usual 502.
+    same = await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "growth"},
+                            headers=service_headers)
+    assert same.status_code == 200 and same.json()["lines"] == []
+    fake_stripe.fail_next = 400
+    assert_error(await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "scale"},
+                                  headers=service_headers), 502, "PAYMENT_PROVIDER_ERROR")
+
+
+def test_older_api_versions_mark_prorations_on_the_line() -> None:
+    assert _is_proration({"type": "subscription", "proration": True})
+    assert not _is_proration({"type": "subscription", "proration": False})
+    assert _is_proration({"parent": {"subscription_item_details": {"proration": True}}})
+    assert not _is_proration({"parent": {"subscription_item_details": {"proration": False}}, "proration": True})

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.billing.conftest import B, P, User, advance, assert_error, invoices, platform_status
+from tests.billing.conftest import DAY, B, P, User, advance, assert_error, invoices, platform_status
 
 
 async def test_plans_are_the_documented_tiers(client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
@@ -172,3 +172,25 @@ async def test_concurrent_starts_make_one_subscription(client: httpx.AsyncClient
     assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1
     assert len(await invoices(client, service_headers, pid)) == 1
+
+
+async def test_a_change_at_the_previews_date_is_charged_as_previewed(
+        client: httpx.AsyncClient, service_headers: dict[str, str],
+        subscribed: Callable[..., Awaitable[dict[str, Any]]]) -> None:
+    made = await subscribed()
+    pid, sub = made["platformId"], made["subscription"]
+    await advance(client, service_headers, 7)
+    preview = (await client.get(f"{B}/subscription/proration-preview", params={"platformId": pid, "tier": "scale"},
+                                headers=service_headers)).json()
+    await advance(client, service_headers, 2)  # the owner thinks it over
+    for bad in (sub["currentPeriodStart"] - 1, preview["prorationDate"] + 30 * DAY * 1000, True, "soon"):
+        r = await client.post(f"{B}/subscription/change-tier", headers=service_headers,
+                              json={"tier": "scale", "platformId": pid, "prorationDate": bad})
+        assert_error(r, 400, "VALIDATION_ERROR")
+    assert (await client.get(f"{P}/{pid}", headers=service_headers)).json()["tier"] == "starter"
+    r = await client.post(f"{B}/subscription/change-tier", headers=service_headers,
+                          json={"tier": "scale", "platformId": pid, "prorationDate": preview["prorationDate"]})
+    assert r.status_code == 200, r.text
+    charged = (await invoices(client, service_headers, pid))[0]
+    assert charged["reason"] == "subscription_update"
+    assert charged["lines"] == preview["lines"] and charged["amountDueCents"] == preview["amountDueNowCents"]

@@ -83,6 +83,6 @@ async def test_a_failed_flush_is_resent_with_the_same_event_ids() -> None:
     billing.fail = False
     assert await meter.flush() == 2
     first, = billing.batches
-    assert [(e["quantity"], e["tenantId"]) for e in first] == [(3, "s1"), (1, "s1")]
+    assert [(e["quantity"], e["stackId"]) for e in first] == [(3, "s1"), (1, "s1")]
     assert len({e["id"] for e in first}) == 2
     assert await meter.flush() == 0

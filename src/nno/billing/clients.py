@@ -56,6 +56,14 @@ class RegistryClient:
         data: dict[str, Any] = resp.json()
         return data
 
+    async def stack_tenant(self, platform_id: str, stack_id: str) -> str | None:
+        """The Registry tenant a stack belongs to; None when the stack or platform is unknown."""
+        resp = await self._call("GET", f"/{platform_id}/stacks/{stack_id}", allow=(400, 404, 410))
+        if not resp.ok:
+            return None
+        tenant = (resp.json() or {}).get("tenantId")
+        return tenant if isinstance(tenant, str) else None
+
     async def update(self, platform_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         data: dict[str, Any] = (await self._call("PATCH", f"/{platform_id}", json=changes)).json()
         return data

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from nno.billing.ledger import add_month
+from nno.billing.ledger import Line, add_month
 from nno.kernel.ids import new_id
 
 
@@ -23,6 +23,15 @@ class ProviderSubscription:
     period_start: int
     period_end: int
     trial_end: int | None
+
+
+@dataclass(frozen=True)
+class ProviderPreview:
+    """A tier change as the provider would invoice it now: its proration lines and the amount it
+    would charge (after any customer credit)."""
+
+    lines: list[Line]
+    amount_due_cents: int
 
 
 class Provider(Protocol):
@@ -41,6 +50,10 @@ class Provider(Protocol):
     async def cancel_at_period_end(self, subscription_id: str) -> None: ...
 
     async def change_tier(self, subscription_id: str, tier: str, at: int) -> None: ...
+
+    async def preview_change(self, subscription_id: str, tier: str, at: int) -> ProviderPreview | None:
+        """The provider's own proration of a tier change at `at`; None when Billing's ledger prorates."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -62,6 +75,9 @@ class LocalProvider:
         return None
 
     async def change_tier(self, subscription_id: str, tier: str, at: int) -> None:
+        return None
+
+    async def preview_change(self, subscription_id: str, tier: str, at: int) -> ProviderPreview | None:
         return None
 
     async def close(self) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, Strict, StringConstraints, TypeAdapter
+from typing_extensions import TypedDict
 
 from nno.kernel.emails import Email
 from nno.kernel.inputs import InputModel
@@ -25,6 +26,8 @@ class _Body(InputModel):
 class ChangeTier(_Body):
     tier: TierName
     platformId: PlatformId | None = None
+    # A preview's `prorationDate`: the change is then charged exactly as previewed.
+    prorationDate: Annotated[int, Field(ge=0, le=10**14)] | None = None
 
 
 class CancelBody(_Body):
@@ -39,17 +42,42 @@ class StartBody(_Body):
     email: Email | None = None
 
 
-class UsageEventIn(_Body):
+class UsageEventIn(TypedDict):
+    """One usage event. `tenantId` is the Registry tenant; a reporter that knows only the stack
+    (the local cloud: a Worker's name carries its stack) sends `stackId` and Billing maps it."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: EventId
     platformId: PlatformId
-    tenantId: TenantId | None = None
+    tenantId: NotRequired[TenantId | None]
+    stackId: NotRequired[TenantId | None]
     metric: Metric
-    quantity: Annotated[int, Field(ge=0, le=10**15)]
-    timestamp: Annotated[int, Field(ge=0, le=10**14)] | None = None
+    # Strict: a JSON integer only (no `true`, no "5"); the bounds keep every value inside BIGINT.
+    quantity: Annotated[int, Strict(), Field(ge=0, le=10**15)]
+    timestamp: NotRequired[Annotated[int, Strict(), Field(ge=0, le=10**14)] | None]
 
 
-class UsageBatch(_Body):
+class UsageBatch(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     events: Annotated[list[UsageEventIn], Field(max_length=MAX_EVENTS)]
+
+
+# The ingest route validates the raw body in one pass of pydantic-core (JSON parsing included)
+# into plain dicts: no model instance per event and no Python validator per field. Every
+# constraint is a pattern, a literal or a bound, so the InputModel checks (NUL characters,
+# int64, booleans) hold by construction.
+USAGE_BATCH: TypeAdapter[UsageBatch] = TypeAdapter(UsageBatch)
+
+
+def usage_batch_schema() -> dict[str, Any]:
+    """The batch's JSON schema with the event schema inlined (for the route's OpenAPI entry)."""
+    schema = USAGE_BATCH.json_schema()
+    defs = schema.pop("$defs", {})
+    items = schema["properties"]["events"]["items"]
+    ref = items.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        schema["properties"]["events"]["items"] = defs[ref.rsplit("/", 1)[1]]
+    return schema
 
 
 class PaymentMethodBody(_Body):

@@ -9,7 +9,8 @@ scheduler, so an outage delays a suspension but never loses it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,9 @@ log = structlog.get_logger("nno.billing")
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 ALERT_THRESHOLDS = (80, 100)
+STACK_CACHE_SIZE = 100_000  # (platform, stack) → tenant answers kept in memory
+REGISTRY_CONCURRENCY = 16  # stack lookups in flight at once for one batch
+ALERT_BATCH = 500  # subscriptions per aggregate usage query of the threshold check
 # Registry lifecycle actions Billing drives, with the reason it gives.
 REASONS = {
     "cancel": "Subscription cancelled at period end",
@@ -96,6 +100,20 @@ def serialize_invoice(inv: Invoice) -> dict[str, Any]:
     }
 
 
+def fold_usage(rows: Iterable[tuple[str, str, str, Any, Any]], by_tenant: bool = False
+               ) -> dict[str, dict[tuple[str, str], int]]:
+    """Rows of (platform, metric, tenant, sum, max) into {platform: {(metric, tenant): quantity}}.
+    A count is the sum of its events. A gauge (R2 storage) is each tenant's peak reading; a
+    platform's is the sum of its tenants' peaks (each tenant is measured on its own)."""
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    for platform_id, metric, tenant, total, peak in rows:
+        value = int(peak if metric in GAUGE_METRICS else total)
+        key = (metric, tenant if by_tenant else "")
+        per = out.setdefault(platform_id, {})
+        per[key] = per.get(key, 0) + value
+    return out
+
+
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """INSERT with the engine's ON CONFLICT support (both dialects spell it the same)."""
     return (sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert)(table)
@@ -110,6 +128,7 @@ class BillingService:
         self.tiers = settings.tiers
         self.prices = settings.overage_prices
         self.registry = RegistryClient(ctx)
+        self._stack_tenants: dict[tuple[str, str], str] = {}
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -186,19 +205,14 @@ class BillingService:
 
     async def _period_usage(self, s: AsyncSession, platform_id: str, start: int, end: int,
                             by_tenant: bool = False) -> dict[tuple[str, str], int]:
-        cols = [UsageEvent.tenant_id] if by_tenant else []
-        total = func.sum(UsageEvent.quantity)
-        peak = func.max(UsageEvent.quantity)
-        stmt = (select(UsageEvent.metric, *cols, total, peak)
+        """{(metric, tenant): quantity} of one platform over [start, end); tenant '' unless
+        `by_tenant`."""
+        stmt = (select(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id, func.sum(UsageEvent.quantity),
+                       func.max(UsageEvent.quantity))
                 .where(UsageEvent.platform_id == platform_id, UsageEvent.occurred_at >= start,
                        UsageEvent.occurred_at < end)
-                .group_by(UsageEvent.metric, *cols))
-        out: dict[tuple[str, str], int] = {}
-        for row in (await s.execute(stmt)).all():
-            metric = row[0]
-            tenant = row[1] if by_tenant else ""
-            out[(metric, tenant)] = int(row[-1] if metric in GAUGE_METRICS else row[-2])
-        return out
+                .group_by(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id))
+        return fold_usage((await s.execute(stmt)).tuples(), by_tenant).get(platform_id, {})
 
     async def usage(self, platform_id: str, *, by_tenant: bool = False) -> dict[str, Any]:
         now = await self.now()
@@ -247,26 +261,55 @@ class BillingService:
                 "daily": [{"day": d, "usage": u} for d, u in sorted(daily.items(), reverse=True)],
                 "monthly": [{"month": mo, "usage": u} for mo, u in sorted(monthly.items(), reverse=True)]}
 
-    async def ingest(self, events: Sequence[dict[str, Any]]) -> dict[str, int]:
+    async def ingest(self, events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         """Store usage events; an id seen before is ignored (one statement, ON CONFLICT DO NOTHING)."""
         if not events:
             return {"received": 0, "inserted": 0}
-        now = await self.now()
-        rows = [{"id": e["id"], "platform_id": e["platformId"], "tenant_id": e.get("tenantId") or "",
-                 "metric": e["metric"], "quantity": e["quantity"], "occurred_at": e.get("timestamp") or now}
-                for e in events]
+        tenants = await self._tenants(events)
+        times = [e.get("timestamp") for e in events]
+        if None in times:  # billing time only when needed: the local clock is a database read
+            now = await self.now()
+            times = [now if t is None else t for t in times]
+        # Column by column: the PostgreSQL statement takes one array per column.
+        cols = {"ids": [e["id"] for e in events], "platforms": [e["platformId"] for e in events],
+                "tenants": tenants, "metrics": [e["metric"] for e in events],
+                "quantities": [e["quantity"] for e in events], "times": times}
         async with self.db.session() as s:
             if s.get_bind().dialect.name == "postgresql":
                 # One statement over arrays: several times faster than a multi-row VALUES list.
-                inserted = int(await s.scalar(PG_INGEST, {
-                    "ids": [r["id"] for r in rows], "platforms": [r["platform_id"] for r in rows],
-                    "tenants": [r["tenant_id"] for r in rows], "metrics": [r["metric"] for r in rows],
-                    "quantities": [r["quantity"] for r in rows], "times": [r["occurred_at"] for r in rows],
-                }) or 0)
+                inserted = int(await s.scalar(PG_INGEST, cols) or 0)
             else:
+                rows = [{"id": i, "platform_id": p, "tenant_id": t, "metric": m, "quantity": q, "occurred_at": at}
+                        for i, p, t, m, q, at in zip(*cols.values(), strict=True)]
                 stmt = dialect_insert(s, UsageEvent).on_conflict_do_nothing(index_elements=["id"])
                 inserted = len((await s.execute(stmt.returning(UsageEvent.id), rows)).all())
-        return {"received": len(rows), "inserted": inserted}
+        return {"received": len(events), "inserted": inserted}
+
+    async def _tenants(self, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Each event's Registry tenant: its `tenantId`, or the tenant its `stackId` belongs to
+        (the local cloud knows a Worker's stack, not the tenant). A stack's tenant never changes, so
+        the answers are kept; an unknown stack counts for the platform itself ('')."""
+        wanted = {(e["platformId"], e["stackId"]) for e in events if not e.get("tenantId") and e.get("stackId")}
+        missing = [key for key in wanted if key not in self._stack_tenants]
+        if missing:
+            if len(self._stack_tenants) + len(missing) > STACK_CACHE_SIZE:
+                self._stack_tenants.clear()
+            gate = asyncio.Semaphore(REGISTRY_CONCURRENCY)
+
+            async def tenant_of(platform_id: str, stack_id: str) -> str | None:
+                async with gate:
+                    return await self.registry.stack_tenant(platform_id, stack_id)
+
+            try:
+                found = await asyncio.gather(*(tenant_of(p, st) for p, st in missing))
+            except RegistryUnavailable as exc:
+                # Nothing is stored: the reporter sends the batch again, with the same ids.
+                raise NNOError(503, "SERVICE_UNAVAILABLE", "The Registry cannot map stacks to tenants now; "
+                               "retry the batch") from exc
+            self._stack_tenants.update(zip(missing, (t or "" for t in found), strict=True))
+        stacks = self._stack_tenants
+        return [e.get("tenantId") or (stacks[(e["platformId"], e["stackId"])] if e.get("stackId") else "")
+                for e in events]
 
     # --- subscriptions ----------------------------------------------------------------------------
 
@@ -347,15 +390,23 @@ class BillingService:
         return out
 
     async def preview(self, platform_id: str, tier: str) -> dict[str, Any]:
+        """The proration of a tier change now: the local ledger's own, or, when the provider keeps
+        the ledger (Stripe), the provider's invoice preview."""
         now = await self.now()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id)
         lines = self._proration(sub, tier, now)
         subtotal = sum(line.amount_cents for line in lines)
+        due = max(0, subtotal)
+        if not self.provider.runs_ledger and lines:
+            previewed = await self.provider.preview_change(sub.id, tier, now)
+            if previewed is not None:
+                lines, due = previewed.lines, previewed.amount_due_cents
+                subtotal = sum(line.amount_cents for line in lines)
         return {"platformId": platform_id, "fromTier": sub.tier, "toTier": tier, "prorationDate": now,
-                "periodEnd": sub.current_period_end, "lines": [line.to_json() for line in lines],
-                "amountDueNowCents": max(0, subtotal), "creditCents": max(0, -subtotal),
-                "nextInvoiceCents": self.tiers[tier].price_cents}
+                "periodEnd": sub.current_period_end, "provider": self.provider.name,
+                "lines": [line.to_json() for line in lines], "amountDueNowCents": due,
+                "creditCents": max(0, -subtotal), "nextInvoiceCents": self.tiers[tier].price_cents}
 
     def _proration(self, sub: Subscription, tier: str, at: int) -> list[ledger.Line]:
         if tier not in TIER_NAMES:
@@ -367,13 +418,20 @@ class BillingService:
         return ledger.proration_lines(self.tiers[sub.tier], self.tiers[tier], sub.current_period_start,
                                       sub.current_period_end, at)
 
-    async def change_tier(self, platform_id: str, tier: str, actor: Actor) -> dict[str, Any]:
+    async def change_tier(self, platform_id: str, tier: str, actor: Actor, *,
+                          proration_date: int | None = None) -> dict[str, Any]:
         """Quotas first (the Registry refuses a tier the platform has outgrown), then the prorated
-        charge; the Registry's tier is put back if the provider refuses the change."""
+        charge; the Registry's tier is put back if the provider refuses the change. With a
+        preview's `proration_date` (in this period, not in the future) the proration is the
+        previewed one, as Stripe recommends."""
         now = await self.now()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id)
-        self._proration(sub, tier, now)  # validates the tier and the status
+        at = now if proration_date is None else proration_date
+        if not sub.current_period_start <= at <= now:
+            raise NNOError(400, "VALIDATION_ERROR", "prorationDate must lie in the current period and not in "
+                           "the future", {"field": "prorationDate", "min": sub.current_period_start, "max": now})
+        self._proration(sub, tier, at)  # validates the tier and the status
         if sub.cancel_at_period_end:
             raise NNOError(409, "SUBSCRIPTION_CANCELING",
                            "The subscription ends at the period's end; it cannot change tier")
@@ -385,14 +443,14 @@ class BillingService:
         except RegistryUnavailable as exc:
             raise NNOError(503, "SERVICE_UNAVAILABLE", "The Registry cannot take the tier change now") from exc
         try:
-            await self.provider.change_tier(sub.id, tier, now)
+            await self.provider.change_tier(sub.id, tier, at)
         except Exception:
             await self.registry.update(platform_id, {"tier": old_tier})
             raise
         effects = Effects()
         async with self.db.session() as s:
             sub = await self._require_sub(s, platform_id, lock=True)
-            lines = self._proration(sub, tier, now)
+            lines = self._proration(sub, tier, at)
             sub.tier = tier
             sub.updated_at = now
             self._audit(s, platform_id, actor, "subscription.change_tier", {"from": old_tier, "to": tier})
@@ -638,35 +696,65 @@ class BillingService:
 
     async def _alerts(self, now: int) -> int:
         """Mail the platform's billing contact once per period when a metric reaches 80% and 100%
-        of what its tier includes."""
+        of what its tier includes. Subscriptions are read in batches of ALERT_BATCH by platform id;
+        each batch's usage is one aggregate query over its open periods."""
         sent = 0
-        async with self.db.session() as s:
-            subs = list((await s.execute(select(Subscription).where(Subscription.status != "canceled"))).scalars())
-        for sub in subs:
+        after = ""
+        while True:
+            effects = Effects()
             async with self.db.session() as s:
-                usage = await self._period_usage(s, sub.platform_id, sub.current_period_start, now + 1)
-                customer = await s.get(Customer, sub.customer_id)
-                mails: list[tuple[str, str, str]] = []
-                for (metric, _), qty in usage.items():
-                    included = self.tiers[sub.tier].included.get(metric, 0)
-                    for threshold in ALERT_THRESHOLDS:
-                        if included and qty * 100 >= included * threshold:
-                            stmt = dialect_insert(s, UsageAlert).values(
-                                platform_id=sub.platform_id, metric=metric, period_start=sub.current_period_start,
-                                threshold=threshold, sent_at=now).on_conflict_do_nothing()
-                            if (await s.execute(stmt)).rowcount:  # type: ignore[attr-defined]
-                                self._audit(s, sub.platform_id, SYSTEM, "usage.alert",
-                                            {"metric": metric, "threshold": threshold, "used": qty,
-                                             "included": included})
-                                if customer is not None and customer.email:
-                                    mails.append((customer.email,
-                                                  f"NNO: {metric} at {threshold}% of your {sub.tier} plan",
-                                                  f"Platform {sub.platform_id} has used {qty} of the {included} "
-                                                  f"{metric} its {sub.tier} plan includes this period. Usage "
-                                                  f"beyond it is billed as overage; upgrade with "
-                                                  f"`nno billing change-tier`."))
-                                sent += 1
-            await self._after(Effects(mails=mails))
+                subs = list((await s.execute(
+                    select(Subscription).where(Subscription.status != "canceled", Subscription.platform_id > after)
+                    .order_by(Subscription.platform_id).limit(ALERT_BATCH))).scalars())
+                if not subs:
+                    return sent
+                after = subs[-1].platform_id
+                sent += await self._alert_batch(s, subs, now, effects)
+            await self._after(effects)
+
+    async def _alert_batch(self, s: AsyncSession, subs: list[Subscription], now: int, effects: Effects) -> int:
+        period = {sub.platform_id: sub.current_period_start for sub in subs}
+        by_sub = {sub.platform_id: sub for sub in subs}
+        stmt = (select(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id, func.sum(UsageEvent.quantity),
+                       func.max(UsageEvent.quantity))
+                .join(Subscription, Subscription.platform_id == UsageEvent.platform_id)
+                .where(Subscription.platform_id.in_(list(period)),
+                       UsageEvent.occurred_at >= Subscription.current_period_start, UsageEvent.occurred_at <= now)
+                .group_by(UsageEvent.platform_id, UsageEvent.metric, UsageEvent.tenant_id))
+        usage = fold_usage((await s.execute(stmt)).tuples())
+        due: list[tuple[Subscription, str, int, int, int]] = []  # (sub, metric, threshold, used, included)
+        for platform_id, metrics in usage.items():
+            sub = by_sub[platform_id]
+            for (metric, _), qty in metrics.items():
+                included = self.tiers[sub.tier].included.get(metric, 0)
+                due += [(sub, metric, t, qty, included) for t in ALERT_THRESHOLDS
+                        if included and qty * 100 >= included * t]
+        if not due:
+            return 0
+        pids = sorted({d[0].platform_id for d in due})
+        known = {tuple(r) for r in (await s.execute(
+            select(UsageAlert.platform_id, UsageAlert.metric, UsageAlert.period_start, UsageAlert.threshold)
+            .where(UsageAlert.platform_id.in_(pids),
+                   UsageAlert.period_start >= min(period[p] for p in pids)))).all()}
+        due = [d for d in due if (d[0].platform_id, d[1], period[d[0].platform_id], d[2]) not in known]
+        emails = dict((await s.execute(select(Customer.id, Customer.email).where(
+            Customer.id.in_(sorted({d[0].customer_id for d in due}))))).tuples().all()) if due else {}
+        sent = 0
+        for sub, metric, threshold, qty, included in due:
+            stmt = dialect_insert(s, UsageAlert).values(
+                platform_id=sub.platform_id, metric=metric, period_start=sub.current_period_start,
+                threshold=threshold, sent_at=now).on_conflict_do_nothing()
+            if not (await s.execute(stmt)).rowcount:  # type: ignore[attr-defined]
+                continue  # another process sent it a moment ago
+            self._audit(s, sub.platform_id, SYSTEM, "usage.alert",
+                        {"metric": metric, "threshold": threshold, "used": qty, "included": included})
+            email = emails.get(sub.customer_id)
+            if email:
+                effects.mails.append((email, f"NNO: {metric} at {threshold}% of your {sub.tier} plan",
+                                      f"Platform {sub.platform_id} has used {qty} of the {included} {metric} its "
+                                      f"{sub.tier} plan includes this period. Usage beyond it is billed as overage; "
+                                      f"upgrade with `nno billing change-tier`."))
+            sent += 1
         return sent
 
     async def snapshot_day(self, s: AsyncSession, day_start: int) -> int:

@@ -14,7 +14,8 @@ from typing import Any
 import stripe
 
 from nno.billing.config import BillingSettings
-from nno.billing.provider import ProviderError, ProviderSubscription
+from nno.billing.ledger import Line
+from nno.billing.provider import ProviderError, ProviderPreview, ProviderSubscription
 from nno.kernel.tiers import TIER_NAMES
 
 STATUS_MAP = {"active": "active", "trialing": "trialing", "past_due": "past_due", "unpaid": "past_due",
@@ -94,5 +95,31 @@ class StripeProvider:
                 "metadata": {"tier": tier},
             })
 
+    async def preview_change(self, subscription_id: str, tier: str, at: int) -> ProviderPreview:
+        """Stripe's invoice preview (`POST /v1/invoices/create_preview`) of the same price swap
+        `change_tier` makes, at the same proration date."""
+        with _stripe_errors():
+            sub = await self.client.v1.subscriptions.retrieve_async(subscription_id)
+            item_id = sub["items"]["data"][0]["id"]
+            invoice = await self.client.v1.invoices.create_preview_async({
+                "customer": str(sub["customer"]), "subscription": subscription_id,
+                "subscription_details": {"items": [{"id": item_id, "price": self.prices[tier]}],
+                                         "proration_behavior": "always_invoice", "proration_date": at // 1000},
+            })
+        data = invoice.to_dict()
+        lines = [Line(str(line.get("description") or "Proration"), int(line.get("amount") or 0), "proration")
+                 for line in (data.get("lines") or {}).get("data") or [] if _is_proration(line)]
+        return ProviderPreview(lines, int(data.get("amount_due") or 0))
+
     async def close(self) -> None:
         await self.http.close_async()
+
+
+def _is_proration(line: dict[str, Any]) -> bool:
+    """Newer API versions mark a proration on the line's parent; older ones on the line itself."""
+    parent = line.get("parent") or {}
+    for key in ("subscription_item_details", "invoice_item_details"):
+        details = parent.get(key) or {}
+        if "proration" in details:
+            return bool(details["proration"])
+    return bool(line.get("proration"))

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 
 from nno.edge.cloud import MIGRATIONS_DIR as _STATE_MIGRATIONS
 from nno.edge.cloud import LocalCloud, state_database
-from nno.edge.metering import WorkerMeter
+from nno.edge.metering import R2StorageMeter, WorkerMeter
 from nno.edge.router import EdgeRouter
 from nno.edge.workers import WorkerHost
 from nno.kernel.config import Settings
@@ -41,6 +41,7 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
     ctx.extras["router"] = router
     meter = router.meter = host.meter = WorkerMeter(ctx.bindings)
     ctx.extras["meter"] = meter
+    storage_meter = ctx.extras["r2_storage_meter"] = R2StorageMeter(meter, cloud)
 
     sweeper: list[asyncio.Task[None]] = []
 
@@ -48,8 +49,10 @@ def create_app(ctx: ServiceContext) -> ASGIApp:
         await cloud.ready()  # migrates, and re-seals secrets an earlier version sealed
         sweeper.append(asyncio.get_running_loop().create_task(host.run_sweeper(SWEEP_INTERVAL_S)))
         await meter.start()
+        await storage_meter.start()
 
     async def shutdown() -> None:
+        await storage_meter.stop()
         await meter.stop()
         unsubscribe()
         for task in sweeper:

@@ -9,8 +9,8 @@ every INSERT/UPDATE/DELETE), KV reads (get, list) and writes (put, delete), and 
 *read* and R2 storage are not measured by the local cloud (SQLite does not report rows scanned);
 they can be reported through Billing's ingest route.
 
-Counts are kept per platform and per stack (the second segment of a Worker's name, DECISIONS 11;
-each stack belongs to one tenant) and reported with the stack id as the event's `tenantId`.
+Counts are kept per platform and per stack (the second segment of a Worker's name, DECISIONS 11)
+and reported with the event's `stackId`; Billing maps each stack to the Registry tenant it belongs to.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from nno.edge.models import R2Bucket
+from nno.edge.storage import R2BucketClient
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.clock import now_ms
 from nno.kernel.identity import SERVICE_IDENTITY
@@ -34,6 +36,7 @@ log = structlog.get_logger("nno.edge.metering")
 FLUSH_INTERVAL_S = 5.0
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 MAX_BATCH = 5_000
+R2_STORAGE_INTERVAL_S = 3600.0  # R2 storage is billed on the period's highest reading
 
 
 class WorkerMeter:
@@ -84,6 +87,10 @@ class WorkerMeter:
 
         return counted
 
+    def queue(self, events: list[dict[str, Any]]) -> None:
+        """Usage events measured elsewhere (R2 storage readings), sent with the next flush."""
+        self._unsent.extend(events)
+
     async def flush(self) -> int:
         """Send what was counted since the last flush; returns how many events Billing took."""
         async with self._lock:
@@ -92,7 +99,7 @@ class WorkerMeter:
             for (platform_id, name, metric), qty in counts.items():
                 parts = name.split("-")
                 self._unsent.append({"id": f"edge-{uuid.uuid4().hex}", "platformId": platform_id,
-                                     "tenantId": parts[1] if len(parts) > 2 else None,
+                                     "stackId": parts[1] if len(parts) > 2 else None,
                                      "metric": metric, "quantity": qty, "timestamp": now})
             billing = self.bindings.get("billing")
             if billing is None or not self._unsent:
@@ -136,3 +143,49 @@ class WorkerMeter:
             self._task = None
         with contextlib.suppress(Exception):
             await self.flush()
+
+
+class R2StorageMeter:
+    """R2 storage, a gauge: every `interval_s` the bytes each bucket of the local cloud holds, summed
+    per platform and stack (the second segment of a bucket's name) and queued on the WorkerMeter as
+    `r2_storage_bytes` readings. Billing keeps each tenant's highest reading of the period, so a
+    reading repeated (several processes measuring one shared directory) never counts twice."""
+
+    def __init__(self, meter: WorkerMeter, cloud: Any, interval_s: float = R2_STORAGE_INTERVAL_S) -> None:
+        self.meter = meter
+        self.cloud = cloud  # nno.edge.cloud.LocalCloud
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def measure(self) -> int:
+        """Take one reading of every bucket; returns how many readings were queued."""
+        async with self.cloud.db.session() as s:
+            buckets = (await s.execute(select(R2Bucket.name, R2Bucket.platform_id))).tuples().all()
+        totals: dict[tuple[str, str | None], int] = {}
+        for name, platform_id in buckets:
+            parts = name.split("-")
+            key = (platform_id, parts[1] if len(parts) > 2 else None)
+            totals[key] = totals.get(key, 0) + await R2BucketClient(self.cloud.r2_path(name)).stored_bytes()
+        now = now_ms()
+        self.meter.queue([{"id": f"edge-r2s-{uuid.uuid4().hex}", "platformId": platform_id, "stackId": stack,
+                           "metric": "r2_storage_bytes", "quantity": size, "timestamp": now}
+                          for (platform_id, stack), size in totals.items()])
+        return len(totals)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.measure()
+            except Exception:
+                log.exception("r2_storage_measure_failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -98,6 +98,23 @@ class R2BucketClient:
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    async def stored_bytes(self) -> int:
+        """What the bucket holds, in bytes (R2 storage, for Billing): its objects, not uploads in
+        progress."""
+
+        def total() -> int:
+            size = 0
+            try:
+                with os.scandir(self.directory) as entries:
+                    for entry in entries:
+                        if not entry.name.startswith(".upload-") and entry.is_file(follow_symlinks=False):
+                            size += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                return 0
+            return size
+
+        return await asyncio.to_thread(total)
+
     async def list(self, prefix: str = "") -> list[str]:
         if not self.directory.is_dir():
             return []

@@ -42,10 +42,9 @@ from nno.registry.schemas import (
     SecretsPut,
 )
 from nno.registry.service import DEFAULT_TENANT_SLUG
-from nno.registry.store import FEATURE_LIMITS, RegistryBase, audit, lock_platform, page
+from nno.registry.store import FEATURE_LIMITS, LIVE_FEATURE, RegistryBase, audit, lock_platform, page
 
 _LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-LIVE_FEATURE = ("pending", "active", "deactivating")
 # Resource statuses that wind a resource down: the only resource updates a gone platform takes.
 RESOURCE_WIND_DOWN = frozenset({"deleting", "deleted"})
 

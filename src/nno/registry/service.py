@@ -25,7 +25,15 @@ from nno.registry import lifecycle, serialize, steps, tenant_orgs
 from nno.registry.access import Access
 from nno.registry.deprovision import request_deprovision
 from nno.registry.gone import Write
-from nno.registry.models import Entity, LifecycleEvent, OnboardingSession, Platform, Resource, Stack
+from nno.registry.models import (
+    Entity,
+    FeatureActivation,
+    LifecycleEvent,
+    OnboardingSession,
+    Platform,
+    Resource,
+    Stack,
+)
 from nno.registry.naming import DEFAULT_STACK_ID
 from nno.registry.schemas import (
     PlatformCreate,
@@ -36,9 +44,12 @@ from nno.registry.schemas import (
     TenantUpdate,
 )
 from nno.registry.store import (
+    FEATURE_LIMITS,
+    LIVE_FEATURE,
     TENANT_LIMITS,
     RegistryBase,
     audit,
+    lock_owner,
     lock_platform,
     new_platform_id,
     page,
@@ -136,11 +147,18 @@ async def insert_platform(
     return platform, tenant, stack
 
 
+async def owned_platforms(s: AsyncSession, owner_user_id: str) -> int:
+    """How many live platforms a user owns (cancelled and deleted ones do not count)."""
+    return int(await s.scalar(select(func.count()).select_from(Platform).where(
+        Platform.owner_user_id == owner_user_id, Platform.status.not_in(sorted(GONE_STATUSES)))) or 0)
+
+
 async def check_platform_quota(s: AsyncSession, owner_user_id: str, tier: str) -> None:
     """A user owns at most the new platform's tier's number of live platforms (its own included,
-    already flushed): self-serve sign-up is where the per-tier platform limit bites."""
-    owned = int(await s.scalar(select(func.count()).select_from(Platform).where(
-        Platform.owner_user_id == owner_user_id, Platform.status.not_in(sorted(GONE_STATUSES)))) or 0)
+    already flushed): self-serve sign-up is where the per-tier platform limit bites. Serialised per
+    owner, so concurrent sign-ups cannot both pass."""
+    await lock_owner(s, owner_user_id)
+    owned = await owned_platforms(s, owner_user_id)
     cap = tiers.limit(tier, "platforms")
     if cap is not None and owned > cap:
         raise tiers.limit_error(tier, "platforms", owned - 1,
@@ -230,12 +248,7 @@ class PlatformService(RegistryBase):
             before = serialize.platform(p)
             new_tier = changes.get("tier")
             if new_tier and new_tier != p.tier:
-                limit = TENANT_LIMITS[new_tier]
-                current = await self._live_entity_count(s, platform_id)
-                if limit is not None and current > limit:
-                    raise tiers.limit_error(new_tier, "tenants", current, needed=current,
-                                            message=f"The platform has {current} tenants; tier {new_tier} "
-                                                    f"allows {limit}")
+                await self._check_tier_fits(s, p, new_tier)
             for field, value in changes.items():
                 setattr(p, _PLATFORM_COLUMNS[field], value)
             after = serialize.platform(p)
@@ -344,6 +357,28 @@ class PlatformService(RegistryBase):
         if linking and not access.privileged:
             raise NNOError(403, "ORG_ID_RESERVED", "A tenant's orgId is set by NNO, not by the platform's clients",
                            {"field": "orgId"})
+
+    async def _check_tier_fits(self, s: AsyncSession, p: Platform, new_tier: str) -> None:
+        """A platform moves to another tier only if what it has fits there: its tenants and
+        sub-tenants, its live features, and its owner's live platforms (the platform row is locked;
+        the owner's count is serialised with sign-ups)."""
+        counts: list[tuple[str, str, int]] = []
+        if TENANT_LIMITS[new_tier] is not None:
+            counts.append(("tenants", "The platform has {n} tenants and sub-tenants",
+                           await self._live_entity_count(s, p.id)))
+        if FEATURE_LIMITS[new_tier] is not None:
+            live = await s.scalar(select(func.count(FeatureActivation.feature_id.distinct())).where(
+                FeatureActivation.platform_id == p.id, FeatureActivation.status.in_(LIVE_FEATURE)))
+            counts.append(("features", "The platform has {n} features active", int(live or 0)))
+        if p.owner_user_id and tiers.limit(new_tier, "platforms") is not None:
+            await lock_owner(s, p.owner_user_id)
+            counts.append(("platforms", "Its owner has {n} platforms", await owned_platforms(s, p.owner_user_id)))
+        for kind, what, current in counts:
+            cap = tiers.limit(new_tier, kind)
+            if cap is not None and current > cap:
+                raise tiers.limit_error(new_tier, kind, current, needed=current,
+                                        message=f"{what.format(n=current)}; tier {new_tier} allows {cap}: remove "
+                                                f"{current - cap} first")
 
     async def _live_entity_count(self, s: AsyncSession, platform_id: str) -> int:
         return int(await s.scalar(select(func.count()).select_from(Entity).where(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, false, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.kernel import tiers
@@ -30,6 +30,8 @@ log = structlog.get_logger("nno.registry")
 # The tiers' count limits live once in nno.kernel.tiers (Billing sells them).
 TENANT_LIMITS: dict[str, int | None] = {t: tiers.limit(t, "tenants") for t in tiers.TIER_NAMES}
 FEATURE_LIMITS: dict[str, int | None] = {t: tiers.limit(t, "features") for t in tiers.TIER_NAMES}
+# Feature activation statuses that count against the tier's feature limit.
+LIVE_FEATURE = ("pending", "active", "deactivating")
 # Ids that are path words of the Registry's own routes; a platform id never takes one of them.
 RESERVED_IDS = frozenset({"onboarding"})
 
@@ -136,6 +138,18 @@ async def lock_platform(session: AsyncSession, platform_id: str, write: Write, a
     ).scalar_one()
     check_write(row.id, row.status, write, privileged=access.privileged)
     return row
+
+
+async def lock_owner(session: AsyncSession, owner_user_id: str) -> None:
+    """Serialise, for the rest of the transaction, the checks that count one owner's platforms (two
+    onboardings at once must not both pass the tier's platform limit). PostgreSQL: a transaction
+    advisory lock on the owner, taken before the count, whose statement then sees every platform
+    committed meanwhile. SQLite: a write that matches nothing queues for the writer lock (this
+    process's, then the file's) before the count."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"nno-owner:{owner_user_id}"})
+    else:
+        await session.execute(update(Platform).where(false()).values(updated_at=Platform.updated_at))
 
 
 async def shift_status_count(session: AsyncSession, from_status: str | None, to_status: str) -> None:

@@ -358,7 +358,7 @@ class PlatformService(RegistryBase):
 
     async def create_tenant(self, access: Access, platform_id: str, body: TenantCreate,
                             parent_id: str | None = None) -> dict[str, Any]:
-        await self.check_visible(access, platform_id)
+        await self.check_may_write(access, platform_id)
         self._check_org_link(access, body.orgId is not None)
         now = now_ms()
         try:

@@ -92,7 +92,7 @@ def _thread_calls(monkeypatch: Any) -> list[str]:
     return calls
 
 
-async def test_the_writer_runs_its_statements_on_the_loop_and_only_commits_on_the_thread(
+async def test_the_writer_runs_its_transaction_on_the_loop(
         tmp_path: Path, monkeypatch: Any) -> None:
     db = Database(sqlite_url(tmp_path / "inline.db"))
     try:
@@ -108,11 +108,11 @@ async def test_the_writer_runs_its_statements_on_the_loop_and_only_commits_on_th
             assert calls == []
             owned = s._owned
             assert owned is not None and owned.owner is asyncio.current_task()
-        assert calls == ["commit"]
+        assert calls == []  # the commit too
         assert owned.owner is None  # the lock and the connection's loop mode end with the transaction
         async with db.session() as s:  # the same task reading afterwards uses the thread again
             assert (await s.execute(select(Widget.size))).scalar_one() == 2
-        assert calls == ["commit", "execute", "fetchall"]
+        assert calls == ["execute", "fetchall"]
     finally:
         await db.dispose()
 
@@ -168,4 +168,31 @@ async def test_a_file_held_by_another_process_is_waited_for_off_the_loop(tmp_pat
             assert sorted((await s.execute(select(Widget.id))).scalars()) == ["mine", "other"]
     finally:
         other.close()
+        await db.dispose()
+
+
+async def test_checkpoints_run_off_the_commits_and_the_wal_restart_commits_on_the_thread(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    db = Database(sqlite_url(tmp_path / "wal.db"))
+    try:
+        await upgrade(db, MIGRATIONS)
+        wal = db.checkpoints
+        assert wal is not None
+        monkeypatch.setattr(wal, "EVERY", 5)
+        async with db.session() as s:  # a connection in the pool already
+            await s.execute(select(func.count()).select_from(Widget))
+        calls = _thread_calls(monkeypatch)
+        for i in range(5):
+            async with db.session() as s:
+                s.add(Widget(id=f"w{i}", size=i))
+        assert calls == []  # five commits on the loop; the fifth started a checkpoint on a thread
+        await wal.wait()
+        assert wal.restart_pending  # everything was copied into the database file
+        async with db.session() as s:
+            s.add(Widget(id="next", size=0))
+        assert calls == ["commit"]  # the commit that starts the WAL over (and syncs it) left the loop
+        assert not wal.restart_pending
+        async with db.session() as s:
+            assert (await s.execute(select(func.count()).select_from(Widget))).scalar_one() == 6
+    finally:
         await db.dispose()

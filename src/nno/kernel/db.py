@@ -8,17 +8,21 @@ import asyncio
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import structlog
 from sqlalchemy import TextClause, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from nno.kernel.config import Settings
+
+log = structlog.get_logger("nno.db")
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -52,14 +56,17 @@ class Database:
         if self.schema is not None and not _SCHEMA_RE.match(self.schema):
             raise ValueError(f"invalid schema name {self.schema!r}")
         kwargs: dict[str, Any] = {"echo": echo}
+        self.checkpoints: WalCheckpoints | None = None
         if self.is_sqlite:
             path = make_url(self.url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000, "async_creator_fn": _connect_sqlite}
-            # Every pooled connection is a thread and a file handle; keeping enough of them idle means
-            # a burst of requests never pays for opening connections (and their pragmas) again.
-            kwargs.update(pool_size=20, max_overflow=40)
+                self.checkpoints = WalCheckpoints(path)
+                # Every pooled connection is a thread and a file handle; keeping enough of them idle
+                # means a burst of requests never pays for opening connections (and pragmas) again.
+                kwargs.update(pool_size=20, max_overflow=40)
+            kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000,
+                                      "async_creator_fn": partial(_connect_sqlite, self.checkpoints)}
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
             if self.schema:
@@ -105,6 +112,8 @@ class Database:
                 session.release_writer()  # committed: the next writer need not wait for the close
 
     async def dispose(self) -> None:
+        if self.checkpoints is not None:
+            await self.checkpoints.wait()
         await self.engine.dispose()
 
 
@@ -127,8 +136,9 @@ class LoopConnection(aiosqlite.Connection):
       run on the loop: statements on a local WAL file take microseconds and cannot wait on another
       writer of this process (there is none). Another process may hold the file, so an inline
       statement runs with a zero busy timeout and, if refused (it then changed nothing), runs again
-      on the thread under the usual timeout. Commits stay on the thread: one may run a WAL
-      checkpoint and its fsyncs.
+      on the thread under the usual timeout. Its commit runs on the loop too: in WAL mode with
+      `synchronous=NORMAL` a commit appends to the WAL without an fsync, and the checkpoints that
+      do sync run on a thread (`WalCheckpoints`), not in the commit.
     - Anyone's cursor creation and cursor close run on the loop (they never touch the file), and a
       commit or rollback with no transaction open (a read's) is skipped, as sqlite3 itself would.
     - Everything else (other sessions' statements and fetches) stays on the thread, where a slow
@@ -136,6 +146,7 @@ class LoopConnection(aiosqlite.Connection):
     """
 
     owner: asyncio.Task[Any] | None = None
+    checkpoints: WalCheckpoints | None = None
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         conn = self._connection
@@ -162,7 +173,16 @@ class LoopConnection(aiosqlite.Connection):
         conn = self._connection
         if conn is not None and not conn.in_transaction:
             return  # what sqlite3's commit would do, without the trip to the thread
-        await super()._execute(self._conn.commit)
+        wal = self.checkpoints
+        if (conn is not None and self.owner is not None and self.owner is asyncio.current_task()
+                and wal is not None and not wal.restart_pending):
+            conn.commit()
+        else:
+            if wal is not None:
+                wal.restart_pending = False
+            await super()._execute(self._conn.commit)
+        if wal is not None:
+            wal.committed()
 
     async def rollback(self) -> None:
         conn = self._connection
@@ -171,10 +191,62 @@ class LoopConnection(aiosqlite.Connection):
         await super().rollback()
 
 
-def _connect_sqlite(database: str, **kwargs: Any) -> LoopConnection:
+class WalCheckpoints:
+    """WAL checkpoints of one SQLite file, run on a thread rather than in a commit.
+
+    SQLite checkpoints in whichever commit finds the WAL past 1000 pages, copying pages into the
+    database and syncing both files: tens of milliseconds that would block the event loop for a
+    commit run on it. This process's connections turn that off (`wal_autocheckpoint=0`) and a
+    passive checkpoint runs on a thread every `EVERY` commits instead (one at a time; writers go
+    on meanwhile). The first commit after a complete checkpoint starts the WAL over and syncs its
+    header, so that one commit goes to the connection's thread.
+    """
+
+    EVERY = 100
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.commits = 0
+        self.restart_pending = False
+        self._running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        self.commits += 1
+        if self.commits >= self.EVERY and (self._running is None or self._running.done()):
+            self.commits = 0
+            self._running = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            busy, frames, copied = await asyncio.to_thread(self.checkpoint)
+        except sqlite3.Error as exc:  # the next round tries again; SQLite also checkpoints at close
+            log.warning("wal_checkpoint_failed", path=self.path, error=str(exc))
+            return
+        if not busy and frames == copied:
+            self.restart_pending = True
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        with closing(sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)) as conn:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return int(busy), int(frames), int(copied)
+
+    async def wait(self) -> None:
+        if self._running is not None:
+            await asyncio.gather(self._running, return_exceptions=True)
+
+
+def _connect_sqlite(checkpoints: WalCheckpoints | None, database: str, **kwargs: Any) -> LoopConnection:
     """aiosqlite's `connect`, making a `LoopConnection` (used from the loop's thread and its own)."""
     kwargs["check_same_thread"] = False
-    conn = LoopConnection(lambda: sqlite3.connect(database, **kwargs), 64)
+
+    def connector() -> sqlite3.Connection:
+        conn = sqlite3.connect(database, **kwargs)
+        if checkpoints is not None:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    conn = LoopConnection(connector, 64)
+    conn.checkpoints = checkpoints
     thread: Any = getattr(conn, "_thread", conn)  # aiosqlite < 0.22: the connection is the thread
     thread.daemon = True  # as SQLAlchemy does: never holds up interpreter exit
     return conn

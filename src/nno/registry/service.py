@@ -380,8 +380,8 @@ class PlatformService(RegistryBase):
                              type="tenant" if parent_id is None else "sub_tenant", name=body.name, slug=body.slug,
                              status="active", org_id=body.orgId, created_at=now, updated_at=now)
                 s.add(row)
-                await s.flush()
                 out = serialize.entity(row)
+                # Both rows go in the transaction's one flush, at its end (a taken slug fails there).
                 audit(s, access, platform_id=platform_id, entity_id=row.id, action="entity.create",
                       target_type="entity", target_id=row.id, after=out, at=now)
         except IntegrityError as exc:

@@ -278,8 +278,11 @@ class WriterQueuedSession(AsyncSession):
     async def _queue_for_writer(self) -> None:
         if self._holds_writer_lock:
             return
+        # Not `wait_for`: on Python 3.11 it runs the acquire in a task of its own, so the lock passes
+        # to that task and only a loop turn later to this one, idle in between.
         try:
-            await asyncio.wait_for(self.writer_lock.acquire(), _WRITER_WAIT_S)
+            async with asyncio.timeout(_WRITER_WAIT_S):
+                await self.writer_lock.acquire()
         except TimeoutError as exc:
             raise OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked")) from exc
         self._holds_writer_lock = True

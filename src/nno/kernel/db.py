@@ -124,6 +124,10 @@ def _is_write(statement: Any) -> bool:
     return bool(getattr(statement, "is_dml", False))
 
 
+# What an owning writer runs on the loop; anything else (executescript, backup, ...) keeps the thread.
+_INLINE_CALLS = frozenset(("execute", "executemany", "fetchone", "fetchmany", "fetchall", "rollback"))
+
+
 class LoopConnection(aiosqlite.Connection):
     """An aiosqlite connection that skips its thread where the thread only adds waiting.
 
@@ -155,7 +159,7 @@ class LoopConnection(aiosqlite.Connection):
         name = getattr(fn, "__name__", None)
         if name == "cursor" or (name == "close" and isinstance(getattr(fn, "__self__", None), sqlite3.Cursor)):
             return fn(*args, **kwargs)
-        if self.owner is None or self.owner is not asyncio.current_task():
+        if self.owner is None or self.owner is not asyncio.current_task() or name not in _INLINE_CALLS:
             return await super()._execute(fn, *args, **kwargs)
         if name not in ("execute", "executemany"):
             return fn(*args, **kwargs)  # fetches of a running statement, rollback: no lock to wait for

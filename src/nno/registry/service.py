@@ -393,7 +393,7 @@ class PlatformService(RegistryBase):
 
     async def create_tenant(self, access: Access, platform_id: str, body: TenantCreate,
                             parent_id: str | None = None) -> dict[str, Any]:
-        await self.check_visible(access, platform_id)
+        await self.check_may_write(access, platform_id)
         self._check_org_link(access, body.orgId is not None)
         now = now_ms()
         try:
@@ -415,8 +415,8 @@ class PlatformService(RegistryBase):
                              type="tenant" if parent_id is None else "sub_tenant", name=body.name, slug=body.slug,
                              status="active", org_id=body.orgId, created_at=now, updated_at=now)
                 s.add(row)
-                await s.flush()
                 out = serialize.entity(row)
+                # The rows go in the transaction's one flush, at its end (a taken slug fails there).
                 tenant_orgs.record(s, self.ctx, row, now)
                 audit(s, access, platform_id=platform_id, entity_id=row.id, action="entity.create",
                       target_type="entity", target_id=row.id, after=out, at=now)

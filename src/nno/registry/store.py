@@ -122,20 +122,18 @@ async def lock_platform(session: AsyncSession, platform_id: str, write: Write, a
     cancelled or deleted platform only sheds what it has; a suspended one takes writes from services
     and operators only).
 
-    A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock before anything is
-    read, so count-then-insert checks (tenant limits, feature limits, transitions, the gone-platform
-    rule) cannot race.
+    A no-op UPDATE (returning the row, one statement) locks the row on PostgreSQL and takes SQLite's
+    write lock before anything is read, so count-then-insert checks (tenant limits, feature limits,
+    transitions, the gone-platform rule) cannot race.
     """
-    result = await session.execute(
-        update(Platform).where(Platform.id == platform_id).values(updated_at=Platform.updated_at)
-    )
-    if getattr(result, "rowcount", 0) == 0:
-        raise NNOError(404, "NOT_FOUND", "Platform not found")
     row = (
         await session.execute(
-            select(Platform).where(Platform.id == platform_id).execution_options(populate_existing=True)
+            update(Platform).where(Platform.id == platform_id).values(updated_at=Platform.updated_at)
+            .returning(Platform).execution_options(populate_existing=True, synchronize_session=False)
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NNOError(404, "NOT_FOUND", "Platform not found")
     check_write(row.id, row.status, write, privileged=access.privileged)
     return row
 
@@ -250,6 +248,15 @@ class RegistryBase:
         """Visibility in its own short read (it may ask IAM), before a write transaction starts."""
         async with self.db.session() as s:
             return await self.visible_platform(s, access, platform_id)
+
+    async def check_may_write(self, access: Access, platform_id: str) -> None:
+        """`check_visible` for a write whose transaction starts with `lock_platform`. Privileged
+        callers see every platform and `lock_platform` answers an unknown one with the same 404, so
+        they skip the extra read."""
+        if access.privileged:
+            access.require_authenticated()
+            return
+        await self.check_visible(access, platform_id)
 
     async def forget_status(self, platform_id: str) -> None:
         try:

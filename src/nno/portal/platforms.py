@@ -299,6 +299,7 @@ async def revoke_key(w: WebDep, request: Request, platform_id: str, key_id: str)
 # --- audit --------------------------------------------------------------------------------------
 
 AUDIT_ACTORS = ("user", "operator", "apikey", "service")
+AUDIT_PAGE = 50
 
 
 @router.get("/platforms/{platform_id}/audit")
@@ -309,8 +310,8 @@ async def audit(w: WebDep, platform_id: str, cursor: str = "", action: str = "",
     platform = await _platform(w, platform_id)
     action = action.strip()[:64]
     actor = actor if actor in AUDIT_ACTORS else ""
-    page = await w.must(await w.api("GET", f"{PLATFORMS}/{platform_id}/audit",
-                                    params={"limit": 50, "cursor": cursor, "action": action, "actorType": actor}))
+    query = {"limit": AUDIT_PAGE, "cursor": cursor, "action": action, "actorType": actor}
+    page = await w.must(await w.api("GET", f"{PLATFORMS}/{platform_id}/audit", params=query))
     rows = [r for r in page.get("data", []) if isinstance(r, dict)]
     nxt = (page.get("pagination") or {}).get("nextCursor")
     more = None

@@ -1,0 +1,96 @@
+"""Billing pages from the Portal: the plan with change tier (its proration shown first) and cancel,
+usage against the included amounts, invoices and one invoice; refusals for another platform, a plain
+member and a form without its CSRF token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+
+from tests.conftest import SERVICE_KEY
+from tests.portal.conftest import Browser, add_member, user_id
+
+SERVICE = {"Authorization": f"Bearer {SERVICE_KEY}"}
+
+
+async def _subscription(client: httpx.AsyncClient, pid: str) -> dict[str, object]:
+    resp = await client.get("/api/v1/billing/subscription", params={"platformId": pid}, headers=SERVICE)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+async def test_plan_change_tier_usage_invoices_and_cancel(browser: Browser, client: httpx.AsyncClient) -> None:
+    await browser.sign_up("payer@example.com")
+    pid = await browser.onboard("Payer", "payer")
+    plan = await browser.get(f"/platforms/{pid}/billing")
+    assert plan.status_code == 200 and "<strong>starter</strong>" in plan.text and "$49.00" in plan.text
+    assert f'href="/platforms/{pid}/billing/change-tier?tier=growth"' in plan.text
+
+    confirm = await browser.get(f"/platforms/{pid}/billing/change-tier?tier=growth")
+    assert confirm.status_code == 200 and "from starter to growth" in confirm.text
+    assert "$199.00 a month" in confirm.text and re.search(r"charged \$\d+\.\d\d now", confirm.text), confirm.text
+    resp = await browser.post(f"/platforms/{pid}/billing/change-tier", {"tier": "growth"})
+    assert resp.status_code == 303 and resp.headers["location"] == f"/platforms/{pid}/billing?changed=tier"
+    assert (await _subscription(client, pid))["tier"] == "growth"
+    assert "The tier was changed" in (await browser.get(resp.headers["location"])).text
+
+    invoices = await browser.get(f"/platforms/{pid}/billing/invoices")
+    assert invoices.status_code == 200
+    assert "subscription update" in invoices.text and "subscription create" in invoices.text
+    first = re.search(rf'href="/platforms/{pid}/billing/invoices/([A-Za-z0-9_]+)"', invoices.text)
+    assert first
+    one = await browser.get(f"/platforms/{pid}/billing/invoices/{first.group(1)}")
+    assert one.status_code == 200 and "Lines" in one.text and "Amount due" in one.text
+    assert (await browser.get(f"/platforms/{pid}/billing/invoices/in_nosuchinvoice")).status_code == 404
+
+    ingest = await client.post("/api/v1/billing/usage/events", headers=SERVICE, json={"events": [
+        {"id": "portal-usage-1", "platformId": pid, "metric": "kv_writes", "quantity": 5_000_000}]})
+    assert ingest.status_code == 200, ingest.text
+    usage = await browser.get(f"/platforms/{pid}/billing/usage")
+    assert usage.status_code == 200 and "<meter" in usage.text and "kv writes" in usage.text
+    # growth includes 10M KV writes: 5M is half of it.
+    assert re.search(r"<span[^>]*>50(\.0+)?%</span>", usage.text), usage.text
+
+    cancel = await browser.get(f"/platforms/{pid}/billing/cancel")
+    assert cancel.status_code == 200 and "410 Gone" in cancel.text
+    resp = await browser.post(f"/platforms/{pid}/billing/cancel", {})
+    assert resp.status_code == 303
+    assert (await _subscription(client, pid))["cancelAtPeriodEnd"] is True
+    plan = await browser.get(resp.headers["location"])
+    assert "cancelled at the end of the period" in plan.text and "(cancelled)" in plan.text
+    assert "/billing/change-tier" not in plan.text and "/billing/cancel" not in plan.text
+
+
+async def test_bad_input_is_refused_plainly(browser: Browser, client: httpx.AsyncClient) -> None:
+    await browser.sign_up("typo-payer@example.com")
+    pid = await browser.onboard("Typo Payer", "typo-payer")
+    assert (await browser.get(f"/platforms/{pid}/billing/change-tier?tier=platinum")).status_code == 404
+    resp = await browser.post(f"/platforms/{pid}/billing/change-tier", {"tier": "platinum"})
+    assert resp.status_code == 400 and "VALIDATION_ERROR" in resp.text
+    assert (await browser.get(f"/platforms/{pid}/billing/invoices/../../x")).status_code == 404
+    assert (await _subscription(client, pid))["tier"] == "starter"
+
+
+async def test_another_platform_and_a_plain_member_cannot_change_the_plan(
+        browser_factory: Callable[[], Browser], client: httpx.AsyncClient) -> None:
+    owner, mallory, member = browser_factory(), browser_factory(), browser_factory()
+    await owner.sign_up("bill-owner@example.com")
+    pid = await owner.onboard("Billed", "billed")
+    await mallory.sign_up("bill-mallory@example.com")
+    await mallory.onboard("Other Bill", "other-bill")
+    await member.sign_up("bill-member@example.com")
+    await add_member(client, pid, await user_id(client, member), "user")
+    for who in (mallory, member):
+        for path in ("/billing", "/billing/usage", "/billing/invoices", "/billing/change-tier?tier=growth",
+                     "/billing/cancel"):
+            resp = await who.get(f"/platforms/{pid}{path}")
+            assert resp.status_code in (403, 404) and "Billed" not in resp.text, path
+        for path, form in (("/billing/change-tier", {"tier": "scale"}), ("/billing/cancel", {})):
+            resp = await who.post(f"/platforms/{pid}{path}", form)
+            assert resp.status_code in (403, 404) and 'role="alert"' in resp.text, path
+    for path, form in (("/billing/change-tier", {"tier": "scale"}), ("/billing/cancel", {})):
+        assert (await owner.post(f"/platforms/{pid}{path}", form, csrf=False)).status_code == 403
+    sub = await _subscription(client, pid)
+    assert sub["tier"] == "starter" and sub["cancelAtPeriodEnd"] is False

@@ -8,7 +8,10 @@ import re
 from collections.abc import Callable
 
 import httpx
+from hypothesis import given
+from hypothesis import strategies as st
 
+from nno.portal.web import amount, money
 from tests.conftest import SERVICE_KEY
 from tests.portal.conftest import Browser, add_member, user_id
 
@@ -94,3 +97,30 @@ async def test_another_platform_and_a_plain_member_cannot_change_the_plan(
         assert (await owner.post(f"/platforms/{pid}{path}", form, csrf=False)).status_code == 403
     sub = await _subscription(client, pid)
     assert sub["tier"] == "starter" and sub["cancelAtPeriodEnd"] is False
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_money_reads_back_as_the_same_cents(cents: int) -> None:
+    shown = money(cents)
+    assert re.fullmatch(r"-?\$\d{1,3}(,\d{3})*\.\d\d", shown), shown
+    assert round(float(shown.replace("$", "").replace(",", "")) * 100) == cents
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.sampled_from(["kv_writes", "r2_storage_bytes"]))
+def test_amounts_are_short_and_never_far_off(value: int, metric: str) -> None:
+    shown = amount(value, metric)
+    assert 0 < len(shown) <= 16
+    if metric.endswith("_bytes"):
+        figure, unit = shown.split()
+        scale = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "kB": 10**3, "B": 1}[unit]
+    else:
+        units = {"T": 10**12, "B": 10**9, "M": 10**6}
+        figure, scale = (shown[:-1], units[shown[-1]]) if shown[-1] in units else (shown, 1)
+    assert "e" not in figure
+    number = float(figure.replace(",", ""))
+    # Three significant digits (or a whole number of the largest unit): within 0.5% of the true figure.
+    assert abs(number * scale - value) <= max(0.005 * value, 1)
+
+
+def test_amount_and_money_of_nothing() -> None:
+    assert amount(None) == "unlimited" and amount("x") == "" and money("x") == "" and money(None) == ""

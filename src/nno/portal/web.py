@@ -47,14 +47,17 @@ def amount(value: Any, metric: str = "") -> str:
         return "unlimited"
     if not isinstance(value, int | float):
         return ""
+    def short(x: float) -> str:  # three significant digits, never in exponent form
+        return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
     if metric.endswith("_bytes"):
         for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
             if value >= size:
-                return f"{value / size:.3g} {unit}"
+                return f"{short(value / size)} {unit}"
         return f"{value:,} B"
-    for unit, size in (("B", 10**9), ("M", 10**6)):
+    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6)):
         if value >= size:
-            return f"{value / size:.3g}{unit}"
+            return f"{short(value / size)}{unit}"
     return f"{value:,}"
 
 

@@ -90,7 +90,8 @@ async def test_another_platform_and_a_plain_member_cannot_change_the_plan(
                      "/billing/cancel"):
             resp = await who.get(f"/platforms/{pid}{path}")
             assert resp.status_code in (403, 404) and "Billed" not in resp.text, path
-        for path, form in (("/billing/change-tier", {"tier": "scale"}), ("/billing/cancel", {})):
+        for path, form in (("/billing/change-tier", {"tier": "scale"}), ("/billing/cancel", {}),
+                           ("/billing/payment-method", {}), ("/billing/invoices/in_x/pay", {})):
             resp = await who.post(f"/platforms/{pid}{path}", form)
             assert resp.status_code in (403, 404) and 'role="alert"' in resp.text, path
     for path, form in (("/billing/change-tier", {"tier": "scale"}), ("/billing/cancel", {})):
@@ -124,3 +125,33 @@ def test_amounts_are_short_and_never_far_off(value: int, metric: str) -> None:
 
 def test_amount_and_money_of_nothing() -> None:
     assert amount(None) == "unlimited" and amount("x") == "" and money("x") == "" and money(None) == ""
+
+
+async def test_an_open_invoice_is_paid_from_its_page(browser_factory: Callable[[], Browser],
+                                                     client: httpx.AsyncClient) -> None:
+    owner, mallory = browser_factory(), browser_factory()
+    await owner.sign_up("dunned@example.com")
+    pid = await owner.onboard("Dunned", "dunned")
+    declines = await client.put("/api/v1/billing/payment-method", headers=SERVICE,
+                                json={"platformId": pid, "fails": True})
+    assert declines.status_code == 200, declines.text
+    assert (await owner.post(f"/platforms/{pid}/billing/change-tier", {"tier": "growth"})).status_code == 303
+    invoices = await client.get("/api/v1/billing/invoices", params={"platformId": pid}, headers=SERVICE)
+    open_one = next(i for i in invoices.json()["data"] if i["status"] == "open")
+    page = await owner.get(f"/platforms/{pid}/billing/invoices/{open_one['id']}")
+    assert "This invoice is open" in page.text and f"/invoices/{open_one['id']}/pay" in page.text
+    assert "A payment failed" in (await owner.get(f"/platforms/{pid}/billing")).text
+    declined = await owner.post(f"/platforms/{pid}/billing/invoices/{open_one['id']}/pay", {})
+    assert declined.status_code == 402 and "PAYMENT_FAILED" in declined.text
+    await mallory.sign_up("dunning-mallory@example.com")
+    assert (await mallory.post(f"/platforms/{pid}/billing/invoices/{open_one['id']}/pay", {})).status_code == 404
+    assert (await owner.post(f"/platforms/{pid}/billing/invoices/{open_one['id']}/pay", {},
+                             csrf=False)).status_code == 403
+    refused = await mallory.post(f"/platforms/{pid}/billing/payment-method", {"invoice": open_one["id"]})
+    assert refused.status_code == 404
+    fixed = await owner.post(f"/platforms/{pid}/billing/payment-method", {"invoice": open_one["id"]})
+    assert fixed.status_code == 303 and fixed.headers["location"].endswith(f"/invoices/{open_one['id']}?paid=1")
+    page = await owner.get(fixed.headers["location"])
+    assert "Paid. Thank you." in page.text and "s-paid" in page.text and "/pay" not in page.text
+    again = await owner.post(f"/platforms/{pid}/billing/invoices/{open_one['id']}/pay", {})
+    assert again.status_code == 409 and "INVOICE_NOT_OPEN" in again.text

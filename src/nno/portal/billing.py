@@ -113,7 +113,7 @@ async def invoices(w: WebDep, platform_id: str, cursor: str = "") -> Response:
 
 
 @router.get("/platforms/{platform_id}/billing/invoices/{invoice_id}")
-async def invoice(w: WebDep, platform_id: str, invoice_id: str) -> Response:
+async def invoice(w: WebDep, platform_id: str, invoice_id: str, paid: str = "") -> Response:
     await w.require_me()
     platform = await _platform(w, platform_id)
     wanted = _id(invoice_id)
@@ -122,8 +122,30 @@ async def invoice(w: WebDep, platform_id: str, invoice_id: str) -> Response:
         page = await w.must(await _get(w, "/invoices", platform["id"], limit=100, cursor=cursor))
         found = next((i for i in page.get("data", []) if isinstance(i, dict) and i.get("id") == wanted), None)
         if found is not None:
-            return w.render("billing_invoice.html", platform=platform, tab="invoices", invoice=found)
+            return w.render("billing_invoice.html", platform=platform, tab="invoices", invoice=found,
+                            paid=paid == "1")
         cursor = (page.get("pagination") or {}).get("nextCursor") or ""
         if not cursor:
             break
     raise PortalError(Answer(404, {"error": {"code": "INVOICE_NOT_FOUND", "message": "There is no such invoice."}}))
+
+
+@router.post("/platforms/{platform_id}/billing/invoices/{invoice_id}/pay")
+async def pay(w: WebDep, request: Request, platform_id: str, invoice_id: str) -> Response:
+    """Charge an open invoice now (the local provider; Billing answers 402 when the card declines)."""
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    await w.must(await w.api("POST", f"{BILLING}/invoices/{_id(invoice_id)}/pay",
+                             params={"platformId": platform["id"]}, json={}))
+    return redirect(f"{_base(platform)}/invoices/{invoice_id}?paid=1", request)
+
+
+@router.post("/platforms/{platform_id}/billing/payment-method")
+async def working_card(w: WebDep, request: Request, platform_id: str) -> Response:
+    """The local provider's card made a working one: Billing retries the open invoices at once."""
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    await w.must(await w.api("PUT", f"{BILLING}/payment-method", json={"platformId": platform["id"], "fails": False}))
+    back = (await form_data(request)).get("invoice", "")
+    target = f"{_base(platform)}/invoices/{_id(back)}?paid=1" if back else f"{_base(platform)}/invoices"
+    return redirect(target, request)

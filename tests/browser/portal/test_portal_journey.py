@@ -168,6 +168,21 @@ def test_stack_activation_and_the_billing_pages(live: LiveServer, chromium: Any,
     assert owner.get_by_role("heading", name="Lines").is_visible()
     _shot(owner, screenshots, "portal-billing-invoice")
 
+    # The CLI's device flow, on IAM's page in the Portal's look, with the Portal's session.
+    with httpx.Client(base_url=base) as http:
+        code = http.post("/api/v1/iam/api/nno/device/code", data={"client_id": "nno-cli"}).json()
+    owner.goto(str(code["verification_uri_complete"]))
+    assert owner.get_by_text("stella@example.com").first.is_visible() and owner.get_by_text("nno-cli").is_visible()
+    _shot(owner, screenshots, "portal-device-activate")
+    owner.get_by_role("button", name="Approve").click()
+    assert owner.get_by_text("You can return to your terminal").is_visible()
+    with httpx.Client(base_url=base) as http:
+        token = http.post("/api/v1/iam/api/nno/device/token", data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": code["device_code"],
+            "client_id": "nno-cli"})
+        assert token.status_code == 200 and token.json()["access_token"], token.text
+
+    owner.goto(f"{base}/platforms/{pid}")
     nav.get_by_role("link", name="Audit").click()
     owner.get_by_label("Action contains").fill("stack")
     owner.get_by_label("Action contains").press("Enter")

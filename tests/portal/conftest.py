@@ -98,3 +98,30 @@ async def mails(client: httpx.AsyncClient, to: str) -> list[str]:
                             headers={"Authorization": f"Bearer {SERVICE_KEY}"})
     assert resp.status_code == 200, resp.text
     return [str(m["body"]) for m in resp.json()["data"]]
+
+
+async def follow_job(browser: Browser, job_page: str) -> str:
+    """Polls a job page's htmx fragment until it stops polling (the job ended); its last text."""
+    assert re.fullmatch(r"/platforms/[a-z0-9]+/jobs/[A-Za-z0-9_-]+", job_page), job_page
+    page = await browser.get(job_page)
+    assert page.status_code == 200, page.text
+    for _ in range(1200):
+        resp = await browser.get(job_page + "/progress", headers={"HX-Request": "true"})
+        assert resp.status_code == 200, resp.text
+        if 'hx-trigger="every 1s"' not in resp.text:
+            return resp.text
+        await asyncio.sleep(0.05)
+    raise AssertionError("the job did not end")
+
+
+async def user_id(client: httpx.AsyncClient, browser: Browser) -> str:
+    me = await client.get(f"{IAM}/api/nno/session",
+                          headers={"Authorization": f"Bearer {browser.http.cookies['nno_session']}"})
+    assert me.status_code == 200, me.text
+    return str(me.json()["userId"])
+
+
+async def add_member(client: httpx.AsyncClient, platform_id: str, uid: str, role: str = "user") -> None:
+    resp = await client.post(f"{IAM}/api/nno/platform-members", headers={"Authorization": f"Bearer {SERVICE_KEY}"},
+                             json={"platformId": platform_id, "userId": uid, "role": role})
+    assert resp.status_code in (200, 201), resp.text

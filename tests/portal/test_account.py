@@ -67,9 +67,13 @@ async def test_wrong_password_shows_the_gateways_message_and_sets_no_session(bro
 async def test_sign_in_follows_only_a_same_site_next(browser: Browser) -> None:
     await browser.sign_up("next@example.com")
     await browser.post("/sign-out")
-    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/ok\r\nSet-Cookie: x=1"):
+    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example"):
         resp = await browser.post("/sign-in", {"email": "next@example.com", "password": PASSWORD, "next": evil})
         assert resp.status_code == 303 and resp.headers["location"] == "/", evil
+    # Read as a browser reads it, a CR/LF is dropped: a same-site path, and no header is injected.
+    resp = await browser.post("/sign-in", {"email": "next@example.com", "password": PASSWORD,
+                                           "next": "/ok\r\nSet-Cookie: x=1"})
+    assert resp.headers["location"] == "/okSet-Cookie:%20x=1" and "x" not in resp.cookies
     resp = await browser.post("/sign-in", {"email": "next@example.com", "password": PASSWORD, "next": "/account"})
     assert urlsplit(resp.headers["location"]).path == "/account"
 
@@ -151,3 +155,20 @@ async def test_activate_offers_sign_in_then_hands_over_to_the_device_approval(
     approval = await browser.http.get(target)
     # The session the Portal started is the one IAM's approval page sees.
     assert approval.status_code == 200 and "device@example.com" in approval.text
+
+
+async def test_iams_device_page_wears_the_portals_look_under_a_strict_csp(
+        browser: Browser, client: httpx.AsyncClient) -> None:
+    code = await client.post(f"{IAM}/api/nno/device/code", data={"client_id": "nno-cli"})
+    user_code = code.json()["user_code"]
+    page = await browser.http.get(f"{IAM}/activate", params={"user_code": user_code})
+    assert page.status_code == 200
+    assert "/static/portal.css" in page.text and "<style" not in page.text and "<script" not in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
+    # Sign-up and the magic link are the Portal's /activate, which keeps the code.
+    assert f"href='/activate?user_code={user_code}'" in page.text
+    assert (await browser.get("/static/portal.css")).status_code == 200
+    await browser.sign_up("look@example.com")
+    approval = await browser.http.get(f"{IAM}/activate", params={"user_code": user_code})
+    assert "look@example.com" in approval.text and "class=top" in approval.text and "nno-cli" in approval.text

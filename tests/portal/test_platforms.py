@@ -7,7 +7,10 @@ import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 
+from nno.portal import platforms
+from tests.conftest import SERVICE_KEY
 from tests.portal.conftest import IAM, Browser, make_operator
 
 
@@ -170,3 +173,34 @@ async def test_stacks_and_billing_show_the_catalogue_and_the_plan(browser: Brows
     assert "SaaS Starter" in stacks.text or "saas-starter" in stacks.text  # the Stack Registry's catalogue
     billing = await browser.get(f"/platforms/{pid}/billing")
     assert billing.status_code == 200 and "not available" not in billing.text and "starter" in billing.text
+
+
+async def test_audit_filters_apply_on_the_server_and_paging_keeps_them(
+        browser: Browser, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    await browser.sign_up("auditor@example.com")
+    pid = await browser.onboard("Audit Co", "audit-co")
+    for name in ("Red", "Green"):  # with the default tenant, the starter tier's three
+        assert (await browser.post(f"/platforms/{pid}/tenants", {"name": name})).status_code == 303
+    monkeypatch.setattr(platforms, "AUDIT_PAGE", 1)
+    seen: list[str] = []
+    page = await browser.get(f"/platforms/{pid}/audit?action=ENTITY.create&actor=user")
+    for _ in range(10):
+        assert page.status_code == 200
+        rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]+)</td><td>(\w+) ", page.text)
+        assert len(rows) == 1 and rows[0] == ("entity.create", "user"), page.text
+        seen.append(rows[0][0])
+        more = re.search(r'<a href="([^"]+)">Older entries', page.text)
+        if not more:
+            break
+        link = more.group(1).replace("&amp;", "&")
+        assert "action=ENTITY.create" in link and "actor=user" in link and "cursor=" in link
+        page = await browser.get(link)
+    direct = await client.get(f"/api/v1/platforms/{pid}/audit", params={"action": "entity.create", "actorType": "user"},
+                              headers={"Authorization": f"Bearer {SERVICE_KEY}"})
+    total = direct.json()["pagination"]["total"]
+    assert total >= 2 and seen == ["entity.create"] * total  # every match, page by page, and nothing else
+    none = await browser.get(f"/platforms/{pid}/audit?actor=operator")
+    assert "match the filter" in none.text and "entity.create" not in none.text
+    # The Registry refuses an actor type it does not know.
+    assert (await client.get(f"/api/v1/platforms/{pid}/audit", params={"actorType": "nobody"},
+                             headers={"Authorization": f"Bearer {SERVICE_KEY}"})).status_code == 400

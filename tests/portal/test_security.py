@@ -7,6 +7,8 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nno.kernel.redirects import same_origin_target
+from nno.portal.app import VENDOR_DIR
 from nno.portal.paths import is_portal_path
 from nno.portal.security import CSP, csrf_token, safe_next
 from tests.portal.conftest import IAM, PASSWORD, Browser
@@ -22,10 +24,13 @@ async def test_pages_carry_a_strict_csp_and_security_headers(browser: Browser) -
         assert resp.headers["referrer-policy"] == "same-origin"
     page = await browser.get("/sign-in")
     # No inline script at all: every <script> has a src under /static.
-    assert "<script>" not in page.text and 'src="/static/htmx.min.js"' in page.text
+    assert "<script>" not in page.text and 'src="/static/vendor/htmx.min.js"' in page.text
     assert page.headers["cache-control"] == "no-store"
-    js = await browser.get("/static/htmx.min.js")
+    js = await browser.get("/static/vendor/htmx.min.js")
     assert js.status_code == 200 and "htmx" in js.text[:200]
+    # One vendored copy: the feature SDK's, which the console shell serves too.
+    assert js.content == (VENDOR_DIR / "htmx.min.js").read_bytes()
+    assert (await browser.get("/static/htmx.min.js")).status_code == 404
     assert js.headers["cache-control"].startswith("public")
 
 
@@ -62,17 +67,36 @@ async def test_htmx_sends_the_token_as_a_header(browser: Browser) -> None:
     assert refused.status_code == 403
 
 
+BASE = "http://127.0.0.1:8787"
+
+
 @given(st.text(max_size=80))
 def test_safe_next_only_yields_same_site_paths(target: str) -> None:
-    out = safe_next(target)
+    out = safe_next(target, BASE)
     assert out.startswith("/") and not out.startswith("//") and "\\" not in out
-    assert all(ord(ch) >= 0x20 and ord(ch) != 0x7F for ch in out)
-    assert out in (target, "/")
+    assert all(ord(ch) > 0x20 and ord(ch) != 0x7F for ch in out)
+    # The browser reads the answer as the same path on the Portal's own origin.
+    assert same_origin_target(out, BASE) == BASE + out
 
 
-@given(st.sampled_from(["http:", "https:", "//", "/\\", "javascript:", "\\\\"]), st.text(max_size=30))
-def test_safe_next_refuses_other_origins(prefix: str, rest: str) -> None:
-    assert safe_next(prefix + rest) == "/"
+@given(st.sampled_from(["//", "/\\", "\\\\", "/\t/", "/\n/", " //", "https://", "http://x@"]),
+       st.from_regex(r"[a-z]{1,12}\.example", fullmatch=True))
+def test_safe_next_refuses_other_origins(prefix: str, host: str) -> None:
+    assert safe_next(prefix + host + "/x", BASE) == "/"
+
+
+@given(st.sampled_from(["javascript:", "data:", "file:", "mailto:", "ftp://"]), st.text(max_size=30))
+def test_safe_next_refuses_other_schemes(prefix: str, rest: str) -> None:
+    assert safe_next(prefix + rest, BASE) == "/"
+
+
+def test_safe_next_keeps_a_same_site_path_and_normalizes_it() -> None:
+    assert safe_next("/platforms/p1?tab=keys", BASE) == "/platforms/p1?tab=keys"
+    assert safe_next("/api/v1/iam/activate?user_code=ABCD-EFGH", BASE) == "/api/v1/iam/activate?user_code=ABCD-EFGH"
+    assert safe_next("/a/../b c", BASE) == "/b%20c"
+    assert safe_next(BASE + "/account", BASE) == "/account"
+    assert safe_next("http://127.0.0.1:9999/account", BASE) == "/"
+    assert safe_next("", BASE, "/platforms/new") == "/platforms/new"
 
 
 @given(st.text(max_size=40))

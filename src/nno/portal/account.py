@@ -30,13 +30,13 @@ async def home(w: WebDep) -> Response:
 
 @router.get("/sign-in")
 async def sign_in_page(w: WebDep, next: str = "/", sent: str = "") -> Response:
-    return w.render("sign_in.html", next=safe_next(next), sent=sent == "1")
+    return w.render("sign_in.html", next=safe_next(next, w.config.public_url), sent=sent == "1")
 
 
 @router.post("/sign-in")
 async def sign_in(w: WebDep, request: Request) -> Response:
     form = await form_data(request)
-    target = safe_next(form.get("next"))
+    target = safe_next(form.get("next"), w.config.public_url)
     answer = await w.api("POST", f"{AUTH}/sign-in/email", token="",
                          json={"email": form.get("email", ""), "password": form.get("password", ""),
                                "rememberMe": form.get("remember") == "on"})
@@ -59,7 +59,7 @@ def _signed_in(w: Any, data: dict[str, Any], target: str, remember: bool = True)
 @router.post("/sign-in/magic-link")
 async def magic_link(w: WebDep, request: Request) -> Response:
     form = await form_data(request)
-    target = safe_next(form.get("next"))
+    target = safe_next(form.get("next"), w.config.public_url)
     answer = await w.api("POST", f"{AUTH}/sign-in/magic-link", token="",
                          json={"email": form.get("email", ""), "callbackURL": target})
     if not answer.ok:
@@ -70,13 +70,13 @@ async def magic_link(w: WebDep, request: Request) -> Response:
 
 @router.get("/sign-up")
 async def sign_up_page(w: WebDep, next: str = "/platforms/new") -> Response:
-    return w.render("sign_up.html", next=safe_next(next, "/platforms/new"))
+    return w.render("sign_up.html", next=safe_next(next, w.config.public_url, "/platforms/new"))
 
 
 @router.post("/sign-up")
 async def sign_up(w: WebDep, request: Request) -> Response:
     form = await form_data(request)
-    target = safe_next(form.get("next"), "/platforms/new")
+    target = safe_next(form.get("next"), w.config.public_url, "/platforms/new")
     answer = await w.api("POST", f"{AUTH}/sign-up/email", token="",
                          json={"name": form.get("name", ""), "email": form.get("email", ""),
                                "password": form.get("password", "")})

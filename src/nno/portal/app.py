@@ -13,12 +13,14 @@ from starlette.types import ASGIApp
 
 from nno.kernel.config import Settings
 from nno.kernel.errors import NNOError
-from nno.portal import account, operators, platforms
+from nno.portal import account, billing, catalogue, operators, platforms
 from nno.portal.gateway_client import GatewayClient
 from nno.portal.security import PortalHeadersMiddleware
 from nno.portal.web import PortalConfig, PortalError, SignInRequired, Web, check_csrf, templates
 
 STATIC_DIR = Path(__file__).parent / "static"
+# One vendored htmx for every NNO web page: the feature SDK's copy (the console shell uses it too).
+VENDOR_DIR = Path(__file__).parent.parent / "sdk" / "static"
 
 
 def create_portal(settings: Settings, gateway: ASGIApp) -> ASGIApp:
@@ -27,9 +29,12 @@ def create_portal(settings: Settings, gateway: ASGIApp) -> ASGIApp:
                   dependencies=[Depends(check_csrf)])
     app.state.portal = PortalConfig(GatewayClient(gateway, public.netloc or "127.0.0.1"), settings.signing_secret,
                                     public.scheme == "https", settings.public_url)
+    app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(account.router)
     app.include_router(platforms.router)
+    app.include_router(catalogue.router)
+    app.include_router(billing.router)
     app.include_router(operators.router)
 
     @app.exception_handler(SignInRequired)

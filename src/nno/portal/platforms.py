@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,7 +15,6 @@ from nno.portal.web import IAM, JOBS, KEYS, ONBOARDING, PLATFORMS, PortalError, 
 
 router = APIRouter()
 STACKS = "/api/v1/stacks"  # the Stack Registry's catalogue (another service; may not be deployed)
-BILLING = "/api/v1/billing"
 TIERS = ("starter", "growth", "scale")
 FAILED_JOB_STATES = {"FAILED", "ROLLED_BACK", "ROLLBACK_FAILED"}
 # What each lifecycle action does, said on its confirmation page before it is applied.
@@ -209,17 +208,6 @@ async def apply_lifecycle(w: WebDep, request: Request, platform_id: str, action:
     return redirect("/operators" if back == "operators" else f"/platforms/{platform_id}", request)
 
 
-@router.get("/platforms/{platform_id}/jobs/{job_id}")
-async def job_page(w: WebDep, platform_id: str, job_id: str) -> Response:
-    await w.require_me()
-    platform = await _platform(w, platform_id)
-    job = await w.must(await w.api("GET", f"{JOBS}/{_id(job_id)}"))
-    if job.get("platformId") != platform["id"]:
-        raise PortalError(_not_found())
-    events = await w.api("GET", f"{JOBS}/{job_id}/events")
-    return w.render("job.html", platform=platform, job=job, events=_data(events))
-
-
 # --- tenants ------------------------------------------------------------------------------------
 
 @router.get("/platforms/{platform_id}/tenants")
@@ -310,37 +298,25 @@ async def revoke_key(w: WebDep, request: Request, platform_id: str, key_id: str)
 
 # --- audit --------------------------------------------------------------------------------------
 
+AUDIT_ACTORS = ("user", "operator", "apikey", "service")
+AUDIT_PAGE = 50
+
+
 @router.get("/platforms/{platform_id}/audit")
 async def audit(w: WebDep, platform_id: str, cursor: str = "", action: str = "", actor: str = "") -> Response:
+    """The Registry filters (`action` contains, `actorType`), so every page of the answer matches and
+    the next-page link carries the filters along."""
     await w.require_me()
     platform = await _platform(w, platform_id)
-    page = await w.must(await w.api("GET", f"{PLATFORMS}/{platform_id}/audit",
-                                    params={"limit": 50, "cursor": cursor}))
-    rows = [r for r in page.get("data", []) if isinstance(r, dict)
-            and (not action or action.lower() in str(r.get("action", "")).lower())
-            and (not actor or actor == r.get("actorType"))]
+    action = action.strip()[:64]
+    actor = actor if actor in AUDIT_ACTORS else ""
+    query = {"limit": AUDIT_PAGE, "cursor": cursor, "action": action, "actorType": actor}
+    page = await w.must(await w.api("GET", f"{PLATFORMS}/{platform_id}/audit", params=query))
+    rows = [r for r in page.get("data", []) if isinstance(r, dict)]
+    nxt = (page.get("pagination") or {}).get("nextCursor")
+    more = None
+    if nxt:
+        keep = {k: v for k, v in (("action", action), ("actor", actor)) if v}
+        more = f"/platforms/{quote(platform_id, safe='')}/audit?" + urlencode({"cursor": nxt, **keep})
     return w.render("audit.html", platform=platform, page=page, rows=rows, action=action, actor=actor,
-                    cursor=cursor)
-
-
-# --- stacks and billing (other services: a clear "not available" while they are not deployed) ----
-
-@router.get("/platforms/{platform_id}/stacks")
-async def stacks(w: WebDep, platform_id: str) -> Response:
-    await w.require_me()
-    platform = await _platform(w, platform_id)
-    active = await w.api("GET", f"{PLATFORMS}/{platform_id}/stacks", params={"limit": 100})
-    features = await w.api("GET", f"{PLATFORMS}/{platform_id}/features", params={"limit": 100})
-    return w.render("stacks.html", platform=platform, active=_data(active), features=_data(features),
-                    catalogue=await _stack_templates(w))
-
-
-@router.get("/platforms/{platform_id}/billing")
-async def billing(w: WebDep, platform_id: str) -> Response:
-    await w.require_me()
-    platform = await _platform(w, platform_id)
-    answer = await w.api("GET", f"{BILLING}/subscription", params={"platformId": platform_id})
-    # The gateway answers 404 for a prefix whose service is not deployed.
-    return w.render("billing.html", platform=platform, available=answer.status != 404,
-                    subscription=answer.data if answer.ok else None,
-                    error=None if answer.ok or answer.status == 404 else answer.message)
+                    actors=AUDIT_ACTORS, cursor=cursor, more=more)

@@ -11,8 +11,11 @@ import hmac
 import secrets
 from http.cookies import SimpleCookie
 
+from ada_url import URL
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nno.kernel.redirects import same_origin_target
 
 CSRF_COOKIE = "nno_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -41,16 +44,23 @@ def csrf_valid(secret: bytes, nonce: str | None, presented: str | None) -> bool:
     return hmac.compare_digest(csrf_token(secret, nonce), presented)
 
 
-def safe_next(target: str | None, default: str = "/") -> str:
-    """A same-site path to go to after signing in; anything else (other hosts, `//host`,
-    backslashes, control characters, schemes) falls back to `default`."""
+def safe_next(target: str | None, base: str, default: str = "/") -> str:
+    """A same-site path to go to after signing in. `target` is read as a browser reads it, against the
+    Portal's public URL `base`, by the one WHATWG validator (`nno.kernel.redirects`); anything that
+    leaves that origin (other hosts, `//host`, `/\\host`, tabs or newlines inside, schemes, user
+    info) falls back to `default`. The answer is the parsed URL's path, query and fragment, so what the
+    browser follows is what was judged."""
     if not target or len(target) > 2048:
         return default
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+    absolute = same_origin_target(target, base)
+    if absolute is None:
         return default
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+    url = URL(absolute)
+    path = f"{url.pathname}{url.search}{url.hash}"
+    # A path of `//x` would itself be read as another host.
+    if not path.startswith("/") or path.startswith("//"):
         return default
-    return target
+    return path
 
 
 class PortalHeadersMiddleware:

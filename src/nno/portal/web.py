@@ -33,7 +33,37 @@ def when(value: Any) -> str:
     return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def money(cents: Any) -> str:
+    """Cents as dollars: 4900 -> $49.00 (a credit shows as -$1.50)."""
+    if not isinstance(cents, int):
+        return ""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def amount(value: Any, metric: str = "") -> str:
+    """A usage figure for people: 2.5M, 10 GB, 1,234."""
+    if value is None:
+        return "unlimited"
+    if not isinstance(value, int | float):
+        return ""
+    def short(x: float) -> str:  # three significant digits, never in exponent form
+        return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+    if metric.endswith("_bytes"):
+        for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+            if value >= size:
+                return f"{short(value / size)} {unit}"
+        return f"{value:,} B"
+    for unit, size in (("T", 10**12), ("B", 10**9), ("M", 10**6)):
+        if value >= size:
+            return f"{short(value / size)}{unit}"
+    return f"{value:,}"
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.filters["money"] = money
+templates.env.filters["amount"] = amount
 templates.env.filters["when"] = when
 templates.env.filters["urlq"] = lambda v: quote(str(v), safe="")
 

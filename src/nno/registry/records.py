@@ -391,11 +391,17 @@ class RecordService(RegistryBase):
 
     # --- history ------------------------------------------------------------------------------
 
-    async def list_audit(self, access: Access, platform_id: str, *, limit: int | None,
-                         cursor: str | None) -> dict[str, Any]:
+    async def list_audit(self, access: Access, platform_id: str, *, limit: int | None, cursor: str | None,
+                         action: str | None = None, actor_type: str | None = None) -> dict[str, Any]:
         await self.check_visible(access, platform_id)
+        where: list[ColumnElement[bool]] = [AuditLog.platform_id == platform_id]
+        if action:
+            # Actions are lower-case; LIKE is case-sensitive on PostgreSQL and not on SQLite.
+            where.append(AuditLog.action.contains(action.lower(), autoescape=True))
+        if actor_type:
+            where.append(AuditLog.actor_type == actor_type)
         async with self.db.session() as s:
-            return await page(s, AuditLog, [AuditLog.platform_id == platform_id], limit=limit, cursor=cursor,
+            return await page(s, AuditLog, where, limit=limit, cursor=cursor,
                               serialize=serialize.audit_row, newest_first=True)
 
     async def list_lifecycle_events(self, access: Access, platform_id: str, *, limit: int | None,

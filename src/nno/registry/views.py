@@ -289,7 +289,11 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
 
     @r.get("/{platform_id}/audit", response_model=Page[AuditOut], summary="The platform's audit log, newest first")
     async def list_audit(request: Request, platform_id: str, limit: int | None = Limit,
-                         cursor: str | None = Cursor) -> dict[str, Any]:
-        return await records.list_audit(access(request), platform_id, limit=limit, cursor=cursor)
+                         cursor: str | None = Cursor,
+                         action: str | None = Query(None, max_length=64, description="Actions containing this"),
+                         actorType: str | None = Query(None, pattern="^(user|operator|apikey|service)$",
+                                                       description="Only this kind of actor")) -> dict[str, Any]:
+        return await records.list_audit(access(request), platform_id, limit=limit, cursor=cursor,
+                                        action=action, actor_type=actorType)
 
     app.include_router(r)

@@ -102,3 +102,90 @@ def test_sign_up_to_a_suspended_platform(live: LiveServer, chromium: Any, screen
     body = owner.locator("main").inner_text()
     assert "suspended" in body.lower(), body
     _shot(owner, screenshots, "owner-sees-suspension")
+
+
+def test_stack_activation_and_the_billing_pages(live: LiveServer, chromium: Any, screenshots: Path) -> None:
+    """An owner activates a stack from the catalogue and follows its job, then changes tier (keyboard
+    only on the confirmation) and reads usage and an invoice. Screenshots: docs/screenshots/portal-*."""
+    problems: list[str] = []
+    owner = _page(chromium, problems)
+    base = live.url
+    owner.goto(base + "/sign-up")
+    owner.get_by_label("Name", exact=True).fill("Stella Stacks")
+    owner.get_by_label("Email").fill("stella@example.com")
+    owner.get_by_label("Password").fill(PASSWORD)
+    owner.get_by_role("button", name="Sign up").click()
+    owner.wait_for_url(re.compile(r".*/platforms/new$"))
+    owner.get_by_label("Name", exact=True).fill("Stack Co")
+    owner.get_by_label("Slug", exact=False).fill("stack-co")
+    owner.get_by_role("button", name="Create and provision").click()
+    owner.wait_for_url(re.compile(r".*/platforms/[a-z0-9]+\?welcome=1$"), timeout=120_000)
+    pid = re.search(r"/platforms/([a-z0-9]+)\?", owner.url).group(1)  # type: ignore[union-attr]
+
+    nav = owner.get_by_role("navigation", name="Platform")
+    nav.get_by_role("link", name="Stacks").click()
+    owner.get_by_role("row").filter(has_text="saas-starter").get_by_role("link", name="Activate…").click()
+    assert owner.get_by_text("rolled back").is_visible()
+    _shot(owner, screenshots, "portal-stack-confirm")
+    owner.get_by_role("button", name=re.compile(r"^Yes, activate")).click()
+    owner.wait_for_url(re.compile(rf".*/platforms/{pid}/jobs/[A-Za-z0-9_-]+$"))
+    # htmx follows the job every second until it has ended.
+    owner.get_by_text("Done.").wait_for(timeout=120_000)
+    assert owner.locator(".badge", has_text="COMPLETED").first.is_visible()
+    _shot(owner, screenshots, "portal-stack-job")
+    owner.get_by_role("link", name="Back to stacks and features").click()
+    row = owner.get_by_role("row").filter(has_text="saas-starter").filter(has=owner.get_by_role("link", name="Upgrade"))
+    assert row.locator(".badge", has_text="active").is_visible()
+    _shot(owner, screenshots, "portal-stacks")
+
+    nav.get_by_role("link", name="Billing").click()
+    assert owner.locator(".facts").get_by_text("starter").is_visible()
+    _shot(owner, screenshots, "portal-billing-plan")
+    owner.get_by_role("link", name="Change to growth…").click()
+    assert owner.get_by_text("$199.00 a month").is_visible()
+    _shot(owner, screenshots, "portal-billing-change")
+    # Keyboard only: the confirmation's button is reachable and pressed with Enter.
+    owner.get_by_role("button", name="Yes, change to growth").focus()
+    owner.keyboard.press("Enter")
+    owner.wait_for_url(re.compile(rf".*/platforms/{pid}/billing\?changed=tier$"))
+    assert owner.get_by_text("The tier was changed").is_visible()
+    assert owner.locator(".facts").get_by_text("growth").is_visible()
+
+    with httpx.Client(base_url=base) as http:  # what the local cloud would have metered
+        events = [{"id": f"shot-{m}", "platformId": pid, "metric": m, "quantity": q} for m, q in (
+            ("worker_invocations", 21_500_000), ("d1_rows_read", 40_000_000), ("d1_rows_written", 26_100_000),
+            ("kv_reads", 12_000_000), ("kv_writes", 8_300_000))]
+        sent = http.post("/api/v1/billing/usage/events", json={"events": events},
+                         headers={"Authorization": f"Bearer {SERVICE_KEY}"})
+        assert sent.status_code == 200, sent.text
+    owner.get_by_role("navigation", name="Billing").get_by_role("link", name="Usage").click()
+    assert owner.get_by_text("43.0%").is_visible()
+    assert owner.locator("meter").first.is_visible()
+    _shot(owner, screenshots, "portal-billing-usage")
+    owner.get_by_role("navigation", name="Billing").get_by_role("link", name="Invoices").click()
+    _shot(owner, screenshots, "portal-billing-invoices")
+    owner.get_by_role("row").filter(has_text="subscription update").get_by_role("link").first.click()
+    assert owner.get_by_role("heading", name="Lines").is_visible()
+    _shot(owner, screenshots, "portal-billing-invoice")
+
+    # The CLI's device flow, on IAM's page in the Portal's look, with the Portal's session.
+    with httpx.Client(base_url=base) as http:
+        code = http.post("/api/v1/iam/api/nno/device/code", data={"client_id": "nno-cli"}).json()
+    owner.goto(str(code["verification_uri_complete"]))
+    assert owner.get_by_text("stella@example.com").first.is_visible() and owner.get_by_text("nno-cli").is_visible()
+    _shot(owner, screenshots, "portal-device-activate")
+    owner.get_by_role("button", name="Approve").click()
+    assert owner.get_by_text("You can return to your terminal").is_visible()
+    with httpx.Client(base_url=base) as http:
+        token = http.post("/api/v1/iam/api/nno/device/token", data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": code["device_code"],
+            "client_id": "nno-cli"})
+        assert token.status_code == 200 and token.json()["access_token"], token.text
+
+    owner.goto(f"{base}/platforms/{pid}")
+    nav.get_by_role("link", name="Audit").click()
+    owner.get_by_label("Action contains").fill("stack")
+    owner.get_by_label("Action contains").press("Enter")
+    owner.wait_for_url(re.compile(r".*/audit\?action=stack.*"))
+    _shot(owner, screenshots, "portal-audit")
+    assert not problems, problems

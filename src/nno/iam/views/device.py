@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -94,29 +95,37 @@ async def deny(body: UserCodeBody, request: Request, caller: Caller = Depends(re
 
 # ---- the /activate page -------------------------------------------------------------------------
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#111}
-h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;font-size:1rem;
-box-sizing:border-box}button{margin:1rem .5rem 0 0;padding:.5rem 1.2rem;font-size:1rem}.err{color:#b00020}
-.ok{color:#0a7d28}code{font-size:1.2rem;letter-spacing:.1em}"""
+# The page wears the NNO Portal's look: its stylesheet and header, served on the same gateway host
+# (this router is mounted on NNO's own IAM only), with no inline style or script, so the Portal's
+# strict Content-Security-Policy holds here too.
+_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'")
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    doc = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)} - NNO</title>"
-           f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{_STYLE}</style></head>"
-           f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
-    return HTMLResponse(doc, status_code=status, headers={**NO_STORE, "X-Frame-Options": "DENY"})
+    doc = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)} · NNO Portal</title>"
+           "<meta name=viewport content='width=device-width,initial-scale=1'>"
+           "<link rel=stylesheet href=/static/portal.css><link rel=icon href=/static/favicon.svg type=image/svg+xml>"
+           "</head><body><a class=skip href=#main>Skip to content</a><header class=top><a class=brand href=/>NNO</a>"
+           "<nav aria-label=Main><a href=/platforms>Platforms</a><a href=/docs>API docs</a></nav></header>"
+           f"<main id=main><section class=narrow><h1>{html.escape(title)}</h1><div class=card>{body}</div>"
+           "</section></main><footer class=foot>NNO Portal · connecting the NNO CLI</footer></body></html>")
+    return HTMLResponse(doc, status_code=status, headers={**NO_STORE, "X-Frame-Options": "DENY",
+                                                          "Content-Security-Policy": _CSP})
 
 
 def _signin_page(request: Request, user_code: str, error: str | None = None, status: int = 200) -> HTMLResponse:
     nonce = request.cookies.get(PRE_SESSION_COOKIE) or secrets.token_urlsafe(24)
     token = csrf_token(iam_ctx(request).settings.signing_secret, "pre:" + nonce)
-    err = f"<p class=err>{html.escape(error)}</p>" if error else ""
+    err = f"<p class='alert error' role=alert>{html.escape(error)}</p>" if error else ""
     body = (f"<p>Sign in to approve a device.</p>{err}<form method=post action=activate>"
             f"<input type=hidden name=csrf_token value='{token}'><input type=hidden name=action value=signin>"
             f"<input type=hidden name=user_code value='{html.escape(user_code, quote=True)}'>"
             "<label for=email>Email</label><input id=email name=email type=email autocomplete=username required>"
             "<label for=password>Password</label><input id=password name=password type=password "
-            "autocomplete=current-password required><button type=submit>Sign in</button></form>")
+            "autocomplete=current-password required><button type=submit>Sign in</button></form>"
+            f"<p class=muted>New to NNO, or no password? <a href='/activate?user_code={quote(user_code, safe='')}'>"
+            "Sign up or get a sign-in link by email</a>, then approve the code.</p>")
     response = _page("Sign in", body, status)
     response.set_cookie(PRE_SESSION_COOKIE, nonce, max_age=3600, path="/", httponly=True, samesite="lax",
                         secure=iam_ctx(request).secure_cookies)
@@ -134,17 +143,17 @@ async def _code_page(request: Request, session: Session, user_code: str, error: 
     if user_code and error is None:
         try:
             info = await device.describe(ctx, user_code)
-            detail = (f"<p>The application <b>{html.escape(info.client_id)}</b> asks to sign in as you"
+            detail = (f"<p>The application <strong>{html.escape(info.client_id)}</strong> asks to sign in as you"
                       f"{' with scope ' + html.escape(info.scope) if info.scope else ''}.</p>")
         except NNOError as exc:
             error, status = exc.message, exc.status
-    err = f"<p class=err>{html.escape(error)}</p>" if error else ""
+    err = f"<p class='alert error' role=alert>{html.escape(error)}</p>" if error else ""
     body = (f"<p>Signed in as {who}. Enter the code shown on your device.</p>{err}{detail}"
             f"<form method=post action=activate><input type=hidden name=csrf_token value='{token}'>"
             f"<label for=user_code>Code</label><input id=user_code name=user_code autocomplete=off "
             f"placeholder=ABCD-2345 value='{html.escape(user_code, quote=True)}' required>"
-            "<button type=submit name=action value=approve>Approve</button>"
-            "<button type=submit name=action value=deny>Deny</button></form>")
+            "<div class=actions><button type=submit name=action value=approve>Approve</button> "
+            "<button type=submit name=action value=deny class=secondary>Deny</button></div></form>")
     return _page("Activate a device", body, status)
 
 
@@ -168,7 +177,7 @@ async def activate_submit(request: Request) -> Response:
     try:
         form = await request.form()
     except Exception:  # a body that is not a form at all
-        return _page("Bad request", "<p class=err>The request was not a form.</p>", 400)
+        return _page("Bad request", "<p class='alert error' role=alert>The request was not a form.</p>", 400)
     fields = {k: v if isinstance(v, str) else "" for k, v in form.items()}
     action, user_code = fields.get("action", ""), fields.get("user_code", "")[:32]
     session = await _page_session(request)
@@ -176,7 +185,7 @@ async def activate_submit(request: Request) -> Response:
     if action == "signin":
         nonce = request.cookies.get(PRE_SESSION_COOKIE) or ""
         if not nonce or not csrf_valid(secret, "pre:" + nonce, fields.get("csrf_token")):
-            return _page("Forbidden", "<p class=err>The form expired; reload the page.</p>", 403)
+            return _page("Forbidden", "<p class='alert error' role=alert>The form expired; reload the page.</p>", 403)
         try:
             body = SignInBody(email=fields.get("email", ""), password=fields.get("password", ""))
         except ValueError:
@@ -193,11 +202,11 @@ async def activate_submit(request: Request) -> Response:
         set_session_cookie(response, ctx, signed.token, signed.session)
         return response
     if action not in ("approve", "deny"):
-        return _page("Bad request", "<p class=err>Unknown action.</p>", 400)
+        return _page("Bad request", "<p class='alert error' role=alert>Unknown action.</p>", 400)
     if session is None:
         return _signin_page(request, user_code, "Your session has ended; sign in again.", 401)
     if not csrf_valid(secret, "session:" + session.id, fields.get("csrf_token")):
-        return _page("Forbidden", "<p class=err>The form expired; reload the page.</p>", 403)
+        return _page("Forbidden", "<p class='alert error' role=alert>The form expired; reload the page.</p>", 403)
     caller = Caller(kind="user", user_id=session.user_id, session=session,
                     ip=request.client.host if request.client else None,
                     user_agent=request.headers.get("user-agent"))
@@ -206,5 +215,5 @@ async def activate_submit(request: Request) -> Response:
     except NNOError as exc:
         return await _code_page(request, session, user_code, exc.message, exc.status)
     if info.status == "approved":
-        return _page("Device approved", "<p class=ok>Done. You can return to your terminal.</p>")
+        return _page("Device approved", "<p class='alert ok' role=status>Done. You can return to your terminal.</p>")
     return _page("Device denied", "<p>The request was denied. Nothing was signed in.</p>")

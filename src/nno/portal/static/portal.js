@@ -8,3 +8,11 @@ document.addEventListener("click", function (event) {
     button.textContent = "Copied";
   });
 });
+// Forms marked data-busy show that they were sent: the button is disabled and says so (no double submit).
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (!form.hasAttribute || !form.hasAttribute("data-busy")) return;
+  var button = form.querySelector("button[type=submit]");
+  if (!button) return;
+  window.setTimeout(function () { button.disabled = true; button.textContent = form.getAttribute("data-busy"); }, 0);
+});

@@ -3,10 +3,14 @@ answers, on NNO's IAM through the gateway and on a platform's auth app."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from nno.kernel.config import Settings
@@ -67,6 +71,10 @@ async def test_device_flow_at_better_auths_paths(target: Target) -> None:
     session = await target.get_session(Account(me.id, me.email, body["access_token"]))
     assert session.json()["user"]["id"] == me.id
     assert_oauth_error(await _poll(target, code["device_code"]), 400, "invalid_grant")  # single use
+    # Where the code points a person: the sign-in and approval page, served by this same app.
+    page = await target.client.get(code["verification_uri_complete"])
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"], page.text
+    assert "name=password" in page.text
 
 
 async def test_device_pending_deny_and_refusals(target: Target) -> None:
@@ -137,6 +145,37 @@ async def test_nno_device_approval_respects_a_claim(target: Target) -> None:
     ok = await target.client.post(target.url("/api/nno/device/approve"), headers=me.headers,
                                   json={"userCode": code["user_code"]})
     assert ok.status_code == 200 and ok.json()["status"] == "approved"
+
+
+@pytest.fixture
+async def signed_in_app(tmp_path: Path, settings: Settings) -> AsyncIterator[tuple[Target, Account]]:
+    async with platform_auth_db(settings, tmp_path, "platdvfuzz") as db, \
+            platform_auth_client(db, settings, "platdvfuzz") as client:
+        target = Target(client, "", db)
+        yield target, await target.sign_up("fuzz@example.com")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user_code=st.text(max_size=40), body=st.one_of(
+    st.dictionaries(st.sampled_from(["userCode", "client_id", "scope", "x"]),
+                    st.one_of(st.text(max_size=20), st.integers(), st.none()), max_size=3),
+    st.lists(st.integers(), max_size=2), st.text(max_size=10)))
+async def test_device_routes_answer_any_input_with_an_oauth_4xx(signed_in_app: tuple[Target, Account],
+                                                                user_code: str, body: Any) -> None:
+    """Whatever a person or device sends: a 2xx or an RFC 8628 4xx, never a 5xx, and no code is
+    approved or denied by it."""
+    target, me = signed_in_app
+    answers = [await target.client.get(target.url(DEV), params={"user_code": user_code}, headers=me.headers)]
+    for action in ("approve", "deny"):
+        answers.append(await target.client.post(target.url(f"{DEV}/{action}"), headers=me.headers, json=body))
+    answers.append(await target.client.post(target.url(f"{DEV}/code"), json=body))
+    for resp in answers:
+        assert resp.status_code < 500, resp.text
+        if resp.status_code >= 400:
+            assert isinstance(resp.json()["error"], str) and resp.json()["error_description"], resp.text
+    async with target.db.session() as s:
+        decided = (await s.execute(text("SELECT count(*) FROM device_codes WHERE status != 'pending'"))).scalar_one()
+    assert decided == 0
 
 
 # ---- organization ---------------------------------------------------------------------------------

@@ -227,6 +227,23 @@ async def test_active_member_role_and_get_organization(target: Target) -> None:
     assert (await target.client.get(role_url)).status_code == 401
 
 
+async def test_list_members_pages_as_better_auth_does(target: Target) -> None:
+    owner = await target.sign_up("pg@example.com")
+    org_id = await _org(target, owner, "pageco")
+    others = [await target.sign_up(f"pg{i}@example.com") for i in range(3)]
+    for other in others:
+        assert (await target.client.post(target.url(f"{ORG}/add-member"), headers=owner.headers, json={
+            "organizationId": org_id, "userId": other.id, "role": "member"})).status_code == 201
+    url = target.url(f"{ORG}/list-members")
+    everyone = (await target.client.get(url, headers=owner.headers, params={"organizationSlug": "pageco"})).json()
+    assert everyone["total"] == 4 and [m["userId"] for m in everyone["members"]] == [owner.id, *(o.id for o in others)]
+    page = (await target.client.get(url, headers=owner.headers, params={"limit": 2, "offset": 1})).json()
+    assert page["total"] == 4 and page["members"] == everyone["members"][1:3]
+    for bad in ({"limit": 0}, {"offset": -1}, {"limit": "x"}):
+        assert_better_auth_error(await target.client.get(url, headers=owner.headers, params=bad), 400,
+                                 "VALIDATION_ERROR")
+
+
 async def test_leave_cancel_and_reject_answer_better_auths_shapes(target: Target) -> None:
     owner = await target.sign_up("lo@example.com")
     org_id = await _org(target, owner, "leaveco")

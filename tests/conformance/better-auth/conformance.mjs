@@ -398,6 +398,12 @@ await call("organization.listMembers", () => owner.organization.listMembers({ qu
     inviteeMember = d.members.find((m) => m.userId === inviteeId);
     checkMember(inviteeMember, inviteeId, "member");
   }));
+await call("organization.listMembers (limit, offset)",
+  () => owner.organization.listMembers({ query: { organizationId: orgId, limit: 1, offset: 1 } }),
+  ok((d) => {
+    expect(d.members.length === 1 && d.total === 2, "one member of two");
+    checkMember(d.members[0], inviteeId, "member");
+  }));
 await call("organization.updateMemberRole",
   () => owner.organization.updateMemberRole({ organizationId: orgId, memberId: inviteeMember?.id, role: "admin" }),
   ok((d) => checkMember(d, inviteeId, "admin")));

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -131,11 +131,14 @@ async def active_member_role(request: Request, userId: str | None = None, organi
 
 
 @router.get(f"{P}/list-members")
-async def list_members(request: Request, organizationId: str | None = None,
+async def list_members(request: Request, organizationId: str | None = None, organizationSlug: str | None = None,
+                       limit: int | None = Query(None, ge=1, le=10_000), offset: int = Query(0, ge=0, le=10**9),
                        caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
-    org_id = await _org_id(request, caller, organizationId)
+    """Better Auth's page of members (oldest first) and the organization's `total`."""
+    org_id = await _org_id(request, caller, organizationId, organizationSlug)
     members = await orgs.list_members(iam_ctx(request), caller, org_id)
-    return {"members": members, "total": len(members)}
+    page = members[offset:] if limit is None else members[offset:offset + limit]
+    return {"members": page, "total": len(members)}
 
 
 @router.post(f"{P}/add-member", status_code=201)

@@ -1,9 +1,11 @@
-"""Device flow routes and the `/activate` page.
+"""Device flow routes (NNO's `/api/nno/device/*` and Better Auth's device authorization plugin's
+`/api/auth/device/*`) and the `/activate` page.
 
-`POST /api/nno/device/token` answers errors in the RFC 8628 §3.5 shape, `400 {"error":
-"authorization_pending" | "slow_down" | "access_denied" | "expired_token" | "invalid_grant" | ...}`,
-not the NNO envelope: OAuth clients parse exactly that, and it is the one place IAM departs from the
-envelope. The `/activate` page is server-rendered HTML with CSRF tokens bound to the session (or, for
+The device's requests (`.../device/code`, `.../device/token`) answer errors in the RFC 8628 §3.5
+shape, `400 {"error": "authorization_pending" | "slow_down" | "access_denied" | "expired_token" |
+"invalid_grant" | ...}`, not the NNO envelope: OAuth clients parse exactly that, and it is the one
+place IAM departs from the envelope (Better Auth's routes answer every error so, as its plugin does,
+with the top-level `code` and `message` its client reads). The `/activate` page is server-rendered HTML with CSRF tokens bound to the session (or, for
 its sign-in form, to a pre-session nonce cookie).
 """
 

@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # First-party feature packages: separate distributions under features/, found through nno.features.
 FEATURES := $(wildcard features/*/pyproject.toml)
 
+# The Better Auth client the conformance suite drives (tests/conformance), installed from its lock file.
+CONFORMANCE_NPM := tests/conformance/better-auth/node_modules/.package-lock.json
+
 .PHONY: run test test-embedded test-scaled lint typecheck install bench clean
 
 $(STAMP): pyproject.toml $(FEATURES)
@@ -16,16 +19,20 @@ $(STAMP): pyproject.toml $(FEATURES)
 
 install: $(STAMP)
 
+$(CONFORMANCE_NPM): tests/conformance/better-auth/package-lock.json
+	npm ci --prefix tests/conformance/better-auth --no-audit --no-fund
+	touch $@
+
 run: $(STAMP)
 	$(BIN)/nno serve
 
 # The whole suite on the embedded backend, then again on PostgreSQL + Redis, plus lint and types.
 test: $(STAMP) lint typecheck test-embedded test-scaled
 
-test-embedded: $(STAMP)
+test-embedded: $(STAMP) $(CONFORMANCE_NPM)
 	NNO_TEST_BACKEND=embedded $(BIN)/pytest -q -p no:cacheprovider
 
-test-scaled: $(STAMP)
+test-scaled: $(STAMP) $(CONFORMANCE_NPM)
 	NNO_TEST_BACKEND=scaled $(BIN)/pytest -q -p no:cacheprovider -m "not embedded_only"
 
 lint: $(STAMP)

@@ -221,6 +221,7 @@ def test_allowlist_is_exactly_the_decided_routes() -> None:
         ("POST", "/api/v1/iam/api/auth/sign-in/magic-link"), ("GET", "/api/v1/iam/api/auth/magic-link/verify"),
         ("GET", "/api/v1/iam/api/auth/get-session"),
         ("POST", "/api/v1/iam/api/nno/device/code"), ("POST", "/api/v1/iam/api/nno/device/token"),
+        ("POST", "/api/v1/iam/api/auth/device/code"), ("POST", "/api/v1/iam/api/auth/device/token"),
         ("GET", "/api/v1/iam/activate"), ("POST", "/api/v1/iam/activate"),
         ("POST", "/api/v1/billing/webhooks/stripe"),
         ("POST", "/api/v1/iam/api/auth/request-password-reset"),

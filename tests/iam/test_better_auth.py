@@ -3,86 +3,25 @@ IAM through the gateway and a platform's own auth app (`create_auth_app`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nno.core import Core
 from nno.iam.better_auth import EPOCH, TIMESTAMP_KEYS, compatible_error, iso_ms, with_iso_timestamps
 from nno.kernel.config import Settings
-from nno.kernel.db import Database
-from tests.conftest import BASE_URL
 from tests.iam.conftest import (
-    IAM,
     PASSWORD,
     Account,
-    assert_error,
+    Target,
+    assert_better_auth_error,
     assert_no_session,
-    iam_db,
     platform_auth_client,
     platform_auth_db,
     sign_up,
 )
-
-
-@dataclass
-class Target:
-    client: httpx.AsyncClient
-    prefix: str  # where the app's `/api/auth/*` routes are
-    db: Database
-
-    def url(self, path: str) -> str:
-        return f"{self.prefix}{path}"
-
-    async def sign_up(self, email: str) -> Account:
-        return await sign_up(self.client, email, prefix=self.prefix)
-
-    async def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
-        resp = await self.client.post(self.url("/api/auth/sign-in/email"),
-                                      json={"email": email, "password": password})
-        self.client.cookies.clear()
-        return resp
-
-    async def second_session(self, email: str) -> Account:
-        body = (await self.sign_in(email)).json()
-        return Account(body["user"]["id"], email, body["token"])
-
-    async def get_session(self, acct: Account | None) -> httpx.Response:
-        return await self.client.get(self.url("/api/auth/get-session"), headers=acct.headers if acct else {})
-
-
-@pytest.fixture(params=["gateway", "platform"])
-async def target(request: pytest.FixtureRequest, tmp_path: Path, settings: Settings) -> AsyncIterator[Target]:
-    if request.param == "gateway":
-        # What the `core` and `client` fixtures give (an async fixture cannot request them lazily).
-        core = Core(settings, services=["iam"], with_edge=False)
-        await core.start()
-        try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=core.asgi), base_url=BASE_URL) as client:
-                yield Target(client, IAM, iam_db(core))
-        finally:
-            await core.stop()
-        return
-    async with platform_auth_db(settings, tmp_path, "platba0001") as db:
-        async with platform_auth_client(db, settings, "platba0001") as client:
-            yield Target(client, "", db)
-
-
-def assert_better_auth_error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Both clients' reading of one error body: Better Auth's top-level code and message, and the
-    NNO envelope with the same code."""
-    err = assert_error(resp, status, code)
-    body = resp.json()
-    assert body["code"] == code and body["message"] == err["message"] and body["message"], body
-    return body
-
 
 # ---- errors ---------------------------------------------------------------------------------------
 

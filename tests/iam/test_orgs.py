@@ -39,8 +39,8 @@ async def test_create_list_set_active_and_full(client: httpx.AsyncClient) -> Non
     assert by_slug.json()["id"] == org["id"]
     cleared = await client.post(f"{ORG}/set-active", headers=alice.headers, json={"organizationId": None})
     assert cleared.status_code == 200 and cleared.json() is None
-    assert_error(await client.get(f"{ORG}/get-full-organization", headers=alice.headers), 400,
-                 "NO_ACTIVE_ORGANIZATION")
+    none_active = await client.get(f"{ORG}/get-full-organization", headers=alice.headers)
+    assert none_active.status_code == 200 and none_active.json() is None  # Better Auth's answer
     again = await client.post(f"{ORG}/set-active", headers=alice.headers, json={"organizationSlug": "acme"})
     assert again.json()["id"] == org["id"]
 
@@ -121,7 +121,7 @@ async def test_invitation_lifecycle(client: httpx.AsyncClient, core: Core) -> No
                                    json={"invitationId": inv3["id"]}), 404)
     cancelled = await client.post(f"{ORG}/cancel-invitation", headers=owner.headers,
                                   json={"invitationId": inv3["id"]})
-    assert cancelled.json()["invitation"]["status"] == "canceled"
+    assert cancelled.json()["status"] == "canceled"
     late = await magic_sign_in(client, iam_db(core), "later@example.com")
     assert_error(await client.post(f"{ORG}/accept-invitation", headers=late.headers,
                                    json={"invitationId": inv3["id"]}), 409, "INVITATION_NOT_PENDING")

@@ -133,7 +133,7 @@ async def test_platform_admin_lists_every_org_and_manages_its_members(platform: 
     assert [i["email"] for i in pending.json()] == ["dora@example.com"]
     canceled = await c.post(f"{ORG}/cancel-invitation", headers=admin.headers,
                             json={"invitationId": invited.json()["id"]})
-    assert canceled.status_code == 200 and canceled.json()["invitation"]["status"] == "canceled"
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
     added = await c.post(f"{ORG}/add-member", headers=admin.headers,
                          json={"organizationId": org_a, "userId": bob.id, "role": "member"})
     assert added.status_code == 201, added.text

@@ -41,6 +41,9 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/api/v1/iam/api/auth/get-session"),
         ("POST", "/api/v1/iam/api/nno/device/code"),
         ("POST", "/api/v1/iam/api/nno/device/token"),
+        # The same two under Better Auth's device authorization plugin's paths.
+        ("POST", "/api/v1/iam/api/auth/device/code"),
+        ("POST", "/api/v1/iam/api/auth/device/token"),
         # IAM's device-approval page checks the browser's session cookie itself.
         ("GET", "/api/v1/iam/activate"),
         ("POST", "/api/v1/iam/activate"),

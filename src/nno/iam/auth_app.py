@@ -18,14 +18,15 @@ from fastapi import FastAPI
 from nno.iam.better_auth import BetterAuthSurface
 from nno.iam.context import IAMContext
 from nno.iam.mailer import Mailer
-from nno.iam.views import auth, feature_permissions, orgs, platform_admin, session, tenant_orgs
+from nno.iam.views import auth, device, feature_permissions, orgs, platform_admin, session, tenant_orgs
 from nno.kernel.config import Settings
 from nno.kernel.db import Database
 from nno.kernel.service import create_service_app
 
 AUTH_MIGRATIONS_DIR: Path = Path(__file__).parent / "migrations"
 
-SHARED_ROUTERS = (auth.router, session.router, orgs.router, orgs.directory_router)
+# The device flow too: a platform's apps use Better Auth's device authorization plugin against it.
+SHARED_ROUTERS = (auth.router, session.router, orgs.router, orgs.directory_router, device.router)
 
 
 def platform_auth_url(settings: Settings, platform_id: str) -> str:

@@ -135,7 +135,7 @@ async def poll(ctx: IAMContext, caller: Caller, grant_type: str | None, device_c
                 audit.record(s, caller, "auth.sign_in", actor_id=row.user_id, target_type="session",
                              target_id=session.id, data={"method": "device", "clientId": row.client_id})
                 result = {"access_token": token, "token_type": "Bearer",
-                          "expires_in": (session.expires_at - now) // 1000}
+                          "expires_in": (session.expires_at - now) // 1000, "scope": row.scope or ""}
             else:  # revoked since it was approved (the approving account's credentials were)
                 error = DeviceGrantError("access_denied", "The request was denied")
     if error is not None:
@@ -173,7 +173,26 @@ async def describe(ctx: IAMContext, raw_code: str | None) -> DeviceInfo:
     return DeviceInfo(row.user_code, row.client_id, row.scope, row.status, row.expires_at)
 
 
-async def decide(ctx: IAMContext, caller: Caller, raw_code: str | None, approve: bool) -> DeviceInfo:
+async def claim(ctx: IAMContext, caller: Caller, raw_code: str | None) -> DeviceInfo:
+    """Better Auth's `GET /device`: the signed-in caller looks at a pending code and so claims it (a
+    code claimed by one account is approved or denied by that account alone)."""
+    found = await _pending(ctx, raw_code)
+    assert caller.user_id
+    async with ctx.db.session() as s:
+        await s.execute(update(DeviceCode).where(
+            DeviceCode.id == found.id, DeviceCode.status == "pending", DeviceCode.user_id.is_(None))
+            .values(user_id=caller.user_id).execution_options(synchronize_session=False))
+        row = await s.get(DeviceCode, found.id)
+    assert row is not None
+    if row.user_id != caller.user_id:
+        raise NNOError(403, "ACCESS_DENIED", "Another account is reviewing this code")
+    return DeviceInfo(row.user_code, row.client_id, row.scope, row.status, row.expires_at)
+
+
+async def decide(ctx: IAMContext, caller: Caller, raw_code: str | None, approve: bool,
+                 require_claim: bool = False) -> DeviceInfo:
+    """Approve or deny a pending code. A code claimed by another account (`claim`) is refused; with
+    `require_claim` (Better Auth's routes), so is one not claimed yet."""
     found = await _pending(ctx, raw_code)
     assert caller.user_id
     session = await current_session(ctx, caller)
@@ -185,6 +204,11 @@ async def decide(ctx: IAMContext, caller: Caller, raw_code: str | None, approve:
         row = await s.get(DeviceCode, found.id, with_for_update=not ctx.db.is_sqlite)
         if row is None or row.status != "pending":
             raise NNOError(409, "USER_CODE_USED", "This code was already used")
+        if row.user_id is not None and row.user_id != caller.user_id:
+            raise NNOError(403, "ACCESS_DENIED", "Another account is reviewing this code")
+        if require_claim and row.user_id is None:
+            raise NNOError(400, "DEVICE_CODE_NOT_CLAIMED",
+                           "Open the code first (GET /device with the user_code, signed in), then approve or deny it")
         row.status = "approved" if approve else "denied"
         row.user_id = caller.user_id
         audit.record(s, caller, "device.approve" if approve else "device.deny", target_type="device",

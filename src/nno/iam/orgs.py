@@ -310,7 +310,9 @@ async def delete_org(ctx: IAMContext, caller: Caller, org_id: str) -> Organizati
     return org
 
 
-async def leave(ctx: IAMContext, caller: Caller, org_id: str) -> None:
+async def leave(ctx: IAMContext, caller: Caller, org_id: str) -> dict[str, Any]:
+    """The caller leaves `org_id`; answers the membership that ended. A session whose active
+    organization it was has none after."""
     async with ctx.db.session() as s:
         m = await membership(s, caller.user_id, org_id)
         if m is None:
@@ -318,7 +320,24 @@ async def leave(ctx: IAMContext, caller: Caller, org_id: str) -> None:
         if m.role == "owner" and await _owner_count(s, org_id) <= 1:
             raise NNOError(409, "LAST_OWNER", "An organization keeps at least one owner")
         await s.delete(m)
+        await s.execute(update(Session).where(Session.user_id == m.user_id,
+                                              Session.active_organization_id == org_id)
+                        .values(active_organization_id=None).execution_options(synchronize_session=False))
         audit.record(s, caller, "member.leave", org_id=org_id, target_type="user", target_id=m.user_id)
+    if caller.session is not None and caller.session.active_organization_id == org_id:
+        caller.session.active_organization_id = None
+    return member_view(m)
+
+
+async def active_member_role(ctx: IAMContext, caller: Caller, org_id: str, user_id: str | None) -> dict[str, Any]:
+    """The role of `user_id` (default: the caller) in `org_id`, for a member of it; anyone else is told
+    only that they are not a member."""
+    async with ctx.db.session() as s:
+        mine = await membership(s, caller.user_id, org_id)
+        found = mine if mine is None or not user_id else await membership(s, user_id, org_id)
+    if found is None:
+        raise NNOError(403, "YOU_ARE_NOT_A_MEMBER_OF_THIS_ORGANIZATION", "You are not a member of this organization")
+    return {"role": found.role}
 
 
 def _invite_link(ctx: IAMContext, invitation_id: str) -> str:
@@ -433,7 +452,7 @@ async def reject(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[st
         inv.status = "rejected"
         audit.record(s, caller, "invitation.reject", org_id=inv.organization_id, target_type="invitation",
                      target_id=inv.id)
-    return {"invitation": invitation_view(inv)}
+    return {"invitation": invitation_view(inv), "member": None}
 
 
 async def cancel(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[str, Any]:
@@ -453,7 +472,7 @@ async def cancel(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[st
         inv.status = "canceled"
         audit.record(s, caller, "invitation.cancel", org_id=inv.organization_id, target_type="invitation",
                      target_id=inv.id)
-    return {"invitation": invitation_view(inv)}
+    return invitation_view(inv)
 
 
 async def list_invitations(ctx: IAMContext, caller: Caller, org_id: str) -> list[dict[str, Any]]:

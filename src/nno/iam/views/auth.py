@@ -39,7 +39,7 @@ def _signed_in_response(request: Request, signed: accounts.SignedIn, extra: dict
                         status: int = 200) -> JSONResponse:
     ctx = iam_ctx(request)
     body = {"token": signed.token, "user": user_view(signed.user),
-            "session": session_row_view(signed.session), **(extra or {})}
+            "session": {**session_row_view(signed.session), "token": signed.token}, **(extra or {})}
     response = JSONResponse(body, status_code=status)
     set_session_cookie(response, ctx, signed.token, signed.session)
     return response

@@ -1,9 +1,11 @@
-"""Device flow routes and the `/activate` page.
+"""Device flow routes (NNO's `/api/nno/device/*` and Better Auth's device authorization plugin's
+`/api/auth/device/*`) and the `/activate` page.
 
-`POST /api/nno/device/token` answers errors in the RFC 8628 §3.5 shape, `400 {"error":
-"authorization_pending" | "slow_down" | "access_denied" | "expired_token" | "invalid_grant" | ...}`,
-not the NNO envelope: OAuth clients parse exactly that, and it is the one place IAM departs from the
-envelope. The `/activate` page is server-rendered HTML with CSRF tokens bound to the session (or, for
+The device's requests (`.../device/code`, `.../device/token`) answer errors in the RFC 8628 §3.5
+shape, `400 {"error": "authorization_pending" | "slow_down" | "access_denied" | "expired_token" |
+"invalid_grant" | ...}`, not the NNO envelope: OAuth clients parse exactly that, and it is the one
+place IAM departs from the envelope (Better Auth's routes answer every error so, as its plugin does,
+with the top-level `code` and `message` its client reads). The `/activate` page is server-rendered HTML with CSRF tokens bound to the session (or, for
 its sign-in form, to a pre-session nonce cookie).
 """
 
@@ -91,6 +93,90 @@ async def approve(body: UserCodeBody, request: Request, caller: Caller = Depends
 @router.post("/api/nno/device/deny")
 async def deny(body: UserCodeBody, request: Request, caller: Caller = Depends(require_user)) -> dict[str, Any]:
     return (await device.decide(iam_ctx(request), caller, body.userCode, False)).view()
+
+
+# ---- Better Auth's device authorization plugin (`/api/auth/device/*`) ------------------------------
+# Its answers: errors are RFC 8628's `{error, error_description}` (with the top-level `code` and
+# `message` every error on the surface carries), successes its own shapes.
+
+BA = "/api/auth/device"
+# NNO's code -> (status, OAuth error) as the plugin answers it.
+_BA_ERRORS: dict[str, tuple[int, str]] = {
+    "INVALID_USER_CODE": (400, "invalid_request"), "USER_CODE_NOT_FOUND": (400, "invalid_request"),
+    "USER_CODE_EXPIRED": (400, "expired_token"), "USER_CODE_USED": (400, "invalid_request"),
+    "DEVICE_CODE_NOT_CLAIMED": (400, "invalid_request"), "ACCESS_DENIED": (403, "access_denied"),
+    "UNAUTHORIZED": (401, "unauthorized"),
+}
+
+
+def _ba_error(exc: NNOError) -> JSONResponse:
+    status, error = _BA_ERRORS.get(exc.code, (exc.status, "invalid_request"))
+    return JSONResponse({"error": error, "error_description": exc.message, "code": exc.code, "message": exc.message},
+                        status_code=status, headers=NO_STORE)
+
+
+def _ba_oauth_error(err: device.DeviceGrantError) -> JSONResponse:
+    return JSONResponse({"error": err.error, "error_description": err.description, "code": err.error.upper(),
+                         "message": err.description}, status_code=400, headers=NO_STORE)
+
+
+@router.post(f"{BA}/code", responses={"400": _OAUTH_ERROR_DOC})
+async def ba_device_code(request: Request, caller: Caller = Depends(resolve_caller)) -> JSONResponse:
+    data = await form_or_json(request)
+    client_id, scope = data.get("client_id"), data.get("scope")
+    if data.get("__invalid__") or not isinstance(client_id, str) or not client_id \
+            or not isinstance(scope, str | None) or has_nul([client_id, scope]):
+        return _ba_oauth_error(device.DeviceGrantError(
+            "invalid_request", "client_id is required; client_id and scope are strings without NUL"))
+    return JSONResponse(await device.request_code(iam_ctx(request), caller, client_id, scope), headers=NO_STORE)
+
+
+@router.post(f"{BA}/token", responses={"400": _OAUTH_ERROR_DOC})
+async def ba_device_token(request: Request, caller: Caller = Depends(resolve_caller)) -> JSONResponse:
+    data = await form_or_json(request)
+    values = {k: data.get(k) for k in ("grant_type", "device_code", "client_id")}
+    try:
+        if data.get("__invalid__") or any(not isinstance(v, str) or not v for v in values.values()):
+            raise device.DeviceGrantError("invalid_request", "grant_type, device_code and client_id are required")
+        result = await device.poll(iam_ctx(request), caller, values["grant_type"], values["device_code"],
+                                   values["client_id"])
+    except device.DeviceGrantError as err:
+        return _ba_oauth_error(err)
+    return JSONResponse(result, headers=NO_STORE)
+
+
+@router.get(BA)
+async def ba_device_verify(request: Request, user_code: str = "") -> JSONResponse:
+    """The signed-in user opens a code: it is theirs to approve or deny from then on."""
+    try:
+        caller = await require_user(request)
+        info = await device.claim(iam_ctx(request), caller, user_code[:64])
+    except NNOError as exc:
+        return _ba_error(exc)
+    return JSONResponse({"user_code": user_code, "status": info.status, "client_id": info.client_id,
+                         "scope": info.scope})
+
+
+async def _ba_decide(request: Request, approve: bool) -> JSONResponse:
+    try:
+        caller = await require_user(request)
+        body = UserCodeBody.model_validate(await form_or_json(request))
+        await device.decide(iam_ctx(request), caller, body.userCode, approve, require_claim=True)
+    except ValueError:
+        return _ba_error(NNOError(400, "INVALID_USER_CODE", "userCode is required"))
+    except NNOError as exc:
+        return _ba_error(exc)
+    return JSONResponse({"success": True})
+
+
+@router.post(f"{BA}/approve")
+async def ba_device_approve(request: Request) -> JSONResponse:
+    return await _ba_decide(request, True)
+
+
+@router.post(f"{BA}/deny")
+async def ba_device_deny(request: Request) -> JSONResponse:
+    return await _ba_decide(request, False)
 
 
 # ---- the /activate page -------------------------------------------------------------------------

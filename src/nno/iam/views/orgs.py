@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -94,19 +94,51 @@ async def check_slug(body: CheckSlugBody, request: Request,
     return {"status": True}
 
 
+async def _named_or_active(request: Request, caller: Caller, org_id: str | None, slug: str | None) -> str | None:
+    """The organization a request names, else the session's active one, else None."""
+    try:
+        return await _org_id(request, caller, org_id, slug)
+    except NNOError as exc:
+        if exc.code == "NO_ACTIVE_ORGANIZATION":
+            return None
+        raise
+
+
 @router.get(f"{P}/get-full-organization")
 async def full(request: Request, organizationId: str | None = None, organizationSlug: str | None = None,
-               caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
+               caller: Caller = Depends(require_authenticated)) -> JSONResponse:
+    """Better Auth's answer: `null` when nothing is named and no organization is active."""
+    org_id = await _named_or_active(request, caller, organizationId, organizationSlug)
+    return JSONResponse(None if org_id is None else await orgs.full_org(iam_ctx(request), caller, org_id))
+
+
+@router.get(f"{P}/get-organization")
+async def get_organization(request: Request, organizationId: str | None = None, organizationSlug: str | None = None,
+                           caller: Caller = Depends(require_authenticated)) -> JSONResponse:
+    org_id = await _named_or_active(request, caller, organizationId, organizationSlug)
+    if org_id is None:
+        return JSONResponse(None)
+    found = await orgs.full_org(iam_ctx(request), caller, org_id)
+    return JSONResponse({k: v for k, v in found.items() if k not in ("members", "invitations")})
+
+
+@router.get(f"{P}/get-active-member-role")
+async def active_member_role(request: Request, userId: str | None = None, organizationId: str | None = None,
+                             organizationSlug: str | None = None,
+                             caller: Caller = Depends(require_session)) -> dict[str, Any]:
     org_id = await _org_id(request, caller, organizationId, organizationSlug)
-    return await orgs.full_org(iam_ctx(request), caller, org_id)
+    return await orgs.active_member_role(iam_ctx(request), caller, org_id, userId)
 
 
 @router.get(f"{P}/list-members")
-async def list_members(request: Request, organizationId: str | None = None,
+async def list_members(request: Request, organizationId: str | None = None, organizationSlug: str | None = None,
+                       limit: int | None = Query(None, ge=1, le=10_000), offset: int = Query(0, ge=0, le=10**9),
                        caller: Caller = Depends(require_authenticated)) -> dict[str, Any]:
-    org_id = await _org_id(request, caller, organizationId)
+    """Better Auth's page of members (oldest first) and the organization's `total`."""
+    org_id = await _org_id(request, caller, organizationId, organizationSlug)
     members = await orgs.list_members(iam_ctx(request), caller, org_id)
-    return {"members": members, "total": len(members)}
+    page = members[offset:] if limit is None else members[offset:offset + limit]
+    return {"members": page, "total": len(members)}
 
 
 @router.post(f"{P}/add-member", status_code=201)
@@ -129,8 +161,7 @@ async def update_member_role(body: UpdateMemberRoleBody, request: Request,
 
 @router.post(f"{P}/leave")
 async def leave(body: LeaveOrgBody, request: Request, caller: Caller = Depends(require_user)) -> dict[str, Any]:
-    await orgs.leave(iam_ctx(request), caller, body.organizationId)
-    return {"success": True}
+    return await orgs.leave(iam_ctx(request), caller, body.organizationId)
 
 
 @router.post(f"{P}/invite-member", status_code=201)

@@ -5,8 +5,8 @@ The device's requests (`.../device/code`, `.../device/token`) answer errors in t
 shape, `400 {"error": "authorization_pending" | "slow_down" | "access_denied" | "expired_token" |
 "invalid_grant" | ...}`, not the NNO envelope: OAuth clients parse exactly that, and it is the one
 place IAM departs from the envelope (Better Auth's routes answer every error so, as its plugin does,
-with the top-level `code` and `message` its client reads). The `/activate` page is server-rendered HTML with CSRF tokens bound to the session (or, for
-its sign-in form, to a pre-session nonce cookie).
+with the top-level `code` and `message` its client reads). The `/activate` page is server-rendered
+HTML with CSRF tokens bound to the session (or, for its sign-in form, to a pre-session nonce cookie).
 """
 
 from __future__ import annotations

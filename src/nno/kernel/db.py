@@ -270,7 +270,11 @@ class WriterQueuedSession(AsyncSession):
     taken before their first write and held until the transaction ends (its commit or rollback).
     Reads do not queue. While it holds the lock, the session's statements run on the event loop
     (`LoopConnection`), so the lock is held for the time SQLite needs, not for turns of the loop.
-    Other processes on the same file still meet SQLite's busy timeout."""
+    Other processes on the same file still meet SQLite's busy timeout.
+
+    So a write transaction should do its reads, checks and calls to other services before its first
+    write, and await nothing but the database after it: every writer of the file waits meanwhile.
+    """
 
     writer_lock: asyncio.Lock
     _holds_writer_lock = False

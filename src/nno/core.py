@@ -255,7 +255,9 @@ class CoreApp:
         if not identity_token_ok(self.core.settings, token):
             return False
         core, prefix = self.core, path[: -len(IDENTITY_PATH)]
-        if not prefix:
+        if not prefix and core.gateway is None and len(core.apps) > 1:
+            body = identity([], gateway=False, mounted=list(core.apps))
+        elif not prefix:
             body = identity(list(core.apps), gateway=core.gateway is not None)
         elif core.gateway is None and len(core.apps) > 1 and prefix[1:] in core.apps:
             body = identity([prefix[1:]], gateway=False)

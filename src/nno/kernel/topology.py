@@ -74,8 +74,13 @@ class Probe:
         return f"{url_var(self.service)}={self.url} {self.detail}"
 
 
-def identity(served: list[str], *, gateway: bool) -> dict[str, Any]:
-    return {"nno": "identity", "gateway": gateway, "services": sorted(served)}
+def identity(served: list[str], *, gateway: bool, mounted: list[str] | None = None) -> dict[str, Any]:
+    """`services`: what this address serves; `mounted`: the services of a process serving several,
+    each at `{address}/{name}`."""
+    body: dict[str, Any] = {"nno": "identity", "gateway": gateway, "services": sorted(served)}
+    if mounted:
+        body["mounted"] = sorted(mounted)
+    return body
 
 
 def identity_token_ok(settings: Settings, token: bytes | None) -> bool:
@@ -98,6 +103,9 @@ async def probe_service(binding: HTTPBinding, timeout_s: float = 5.0) -> Probe:
         served = [str(s) for s in body.get("services") or []]
         if body.get("gateway"):
             return Probe(name, url, WRONG, "is a gateway, not the service" + hint)
+        mounted = [str(s) for s in body.get("mounted") or []]
+        if name in mounted:
+            return Probe(name, url, WRONG, f"serves several services, each under its name: use {url}/{name}")
         if name not in served:
             return Probe(name, url, WRONG, f"serves {', '.join(served) or 'nothing'}, not {name}" + hint)
         return Probe(name, url, OK, "answers")

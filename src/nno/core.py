@@ -116,7 +116,9 @@ class Core:
     def _http_bindings(self) -> list[HTTPBinding]:
         return [b for n in SERVICE_NAMES if isinstance(b := self.bindings.get(n), HTTPBinding)]
 
-    async def _build_component(self, name: str, module: ModuleType) -> tuple[ServiceContext, ASGIApp]:
+    async def _build_component(self, name: str, module: ModuleType) -> tuple[ServiceContext, ASGIApp, ASGIApp]:
+        """The component's context, the app served over HTTP, and the app its neighbours in this
+        process call (the same app; only calls from outside the process need the internal token)."""
         # A component may place its own database (the edge keeps the local cloud's state there).
         make_db = getattr(module, "create_database", None)
         db = make_db(self.settings) if make_db is not None else Database.for_service(self.settings, name)
@@ -126,7 +128,8 @@ class Core:
         ctx = ServiceContext(name=name, settings=self.settings, db=db, bindings=self.bindings, kv=self.kv)
         app = module.create_app(ctx)
         secret = self.settings.signing_secret if self.standalone else None
-        return ctx, wrap_service(app, standalone_secret=secret)
+        served = wrap_service(app, standalone_secret=secret)
+        return ctx, served, wrap_service(app) if secret is not None else served
 
     async def start(self) -> None:
         if self.started:
@@ -150,14 +153,14 @@ class Core:
             module = _import_optional(SERVICE_MODULES[name])
             if module is None:
                 continue
-            ctx, app = await self._build_component(name, module)
+            ctx, app, neighbour = await self._build_component(name, module)
             self.contexts[name] = ctx
             self.apps[name] = app
-            self.bindings.add(ASGIBinding(name, app, s.upstream_timeout_s))
+            self.bindings.add(ASGIBinding(name, neighbour, s.upstream_timeout_s))
         if self.with_edge:
             edge_module = _import_optional(EDGE_MODULE)
             if edge_module is not None:
-                ctx, self.edge = await self._build_component("edge", edge_module)
+                ctx, self.edge, _ = await self._build_component("edge", edge_module)
                 self.contexts["edge"] = ctx
                 self.bindings.add(ASGIBinding("edge", self.edge, s.upstream_timeout_s))
         if self.with_gateway:
@@ -201,6 +204,13 @@ class Core:
 
     def context(self, name: str) -> ServiceContext:
         return self.contexts[name]
+
+
+async def _plain(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class CoreApp:
@@ -274,6 +284,11 @@ class CoreApp:
             await self._lifespan(receive, send)
             return
         if await self._identity(scope, send):
+            return
+        if self.core.gateway is None and scope["type"] == "http" and scope.get("path") == "/health":
+            # A process of services alone answers its health check itself: the services answer only
+            # callers holding the internal token, and a container's health check holds none.
+            await _plain(send, 200 if self.core.started else 503, b"ok" if self.core.started else b"starting")
             return
         mounted = self._mounted(scope)
         if mounted is not None:

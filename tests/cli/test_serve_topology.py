@@ -198,6 +198,21 @@ async def test_serve_refuses_a_url_that_reaches_the_wrong_service(
     assert runs == []
 
 
+async def test_a_worker_refuses_a_url_that_reaches_the_wrong_service(
+        make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    settings = make_settings()
+    iam = Core(settings, ["iam"], with_gateway=False, with_edge=False, standalone=True)
+    with serving(iam) as iam_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NNO_") and k != "AUTH_API_KEY"}
+        env.update({"AUTH_API_KEY": SERVICE_KEY, "NNO_DATA_DIR": str(tmp_path / "w"),
+                    "NNO_IAM_URL": iam_url, "NNO_REGISTRY_URL": iam_url})
+        done = await _run_in_thread(lambda: subprocess.run(
+            [sys.executable, "-m", "nno", "worker"], env=env, capture_output=True, text=True, timeout=120))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"error: NNO_REGISTRY_URL={iam_url} serves iam, not registry" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 async def _run_in_thread(fn: Callable[[], Any]) -> Any:
     import asyncio
 

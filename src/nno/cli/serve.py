@@ -127,28 +127,9 @@ def build_core(settings: Any, services: list[str]) -> Any:
 
 
 def check_remote_services(settings: Any, services: list[str], timeout_s: float = 3.0) -> list[str]:
-    """Ask each service this process reaches over HTTP who it is; what answers as something else
-    (a gateway, another service, another install) cannot work. Silence is not refused: the service
-    may start after this process, which keeps asking (`Core.watch_remote_services`)."""
-    import asyncio
+    from nno.kernel.topology import refusals
 
-    from nno.kernel.topology import WRONG, probe_all, remote_bindings
-
-    async def probe() -> list[str]:
-        bindings = remote_bindings(settings, services)
-        try:
-            return [p.message for p in await probe_all(bindings, timeout_s) if p.verdict == WRONG]
-        finally:
-            for binding in bindings:
-                await binding.close()
-
-    return asyncio.run(probe()) if remote_services(settings, services) else []
-
-
-def remote_services(settings: Any, services: list[str]) -> list[str]:
-    from nno.kernel.config import SERVICE_NAMES
-
-    return [n for n in SERVICE_NAMES if n not in services and settings.service_url(n)]
+    return refusals(settings, services, timeout_s)
 
 
 def child_app() -> Any:

@@ -135,3 +135,22 @@ def remote_bindings(settings: Settings, served: list[str]) -> list[HTTPBinding]:
 
 async def probe_all(bindings: list[HTTPBinding], timeout_s: float = 5.0) -> list[Probe]:
     return list(await asyncio.gather(*(probe_service(b, timeout_s) for b in bindings)))
+
+
+def refusals(settings: Settings, served: list[str], timeout_s: float = 3.0) -> list[str]:
+    """Ask each service this process reaches over HTTP who it is (before it serves anything); what
+    answers as something else (a gateway, another service, another install) cannot work. Silence is
+    not refused: the service may start after this process, which keeps asking
+    (`Core.watch_remote_services`)."""
+
+    async def ask() -> list[str]:
+        bindings = remote_bindings(settings, served)
+        try:
+            return [p.message for p in await probe_all(bindings, timeout_s) if p.verdict == WRONG]
+        finally:
+            for binding in bindings:
+                await binding.close()
+
+    if not any(n not in served and settings.service_url(n) for n in SERVICE_NAMES):
+        return []
+    return asyncio.run(ask())

@@ -259,7 +259,7 @@ class CoreApp:
         """`GET [/{service}]/_nno/identity`, for a caller holding the internal token: what this process
         serves, so a process given a URL can tell a service from a gateway or another service."""
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.endswith(IDENTITY_PATH) or scope.get("method") != "GET":
+        if scope["type"] != "http" or scope.get("method") != "GET":
             return False
         token = next((v for k, v in scope.get("headers", ()) if k == b"x-nno-internal-token"), None)
         if not identity_token_ok(self.core.settings, token):
@@ -283,17 +283,20 @@ class CoreApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if await self._identity(scope, send):
+        path: str = scope.get("path", "")
+        if path.endswith(IDENTITY_PATH) and await self._identity(scope, send):
             return
-        if self.core.gateway is None and scope["type"] == "http" and scope.get("path") == "/health":
-            # A process of services alone answers its health check itself: the services answer only
-            # callers holding the internal token, and a container's health check holds none.
-            await _plain(send, 200 if self.core.started else 503, b"ok" if self.core.started else b"starting")
-            return
-        mounted = self._mounted(scope)
-        if mounted is not None:
-            await mounted[0](mounted[1], receive, send)
-            return
+        if self.core.gateway is None:
+            if path == "/health" and scope["type"] == "http":
+                # A process of services alone answers its health check itself: the services answer
+                # only callers holding the internal token, and a container's health check holds none.
+                started = self.core.started
+                await _plain(send, 200 if started else 503, b"ok" if started else b"starting")
+                return
+            mounted = self._mounted(scope)
+            if mounted is not None:
+                await mounted[0](mounted[1], receive, send)
+                return
         target = self._target(scope)
         if target is None:
             body = envelope_bytes("SERVICE_UNAVAILABLE", "NNO core is not started")

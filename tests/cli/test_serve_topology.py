@@ -175,6 +175,10 @@ async def test_identity_tells_a_service_from_a_gateway_another_service_and_anoth
             assert (await client.get(f"{both}/_nno/identity")).status_code in (401, 404, 503)
             assert (await client.get(f"{front}/_nno/identity")).status_code == 404
             token = {"x-nno-internal-token": HTTPBinding("x", both, secret).__dict__["_token"]}
+            health = await client.get(f"{both}/health")  # for a container's health check: no token
+            assert health.status_code == 200 and health.text == "ok"
+            refused = await client.get(f"{both}/registry/openapi.json")  # a service still wants the token
+            assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHORIZED"
             served = await client.get(f"{both}/registry/openapi.json", headers=token)
             assert served.status_code == 200 and served.json()["info"]["title"] == "NNO Registry"
             assert (await client.get(f"{both}/_nno/identity", headers=token)).json() == {

@@ -43,7 +43,7 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
 
     from nno.kernel.config import SERVICE_NAMES, Settings
     from nno.kernel.logging import configure_logging
-    from nno.kernel.topology import configuration_problems, configuration_warnings
+    from nno.kernel.topology import configuration_problems, configuration_warnings, refusals
 
     if data_dir is not None:
         os.environ["NNO_DATA_DIR"] = str(data_dir)
@@ -79,7 +79,7 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
             err=True,
         )
         raise typer.Exit(2)
-    refused = check_remote_services(settings, services)
+    refused = refusals(settings, services)  # a URL reaching a gateway or another service
     if refused:
         for message in refused:
             typer.echo(f"error: {message}", err=True)
@@ -124,12 +124,6 @@ def build_core(settings: Any, services: list[str]) -> Any:
     if services:
         return Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
     return Core(settings)
-
-
-def check_remote_services(settings: Any, services: list[str], timeout_s: float = 3.0) -> list[str]:
-    from nno.kernel.topology import refusals
-
-    return refusals(settings, services, timeout_s)
 
 
 def child_app() -> Any:

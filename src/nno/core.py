@@ -102,7 +102,7 @@ class Core:
         service started after this process is noticed (`remote_service_ready`)."""
         results = await self.check_remote_services()
         delay = first_delay_s
-        while waiting := [b for b in self._http_bindings() if results.get(b.name) == UNREACHABLE]:
+        while self.started and (waiting := [b for b in self._http_bindings() if results.get(b.name) == UNREACHABLE]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay_s)
             for probe in await probe_all(waiting):
@@ -186,7 +186,8 @@ class Core:
         self.started = False
         if self.remote_check is not None:
             self.remote_check.cancel()
-            await asyncio.gather(self.remote_check, return_exceptions=True)
+            # Bounded: a probe stuck in a resolver thread must not hold the shutdown up.
+            await asyncio.wait([self.remote_check], timeout=5)
         for ctx in reversed(list(self.contexts.values())):
             for hook in reversed(ctx.shutdown_hooks):
                 try:

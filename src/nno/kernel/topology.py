@@ -92,7 +92,8 @@ async def probe_service(binding: HTTPBinding, timeout_s: float = 5.0) -> Probe:
     name, url = binding.name, binding.base_url
     hint = f"; point it at the address of `nno serve --service {name}`"
     try:
-        resp = await asyncio.wait_for(binding.request("GET", IDENTITY_PATH), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            resp = await binding.request("GET", IDENTITY_PATH)
     except (UpstreamError, TimeoutError) as exc:
         return Probe(name, url, UNREACHABLE, f"does not answer ({str(exc) or 'timeout'})")
     try:
@@ -119,7 +120,8 @@ async def probe_service(binding: HTTPBinding, timeout_s: float = 5.0) -> Probe:
 
 async def _looks_like_gateway(binding: HTTPBinding, timeout_s: float) -> bool:
     try:
-        resp = await asyncio.wait_for(binding.request("GET", "/openapi.json"), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            resp = await binding.request("GET", "/openapi.json")
         body = json.loads(resp.body) if resp.status == 200 else None
     except (UpstreamError, TimeoutError, ValueError, UnicodeDecodeError):
         return False

@@ -382,6 +382,7 @@ class OnboardingResumer:
         self.ctx = ctx
         self.first_delay_s, self.max_delay_s, self.idle_s = first_delay_s, max_delay_s, idle_s
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -397,9 +398,10 @@ class OnboardingResumer:
     async def run(self) -> None:
         service = OnboardingService(self.ctx)
         delay = self.first_delay_s
-        while True:
+        while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
                 delay = self.first_delay_s
             except TimeoutError:
                 pass
@@ -412,11 +414,14 @@ class OnboardingResumer:
             delay = min(delay * 2, self.max_delay_s) if waiting else self.idle_s
 
     async def start(self) -> None:
+        self._stopping = False
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # Bounded: a round stuck on a call must not hold the shutdown up.
+            await asyncio.wait([self._task], timeout=5)
             self._task = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,13 +17,14 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nno.kernel.bindings import ASGIBinding, Bindings, HTTPBinding, UpstreamError
+from nno.kernel.bindings import ASGIBinding, Bindings, HTTPBinding
 from nno.kernel.config import SERVICE_NAMES, Settings
 from nno.kernel.db import Database
 from nno.kernel.errors import envelope_bytes
 from nno.kernel.kv import KeyValueStore, MemoryKV, RedisKV, redis_client
 from nno.kernel.migrations import upgrade
 from nno.kernel.service import ServiceContext, wrap_service
+from nno.kernel.topology import IDENTITY_PATH, OK, UNREACHABLE, identity, identity_token_ok, probe_all
 from nno.portal.paths import is_portal_path
 
 log = structlog.get_logger("nno.core")
@@ -77,40 +79,46 @@ class Core:
         self.edge: ASGIApp | None = None
         self.portal: ASGIApp | None = None
         self.started = False
-        self.remote_check: asyncio.Task[dict[str, str]] | None = None
+        self.remote_check: asyncio.Task[None] | None = None
 
     async def check_remote_services(self, timeout_s: float = 5.0) -> dict[str, str]:
-        """Ask each service reached over HTTP for its API description, and say which do not answer
-        as a service: unreachable (not started yet, a wrong URL), refusing, or a gateway's address
-        (its paths carry the public `/api/v1` prefix) instead of the service's own."""
+        """Ask each service reached over HTTP who it is (`nno.kernel.topology.probe_service`), and say
+        which do not answer as that service: unreachable (not started yet, a wrong URL), or something
+        else answering (a gateway, another service, another install)."""
         results: dict[str, str] = {}
-        for name in SERVICE_NAMES:
-            binding = self.bindings.get(name)
-            if not isinstance(binding, HTTPBinding):
-                continue
-            url = binding.base_url
-            try:
-                resp = await asyncio.wait_for(binding.request("GET", "/openapi.json"), timeout_s)
-            except (UpstreamError, TimeoutError) as exc:
-                results[name] = "unreachable"
-                log.warning("remote_service_unreachable", service=name, url=url, error=str(exc) or "timeout")
-                continue
-            body = resp.json() if resp.status == 200 else None
-            paths = body.get("paths", {}) if isinstance(body, dict) else {}
-            if resp.status != 200:
-                results[name] = f"answered {resp.status}"
-                log.warning("remote_service_refused", service=name, url=url, status=resp.status)
-            elif any(str(p).startswith("/api/v1/") for p in paths):
-                results[name] = "a gateway"
-                log.warning("remote_service_is_a_gateway", service=name, url=url,
-                            hint=f"NNO_{name.upper()}_URL must be the address of `nno serve --service {name}`")
-            else:
-                results[name] = "ok"
+        for probe in await probe_all(self._http_bindings(), timeout_s):
+            results[probe.service] = probe.verdict
+            if probe.verdict == UNREACHABLE:
+                log.warning("remote_service_unreachable", service=probe.service, url=probe.url, error=probe.detail)
+            elif probe.verdict != OK:
+                log.error("remote_service_misconfigured", service=probe.service, url=probe.url,
+                          message=probe.message)
         if results:
             log.info("remote_services_checked", **results)
         return results
 
-    async def _build_component(self, name: str, module: ModuleType) -> tuple[ServiceContext, ASGIApp]:
+    async def watch_remote_services(self, first_delay_s: float = 1.0, max_delay_s: float = 30.0) -> None:
+        """Until every remote service answers: ask again the ones that did not, backing off. A
+        service started after this process is noticed (`remote_service_ready`)."""
+        results = await self.check_remote_services()
+        delay = first_delay_s
+        while self.started and (waiting := [b for b in self._http_bindings() if results.get(b.name) == UNREACHABLE]):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+            for probe in await probe_all(waiting):
+                results[probe.service] = probe.verdict
+                if probe.verdict == OK:
+                    log.info("remote_service_ready", service=probe.service, url=probe.url)
+                elif probe.verdict != UNREACHABLE:
+                    log.error("remote_service_misconfigured", service=probe.service, url=probe.url,
+                              message=probe.message)
+
+    def _http_bindings(self) -> list[HTTPBinding]:
+        return [b for n in SERVICE_NAMES if isinstance(b := self.bindings.get(n), HTTPBinding)]
+
+    async def _build_component(self, name: str, module: ModuleType) -> tuple[ServiceContext, ASGIApp, ASGIApp]:
+        """The component's context, the app served over HTTP, and the app its neighbours in this
+        process call (the same app; only calls from outside the process need the internal token)."""
         # A component may place its own database (the edge keeps the local cloud's state there).
         make_db = getattr(module, "create_database", None)
         db = make_db(self.settings) if make_db is not None else Database.for_service(self.settings, name)
@@ -120,7 +128,8 @@ class Core:
         ctx = ServiceContext(name=name, settings=self.settings, db=db, bindings=self.bindings, kv=self.kv)
         app = module.create_app(ctx)
         secret = self.settings.signing_secret if self.standalone else None
-        return ctx, wrap_service(app, standalone_secret=secret)
+        served = wrap_service(app, standalone_secret=secret)
+        return ctx, served, wrap_service(app) if secret is not None else served
 
     async def start(self) -> None:
         if self.started:
@@ -144,14 +153,14 @@ class Core:
             module = _import_optional(SERVICE_MODULES[name])
             if module is None:
                 continue
-            ctx, app = await self._build_component(name, module)
+            ctx, app, neighbour = await self._build_component(name, module)
             self.contexts[name] = ctx
             self.apps[name] = app
-            self.bindings.add(ASGIBinding(name, app, s.upstream_timeout_s))
+            self.bindings.add(ASGIBinding(name, neighbour, s.upstream_timeout_s))
         if self.with_edge:
             edge_module = _import_optional(EDGE_MODULE)
             if edge_module is not None:
-                ctx, self.edge = await self._build_component("edge", edge_module)
+                ctx, self.edge, _ = await self._build_component("edge", edge_module)
                 self.contexts["edge"] = ctx
                 self.bindings.add(ASGIBinding("edge", self.edge, s.upstream_timeout_s))
         if self.with_gateway:
@@ -169,7 +178,7 @@ class Core:
         log.info("core_started", services=sorted(self.apps), remote=remote, gateway=self.with_gateway,
                  edge=self.edge is not None)
         if remote:  # in the background: a service may come up after this process
-            self.remote_check = asyncio.get_running_loop().create_task(self.check_remote_services())
+            self.remote_check = asyncio.get_running_loop().create_task(self.watch_remote_services())
 
     async def stop(self) -> None:
         if not self.started:
@@ -177,7 +186,8 @@ class Core:
         self.started = False
         if self.remote_check is not None:
             self.remote_check.cancel()
-            await asyncio.gather(self.remote_check, return_exceptions=True)
+            # Bounded: a probe stuck in a resolver thread must not hold the shutdown up.
+            await asyncio.wait([self.remote_check], timeout=5)
         for ctx in reversed(list(self.contexts.values())):
             for hook in reversed(ctx.shutdown_hooks):
                 try:
@@ -195,6 +205,13 @@ class Core:
 
     def context(self, name: str) -> ServiceContext:
         return self.contexts[name]
+
+
+async def _plain(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class CoreApp:
@@ -221,10 +238,66 @@ class CoreApp:
             return next(iter(core.apps.values()))
         return None
 
+    def _mounted(self, scope: Scope) -> tuple[ASGIApp, Scope] | None:
+        """A process serving several services (`--service a --service b`, no gateway) serves each
+        under its name: `NNO_A_URL=http://host:port/a`. One service alone is served at the root."""
+        apps = self.core.apps
+        if self.core.gateway is not None or len(apps) < 2:
+            return None
+        path: str = scope.get("path", "")
+        name, _, rest = path[1:].partition("/")
+        app = apps.get(name)
+        if app is None:
+            return None
+        prefix = "/" + name
+        scope = dict(scope, path="/" + rest)
+        raw: bytes | None = scope.get("raw_path")
+        if raw is not None and raw.startswith(prefix.encode()):
+            scope["raw_path"] = raw[len(prefix):] or b"/"
+        return app, scope
+
+    async def _identity(self, scope: Scope, send: Send) -> bool:
+        """`GET [/{service}]/_nno/identity`, for a caller holding the internal token: what this process
+        serves, so a process given a URL can tell a service from a gateway or another service."""
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or scope.get("method") != "GET":
+            return False
+        token = next((v for k, v in scope.get("headers", ()) if k == b"x-nno-internal-token"), None)
+        if not identity_token_ok(self.core.settings, token):
+            return False
+        core, prefix = self.core, path[: -len(IDENTITY_PATH)]
+        if not prefix and core.gateway is None and len(core.apps) > 1:
+            body = identity([], gateway=False, mounted=list(core.apps))
+        elif not prefix:
+            body = identity(list(core.apps), gateway=core.gateway is not None)
+        elif core.gateway is None and len(core.apps) > 1 and prefix[1:] in core.apps:
+            body = identity([prefix[1:]], gateway=False)
+        else:
+            return False
+        data = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+        return True
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        path: str = scope.get("path", "")
+        if path.endswith(IDENTITY_PATH) and await self._identity(scope, send):
+            return
+        if self.core.gateway is None:
+            if path == "/health" and scope["type"] == "http":
+                # A process of services alone answers its health check itself: the services answer
+                # only callers holding the internal token, and a container's health check holds none.
+                started = self.core.started
+                await _plain(send, 200 if started else 503, b"ok" if started else b"starting")
+                return
+            mounted = self._mounted(scope)
+            if mounted is not None:
+                await mounted[0](mounted[1], receive, send)
+                return
         target = self._target(scope)
         if target is None:
             body = envelope_bytes("SERVICE_UNAVAILABLE", "NNO core is not started")

@@ -37,6 +37,21 @@ def _serve(*args: str) -> Any:
     return CliRunner().invoke(app, ["serve", *args])
 
 
+def _split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a `--service` process needs to start: PostgreSQL (never reached here: nothing is served)
+    and every other service's address (a closed port: not answering yet is no refusal)."""
+    import socket
+
+    from nno.kernel.config import SERVICE_NAMES
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("NNO_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/unused")
+    for name in SERVICE_NAMES:
+        monkeypatch.setenv(f"NNO_{name.upper()}_URL", nobody)
+
+
 def test_refuses_non_loopback_without_auth_key(runs: list, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AUTH_API_KEY", raising=False)
     result = _serve("--host", "0.0.0.0", "--port", "9")
@@ -106,6 +121,8 @@ def test_forwarded_headers_are_not_believed_by_default(runs: list, monkeypatch: 
     monkeypatch.setenv("AUTH_API_KEY", "a-real-key-0123456789")
     monkeypatch.delenv("NNO_TRUSTED_PROXIES", raising=False)
     for args in ([], ["--service", "iam"]):
+        if args:
+            _split(monkeypatch)
         runs.clear()
         result = _serve("--port", "9", *args)
         assert result.exit_code == 0, result.output
@@ -118,6 +135,8 @@ def test_trusted_proxies_are_an_explicit_setting(runs: list, monkeypatch: pytest
     monkeypatch.setenv("AUTH_API_KEY", "a-real-key-0123456789")
     monkeypatch.setenv("NNO_TRUSTED_PROXIES", " 10.0.0.5, 10.1.0.0/16,::1 ")
     for args in ([], ["--service", "registry"]):
+        if args:
+            _split(monkeypatch)
         runs.clear()
         result = _serve("--port", "9", *args)
         assert result.exit_code == 0, result.output

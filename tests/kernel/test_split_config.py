@@ -81,12 +81,13 @@ async def test_at_start_it_says_which_remote_services_do_not_answer_as_a_service
                 with_gateway=False, with_edge=False, standalone=True)
     with capture_logs() as logs:
         await core.start()
-        assert core.remote_check is not None
-        results = await core.remote_check
+        assert core.remote_check is not None  # asks in the background, and again until they answer
+        results = await core.check_remote_services()
     try:
-        assert results == {"iam": "unreachable", "registry": "a gateway"}
-        warned = {e["event"]: e for e in logs if e["log_level"] == "warning"}
+        assert results == {"iam": "unreachable", "registry": "wrong"}
+        warned = {e["event"]: e for e in logs if e["log_level"] in ("warning", "error")}
         assert warned["remote_service_unreachable"]["service"] == "iam"
-        assert "nno serve --service registry" in warned["remote_service_is_a_gateway"]["hint"]
+        assert "is a gateway" in warned["remote_service_misconfigured"]["message"]
+        assert "nno serve --service registry" in warned["remote_service_misconfigured"]["message"]
     finally:
         await core.stop()

@@ -132,11 +132,14 @@ def serve(
     insecure: bool = typer.Option(
         False, "--insecure", help="Allow a non-loopback address while AUTH_API_KEY is unset."
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Processes serving the one port (more than 1 needs PostgreSQL)."
+    ),
 ) -> None:
     """Run the NNO core: the gateway with every service in one process (embedded mode)."""
     from nno.cli.serve import run_server
 
-    run_server(host=host, port=port, data_dir=data_dir, services=service, insecure=insecure)
+    run_server(host=host, port=port, data_dir=data_dir, services=service, insecure=insecure, workers=workers)
 
 
 @app.command()

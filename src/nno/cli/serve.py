@@ -32,12 +32,18 @@ def local_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def run_server(*, host: str, port: int, data_dir: Path | None, services: list[str], insecure: bool) -> None:
+# `--workers N`: what the supervisor hands its child processes, which build the core themselves.
+SERVICES_ENV = "NNO_SERVE_SERVICES"
+_worker_lock: int | None = None  # held for the life of the one child that runs the embedded worker
+
+
+def run_server(*, host: str, port: int, data_dir: Path | None, services: list[str], insecure: bool,
+               workers: int = 1) -> None:
     from pydantic import ValidationError
 
-    from nno.core import Core
     from nno.kernel.config import SERVICE_NAMES, Settings
     from nno.kernel.logging import configure_logging
+    from nno.kernel.topology import configuration_problems, configuration_warnings, refusals
 
     if data_dir is not None:
         os.environ["NNO_DATA_DIR"] = str(data_dir)
@@ -60,12 +66,23 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
         typer.echo(f"error: unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}",
                    err=True)
         raise typer.Exit(2)
+    services = list(dict.fromkeys(services))
+    problems = configuration_problems(settings, services, processes=workers)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     if settings.dev_bypass and not is_loopback(host) and not insecure:
         typer.echo(
             f"error: refusing to listen on {host} with AUTH_API_KEY unset (no authentication). "
             "Set AUTH_API_KEY, listen on 127.0.0.1, or pass --insecure.",
             err=True,
         )
+        raise typer.Exit(2)
+    refused = refusals(settings, services)  # a URL reaching a gateway or another service
+    if refused:
+        for message in refused:
+            typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2)
     sock = bind_or_explain(host, port)
     if settings.dev_bypass:
@@ -74,20 +91,80 @@ def run_server(*, host: str, port: int, data_dir: Path | None, services: list[st
             message="AUTH_API_KEY is not set: the gateway lets every request through unauthenticated "
             "(local-dev bypass). Set AUTH_API_KEY for any shared or production use.",
         )
+    for warning in configuration_warnings(settings, services, processes=workers):
+        log.warning("shared_state_in_memory", message=warning)
     proxies = settings.trusted_proxy_list
+    remote = {n: url for n in SERVICE_NAMES if n not in services and (url := settings.service_url(n))}
     log.info("nno_serving", url=local_url(host, port), publicUrl=settings.public_url,
-             services=services or "all", trustedProxies=proxies or None)
-    if services:
-        core = Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
-    else:
-        core = Core(settings)
+             services=services or "all", reaches=remote or None, processes=workers,
+             trustedProxies=proxies or None)
     if services:
         what = f"services {', '.join(services)}"
     else:
         what = "all services" if settings.database_url else "embedded"
+    if workers > 1:
+        what += f", {workers} processes"
     ready = f"NNO ready at {local_url(host, port)} ({what}; data in {settings.data_dir})"
-    start_uvicorn(core.asgi, sock, ready, host=host, port=port, log_level="warning", access_log=False,
-                  lifespan="on", **proxy_options(proxies))
+    options: dict[str, Any] = dict(host=host, port=port, log_level="warning", access_log=False, lifespan="on",
+                                   **proxy_options(proxies))
+    if workers > 1:
+        # Each child builds its own core from the environment (the spawned processes share nothing
+        # else with this one).
+        if derived:
+            os.environ["NNO_PUBLIC_URL"] = settings.public_url
+        os.environ[SERVICES_ENV] = ",".join(services)
+        start_supervisor(sock, ready, workers=workers, **options)
+        return
+    start_uvicorn(build_core(settings, services).asgi, sock, ready, **options)
+
+
+def build_core(settings: Any, services: list[str]) -> Any:
+    from nno.core import Core
+
+    if services:
+        return Core(settings, services, with_gateway=False, with_edge=False, standalone=True)
+    return Core(settings)
+
+
+def child_app() -> Any:
+    """The ASGI app of one `--workers` child process: the same core, and the embedded job worker in
+    exactly one child at a time (whichever holds the data directory's lock; a replacement for a dead
+    holder takes it over)."""
+    import fcntl
+
+    from nno.kernel.config import Settings
+    from nno.kernel.logging import configure_logging
+
+    global _worker_lock
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    services = [s for s in os.environ.get(SERVICES_ENV, "").split(",") if s]
+    if settings.embedded_worker:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(settings.data_dir / "serve-worker.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _worker_lock = fd
+        except BlockingIOError:
+            os.close(fd)
+            settings = settings.model_copy(update={"embedded_worker": False})
+    return build_core(settings, services).asgi
+
+
+def start_supervisor(sock: socket.socket, ready: str, *, workers: int, **options: Any) -> None:
+    """uvicorn's process supervisor on the socket already taken: `workers` children accept on it,
+    a dead child is replaced; `ready` is printed once every child accepts requests."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def init_processes(self) -> None:
+            super().init_processes()
+            if all(p.wait_until_ready(600, self.should_exit) for p in self.processes):
+                print(ready, flush=True)
+
+    config = uvicorn.Config("nno.cli.serve:child_app", factory=True, workers=workers, **options)
+    Supervisor(config, sockets=[sock]).run()
 
 
 def start_uvicorn(asgi: Any, sock: socket.socket, ready: str, **options: Any) -> None:

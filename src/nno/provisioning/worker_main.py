@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import structlog
@@ -62,4 +63,12 @@ def run_worker(*, concurrency: int | None, data_dir: Path | None) -> None:
         os.environ["NNO_DATA_DIR"] = str(data_dir)
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
+    from nno.kernel.topology import refusals
+
+    # A URL that reaches a gateway or another service cannot work: refused before any job is claimed.
+    refused = refusals(settings.model_copy(update={"provisioning_url": None, "cli_url": None}), [])
+    if refused:
+        for message in refused:
+            print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
     asyncio.run(serve_worker(concurrency))

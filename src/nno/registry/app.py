@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from nno.kernel.service import ServiceContext, create_service_app
+from nno.registry.onboarding import OnboardingResumer
 from nno.registry.store import StatusRepublisher
 from nno.registry.tenant_orgs import TenantOrgDispatcher
 from nno.registry.views import install_routes
@@ -28,4 +29,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     tenant_orgs = TenantOrgDispatcher.of(ctx)
     ctx.startup_hooks.append(tenant_orgs.start)
     ctx.shutdown_hooks.append(tenant_orgs.stop)
+    resumer = OnboardingResumer.of(ctx)
+    ctx.startup_hooks.append(resumer.start)
+    ctx.shutdown_hooks.append(resumer.stop)
     return app

@@ -5,11 +5,14 @@
 already completed. Then, outside that transaction, it makes the owner `platform-admin` in IAM and
 asks Provisioning for the `PROVISION_PLATFORM` job. Provisioning reports back by PATCHing the
 session and calling the lifecycle endpoint; `verify` completes when the platform becomes active.
-A step whose service is not deployed stays `pending` with a note saying so.
+A step whose service is not deployed stays `pending` with a note saying so; `provision_infra`, when
+Provisioning is not configured or does not answer, is asked for again in the background
+(`OnboardingResumer`) until it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -21,6 +24,7 @@ from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN, SERVICE_IDENTITY
 from nno.kernel.ids import new_id
+from nno.kernel.service import ServiceContext
 from nno.registry import serialize, steps
 from nno.registry.access import Access
 from nno.registry.gone import Write
@@ -36,6 +40,7 @@ NOTE_NO_PROVISIONING = "The provisioning service is not deployed; this step wait
 NOTE_NO_CLI = "The CLI Service is not deployed; this step waits for it"
 NOTE_CLI_PENDING = "Waiting for the CLI Service"
 NOTE_VERIFY = "Completes when the platform is active"
+NOTE_RETRYING = "Provisioning did not answer; asked again until it does"
 # What a session may still record once its platform is gone: how it ended, nothing that moves it on.
 CLOSING_STEP_STATUSES = frozenset({"failed", "skipped"})
 
@@ -118,10 +123,51 @@ class OnboardingService(RegistryBase):
             row.steps = current
             row.status = steps.derive_status(current)
             row.updated_at = now
+            if row.provision_job_id is None and steps.step(current, "provision_infra")["status"] == "pending":
+                OnboardingResumer.of(self.ctx).wake()
             audit(s, access, platform_id=platform_id, action="onboarding.step_update", target_type="onboarding",
                   target_id=session_id, after={"provisionJobId": row.provision_job_id,
                                                "provision_infra": steps.step(current, "provision_infra")["status"]},
                   at=now)
+
+    async def resume_waiting(self) -> int:
+        """Ask Provisioning again for the jobs of sessions whose `provision_infra` step waits on it (it
+        was unreachable, or not configured when the session started); how many still wait."""
+        async with self.db.session() as s:
+            rows = (await s.execute(select(OnboardingSession).where(
+                OnboardingSession.provision_job_id.is_(None), OnboardingSession.platform_id.is_not(None),
+                OnboardingSession.status.in_(("pending", "in_progress"))))).scalars().all()
+        waiting = 0
+        for row in rows:
+            if steps.step(row.steps, "provision_infra")["status"] != "pending" or row.platform_id is None:
+                continue
+            async with self.db.session() as s:
+                platform = await s.get(Platform, row.platform_id)
+                default = await s.get(Stack, (row.platform_id, DEFAULT_STACK_ID))
+            if platform is None or platform.status != "pending" or default is None:
+                continue
+            job_id, provision = await self._request_provisioning(
+                row.platform_id, row.id, {"planTier": row.tier, "defaultEntityId": default.tenant_id})
+            if job_id is None and provision.get("status") != "failed":
+                waiting += self.ctx.bindings.get("provisioning") is not None
+                continue
+            now = now_ms()
+            async with self.db.session() as s:
+                fresh = await self._lock_session(s, row.id)
+                current = fresh.steps
+                if steps.step(current, "provision_infra")["status"] == "pending":
+                    current = steps.set_step(current, "provision_infra", now, **provision)
+                if job_id and fresh.provision_job_id is None:
+                    fresh.provision_job_id = job_id
+                fresh.steps = current
+                fresh.status = steps.derive_status(current)
+                fresh.updated_at = now
+                audit(s, Access(SERVICE_IDENTITY, self.ctx.bindings), platform_id=row.platform_id,
+                      action="onboarding.step_update", target_type="onboarding", target_id=row.id,
+                      after={"provisionJobId": fresh.provision_job_id,
+                             "provision_infra": steps.step(current, "provision_infra")["status"]}, at=now)
+            log.info("onboarding_provisioning_resumed", platform_id=row.platform_id, job_id=job_id)
+        return waiting
 
     async def _make_owner_admin(self, platform_id: str, user_id: str) -> str | None:
         iam = self.ctx.bindings.get("iam")
@@ -148,10 +194,18 @@ class OnboardingService(RegistryBase):
                                               json={"platformId": platform_id, "onboardingSessionId": session_id,
                                                     **extras})
         except UpstreamError as exc:
-            log.warning("onboarding_provisioning_failed", platform_id=platform_id, error=str(exc))
-            return None, {"status": "failed", "error": f"Provisioning unreachable: {exc}"}
+            log.warning("onboarding_provisioning_waiting", platform_id=platform_id, error=str(exc))
+            return None, {"status": "pending", "note": f"{NOTE_RETRYING}: {exc}"}
         body = resp.json() if resp.body else None
         job_id = body.get("jobId") if isinstance(body, dict) else None
+        if resp.status == 409 and isinstance(body, dict):  # asked twice (two Registry processes resuming)
+            live = (body.get("error") or {}).get("details") or {}
+            job_id = live.get("liveJobId") if isinstance(live, dict) else None
+            if isinstance(job_id, str):
+                return job_id, {"status": "in_progress", "jobId": job_id, "note": f"PROVISION_PLATFORM job {job_id}"}
+        if resp.status >= 500 or resp.status == 429:
+            log.warning("onboarding_provisioning_waiting", platform_id=platform_id, status=resp.status)
+            return None, {"status": "pending", "note": f"{NOTE_RETRYING}: HTTP {resp.status}"}
         if not resp.ok or not isinstance(job_id, str):
             log.warning("onboarding_provisioning_failed", platform_id=platform_id, status=resp.status)
             code = (body or {}).get("error", {}).get("code") if isinstance(body, dict) else None
@@ -314,3 +368,60 @@ class OnboardingService(RegistryBase):
         if stack_id is not None and existing.platform_id is not None and existing.stack_template_id:
             await self._activate_template(existing.platform_id, stack_id, existing.stack_template_id)
         return after
+
+
+class OnboardingResumer:
+    """Runs `OnboardingService.resume_waiting` in the background: soon after a session is left
+    waiting, then backing off (1 s doubling to 30 s) while some still wait, and once a minute
+    otherwise (sessions left waiting by another process, or before this one started)."""
+
+    EXTRAS_KEY = "registry.onboarding_resumer"
+
+    def __init__(self, ctx: ServiceContext, *, first_delay_s: float = 1.0, max_delay_s: float = 30.0,
+                 idle_s: float = 60.0) -> None:
+        self.ctx = ctx
+        self.first_delay_s, self.max_delay_s, self.idle_s = first_delay_s, max_delay_s, idle_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, ctx: ServiceContext) -> OnboardingResumer:
+        found = ctx.extras.get(cls.EXTRAS_KEY)
+        if found is None:
+            found = ctx.extras[cls.EXTRAS_KEY] = cls(ctx)
+        return found
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        service = OnboardingService(self.ctx)
+        delay = self.first_delay_s
+        while not self._stopping:
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+                delay = self.first_delay_s
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                waiting = await service.resume_waiting()
+            except Exception:  # a database blip: the next round asks again
+                log.exception("onboarding_resume_failed")
+                waiting = 1
+            delay = min(delay * 2, self.max_delay_s) if waiting else self.idle_s
+
+    async def start(self) -> None:
+        self._stopping = False
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            # Bounded: a round stuck on a call must not hold the shutdown up.
+            await asyncio.wait([self._task], timeout=5)
+            self._task = None

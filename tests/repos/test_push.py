@@ -132,9 +132,17 @@ async def test_runners_share_pushes_and_find_those_made_while_none_ran(
         asked = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={})
         assert asked.status_code == 202 and asked.json()["id"] == queued["id"], asked.text
         await first.run_until_idle()
+        pushed = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={"commitSha": sha})
+        assert pushed.json()["id"] == queued["id"] and pushed.json()["status"] == "deployed", pushed.text
         again = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={})
         assert again.json()["id"] != queued["id"]  # a rebuild of a built head is a new build
         await first.run_until_idle()
+        stale = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={"commitSha": "0" * 40})
+        assert stale.status_code == 409 and stale.json()["error"]["code"] == "NOT_THE_HEAD"
+        for bad in ({"commitSha": "HEAD"}, {"commitSha": sha[:12]}, {"environment": "qa"}):
+            refused = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json=bad)
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert len(await builds_of(client, h, pid, sha)) == 2
 
         # A push while no runner runs, from a repository whose hook is missing (made before hooks):
         # the next runner's start-up sweep builds it and puts the hook back.

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from nno.core import Core
 from nno.kernel.config import Settings
+from nno.repos.models import PlatformRepo
 from nno.repos.runner import BuildRunner
 from tests.repos.conftest import CLI, active_platform, latest_build, make_repo, site_index, wait_build
 
@@ -153,6 +155,12 @@ async def test_runners_share_pushes_and_find_those_made_while_none_ran(
         assert await BuildRunner(ctx, runner_id="c").scan_pushes() == 1
         assert hook.is_file() and len(await builds_of(client, h, pid, later)) == 1
         assert await BuildRunner(ctx, runner_id="d").scan_pushes() == 0
+        # A repository recorded before heads were (an upgraded installation) is not rebuilt.
+        async with ctx.db.session() as s:
+            await s.execute(update(PlatformRepo).where(PlatformRepo.platform_id == pid).values(head_sha=None))
+        assert await BuildRunner(ctx, runner_id="e").scan_pushes() == 0
+        async with ctx.db.session() as s:
+            assert (await s.get(PlatformRepo, pid)).head_sha == later  # type: ignore[union-attr]
 
 
 async def active_platform_quiet(core: Core, client: httpx.AsyncClient, h: dict[str, str]) -> str:

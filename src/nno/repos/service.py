@@ -283,10 +283,11 @@ async def detect_push(ctx: ServiceContext, platform_id: str) -> Build | None:
         async with ctx.db.session() as s:
             newest = (await s.scalars(select(Build.commit_sha).where(Build.platform_id == platform_id)
                                       .order_by(Build.created_at.desc(), Build.id.desc()).limit(1))).first()
-            if newest == sha:
+        if newest == sha:
+            async with ctx.db.session() as s:
                 await s.execute(update(PlatformRepo).where(PlatformRepo.platform_id == platform_id,
                                                            PlatformRepo.head_sha.is_(None)).values(head_sha=sha))
-                return None
+            return None
     build = await claim_and_queue(ctx, repo, sha, f"push to {repo.default_branch}")
     if build is None:
         return None

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from nno.core import Core
 from nno.kernel.config import Settings
+from nno.repos.models import PlatformRepo
 from nno.repos.runner import BuildRunner
 from tests.repos.conftest import CLI, active_platform, latest_build, make_repo, site_index, wait_build
 
@@ -132,9 +134,17 @@ async def test_runners_share_pushes_and_find_those_made_while_none_ran(
         asked = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={})
         assert asked.status_code == 202 and asked.json()["id"] == queued["id"], asked.text
         await first.run_until_idle()
+        pushed = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={"commitSha": sha})
+        assert pushed.json()["id"] == queued["id"] and pushed.json()["status"] == "deployed", pushed.text
         again = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={})
         assert again.json()["id"] != queued["id"]  # a rebuild of a built head is a new build
         await first.run_until_idle()
+        stale = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json={"commitSha": "0" * 40})
+        assert stale.status_code == 409 and stale.json()["error"]["code"] == "NOT_THE_HEAD"
+        for bad in ({"commitSha": "HEAD"}, {"commitSha": sha[:12]}, {"environment": "qa"}):
+            refused = await client.post(f"{CLI}/platforms/{pid}/builds", headers=h, json=bad)
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert len(await builds_of(client, h, pid, sha)) == 2
 
         # A push while no runner runs, from a repository whose hook is missing (made before hooks):
         # the next runner's start-up sweep builds it and puts the hook back.
@@ -145,6 +155,12 @@ async def test_runners_share_pushes_and_find_those_made_while_none_ran(
         assert await BuildRunner(ctx, runner_id="c").scan_pushes() == 1
         assert hook.is_file() and len(await builds_of(client, h, pid, later)) == 1
         assert await BuildRunner(ctx, runner_id="d").scan_pushes() == 0
+        # A repository recorded before heads were (an upgraded installation) is not rebuilt.
+        async with ctx.db.session() as s:
+            await s.execute(update(PlatformRepo).where(PlatformRepo.platform_id == pid).values(head_sha=None))
+        assert await BuildRunner(ctx, runner_id="e").scan_pushes() == 0
+        async with ctx.db.session() as s:
+            assert (await s.get(PlatformRepo, pid)).head_sha == later  # type: ignore[union-attr]
 
 
 async def active_platform_quiet(core: Core, client: httpx.AsyncClient, h: dict[str, str]) -> str:

@@ -65,6 +65,8 @@ class ApplyFeatures(Strict):
 
 class TriggerBuild(Strict):
     environment: Environment | None = None
+    # What a `git push` just sent: its build, if it has one already, is the answer.
+    commitSha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")] | None = None
 
 
 class RepoCreated(BaseModel):

@@ -63,27 +63,41 @@ async def get_repo_row(ctx: ServiceContext, platform_id: str) -> PlatformRepo:
     return row
 
 
-async def queue_build(ctx: ServiceContext, repo: PlatformRepo, sha: str, trigger: str,
-                      environment: str | None = None) -> Build:
+def _new_build(repo: PlatformRepo, sha: str, trigger: str, environment: str | None) -> Build:
     now = now_ms()
-    build = Build(id=new_id(), platform_id=repo.platform_id, environment=environment or repo.environment,
-                  commit_sha=sha, status="queued", trigger=trigger[:200], log="", attempts=0, not_before=now,
-                  created_at=now)
-    async with ctx.db.session() as s:
-        s.add(build)
+    return Build(id=new_id(), platform_id=repo.platform_id, environment=environment or repo.environment,
+                 commit_sha=sha, status="queued", trigger=trigger[:200], log="", attempts=0, not_before=now,
+                 created_at=now)
+
+
+async def _queued(ctx: ServiceContext, repo: PlatformRepo, build: Build) -> Build:
     await report_build_state(ctx, build, repo)
     wake(ctx)
     return build
 
 
-async def claim_head(ctx: ServiceContext, platform_id: str, sha: str) -> bool:
-    """Record `sha` as the head a build is queued for. False when it was recorded already (by the
-    runner seeing a push, or another caller): a compare-and-swap, so one of them queues the build."""
+async def queue_build(ctx: ServiceContext, repo: PlatformRepo, sha: str, trigger: str,
+                      environment: str | None = None) -> Build:
+    build = _new_build(repo, sha, trigger, environment)
+    async with ctx.db.session() as s:
+        s.add(build)
+    return await _queued(ctx, repo, build)
+
+
+async def claim_and_queue(ctx: ServiceContext, repo: PlatformRepo, sha: str, trigger: str,
+                          environment: str | None = None) -> Build | None:
+    """Queue the build of a new branch head `sha`, unless a build of it was queued already (by the
+    runner seeing a push, or the service's own commit). The head is recorded with a compare-and-swap
+    in the same transaction as the build row, so whoever loses the swap finds the build."""
+    build = _new_build(repo, sha, trigger, environment)
     async with ctx.db.session() as s:
         res = await s.execute(update(PlatformRepo).where(
-            PlatformRepo.platform_id == platform_id,
+            PlatformRepo.platform_id == repo.platform_id,
             or_(PlatformRepo.head_sha.is_(None), PlatformRepo.head_sha != sha)).values(head_sha=sha))
-    return bool(getattr(res, "rowcount", 0) == 1)
+        if getattr(res, "rowcount", 0) != 1:
+            return None
+        s.add(build)
+    return await _queued(ctx, repo, build)
 
 
 async def build_of(ctx: ServiceContext, platform_id: str, sha: str, statuses: tuple[str, ...] | None = None,
@@ -102,13 +116,11 @@ async def build_of(ctx: ServiceContext, platform_id: str, sha: str, statuses: tu
 
 async def build_head(ctx: ServiceContext, repo: PlatformRepo, sha: str, trigger: str,
                      environment: str | None = None) -> Build:
-    """The build of a new branch head `sha`: queued once, even when the runner saw the same head
-    arrive (it then queued the build already)."""
-    if not await claim_head(ctx, repo.platform_id, sha):
-        found = await build_of(ctx, repo.platform_id, sha, environment=environment or repo.environment)
-        if found is not None:
-            return found
-    return await queue_build(ctx, repo, sha, trigger, environment)
+    """The one build of a new branch head `sha` (queued here, or already by whoever saw it first)."""
+    build = await claim_and_queue(ctx, repo, sha, trigger, environment)
+    if build is None:
+        build = await build_of(ctx, repo.platform_id, sha, environment=environment or repo.environment)
+    return build or await queue_build(ctx, repo, sha, trigger, environment)
 
 
 async def report_build_state(ctx: ServiceContext, build: Build, repo: PlatformRepo) -> None:
@@ -236,18 +248,23 @@ async def apply(ctx: ServiceContext, platform_id: str, body: ApplyFeatures) -> d
             "deactivated": list(body.deactivate), "commitSha": sha, "buildId": build.id if build else None}
 
 
-async def trigger_build(ctx: ServiceContext, platform_id: str, environment: str | None) -> dict[str, Any]:
-    """Build the branch head again (after a push to the repository, or by hand). A build of the
-    head that is still queued or running is the answer, rather than a second one."""
+async def trigger_build(ctx: ServiceContext, platform_id: str, environment: str | None,
+                        commit_sha: str | None = None) -> dict[str, Any]:
+    """Build the branch head. A build of the head still queued or running is the answer rather
+    than a second one; with `commit_sha` (what a `git push` just sent), any build of it is."""
     repo = await get_repo_row(ctx, platform_id)
     sha = await provider(ctx).head(platform_id)
     if sha is None:
         raise NNOError(409, "REPO_EMPTY", "The repository has no commit to build", {"platformId": platform_id})
-    await claim_head(ctx, platform_id, sha)
-    running = await build_of(ctx, platform_id, sha, ("queued", "building"), environment or repo.environment)
-    if running is not None:
-        return build_out(running)
-    return build_out(await queue_build(ctx, repo, sha, "requested", environment))
+    if commit_sha is not None and commit_sha != sha:
+        raise NNOError(409, "NOT_THE_HEAD", f"{commit_sha} is not the head of {repo.default_branch} ({sha})",
+                       {"field": "commitSha", "head": sha})
+    new = await claim_and_queue(ctx, repo, sha, "requested", environment)
+    if new is not None:
+        return build_out(new)
+    statuses = None if commit_sha else ("queued", "building")
+    found = await build_of(ctx, platform_id, sha, statuses, environment or repo.environment)
+    return build_out(found or await queue_build(ctx, repo, sha, "requested", environment))
 
 
 async def detect_push(ctx: ServiceContext, platform_id: str) -> Build | None:
@@ -260,14 +277,20 @@ async def detect_push(ctx: ServiceContext, platform_id: str) -> Build | None:
     prov = provider(ctx)
     await prov.watch(platform_id)
     sha = await prov.head(platform_id)
-    if sha is None or sha == repo.head_sha or not await claim_head(ctx, platform_id, sha):
+    if sha is None or sha == repo.head_sha:
         return None
-    async with ctx.db.session() as s:
-        newest = (await s.scalars(select(Build.commit_sha).where(Build.platform_id == platform_id)
-                                  .order_by(Build.created_at.desc(), Build.id.desc()).limit(1))).first()
-    if newest == sha:  # the service's own commit, whose build is queued already
+    if repo.head_sha is None:  # recorded before heads were: built already if its newest build is of it
+        async with ctx.db.session() as s:
+            newest = (await s.scalars(select(Build.commit_sha).where(Build.platform_id == platform_id)
+                                      .order_by(Build.created_at.desc(), Build.id.desc()).limit(1))).first()
+        if newest == sha:
+            async with ctx.db.session() as s:
+                await s.execute(update(PlatformRepo).where(PlatformRepo.platform_id == platform_id,
+                                                           PlatformRepo.head_sha.is_(None)).values(head_sha=sha))
+            return None
+    build = await claim_and_queue(ctx, repo, sha, f"push to {repo.default_branch}")
+    if build is None:
         return None
-    build = await queue_build(ctx, repo, sha, f"push to {repo.default_branch}")
     log.info("push_detected", platformId=platform_id, commit=sha, buildId=build.id)
     return build
 

@@ -102,4 +102,5 @@ async def get_build(platform_id: str, build_id: str, request: Request, identity:
 async def trigger_build(platform_id: str, request: Request, identity: Caller,
                         body: TriggerBuild | None = None) -> dict[str, Any]:
     await require_write(identity, _ctx(request).bindings, platform_id)
-    return await service.trigger_build(_ctx(request), platform_id, body.environment if body else None)
+    return await service.trigger_build(_ctx(request), platform_id, body.environment if body else None,
+                                       body.commitSha if body else None)

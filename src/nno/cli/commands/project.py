@@ -161,10 +161,13 @@ def deploy(ctx: typer.Context, directory: Path = _dir_option(), platform: str | 
                             capture_output=True, text=True, check=False)
     if pushed.returncode != 0:
         raise CLIError(f"git push failed: {pushed.stderr.strip()}", hint="Pull first: git pull --rebase")
+    head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=False).stdout.strip()
     st = state(ctx)
     with st.client() as client:
         pid = str(st.resolve_platform(client, platform)["id"])
-        build_row = rebuild_and_wait(client, pid, wait=wait)
+        # The push's own build (a local repository builds a push by itself), not a second one.
+        build_row = rebuild_and_wait(client, pid, wait=wait, commit_sha=head or None)
     success(f"build {build_row['id']} {build_row['status']}")
 
 

@@ -91,11 +91,13 @@ def log(ctx: typer.Context, build_id: str = typer.Argument(..., metavar="BUILD")
     console().print(build.get("log") or "", markup=False, end="")
 
 
-def rebuild_and_wait(client: Any, pid: str, *, wait: bool, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Queue a build of the repository's head; with `wait`, poll until it deploys or fails."""
+def rebuild_and_wait(client: Any, pid: str, *, wait: bool, timeout_s: float = 300.0,
+                     commit_sha: str | None = None) -> dict[str, Any]:
+    """Queue a build of the repository's head (with `commit_sha`, the build that commit has
+    already, if any); with `wait`, poll until it deploys or fails."""
     from nno.cli.errors import CLIError
 
-    build: dict[str, Any] = client.post(f"{CLI}/{pid}/builds", json={})
+    build: dict[str, Any] = client.post(f"{CLI}/{pid}/builds", json={"commitSha": commit_sha} if commit_sha else {})
     deadline = time.monotonic() + timeout_s
     while wait and build.get("status") not in ("deployed", "failed"):
         if time.monotonic() > deadline:

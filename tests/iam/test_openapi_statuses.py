@@ -9,7 +9,7 @@ import pytest
 IAM = "/api/v1/iam"
 CREATED_ONLY = ["/api/nno/apikey", "/api/nno/grants", "/api/auth/organization/create",
                 "/api/auth/organization/add-member", "/api/auth/organization/invite-member",
-                "/api/nno/organizations", "/api/nno/bootstrap"]
+                "/api/nno/organizations", "/api/nno/bootstrap", "/api/nno/platform-invitations"]
 CREATED_OR_KEPT = ["/api/nno/roles", "/api/nno/platform-members"]
 
 

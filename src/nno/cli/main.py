@@ -22,6 +22,7 @@ from nno.cli.commands import (
     billing,
     job,
     marketplace,
+    member,
     operator,
     platform,
     project,
@@ -159,6 +160,7 @@ auth.register(app)
 app.add_typer(platform.app, name="platform")
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(member.app, name="member")
 app.add_typer(job.app, name="job")
 app.add_typer(billing.app, name="billing")
 audit.register(app)

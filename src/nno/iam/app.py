@@ -11,7 +11,7 @@ from nno.iam.auth_app import AUTH_MIGRATIONS_DIR, build_app
 from nno.iam.context import PLATFORM_STATUS, IAMContext
 from nno.iam.mailer import Mailer
 from nno.iam.maintenance import Purger
-from nno.iam.views import admin, apikeys, operators, orgs, platform, rbac, users
+from nno.iam.views import admin, apikeys, operators, orgs, platform, platform_invitations, rbac, users
 from nno.iam.views import audit as audit_views
 from nno.kernel.platform_status import read_status
 from nno.kernel.service import ServiceContext
@@ -19,7 +19,7 @@ from nno.kernel.service import ServiceContext
 MIGRATIONS_DIR: Path | None = AUTH_MIGRATIONS_DIR
 
 NNO_ROUTERS = (platform.router, users.router, apikeys.router, orgs.nno_router, rbac.router, admin.router,
-               audit_views.router, operators.router)
+               audit_views.router, operators.router, platform_invitations.router)
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

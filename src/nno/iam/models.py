@@ -1,5 +1,5 @@
 """IAM tables: accounts, sessions, organizations, the permission layer, API keys, device codes,
-platform membership, mail outbox and the audit log.
+platform membership and invitations, mail outbox and the audit log.
 
 Every bearer secret (session token, magic-link token, API key, device code) is stored only as its
 SHA-256 digest (`*_hash` columns); passwords only as argon2 hashes. Times are Unix milliseconds.
@@ -163,6 +163,26 @@ class PlatformMember(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(32))  # platform-admin | user
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class PlatformInvitation(Base):
+    """An invitation to become a member of a platform (`platform_invitations`), accepted with the
+    mailed token (stored only as its digest) by the account that proved the address."""
+
+    __tablename__ = "platform_invitations"
+    __table_args__ = (Index("ix_platform_invitations_platform_status", "platform_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    platform_id: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(320), index=True)  # stored lower-cased
+    role: Mapped[str] = mapped_column(String(32))  # platform-admin | user
+    status: Mapped[str] = mapped_column(String(16))  # pending | accepted | canceled
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    inviter_id: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    accepted_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class DeviceCode(Base):

@@ -278,3 +278,13 @@ class FeaturePermissionsBody(Body):
     """The whole set of permission keys one feature declares (replaces what was registered)."""
 
     permissions: Annotated[list[FeaturePermissionItem], Field(max_length=200)]
+
+
+class PlatformInviteBody(Body):
+    platformId: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,32}$")]
+    email: Email
+    role: PlatformRole
+
+
+class PlatformInviteTokenBody(Body):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]

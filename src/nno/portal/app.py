@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from nno.kernel.config import Settings
 from nno.kernel.errors import NNOError
-from nno.portal import account, billing, catalogue, operators, platforms
+from nno.portal import account, billing, catalogue, invitations, operators, platforms
 from nno.portal.gateway_client import GatewayClient
 from nno.portal.security import PortalHeadersMiddleware
 from nno.portal.web import PortalConfig, PortalError, SignInRequired, Web, check_csrf, templates
@@ -36,6 +36,7 @@ def create_portal(settings: Settings, gateway: ASGIApp) -> ASGIApp:
     app.include_router(catalogue.router)
     app.include_router(billing.router)
     app.include_router(operators.router)
+    app.include_router(invitations.router)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, exc: SignInRequired) -> Response:

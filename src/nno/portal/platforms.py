@@ -251,13 +251,68 @@ async def tenant_page(w: WebDep, platform_id: str, tenant_id: str) -> Response:
 
 # --- members ------------------------------------------------------------------------------------
 
+INVITATIONS = f"{IAM}/api/nno/platform-invitations"
+PLATFORM_ROLES = ("user", "platform-admin")
+
+
+async def _members_page(w: Any, platform: dict[str, Any], *, status_code: int = 200, error: str | None = None,
+                        invited: str = "", form: dict[str, str] | None = None) -> Response:
+    """The members and, for those who may manage them (IAM says: 403 otherwise), the invite form and
+    the pending invitations."""
+    answer = await w.api("GET", f"{IAM}/api/nno/platform-members", params={"platformId": platform["id"]})
+    pending = await w.api("GET", INVITATIONS, params={"platformId": platform["id"]})
+    return w.render("members.html", status_code=status_code, platform=platform, members=_data(answer),
+                    error=error or (None if answer.ok else answer.message), can_invite=pending.ok,
+                    invitations=_data(pending), roles=PLATFORM_ROLES, invited=invited, form=form or {})
+
+
 @router.get("/platforms/{platform_id}/members")
-async def members(w: WebDep, platform_id: str) -> Response:
+async def members(w: WebDep, platform_id: str, invited: str = "") -> Response:
     await w.require_me()
     platform = await _platform(w, platform_id)
-    answer = await w.api("GET", f"{IAM}/api/nno/platform-members", params={"platformId": platform_id})
-    return w.render("members.html", platform=platform, members=_data(answer),
-                    error=None if answer.ok else answer.message)
+    return await _members_page(w, platform, invited=invited[:320])
+
+
+@router.post("/platforms/{platform_id}/members/invite")
+async def invite_member(w: WebDep, request: Request, platform_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    form = await form_data(request)
+    body = {"platformId": platform["id"], "email": form.get("email", ""), "role": form.get("role", "")}
+    answer = await w.api("POST", INVITATIONS, json=body)
+    if not answer.ok:
+        if answer.status == 401:
+            await w.must(answer)
+        return await _members_page(w, platform, status_code=answer.status, error=answer.message, form=form)
+    email = str((answer.data or {}).get("email", ""))
+    return redirect(f"/platforms/{quote(platform['id'], safe='')}/members?" + urlencode({"invited": email}),
+                    request)
+
+
+async def _pending_invitation(w: Any, platform: dict[str, Any], invitation_id: str) -> dict[str, Any]:
+    """One of the platform's pending invitations, as its manager sees it (else the page is not found)."""
+    _id(invitation_id)
+    listing = await w.must(await w.api("GET", INVITATIONS, params={"platformId": platform["id"]}))
+    for inv in listing.get("data", []) if isinstance(listing, dict) else []:
+        if isinstance(inv, dict) and inv.get("id") == invitation_id:
+            return inv
+    raise PortalError(_not_found())
+
+
+@router.get("/platforms/{platform_id}/members/invitations/{invitation_id}/cancel")
+async def confirm_cancel_invitation(w: WebDep, platform_id: str, invitation_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    inv = await _pending_invitation(w, platform, invitation_id)
+    return w.render("invitation_cancel.html", platform=platform, invitation=inv)
+
+
+@router.post("/platforms/{platform_id}/members/invitations/{invitation_id}/cancel")
+async def cancel_invitation(w: WebDep, request: Request, platform_id: str, invitation_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    await w.must(await w.api("DELETE", f"{INVITATIONS}/{_id(invitation_id)}"))
+    return redirect(f"/platforms/{quote(platform['id'], safe='')}/members", request)
 
 
 # --- API keys -----------------------------------------------------------------------------------

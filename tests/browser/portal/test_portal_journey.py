@@ -189,3 +189,60 @@ def test_stack_activation_and_the_billing_pages(live: LiveServer, chromium: Any,
     owner.wait_for_url(re.compile(r".*/audit\?action=stack.*"))
     _shot(owner, screenshots, "portal-audit")
     assert not problems, problems
+
+
+def _mailed(base: str, to: str, pattern: str) -> str:
+    with httpx.Client(base_url=base) as http:
+        resp = http.get("/api/v1/iam/api/nno/mail/outbox", params={"to": to},
+                        headers={"Authorization": f"Bearer {SERVICE_KEY}"})
+        assert resp.status_code == 200, resp.text
+    for mail in resp.json()["data"]:
+        found = re.search(pattern, str(mail["body"]))
+        if found:
+            return found.group(1)
+    raise AssertionError(f"no mail to {to} matching {pattern}")
+
+
+def test_invite_a_member_who_accepts(live: LiveServer, chromium: Any, screenshots: Path) -> None:
+    """The owner invites from the Members page; the invitee follows the mail, proves the address with
+    a magic link and accepts; the owner sees the new member and no pending invitation."""
+    problems: list[str] = []
+    owner = _page(chromium, problems)
+    base = live.url
+    owner.goto(base + "/sign-up")
+    owner.get_by_label("Name", exact=True).fill("Ina Inviter")
+    owner.get_by_label("Email").fill("ina@example.com")
+    owner.get_by_label("Password").fill(PASSWORD)
+    owner.get_by_role("button", name="Sign up").click()
+    owner.wait_for_url(re.compile(r".*/platforms/new$"))
+    owner.get_by_label("Name", exact=True).fill("Team Co")
+    owner.get_by_label("Slug", exact=False).fill("team-co")
+    owner.get_by_role("button", name="Create and provision").click()
+    owner.wait_for_url(re.compile(r".*/platforms/[a-z0-9]+\?welcome=1$"), timeout=120_000)
+    pid = re.search(r"/platforms/([a-z0-9]+)\?", owner.url).group(1)  # type: ignore[union-attr]
+
+    owner.get_by_role("navigation", name="Platform").get_by_role("link", name="Members").click()
+    owner.get_by_label("Email").fill("joe@example.com")
+    owner.get_by_label("Role").select_option("platform-admin")
+    owner.get_by_role("button", name="Send invitation").click()
+    owner.wait_for_url(re.compile(rf".*/platforms/{pid}/members\?invited=.*"))
+    assert owner.get_by_role("row").filter(has_text="joe@example.com").is_visible()
+    _shot(owner, screenshots, "portal-members-invite")
+
+    invitee = _page(chromium, problems)
+    invitee.goto(base + _mailed(base, "joe@example.com", r"(/invitations/accept\?token=\S+)"))
+    invitee.wait_for_url(re.compile(r".*/sign-in\?next=.*"))
+    invitee.locator("form[action='/sign-in/magic-link']").get_by_label("Email").fill("joe@example.com")
+    invitee.get_by_role("button", name="Email me a link").click()
+    invitee.get_by_text("on its way").wait_for()
+    invitee.goto(base + _mailed(base, "joe@example.com", r"(/api/v1/iam/api/auth/magic-link/verify\?\S+)"))
+    invitee.wait_for_url(re.compile(r".*/invitations/accept\?token=.*"))
+    assert invitee.get_by_text("platform-admin").first.is_visible()
+    _shot(invitee, screenshots, "portal-invitation-accept")
+    invitee.get_by_role("button", name="Accept the invitation").click()
+    assert invitee.get_by_text("You are now a").is_visible()
+
+    owner.reload()
+    assert owner.get_by_text("No pending invitations.").is_visible()
+    assert owner.get_by_role("row").filter(has_text="platform-admin").count() == 2
+    assert not problems, problems

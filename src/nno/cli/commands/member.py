@@ -1,0 +1,110 @@
+"""`nno member list|invite|invitations|cancel-invite|accept` (IAM: /api/v1/iam/api/nno/platform-members
+and /platform-invitations). Inviting needs platform-admin of the platform (or an operator); the
+invitee accepts with the token from the mail, signed in with the invited, proven address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from nno.cli.commands import json_option, new_app, platform_option, state
+from nno.cli.state import IAM
+
+app = new_app("Platform members and invitations: list, invite, pending invitations, cancel, accept.")
+
+MEMBERS = f"{IAM}/api/nno/platform-members"
+INVITATIONS = f"{IAM}/api/nno/platform-invitations"
+
+
+def _rows(page: Any) -> list[dict[str, Any]]:
+    return list(page.get("data", [])) if isinstance(page, dict) else []
+
+
+@app.command("list")
+def list_members(ctx: typer.Context, platform: str | None = platform_option(),
+                 as_json: bool = json_option()) -> None:
+    """The platform's members and their roles (platform-admins and operators)."""
+    from nno.cli.output import field, print_json, table, when
+
+    st = state(ctx)
+    with st.client() as client:
+        platform_id = st.resolve_platform(client, platform)["id"]
+        page = client.get(MEMBERS, params={"platformId": platform_id})
+    if as_json:
+        print_json(page)
+        return
+    table([("USER", field("userId")), ("ROLE", field("role")), ("SINCE", field("createdAt", when))],
+          _rows(page), empty="No members.")
+
+
+@app.command("invite")
+def invite(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., metavar="EMAIL"),
+    role: str = typer.Option("user", "--role", help="user or platform-admin (at most your own role)."),
+    platform: str | None = platform_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Invite EMAIL to the platform; they get a mail with a link valid for 7 days."""
+    from nno.cli.output import info, print_json, success
+
+    st = state(ctx)
+    with st.client() as client:
+        platform_id = st.resolve_platform(client, platform)["id"]
+        created = client.post(INVITATIONS, json={"platformId": platform_id, "email": email, "role": role})
+    if as_json:
+        print_json(created)
+        return
+    success(f"Invited {created.get('email')} to platform {platform_id} as {created.get('role')} "
+            f"(invitation {created.get('id')})")
+    info("They accept from the mailed link, signed in with that address.")
+
+
+@app.command("invitations")
+def invitations(ctx: typer.Context, platform: str | None = platform_option(),
+                mine: bool = typer.Option(False, "--mine", help="Your own pending invitations instead."),
+                as_json: bool = json_option()) -> None:
+    """Pending invitations of the platform (or, with --mine, those addressed to you)."""
+    from nno.cli.output import field, print_json, table, when
+
+    st = state(ctx)
+    with st.client() as client:
+        params = {} if mine else {"platformId": st.resolve_platform(client, platform)["id"]}
+        page = client.get(INVITATIONS, params=params)
+    if as_json:
+        print_json(page)
+        return
+    table([("ID", field("id")), ("PLATFORM", field("platformId")), ("EMAIL", field("email")),
+           ("ROLE", field("role")), ("SENT", field("createdAt", when)), ("EXPIRES", field("expiresAt", when))],
+          _rows(page), empty="No pending invitations.")
+
+
+@app.command("cancel-invite")
+def cancel_invite(ctx: typer.Context, invitation_id: str = typer.Argument(..., metavar="INVITATION_ID"),
+                  as_json: bool = json_option()) -> None:
+    """Cancel a pending invitation: its link stops working at once."""
+    from nno.cli.output import print_json, success
+
+    with state(ctx).client() as client:
+        answer = client.delete(f"{INVITATIONS}/{invitation_id}")
+    if as_json:
+        print_json(answer)
+    else:
+        success(f"Invitation {invitation_id} cancelled")
+
+
+@app.command("accept")
+def accept(ctx: typer.Context, token: str = typer.Argument(..., metavar="TOKEN",
+                                                            help="The token= part of the mailed link."),
+           as_json: bool = json_option()) -> None:
+    """Accept an invitation addressed to your (proven) address."""
+    from nno.cli.output import print_json, success
+
+    with state(ctx).client() as client:
+        answer = client.post(f"{INVITATIONS}/accept", json={"token": token})
+    if as_json:
+        print_json(answer)
+        return
+    member = answer.get("member") or {}
+    success(f"You are now {member.get('role')} of platform {member.get('platformId')}")

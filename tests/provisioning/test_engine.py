@@ -245,7 +245,9 @@ async def test_a_stalled_worker_that_lost_its_lease_stops_touching_the_job(
     _, job_id = await submit(manual_client, service_headers)
     gate = asyncio.Event()
     cloud.gates["ensure_pages"] = gate
-    stalled = asyncio.create_task(engine(manual_core, "stalled").run_one())
+    stalling = engine(manual_core, "stalled")
+    stalling.lease_ms = 60_000  # its heartbeat (every lease/3) stays silent: the stall is its lease lapsing
+    stalled = asyncio.create_task(stalling.run_one())
     while not any(c[0] == "stalled" for c in cloud.calls):
         await asyncio.sleep(0.01)
     # Its lease lapses (a long pause: it did not heartbeat), and another worker takes the job over.

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from nno.edge import names
+from nno.edge.d1 import PostgresD1, create_sqlite_file, d1_schema, remove_sqlite_file
 from nno.edge.models import D1Database, DNSRecord, KVEntry, KVNamespace, PagesProject, R2Bucket, Worker, WorkerSecret
 from nno.edge.pages import publish_site
 from nno.edge.secretbox import SecretBox, SecretsKeyError
@@ -102,8 +103,14 @@ async def migrate_state(db: Database) -> None:
         _migrated.add(key)
 
 
-def _d1_ref(row: D1Database, created: bool, path: Path) -> CloudResource:
-    return CloudResource("d1", row.name, row.id, created, {"path": str(path)})
+def _sqlite_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 class LocalCloud:
@@ -115,6 +122,8 @@ class LocalCloud:
         self.keyring = Keyring(settings)
         self._legacy_checked = False
         self.base_domain = settings.base_domain.lower().strip(".")
+        # Scaled: D1s are PostgreSQL schemas next to the state, not files under the data directory.
+        self.d1s = PostgresD1(self.db) if not self.db.is_sqlite else None
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def ready(self) -> None:
@@ -181,17 +190,26 @@ class LocalCloud:
             raise CloudError(f"invalid {kind} name {name!r}: use [a-z0-9-], at most 63 characters", status=400)
 
     # ---- D1 --------------------------------------------------------------------------------
+    def _d1_ref(self, row: D1Database, created: bool) -> CloudResource:
+        where = {"schema": d1_schema(row.name)} if self.d1s is not None else {"path": str(self.d1_path(row.name))}
+        return CloudResource("d1", row.name, row.id, created, where)
+
+    async def _ensure_d1_storage(self, name: str) -> None:
+        if self.d1s is not None:
+            await self.d1s.ensure(name)
+        else:  # a missing file (first time, or gone) is given back, empty
+            path = self.d1_path(name)
+            if not path.exists():
+                await asyncio.to_thread(create_sqlite_file, path)
+
     async def ensure_d1(self, name: str) -> CloudResource:
         self._check_name("D1", name)
         await self.ready()
-        path = self.d1_path(name)
         async with self.db.session() as s:
             row = await s.get(D1Database, name)
+        await self._ensure_d1_storage(name)
         if row is not None:
-            if not path.exists():  # the file went missing: give the database back its (empty) file
-                await asyncio.to_thread(_create_sqlite_file, path)
-            return _d1_ref(row, False, path)
-        await asyncio.to_thread(_create_sqlite_file, path)
+            return self._d1_ref(row, False)
         row = D1Database(name=name, id=str(uuid.uuid4()), platform_id=names.platform_of(name), created_at=now_ms())
         try:
             async with self.db.session() as s:
@@ -201,15 +219,74 @@ class LocalCloud:
                 existing = await s.get(D1Database, name)
             if existing is None:
                 raise
-            return _d1_ref(existing, False, path)
-        return _d1_ref(row, True, path)
+            return self._d1_ref(existing, False)
+        return self._d1_ref(row, True)
 
     async def delete_d1(self, name: str) -> None:
         self._check_name("D1", name)
         await self.ready()
         async with self.db.session() as s:
             await s.execute(delete(D1Database).where(D1Database.name == name))
-        await asyncio.to_thread(_remove_sqlite_file, self.d1_path(name))
+        if self.d1s is not None:
+            await self.d1s.delete(name)
+        else:
+            await asyncio.to_thread(remove_sqlite_file, self.d1_path(name))
+            await asyncio.to_thread(shutil.rmtree, self._snapshot_dir(name), True)
+
+    async def d1_database(self, name: str) -> Database:
+        """A handle on the D1 for a Worker (or its migrations): the SQLite file, or on PostgreSQL a
+        connection as the D1's own role, confined to its schema. The caller disposes it."""
+        self._check_name("D1", name)
+        if self.d1s is not None:
+            return await self.d1s.database_for(name)
+        return Database(sqlite_url(self.d1_path(name)))
+
+    async def d1_exists(self, name: str) -> bool:
+        if self.d1s is not None:
+            return await self.d1s.exists(name)
+        return self.d1_path(name).exists()
+
+    # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback. SQLite's
+    # online backup copies a consistent database while Workers hold it open, both ways; PostgreSQL
+    # copies the schema in one transaction.
+    def _snapshot_dir(self, name: str) -> Path:
+        return self.root / "d1" / ".snapshots" / name
+
+    def _snapshot_path(self, name: str, snapshot: str) -> Path:
+        if not snapshot.isalnum():
+            raise CloudError(f"invalid snapshot id {snapshot!r}", status=400)
+        return self._snapshot_dir(name) / f"{snapshot}.sqlite"
+
+    async def snapshot_d1(self, name: str) -> str:
+        """A copy of the D1 to restore later; "" when the D1 does not exist (nothing to keep)."""
+        self._check_name("D1", name)
+        snapshot = uuid.uuid4().hex
+        if self.d1s is not None:
+            return snapshot if await self.d1s.snapshot(name, snapshot) else ""
+        if not self.d1_path(name).exists():
+            return ""
+        await asyncio.to_thread(_sqlite_copy, self.d1_path(name), self._snapshot_path(name, snapshot))
+        return snapshot
+
+    async def restore_d1(self, name: str, snapshot: str) -> None:
+        self._check_name("D1", name)
+        source = self._snapshot_path(name, snapshot)  # checks the id on both backends
+        if self.d1s is not None:
+            if not await self.d1s.has_snapshot(name, snapshot):
+                raise CloudError(f"D1 snapshot {snapshot} of {name} is gone")
+            await self.d1s.restore(name, snapshot)
+            return
+        if not source.exists():
+            raise CloudError(f"D1 snapshot {snapshot} of {name} is gone")
+        await asyncio.to_thread(_sqlite_copy, source, self.d1_path(name))
+
+    async def drop_d1_snapshot(self, name: str, snapshot: str) -> None:
+        self._check_name("D1", name)
+        path = self._snapshot_path(name, snapshot)
+        if self.d1s is not None:
+            await self.d1s.drop_snapshot(name, snapshot)
+        else:
+            path.unlink(missing_ok=True)
 
     # ---- R2 --------------------------------------------------------------------------------
     async def ensure_r2(self, name: str) -> CloudResource:
@@ -461,7 +538,7 @@ class LocalCloud:
         out: list[CloudResource] = []
         async with self.db.session() as s:
             for d1 in (await s.scalars(select(D1Database).where(D1Database.platform_id == platform_id))).all():
-                out.append(_d1_ref(d1, False, self.d1_path(d1.name)))
+                out.append(self._d1_ref(d1, False))
             for bucket in (await s.scalars(select(R2Bucket).where(R2Bucket.platform_id == platform_id))).all():
                 path = str(self.r2_path(bucket.name))
                 out.append(CloudResource("r2", bucket.name, bucket.name, False, {"path": path}))
@@ -482,10 +559,17 @@ class LocalCloud:
                                          {"path": str(self.pages_path(project.name))}))
             for record in (await s.scalars(select(DNSRecord).where(DNSRecord.platform_id == platform_id))).all():
                 out.append(CloudResource("dns", record.hostname, record.id, False, {"target": record.target}))
-        # Files the rows point at but that a crash left without a row still belong to the platform.
+        # Files (or D1 schemas) the rows point at but that a crash left without a row still belong
+        # to the platform.
         prefix = f"{platform_id}-"
         known = {(r.type, r.name) for r in out}
-        for kind, sub, suffix in (("d1", "d1", ".sqlite"), ("r2", "r2", ""), ("pages", "pages", "")):
+        if self.d1s is not None:
+            for name, schema in await self.d1s.orphans(platform_id, {n for t, n in known if t == "d1"}):
+                out.append(CloudResource("d1", name, schema, False, {"schema": schema, "orphan": True}))
+        file_kinds = [("r2", "r2", ""), ("pages", "pages", "")]
+        if self.d1s is None:
+            file_kinds.insert(0, ("d1", "d1", ".sqlite"))
+        for kind, sub, suffix in file_kinds:
             directory = self.root / sub
             if not directory.is_dir():
                 continue
@@ -496,13 +580,3 @@ class LocalCloud:
                 if (kind, name) not in known:
                     out.append(CloudResource(kind, name, str(entry), False, {"path": str(entry), "orphan": True}))
         return out
-
-
-def _create_sqlite_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sqlite3.connect(path).close()
-
-
-def _remove_sqlite_file(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from nno.edge.cloud import CloudError, LocalCloud
 from nno.edge.models import Worker
 from nno.edge.storage import KVNamespaceClient, R2BucketClient
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
+from nno.kernel.db import Database
 from nno.kernel.migrations import upgrade
 from nno.sdk.discovery import load_entry_point
 from nno.sdk.env import ServiceResponse
@@ -140,7 +140,7 @@ async def prepare_worker(cloud: LocalCloud, kind: str, bindings: dict[str, dict[
     if kind == AUTH_KIND and kind not in _registered:
         d1_name = _auth_d1_binding(bindings)
         module = _auth_module()
-        db = Database(sqlite_url(cloud.d1_path(d1_name)))
+        db = await cloud.d1_database(d1_name)
         try:
             await upgrade(db, module.AUTH_MIGRATIONS_DIR)
         except Exception as exc:
@@ -207,7 +207,7 @@ class WorkerHost:
         env = WorkerEnv(name=worker.name, kind=worker.kind, platform_id=worker.platform_id, settings=self.settings)
         for binding, ref in json.loads(worker.bindings).items():
             if ref["type"] == "d1":
-                env.d1[binding] = Database(sqlite_url(self.cloud.d1_path(ref["name"])))
+                env.d1[binding] = await self.cloud.d1_database(ref["name"])
             elif ref["type"] == "kv":
                 env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
             elif ref["type"] == "r2":

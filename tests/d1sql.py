@@ -10,7 +10,8 @@ from sqlalchemy import text
 from nno.edge.cloud import LocalCloud
 
 
-async def d1_rows(cloud: LocalCloud, name: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+async def d1_rows(cloud: LocalCloud, name: str, sql: str,
+                  params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     """Run one statement (`:name` parameters) on the D1 in its own transaction; rows as tuples."""
     db = await cloud.d1_database(name)
     try:
@@ -24,7 +25,8 @@ async def d1_rows(cloud: LocalCloud, name: str, sql: str, params: dict[str, Any]
 async def d1_tables(cloud: LocalCloud, name: str) -> set[str]:
     if cloud.d1s is None:
         return {r[0] for r in await d1_rows(cloud, name, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return {r[0] for r in await d1_rows(cloud, name, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    rows = await d1_rows(cloud, name, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    return {r[0] for r in rows}
 
 
 async def d1_rowcount(cloud: LocalCloud, name: str, sql: str, params: dict[str, Any] | None = None) -> int:

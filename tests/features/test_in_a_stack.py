@@ -3,7 +3,6 @@ their key prefixes) instead of getting resources of their own."""
 
 from __future__ import annotations
 
-
 import httpx
 
 from nno.core import Core

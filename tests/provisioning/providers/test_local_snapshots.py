@@ -35,7 +35,7 @@ async def test_snapshot_restore_and_drop(make_settings: Callable[..., Settings])
         async with db.session() as s:
             rows = (await s.execute(text("SELECT * FROM tasks_items ORDER BY id"))).mappings().all()
         assert [dict(r) for r in rows] == [{"id": 1, "title": "before", "list": "l1"}]
-        with pytest.raises(Exception, match="(?i)foreign key"):  # constraints came back too
+        with pytest.raises(Exception, match=r"(?i)foreign key"):  # constraints came back too
             async with db.session() as s:
                 await s.execute(text("INSERT INTO tasks_items (id, title, list) VALUES (3, 'x', 'nope')"))
         await db.dispose()

@@ -25,10 +25,21 @@ from sqlalchemy.exc import IntegrityError
 
 from nno.edge import names
 from nno.edge.d1 import PostgresD1, create_sqlite_file, d1_schema, remove_sqlite_file
-from nno.edge.models import D1Database, DNSRecord, KVEntry, KVNamespace, PagesProject, R2Bucket, Worker, WorkerSecret
-from nno.edge.pages import publish_site
+from nno.edge.models import (
+    D1Database,
+    DNSRecord,
+    KVEntry,
+    KVNamespace,
+    PagesProject,
+    R2Bucket,
+    R2Object,
+    Worker,
+    WorkerSecret,
+)
+from nno.edge.pages import publish_site, site_inputs
 from nno.edge.secretbox import SecretBox, SecretsKeyError
 from nno.edge.secrets_key import Keyring, ensure_key, has_sealed, reseal
+from nno.edge.storage import DatabaseBucketClient, R2BucketClient
 from nno.kernel.aio import loop_lock
 from nno.kernel.clock import now_ms
 from nno.kernel.config import Settings
@@ -124,6 +135,8 @@ class LocalCloud:
         self.base_domain = settings.base_domain.lower().strip(".")
         # Scaled: D1s are PostgreSQL schemas next to the state, not files under the data directory.
         self.d1s = PostgresD1(self.db) if not self.db.is_sqlite else None
+        self._pages_rendered: dict[str, str] = {}  # Pages project -> deployment rendered on this host
+        self._pages_locks: dict[str, asyncio.Lock] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def ready(self) -> None:
@@ -289,26 +302,41 @@ class LocalCloud:
             path.unlink(missing_ok=True)
 
     # ---- R2 --------------------------------------------------------------------------------
+    def _r2_ref(self, name: str, created: bool) -> CloudResource:
+        where = {"table": "r2_objects"} if self.d1s is not None else {"path": str(self.r2_path(name))}
+        return CloudResource("r2", name, name, created, where)
+
+    def r2_bucket(self, name: str) -> R2BucketClient | DatabaseBucketClient:
+        """A client of the bucket's objects: files on this host, or rows every host shares (scaled)."""
+        if self.d1s is not None:
+            return DatabaseBucketClient(self.db, name)
+        return R2BucketClient(self.r2_path(name))
+
+    async def r2_size(self, name: str) -> int:
+        """Bytes the bucket holds, on either backend."""
+        return await self.r2_bucket(name).size()
+
     async def ensure_r2(self, name: str) -> CloudResource:
         self._check_name("R2 bucket", name)
         await self.ready()
-        path = self.r2_path(name)
-        path.mkdir(parents=True, exist_ok=True)
+        if self.d1s is None:
+            self.r2_path(name).mkdir(parents=True, exist_ok=True)
         async with self.db.session() as s:
             row = await s.get(R2Bucket, name)
         if row is not None:
-            return CloudResource("r2", name, name, False, {"path": str(path)})
+            return self._r2_ref(name, False)
         try:
             async with self.db.session() as s:
                 s.add(R2Bucket(name=name, platform_id=names.platform_of(name), created_at=now_ms()))
         except IntegrityError:
-            return CloudResource("r2", name, name, False, {"path": str(path)})
-        return CloudResource("r2", name, name, True, {"path": str(path)})
+            return self._r2_ref(name, False)
+        return self._r2_ref(name, True)
 
     async def delete_r2(self, name: str) -> None:
         self._check_name("R2 bucket", name)
         await self.ready()
         async with self.db.session() as s:
+            await s.execute(delete(R2Object).where(R2Object.bucket == name))
             await s.execute(delete(R2Bucket).where(R2Bucket.name == name))
         await asyncio.to_thread(shutil.rmtree, self.r2_path(name), True)
 
@@ -465,22 +493,38 @@ class LocalCloud:
         self._check_name("Pages project", name)
         await self.ready()
         directory = self.pages_path(name)
-        changed = await asyncio.to_thread(publish_site, directory, site)
+        inputs = site_inputs(site)
+        published = await asyncio.to_thread(publish_site, directory, site)
         now = now_ms()
         async with self.db.session() as s:
             row = await s.get(PagesProject, name)
             created = row is None
             if row is None:
                 row = PagesProject(name=name, id=str(uuid.uuid4()), platform_id=platform_id,
-                                   deployment_id=str(uuid.uuid4()), created_at=now, updated_at=now)
+                                   deployment_id=str(uuid.uuid4()), created_at=now, updated_at=now, site=inputs)
                 s.add(row)
             elif row.platform_id != platform_id:
                 raise CloudError(f"Pages project {name} belongs to another platform", status=409)
-            elif changed:
-                row.deployment_id, row.updated_at = str(uuid.uuid4()), now
+            elif published or row.site != inputs:
+                row.deployment_id, row.updated_at, row.site = str(uuid.uuid4()), now, inputs
+        self._pages_rendered[name] = row.deployment_id
         self._notify(name)
         return CloudResource("pages", name, row.id, created, {"path": str(directory),
                                                              "deploymentId": row.deployment_id})
+
+    async def pages_directory(self, project: PagesProject) -> Path:
+        """The project's files on this host, at its current deployment. The row holds the site's
+        inputs; each host's data directory only a rendering of them, made again here when this host
+        has not rendered this deployment (another process or host deployed it, or a new host)."""
+        directory = self.pages_path(project.name)
+        if project.site is None or self._pages_rendered.get(project.name) == project.deployment_id:
+            return directory
+        lock = self._pages_locks.setdefault(project.name, asyncio.Lock())
+        async with lock:
+            if self._pages_rendered.get(project.name) != project.deployment_id:
+                await asyncio.to_thread(publish_site, directory, json.loads(project.site))
+                self._pages_rendered[project.name] = project.deployment_id
+        return directory
 
     async def delete_pages(self, name: str) -> None:
         self._check_name("Pages project", name)
@@ -488,6 +532,7 @@ class LocalCloud:
         async with self.db.session() as s:
             await s.execute(delete(PagesProject).where(PagesProject.name == name))
         await asyncio.to_thread(shutil.rmtree, self.pages_path(name), True)
+        self._pages_rendered.pop(name, None)
         self._notify(name)
 
     # ---- DNS -------------------------------------------------------------------------------
@@ -540,8 +585,7 @@ class LocalCloud:
             for d1 in (await s.scalars(select(D1Database).where(D1Database.platform_id == platform_id))).all():
                 out.append(self._d1_ref(d1, False))
             for bucket in (await s.scalars(select(R2Bucket).where(R2Bucket.platform_id == platform_id))).all():
-                path = str(self.r2_path(bucket.name))
-                out.append(CloudResource("r2", bucket.name, bucket.name, False, {"path": path}))
+                out.append(self._r2_ref(bucket.name, False))
             for ns in (await s.scalars(select(KVNamespace).where(KVNamespace.platform_id == platform_id))).all():
                 out.append(CloudResource("kv", ns.name, ns.id, False))
             workers = (await s.scalars(select(Worker).where(Worker.platform_id == platform_id))).all()

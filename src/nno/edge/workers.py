@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 
 from nno.edge.cloud import CloudError, LocalCloud
 from nno.edge.models import Worker
-from nno.edge.storage import KVNamespaceClient, R2BucketClient
+from nno.edge.storage import KVNamespaceClient, R2Bucket
 from nno.kernel.config import Settings
 from nno.kernel.db import Database
 from nno.kernel.migrations import upgrade
@@ -57,7 +57,7 @@ class WorkerEnv:
     settings: Settings
     d1: dict[str, Database] = field(default_factory=dict)
     kv: dict[str, KVNamespaceClient] = field(default_factory=dict)
-    r2: dict[str, R2BucketClient] = field(default_factory=dict)
+    r2: dict[str, R2Bucket] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     # Service bindings: call another Worker of the same platform by name (set by the WorkerHost).
     services: ServiceCall | None = None
@@ -211,7 +211,7 @@ class WorkerHost:
             elif ref["type"] == "kv":
                 env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
             elif ref["type"] == "r2":
-                env.r2[binding] = R2BucketClient(self.cloud.r2_path(ref["name"]))
+                env.r2[binding] = self.cloud.r2_bucket(ref["name"])
         env.secrets = await self.cloud.worker_secrets(worker.name)
         env.services = self._service_call(worker.platform_id)
         if self.meter is not None:

@@ -15,7 +15,7 @@ class Base(DeclarativeBase):
 
 
 class D1Database(Base):
-    """A D1 database: a SQLite file under `cloud/d1/`."""
+    """A D1 database: a SQLite file under `cloud/d1/` (embedded), or a PostgreSQL schema (scaled)."""
 
     __tablename__ = "d1_databases"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -147,6 +147,10 @@ class LocalCloud:
                 self.keyring.box()
             except SecretsKeyError as exc:
                 log.error("secrets_key_unusable", error=str(exc))
+            if self.d1s is not None and not self.keyring.configured:
+                log.warning("secrets_key_in_data_dir", path=str(self.keyring.path),
+                            message="processes on other hosts cannot read this key file: give every process "
+                                    "the same NNO_SECRETS_KEY (docs/reliability.md)")
             await self._reseal_legacy()
 
     async def _reseal_legacy(self) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from nno.core import Core
-from nno.edge.cloud import LocalCloud
+from nno.edge.cloud import CloudError, LocalCloud
 from nno.edge.d1 import d1_schema
 from nno.edge.models import PagesProject
 from nno.kernel.config import Settings
@@ -80,6 +80,8 @@ async def test_a_d1_binding_reaches_its_own_schema_only(settings: Settings) -> N
         schemas, roles = await _schemas_and_roles(settings, "d1\\_%")
         assert schemas == [d1_schema(P1_DB)] and roles == [cloud.d1s.role(P1_DB)]  # type: ignore[union-attr]
         assert not await cloud.d1_exists(P2_DB)
+        with pytest.raises(CloudError, match="does not exist"):  # never made again behind its row's back
+            await cloud.d1_database(P2_DB)
         await cloud.delete_d1(P2_DB)  # deleting again is fine
     finally:
         await cloud.close()

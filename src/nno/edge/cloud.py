@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from nno.edge import names
-from nno.edge.d1 import PostgresD1, create_sqlite_file, d1_schema, remove_sqlite_file
+from nno.edge.d1 import D1Missing, PostgresD1, create_sqlite_file, d1_schema, remove_sqlite_file
 from nno.edge.models import (
     D1Database,
     DNSRecord,
@@ -255,7 +255,10 @@ class LocalCloud:
         connection as the D1's own role, confined to its schema. The caller disposes it."""
         self._check_name("D1", name)
         if self.d1s is not None:
-            return await self.d1s.database_for(name)
+            try:
+                return await self.d1s.database_for(name)
+            except D1Missing as exc:
+                raise CloudError(f"D1 {name} does not exist", status=404) from exc
         return Database(sqlite_url(self.d1_path(name)))
 
     async def d1_exists(self, name: str) -> bool:

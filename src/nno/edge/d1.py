@@ -30,6 +30,10 @@ D1_POOL_SIZE = 2
 D1_MAX_OVERFLOW = 3
 
 
+class D1Missing(LookupError):
+    """The D1 has no schema and role (never made, or deleted)."""
+
+
 def _digest(value: str, size: int) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:size]
 
@@ -129,10 +133,17 @@ class PostgresD1:
 
     async def database_for(self, name: str) -> Database:
         """A handle on the D1 as its own role, confined to its schema. Sets the role's password
-        once per process (it may predate a change of the installation's database password)."""
+        once per process (it may predate a change of the installation's database password).
+        Raises `D1Missing` for a D1 that does not exist (never made again behind its row's back)."""
         role = self.role(name)
         if role not in self._passwords_set:
-            await self.ensure(name)
+            async with self.admin.engine.begin() as conn:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                                   {"k": f"nno-d1:{d1_schema(name)}"})
+                if not await conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
+                    raise D1Missing(name)
+                await self._ensure_role(conn, role)
+            self._passwords_set.add(role)
         url = self.url.set(username=role, password=self._password(role))
         return Database(url.render_as_string(hide_password=False), schema=d1_schema(name),
                         manage_schema=False, pool_size=D1_POOL_SIZE, max_overflow=D1_MAX_OVERFLOW)
@@ -227,5 +238,3 @@ async def drop_roles_of(admin_url: str, database: str) -> None:
     finally:
         await conn.close()
 
-
-__all__ = ["PostgresD1", "create_sqlite_file", "d1_schema", "drop_roles_of", "remove_sqlite_file"]

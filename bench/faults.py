@@ -46,6 +46,7 @@ from structlog.testing import capture_logs
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from _scratch import PG_ADMIN, create_db, drop_db, spawn, stop  # noqa: E402
 from tests.netfaults import PrivateRedis, TcpProxy, free_port  # noqa: E402
 
 from nno.core import Core  # noqa: E402
@@ -54,30 +55,11 @@ from nno.kernel.config import Settings  # noqa: E402
 from nno.kernel.kv import RedisKV  # noqa: E402
 from nno.kernel.logging import configure_logging  # noqa: E402
 
-PG_ADMIN = os.environ.get("NNO_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 KEY = "fault-service-key-" + uuid.uuid4().hex
 SERVICE = {"Authorization": f"Bearer {KEY}"}
 TERMINAL = ("COMPLETED", "ROLLED_BACK", "ROLLBACK_FAILED")
 P = "/api/v1/platforms"
 PROV = "/api/v1/provisioning/provision"
-
-
-async def create_db() -> str:
-    name = "nno_faults_" + uuid.uuid4().hex[:10]
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_db(url: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -87,25 +69,10 @@ def pct(samples: list[float], q: float) -> float:
 
 # --- 1. worker kills ------------------------------------------------------------------------------
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "nno", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, deadline_s: float = 900) -> dict[str, Any]:
-    db_url = await create_db()
+    db_url = await create_db("nno_faults")
     redis = PrivateRedis().start()
     data_dir = Path(tempfile.mkdtemp(prefix="nno-faults-"))
     port = free_port()
@@ -113,7 +80,7 @@ async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, dead
            "AUTH_API_KEY": KEY, "NNO_EMBEDDED_WORKER": "false", "NNO_RATE_LIMIT": "1000000/60s",
            "NNO_LOG_LEVEL": "warning", "NNO_JOB_LEASE": str(lease_s), "NNO_WORKER_POLL_INTERVAL": "0.1",
            "NNO_JOB_BACKOFF_BASE": "0.2", "NNO_WORKER_CONCURRENCY": "4"}
-    server = _spawn(["serve", "--port", str(port)], env)
+    server = spawn(["serve", "--port", str(port)], env)
     workers: list[subprocess.Popen[bytes]] = []
     pg = await asyncpg.connect(db_url)
     started = time.monotonic()
@@ -126,7 +93,7 @@ async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, dead
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            workers = [_spawn(["worker"], env) for _ in range(2)]
+            workers = [spawn(["worker"], env) for _ in range(2)]
             pids = []
             for i in range(platforms):
                 r = await client.post(P, headers=SERVICE, json={"name": f"Fault {i}", "slug": f"fault-{i}"})
@@ -153,7 +120,7 @@ async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, dead
                             proc.wait()
                             hit.update(held)
                             done_kills += 1
-                            workers[index] = _spawn(["worker"], env)
+                            workers[index] = spawn(["worker"], env)
                             break
                 await asyncio.sleep(0.05)
             wall = time.monotonic() - started
@@ -185,7 +152,7 @@ async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, dead
                     "failures": failures[:5]}
     finally:
         await pg.close()
-        _stop([server, *workers])
+        stop([server, *workers])
         redis.stop()
         await drop_db(db_url)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -194,7 +161,7 @@ async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, dead
 # --- 2. Redis down ------------------------------------------------------------------------------
 
 async def redis_outages(outages: int, platforms: int = 6, ttl_s: float = 2.0, outage_s: float = 2.0) -> dict[str, Any]:
-    db_url = await create_db()
+    db_url = await create_db("nno_faults")
     redis = PrivateRedis().start()
     proxy = TcpProxy(redis.port)
     await proxy.restore()
@@ -269,7 +236,7 @@ def _target(action: str) -> str:
 # --- 3. PostgreSQL connections dropped -------------------------------------------------------------
 
 async def pg_drops(seconds: float, clients: int = 8, every_s: float = 0.5) -> dict[str, Any]:
-    db_url = await create_db()
+    db_url = await create_db("nno_faults")
     data_dir = Path(tempfile.mkdtemp(prefix="nno-faults-"))
     # A load generator from one address: the rate limit is not what this run measures.
     settings = Settings(database_url=db_url, data_dir=data_dir, auth_api_key=KEY, embedded_worker=False,

@@ -15,9 +15,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,10 +23,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
-PG_ADMIN = os.environ.get("NNO_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _scratch import create_db, drop_db, spawn, stop
+
 REDIS = os.environ.get("NNO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = "bench-service-key-" + uuid.uuid4().hex
 TERMINAL = ("COMPLETED", "ROLLED_BACK", "ROLLBACK_FAILED")
@@ -40,38 +39,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def create_db() -> str:
-    name = "nno_bench_" + uuid.uuid4().hex[:10]
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_db(url: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "nno", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 async def wait_health(client: httpx.AsyncClient) -> None:
@@ -116,7 +83,7 @@ async def job_totals(client: httpx.AsyncClient) -> dict[str, int]:
 
 
 async def run(platforms: int, workers: int, concurrency: int) -> dict[str, Any]:
-    db_url = await create_db()
+    db_url = await create_db("nno_bench")
     data_dir = Path(tempfile.mkdtemp(prefix="nno-bench-"))
     port = free_port()
     env = {**os.environ, "NNO_DATABASE_URL": db_url, "NNO_REDIS_URL": REDIS,

@@ -7,8 +7,10 @@ from typing import Any
 
 import httpx
 
+from nno.core import Core
+from nno.registry.tenant_orgs import TenantOrgDispatcher
 from tests.browser.conftest import SCREENSHOTS, async_api
-from tests.features.conftest import activate, provisioned_platform
+from tests.features.conftest import activate, prove_address, provisioned_platform
 
 expect = async_api.expect
 PW = "a long enough password"
@@ -26,8 +28,21 @@ async def sign_up(page: Any, base: str, name: str, email: str) -> None:
     await page.wait_for_url("**/tenants")
 
 
+async def make_admin(core: Core, pid: str, email: str) -> None:
+    """As NNO would: a service token for the platform's auth Worker makes the (proven) account admin."""
+    from nno.iam import service_tokens
+
+    prove_address(core, pid, email)
+    token, _ = service_tokens.mint(core.settings, subject="test", audience=f"auth:{pid}", ttl_s=60)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=core.asgi),
+                                 base_url=f"http://auth.svc.default.{pid}.nno.localhost") as auth:
+        resp = await auth.put(f"/api/nno/users/{email}/role", json={"role": "platform-admin"},
+                              headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200, resp.text
+
+
 async def test_a_user_signs_up_works_in_two_tenants_and_is_refused_a_gated_page(
-        served: int, chromium: Any, client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
+        served: int, chromium: Any, core: Core, client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
     pid, tenant = await provisioned_platform(client, service_headers)
     base = f"http://{pid}.nno.localhost:{served}"
     context = await chromium.new_context(viewport={"width": 1200, "height": 760})
@@ -37,6 +52,10 @@ async def test_a_user_signs_up_works_in_two_tenants_and_is_refused_a_gated_page(
 
     await page.goto(base + "/sign-in")
     assert await page.title() == f"Sign in · {(await page.locator('.brand').inner_text())}"
+    # The platform's icon (its initials by default) in the header and as the favicon.
+    icon = page.get_by_test_id("platform-icon")
+    assert await icon.is_visible() and await icon.evaluate("i => i.complete && i.naturalWidth > 0")
+    assert await page.locator('link[rel="icon"]').get_attribute("href") == "/_shell/static/icon.svg"
     await page.screenshot(path=str(SCREENSHOTS / "shell-sign-in.png"))
     await sign_up(page, base, "Ada", "ada@example.com")
 
@@ -62,17 +81,35 @@ async def test_a_user_signs_up_works_in_two_tenants_and_is_refused_a_gated_page(
     assert await page.get_by_test_id("tenant").inner_text() == "Blue team"
     await page.screenshot(path=str(SCREENSHOTS / "shell-home.png"))
 
-    # Each first-party feature opens from the sidebar, on its own host, with the shell's context.
+    # Each first-party feature opens from the sidebar, on its own host, inside the shell's frame:
+    # the same header and sidebar, from which the next feature opens directly.
+    await page.goto(base + "/")
     for feature in FIRST_PARTY:
-        await page.goto(base + "/")
-        await page.locator(f'nav.side a[data-feature="{feature}"]').first.click()
-        await page.wait_for_load_state()
-        assert f"{feature}.svc.default.{pid}.nno.localhost" in page.url, page.url
-        assert await page.locator(f'a[data-shell="{pid}"]').count() == 1, await page.content()
+        await page.locator(f'nav a[data-feature="{feature}"]').first.click()
+        await page.wait_for_url(f"**/{feature}.svc.default.{pid}.nno.localhost:{served}/**")
+        sidebar = page.get_by_test_id("shell-sidebar")
+        assert await sidebar.is_visible(), await page.content()
+        for shown in FIRST_PARTY:  # Ada's sidebar: every feature she may open, whichever page she is on
+            assert await sidebar.locator(f'a[data-feature="{shown}"]').count() >= 1, shown
+        assert await page.get_by_test_id("tenant").inner_text() == "Blue team"
+        assert await page.locator(f'a[data-shell="{pid}"] img').evaluate("i => i.complete && i.naturalWidth > 0")
         if feature == "tasks":
             await page.screenshot(path=str(SCREENSHOTS / "shell-feature-tasks.png"))
-        await page.locator(f'a[data-shell="{pid}"]').click()
-        await page.wait_for_url(base + "/")
+    await page.locator(f'a[data-shell="{pid}"]').click()
+    await page.wait_for_url(base + "/")
+
+    # A tenant created through the Registry's API is an organization on the platform's auth Worker:
+    # Ada, a platform-admin, finds it in the switcher and joins it.
+    await make_admin(core, pid, "ada@example.com")
+    made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Green team", "slug": "green"},
+                             headers=service_headers)
+    assert made.status_code == 201, made.text
+    await TenantOrgDispatcher.of(core.context("registry")).drain()
+    await page.goto(base + "/tenants")
+    await page.screenshot(path=str(SCREENSHOTS / "shell-tenant-join.png"))
+    await page.get_by_role("button", name="Join and switch to Green team").click()
+    await page.wait_for_url(base + "/")
+    assert await page.get_by_test_id("tenant").inner_text() == "Green team"
 
     # Keyboard: the skip link is the first stop and leads to the content.
     await page.keyboard.press("Tab")

@@ -221,6 +221,8 @@ async def test_concurrent_workers_claim_each_job_once(
         cloud: FakeCloud) -> None:
     jobs = [await submit(manual_client, service_headers) for _ in range(6)]
     workers = [engine(manual_core, f"w{i}") for i in range(3)]
+    for w in workers:  # the fixture's 0.3 s lease can lapse on a loaded machine; claims are under test here
+        w.lease_ms = 30_000
     counts = await asyncio.gather(*(drain(w) for w in workers))
     assert sum(counts) == 6
     for _, job_id in jobs:

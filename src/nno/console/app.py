@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from nno.console.build import STATIC_PREFIX, ShellConfig, ShellFeature
-from nno.sdk.definition import ShellContext, ShellStack, ShellUser
+from nno.sdk.definition import ShellContext, ShellNavGroup, ShellNavLink, ShellStack, ShellUser
 from nno.sdk.env import AuthClient, ServiceResponse
 from nno.sdk.shell import SHELL_COOKIE, sign_shell_context
 from nno.sdk.web import PLATFORM_ADMIN, SESSION_COOKIE, permission_matches
@@ -36,8 +36,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 PLATFORM_STATUS_HEADER = "x-nno-platform-status"  # set by the edge from the Registry, never by a client
 CSRF_COOKIE = "nno_csrf"
 CSRF_FIELD = "csrf_token"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{icon}; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+JOIN_ROLE = "admin"  # what a platform-admin becomes in a tenant they join from the switcher
 SESSION_MAX_AGE_S = 7 * 24 * 3600
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
@@ -95,6 +96,11 @@ def route_permission(feature: ShellFeature, path: str) -> tuple[bool, str | None
         if _route_regex(item.path).match(path):
             return True, item.permission
     return False, None
+
+
+def nav_links(feature_id: str, path: str) -> str:
+    """A sidebar item's link: through the shell's gate for that feature."""
+    return f"f/{feature_id}{path if path != '/' else ''}"
 
 
 def _when(ms: Any) -> str:
@@ -168,13 +174,19 @@ class Shell:
         port = _port_of(request)
         visible = [f for f in self.config.features if feature_allowed(f, user)]
         stack = next((f.stackId for f in visible), "default")
+        shell_url, icon = f"{request.url.scheme}://{request.url.netloc}/", self.config.icon_path()
         return ShellContext(
             platformId=self.config.platformId, platformName=self.config.name, tenantId=user.tenant_id,
             stack=ShellStack(id=stack, name=stack, isDefault=stack == "default"),
             user=ShellUser(id=user.id, email=user.email, name=user.name, role=user.role),
             permissions=list(user.permissions), features=[f.id for f in visible],
             services={f.id: localize(f.url, port) for f in visible},
-            shellUrl=f"{request.url.scheme}://{request.url.netloc}/")
+            shellUrl=shell_url, tenantName=getattr(request.state, "tenant_name", None),
+            icon=icon if icon.startswith("https://") else shell_url + icon.lstrip("/"),
+            nav=[ShellNavGroup(featureId=g["feature"].id, label=g["feature"].displayName,
+                               items=[ShellNavLink(label=i.label, href=nav_links(g["feature"].id, i.path))
+                                      for i in g["items"]])
+                 for g in sidebar(self.config, user)])
 
     def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         user: ShellUserView | None = getattr(request.state, "shell_user", None)
@@ -189,7 +201,7 @@ class Shell:
         html = self.templates.get_template(template).render(
             request=request, config=self.config, user=user, nav=nav, csrf=self.csrf_for(seed),
             csrf_field=CSRF_FIELD, static=f"/{STATIC_PREFIX}", path=request.url.path,
-            tenant_name=getattr(request.state, "tenant_name", None),
+            tenant_name=getattr(request.state, "tenant_name", None), icon=self.config.icon_path(),
             platform_status=request.headers.get(PLATFORM_STATUS_HEADER), **ctx)
         resp = HTMLResponse(html, status_code=status)
         secure = request.url.scheme == "https"
@@ -353,10 +365,18 @@ class Shell:
             return self.page(request, "console/no_features.html")
         return self.page(request, "console/home.html", groups=sidebar(self.config, user))
 
-    async def _orgs(self, user: ShellUserView) -> list[dict[str, Any]]:
+    async def _orgs(self, user: ShellUserView, *, joinable: bool = False) -> list[dict[str, Any]]:
+        """The user's organizations; with `joinable`, a platform-admin also gets every other tenant
+        organization of the platform (the Registry's tenants among them), marked `joinable`."""
         resp = await self.auth.request("GET", "/api/auth/organization/list", token=user.token)
         data = resp.json()
-        return [o for o in data if isinstance(o, dict)] if resp.ok and isinstance(data, list) else []
+        mine = [o for o in data if isinstance(o, dict)] if resp.ok and isinstance(data, list) else []
+        if not (joinable and user.is_platform_admin):
+            return mine
+        known = {o.get("id") for o in mine}
+        every = await self.auth.request("GET", "/api/nno/organizations?orgType=tenant", token=user.token)
+        listed = (every.json() or {}).get("data", []) if every.ok else []
+        return mine + [{**o, "joinable": True} for o in listed if isinstance(o, dict) and o.get("id") not in known]
 
     async def tenants(self, request: Request) -> Response:
         user = await self.user(request)
@@ -377,13 +397,28 @@ class Shell:
                     resp = await self.auth.request("POST", "/api/auth/organization/set-active", token=user.token,
                                                    json={"organizationId": created["id"]})
             else:
-                resp = await self.auth.request("POST", "/api/auth/organization/set-active", token=user.token,
-                                               json={"organizationId": form.get("organizationId", "")})
+                org_id = form.get("organizationId", "")
+                joined = await self._join(user, org_id) if form.get("join") == "1" else None
+                if joined is not None and not joined.ok:
+                    resp = joined
+                else:
+                    resp = await self.auth.request("POST", "/api/auth/organization/set-active", token=user.token,
+                                                   json={"organizationId": org_id})
             if resp.ok:
                 return RedirectResponse(_safe_next(form.get("next")), status_code=303)
             error, status = self.auth_error(resp, "That did not work."), 400 if resp.status < 500 else 502
-        return self.page(request, "console/tenants.html", status, orgs=await self._orgs(user), error=error,
+        return self.page(request, "console/tenants.html", status, orgs=await self._orgs(user, joinable=True),
+                         error=error,
                          next=_safe_next(request.query_params.get("next")))
+
+    async def _join(self, user: ShellUserView, org_id: str) -> ServiceResponse | None:
+        """A platform-admin joins a tenant organization they are not in (one the Registry made has no
+        members); the auth Worker checks the right again. None when already a member."""
+        resp = await self.auth.request("POST", "/api/auth/organization/add-member", token=user.token,
+                                       json={"userId": user.id, "role": JOIN_ROLE, "organizationId": org_id})
+        if resp.status == 409:
+            return None
+        return resp
 
     async def open_feature(self, request: Request) -> Response:
         """`/f/{featureId}/{path}`: the gate in front of every feature page; through it, the page on
@@ -454,8 +489,9 @@ class Shell:
 class _SecurityHeaders:
     """CSP and friends on every answer; refuses cross-origin unsafe requests before any handler."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, csp: str) -> None:
         self.app = app
+        self.csp = csp.encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -474,7 +510,7 @@ class _SecurityHeaders:
         async def with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"content-security-policy", CSP.encode()),
+                                                  (b"content-security-policy", self.csp),
                                                   (b"cache-control", b"no-store")]}
             await send(message)
 
@@ -512,4 +548,5 @@ def create_console_app(config: ShellConfig, fetch: ServiceCall, *, key: bytes, b
     ]
     app = Starlette(routes=routes)
     app.state.shell = shell
-    return _SecurityHeaders(app)
+    origin = config.icon_origin
+    return _SecurityHeaders(app, CSP.format(icon=f" {origin}" if origin else ""))

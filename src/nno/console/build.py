@@ -5,11 +5,16 @@ function (`_worker.json`) for every path that is not a static asset."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nno.sdk.definition import FeatureDefinition, FeatureNavItem, FeaturePermission, FeatureRoute
 
@@ -21,6 +26,65 @@ SDK_STATIC = Path(__file__).parent.parent / "sdk" / "static"
 SHELL_STATIC = Path(__file__).parent / "static"
 # Shipped once in the SDK; the shell copies it into each site instead of keeping a second copy.
 VENDORED = {"htmx.min.js": SDK_STATIC / "htmx.min.js", "htmx.LICENSE": SDK_STATIC / "htmx.LICENSE"}
+ICON_DEFAULT = "icon.svg"
+MAX_ICON_BYTES = 64 * 1024
+# Raster formats only from an upload: an uploaded SVG could carry script, so SVG is ours alone.
+_ICON_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_DATA_URL_RE = re.compile(r"^data:(image/[a-z+.-]+);base64,([A-Za-z0-9+/=]+)$")
+_PALETTE = ("#2b59c3", "#067647", "#b54708", "#7a2e98", "#c01048", "#0e7090", "#344054", "#9e5200")
+
+
+def _icon_upload(value: str) -> tuple[str, bytes] | None:
+    """(extension, bytes) of an uploaded icon (a base64 data URL of a raster image), else None."""
+    match = _DATA_URL_RE.match(value)
+    if not match:
+        return None
+    ext = _ICON_TYPES.get(match.group(1))
+    if ext is None:
+        raise ValueError(f"an uploaded icon is one of {', '.join(sorted(_ICON_TYPES))}")
+    try:
+        data = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the uploaded icon is not valid base64") from None
+    if not data or len(data) > MAX_ICON_BYTES:
+        raise ValueError(f"an uploaded icon is 1 byte to {MAX_ICON_BYTES // 1024} KB")
+    return ext, data
+
+
+def check_icon(value: str | None) -> str | None:
+    """An icon is an https URL or an uploaded raster image (a base64 data URL); None: initials."""
+    if value is None or value == "":
+        return None
+    if value.startswith("data:"):
+        if _icon_upload(value) is None:
+            raise ValueError("an uploaded icon is data:image/<type>;base64,<data>")
+        return value
+    parts = urlsplit(value)
+    if not value.startswith("https://") or not parts.hostname or parts.username or parts.password or len(value) > 2048:
+        raise ValueError("an icon URL is https://host/path (at most 2048 characters)")
+    if any(c in value for c in "\"<>'` \\") or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("an icon URL cannot contain spaces, quotes, backslashes or angle brackets")
+    return value
+
+
+def initials(name: str) -> str:
+    """Up to two letters naming the platform: the first letters of its first two words."""
+    words = [w for w in re.split(r"[^\w]+", name) if w]
+    letters = "".join(w[0] for w in words[:2]) or "?"
+    return letters.upper()
+
+
+def initials_icon(name: str) -> bytes:
+    """The default icon: the platform's initials on a colour picked from its name. Every character is
+    escaped, and nothing but text and a rectangle is drawn, so no name makes it unsafe."""
+    text = "".join(f"&#{ord(c)};" for c in initials(name))
+    colour = _PALETTE[hashlib.sha256(name.encode()).digest()[0] % len(_PALETTE)]
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="64" height="64">'
+           f'<rect width="64" height="64" rx="14" fill="{colour}"/>'
+           '<text x="32" y="33" dy=".35em" text-anchor="middle" fill="#fff" '
+           'font-family="system-ui,-apple-system,Segoe UI,sans-serif" font-size="28" font-weight="700">'
+           f"{text}</text></svg>")
+    return svg.encode()
 
 
 class _Model(BaseModel):
@@ -58,8 +122,28 @@ class ShellConfig(_Model):
     authWorker: str  # the auth Worker's name (the site's service binding)
     authUrl: str
     consoleUrl: str | None = None
-    icon: str | None = None
+    icon: str | None = None  # an https URL or an uploaded image (data URL); None: initials
     features: list[ShellFeature] = Field(default_factory=list)
+
+    @field_validator("icon")
+    @classmethod
+    def _check_icon(cls, value: str | None) -> str | None:
+        return check_icon(value)
+
+    @property
+    def icon_origin(self) -> str | None:
+        """The origin the shell's CSP must allow images from (an icon URL), else None."""
+        if self.icon and self.icon.startswith("https://"):
+            parts = urlsplit(self.icon)
+            return f"https://{parts.netloc}"
+        return None
+
+    def icon_path(self) -> str:
+        """Where the header and favicon load the icon from: the site's own file, or the URL."""
+        if self.icon and self.icon.startswith("https://"):
+            return self.icon
+        upload = _icon_upload(self.icon) if self.icon else None
+        return "/" + STATIC_PREFIX + (f"icon.{upload[0]}" if upload else ICON_DEFAULT)
 
 
 def build_console_site(config: ShellConfig | dict[str, Any], features: list[ShellFeature] | None = None
@@ -79,6 +163,10 @@ def build_console_site(config: ShellConfig | dict[str, Any], features: list[Shel
     for path in sorted(SHELL_STATIC.iterdir()):
         if path.is_file():
             files[STATIC_PREFIX + path.name] = path.read_bytes()
+    files[STATIC_PREFIX + ICON_DEFAULT] = initials_icon(cfg.name)
+    upload = _icon_upload(cfg.icon) if cfg.icon else None
+    if upload is not None:
+        files[f"{STATIC_PREFIX}icon.{upload[0]}"] = upload[1]
     return files
 
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp
 
+from nno.console.keys import platform_keys
 from nno.kernel.naming import DEFAULT_STACK_ID, build_resource_name
 from nno.sdk.definition import CONFIG_SECRET, D1_BINDING, KV_BINDING, R2_BINDING
 from nno.sdk.discovery import InstalledFeature
 from nno.sdk.env import AuthClient, FeatureConfig, FeatureEnv, PrefixedKV, PrefixedR2, ServiceResponse
 from nno.sdk.host import build_worker_app
-from nno.sdk.shell import shell_key
 
 if TYPE_CHECKING:
     from nno.edge.workers import WorkerEnv
@@ -52,7 +52,7 @@ def feature_env(env: WorkerEnv, installed: InstalledFeature) -> FeatureEnv:
         r2=PrefixedR2(r2, config.keyPrefix) if r2 is not None else None,
         secrets={k: v for k, v in env.secrets.items() if k != CONFIG_SECRET},
         auth=AuthClient(auth_fetch),
-        shell_key=shell_key(env.settings.signing_secret, env.platform_id),
+        shell_key=platform_keys(env.settings, env.platform_id),
     )
 
 

@@ -3,8 +3,8 @@ path that is not one of its static assets (Cloudflare's `_worker.js` "advanced m
 
 The one kind of function is `console`: the platform's console shell (`nno.console.app`), built
 from the site's own `_shell/config.json`, with a service binding to its platform's Workers and the
-platform's ShellContext key. Instances are cached per deployment, so a rebuilt site is picked up
-on its next request.
+platform's ShellContext key (`nno.console.keys`: HKDF of the dedicated shell secret). Instances are
+cached per deployment, so a rebuilt site is picked up on its next request.
 """
 
 from __future__ import annotations
@@ -54,14 +54,14 @@ class PagesFunctions:
             raise LookupError(f"no Pages Function of kind {kind!r}")
         from nno.console.app import create_console_app
         from nno.console.build import CONFIG_PATH, read_config
-        from nno.sdk.shell import shell_key
+        from nno.console.keys import platform_keys
 
         config = read_config((directory / CONFIG_PATH).read_bytes())
         if config.platformId != project.platform_id:
             raise LookupError(f"site {project.name} is configured for another platform")
         settings = self.workers.settings
         app: ASGIApp = create_console_app(config, self.workers.service_call(project.platform_id),
-                                          key=shell_key(settings.signing_secret, project.platform_id),
+                                          key=platform_keys(settings, project.platform_id)[0],
                                           base_domain=self.base)
         return app
 

@@ -33,6 +33,7 @@ from nno.kernel.bindings import Bindings
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import envelope_bytes
 from nno.kernel.identity import H_REQUEST_ID, SERVICE_IDENTITY
+from nno.kernel.logging import loggable_path
 from nno.kernel.ratelimit import RateLimiter, retry_after_seconds, route_key
 
 log = structlog.get_logger("nno.edge")
@@ -163,7 +164,7 @@ class EdgeRouter:
         except Exception as exc:
             # The edge sits outside every service's error handler: without this, a fault here
             # reached the client as uvicorn's plain-text 500.
-            log.exception("edge_failed", host=raw_host, path=scope.get("path"), error=repr(exc))
+            log.exception("edge_failed", host=raw_host, path=loggable_path(scope.get("path", "")), error=repr(exc))
             if not started:
                 await _send_envelope(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
         finally:

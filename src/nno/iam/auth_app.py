@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from nno.iam.better_auth import BetterAuthSurface
 from nno.iam.context import IAMContext
 from nno.iam.mailer import Mailer
-from nno.iam.views import auth, feature_permissions, orgs, platform_admin, session
+from nno.iam.views import auth, feature_permissions, orgs, platform_admin, session, tenant_orgs
 from nno.kernel.config import Settings
 from nno.kernel.db import Database
 from nno.kernel.service import create_service_app
@@ -59,4 +59,5 @@ def create_auth_app(db: Database, settings: Settings, *, platform_id: str | None
         # Platform-level roles: NNO (service token for this platform) or the platform's own admins.
         app.include_router(platform_admin.router)
         app.include_router(feature_permissions.router)  # what its active features declare
+        app.include_router(tenant_orgs.router)  # the Registry's tenants as organizations
     return app

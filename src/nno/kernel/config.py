@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # The local cloud's secrets key(s), comma-separated (the first seals); unset = the key file kept
     # in the data directory (nno.edge.secrets_key).
     secrets_key: str | None = Field(default=None, validation_alias="NNO_SECRETS_KEY")
+    # The console shell's ShellContext secret(s), comma-separated (the first signs); unset = the key
+    # file kept in the data directory (nno.console.keys).
+    shell_secret: str | None = Field(default=None, validation_alias="NNO_SHELL_SECRET", repr=False)
     worker_poll_interval_s: float = Field(default=0.5, validation_alias="NNO_WORKER_POLL_INTERVAL")
     # Embedded mode runs the provisioning worker inside `nno serve`; scaled mode runs `nno worker`.
     embedded_worker: bool = Field(default=True, validation_alias="NNO_EMBEDDED_WORKER")

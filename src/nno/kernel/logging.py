@@ -166,3 +166,13 @@ def configure_logging(level: str = "info", json: bool = True, *, stream: TextIO 
     )
     _fast_sink = _FastJSONSink(processors, factory, wrapper_class, lvl) if json else None
     _configured = True
+
+
+# Better Auth's `GET .../reset-password/{token}` carries a live password-reset token in the path.
+_SECRET_SEGMENT = "/reset-password/"
+
+
+def loggable_path(path: str) -> str:
+    """`path` as the access line shows it: a token riding in the path is redacted."""
+    head, sep, _ = path.partition(_SECRET_SEGMENT)
+    return f"{head}{sep}[redacted]" if sep else path

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from nno.kernel.service import ServiceContext, create_service_app
 from nno.registry.store import StatusRepublisher
+from nno.registry.tenant_orgs import TenantOrgDispatcher
 from nno.registry.views import install_routes
 
 MIGRATIONS_DIR: Path | None = Path(__file__).parent / "migrations"
@@ -24,4 +25,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     republisher = StatusRepublisher.of(ctx)
     ctx.startup_hooks.append(republisher.start)
     ctx.shutdown_hooks.append(republisher.stop)
+    tenant_orgs = TenantOrgDispatcher.of(ctx)
+    ctx.startup_hooks.append(tenant_orgs.start)
+    ctx.shutdown_hooks.append(tenant_orgs.stop)
     return app

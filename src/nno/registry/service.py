@@ -21,7 +21,7 @@ from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id
 from nno.kernel.platform_status import GONE_STATUSES
-from nno.registry import lifecycle, serialize, steps
+from nno.registry import lifecycle, serialize, steps, tenant_orgs
 from nno.registry.access import Access
 from nno.registry.deprovision import request_deprovision
 from nno.registry.gone import Write
@@ -382,6 +382,7 @@ class PlatformService(RegistryBase):
                 s.add(row)
                 await s.flush()
                 out = serialize.entity(row)
+                tenant_orgs.record(s, self.ctx, row, now)
                 audit(s, access, platform_id=platform_id, entity_id=row.id, action="entity.create",
                       target_type="entity", target_id=row.id, after=out, at=now)
         except IntegrityError as exc:
@@ -424,6 +425,8 @@ class PlatformService(RegistryBase):
             if after != before:
                 row.updated_at = now_ms()
                 after = serialize.entity(row)
+                if after["name"] != before["name"]:
+                    tenant_orgs.record(s, self.ctx, row)
                 audit(s, access, platform_id=platform_id, entity_id=row.id, action="entity.update",
                       target_type="entity", target_id=row.id, before=before, after=after)
             return after
@@ -447,6 +450,7 @@ class PlatformService(RegistryBase):
             for entity in doomed:
                 before = serialize.entity(entity)
                 entity.status, entity.deleted_at, entity.updated_at = "deleted", now, now
+                tenant_orgs.record(s, self.ctx, entity, now)
                 audit(s, access, platform_id=platform_id, entity_id=entity.id, action="entity.delete",
                       target_type="entity", target_id=entity.id, before=before, after=serialize.entity(entity),
                       at=now)

@@ -165,9 +165,23 @@ class ShellStack(_Model):
     templateId: str | None = None
 
 
+class ShellNavLink(_Model):
+    label: str
+    href: str  # relative to the context's shellUrl (through the shell's permission gate)
+
+
+class ShellNavGroup(_Model):
+    """One feature's sidebar items the user may see, in the shell's order."""
+
+    featureId: str
+    label: str
+    items: list[ShellNavLink] = Field(default_factory=list)
+
+
 class ShellContext(_Model):
     """What the console shell hands each feature page, signed (`nno.sdk.shell`): the platform, the
-    active tenant (organization), stack, user, their permissions, and the features' service URLs."""
+    active tenant (organization), stack, user, their permissions, the features' service URLs, and
+    the shell's sidebar for this user (so a feature page draws the same frame)."""
 
     platformId: str
     tenantId: str | None = None
@@ -178,6 +192,9 @@ class ShellContext(_Model):
     platformName: str | None = None
     shellUrl: str | None = None  # where the console shell is (its home)
     services: dict[str, str] = Field(default_factory=dict)  # featureId -> the feature's service URL
+    tenantName: str | None = None
+    icon: str | None = None  # the platform's icon, relative to shellUrl (or an absolute URL)
+    nav: list[ShellNavGroup] = Field(default_factory=list)
 
 
 FeatureNavItem.model_rebuild()

@@ -147,8 +147,9 @@ class FeatureEnv:
     kv: PrefixedKV | None = None
     secrets: dict[str, str] = field(default_factory=dict)
     auth: AuthClient | None = None
-    # The platform's ShellContext key (nno.sdk.shell), given by the host; None: no shell context.
-    shell_key: bytes | None = field(default=None, repr=False)
+    # The platform's ShellContext key(s) (nno.sdk.shell; the first signs, each is believed), given by
+    # the host; None: no shell context.
+    shell_key: bytes | tuple[bytes, ...] | None = field(default=None, repr=False)
 
     @property
     def feature_id(self) -> str:

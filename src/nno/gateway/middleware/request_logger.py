@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nno.gateway.response import response_sender
 from nno.gateway.state import get_state
-from nno.kernel.logging import fast_json_writer
+from nno.kernel.logging import fast_json_writer, loggable_path
 
 
 class _AccessLogger:
@@ -38,16 +38,6 @@ class _AccessLogger:
 
 
 access_log = _AccessLogger()
-
-# Better Auth's `GET .../reset-password/{token}` carries a live password-reset token in the path.
-_SECRET_SEGMENT = "/reset-password/"
-
-
-def loggable_path(path: str) -> str:
-    """`path` as the access line shows it: a token riding in the path is redacted."""
-    head, sep, _ = path.partition(_SECRET_SEGMENT)
-    return f"{head}{sep}[redacted]" if sep else path
-
 
 class RequestLoggerMiddleware:
     def __init__(self, app: ASGIApp) -> None:

@@ -1,0 +1,235 @@
+"""Registry tenants become organizations on their platform's own auth Worker (outbox + dispatcher),
+shown in the shell's tenant switcher; feature pages inside the shell's frame; the ShellContext key
+of one platform never fits another's."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from nno.console.keys import platform_keys
+from nno.core import Core
+from nno.kernel.clock import now_ms
+from nno.registry.tenant_orgs import FAILED, PENDING, TenantOrgDispatcher, TenantOrgOutbox
+from nno.sdk.definition import ShellContext
+from nno.sdk.shell import sign_shell_context
+from tests.console.test_shell_edge import csrf, post_form, signed_up
+from tests.features.conftest import At, activate, at, job, prove_address, provisioned_platform
+
+__all__ = ["at"]
+
+
+def service_token(core: Core, pid: str) -> dict[str, str]:
+    from nno.iam import service_tokens
+
+    token, _ = service_tokens.mint(core.settings, subject="test", audience=f"auth:{pid}", ttl_s=60)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def make_admin(at: At, core: Core, pid: str, email: str) -> None:
+    prove_address(core, pid, email)  # only proven accounts are made platform-admin
+    resp = await at(f"auth.svc.default.{pid}.nno.localhost").put(
+        f"/api/nno/users/{email}/role", json={"role": "platform-admin"}, headers=service_token(core, pid))
+    assert resp.status_code == 200, resp.text
+
+
+async def org_ids(at: At, core: Core, pid: str) -> set[str]:
+    """The organizations in the platform's auth D1 (read as an operator of the machine would)."""
+    import sqlite3
+
+    path = core.context("edge").extras["cloud"].d1_path(f"{pid}-default-auth-db")
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM organizations")}
+
+
+async def outbox(core: Core, tenant_id: str) -> list[TenantOrgOutbox]:
+    async with core.context("registry").db.session() as s:
+        return list((await s.execute(select(TenantOrgOutbox).where(TenantOrgOutbox.tenant_id == tenant_id)))
+                    .scalars().all())
+
+
+def dispatcher(core: Core) -> TenantOrgDispatcher:
+    return TenantOrgDispatcher.of(core.context("registry"))
+
+
+async def test_registry_tenant_appears_in_the_switcher_and_follows_renames_and_deletes(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    pid, _ = await provisioned_platform(client, service_headers)
+    other, _ = await provisioned_platform(client, service_headers)
+    ada = await signed_up(at, pid, "ada@example.com")
+    bob = await signed_up(at, pid, "bob@example.com")
+    await make_admin(at, core, pid, "ada@example.com")
+
+    # The request only records the need; the organization comes from the dispatcher.
+    made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Green team", "slug": "green"},
+                             headers=service_headers)
+    assert made.status_code == 201, made.text
+    tenant = made.json()["id"]
+    await dispatcher(core).drain()
+    assert await outbox(core, tenant) == []
+    assert tenant in await org_ids(at, core, pid)
+    linked = (await client.get(f"/api/v1/platforms/{pid}/tenants/{tenant}", headers=service_headers)).json()
+    assert linked["orgId"] == tenant
+    # Another platform's auth Worker never gets it, nor accepts this platform's service token.
+    assert tenant not in await org_ids(at, core, other)
+    theirs = at(f"auth.svc.default.{other}.nno.localhost")
+    stolen = await theirs.put(f"/api/nno/tenant-orgs/{tenant}", json={"name": "x", "slug": "x"},
+                              headers=service_token(core, pid))
+    assert stolen.status_code in (401, 403), stolen.text
+    mine = at(f"auth.svc.default.{pid}.nno.localhost")
+    crossed = await mine.delete(f"/api/nno/tenant-orgs/{tenant}", headers=service_token(core, other))
+    assert crossed.status_code in (401, 403), crossed.text
+    assert tenant in await org_ids(at, core, pid)
+    assert tenant not in await org_ids(at, core, other)
+    # A session, even a platform-admin's, cannot use the Registry's route.
+    session = ada.cookies.get("nno_session", domain=f".{pid}.nno.localhost")
+    by_user = await at(f"auth.svc.default.{pid}.nno.localhost").delete(
+        f"/api/nno/tenant-orgs/{tenant}", headers={"Authorization": f"Bearer {session}"})
+    assert by_user.status_code == 403, by_user.text
+    bad_id = await at(f"auth.svc.default.{pid}.nno.localhost").put(
+        "/api/nno/tenant-orgs/NOT_AN_ID", json={"name": "x", "slug": "x"}, headers=service_token(core, pid))
+    assert bad_id.status_code == 400 and bad_id.json()["error"]["code"] == "VALIDATION_ERROR"
+
+    # The platform-admin sees it in the switcher, joins it and works in it; a plain user does not.
+    page = await ada.get("/tenants", headers={"accept": "text/html"})
+    assert f'data-joinable="{tenant}"' in page.text and "Green team" in page.text
+    joined = await ada.post("/tenants", data={"organizationId": tenant, "join": "1", "next": "/",
+                                              "csrf_token": csrf(page)})
+    assert joined.status_code == 303, joined.text
+    assert 'data-testid="tenant">Green team' in (await ada.get("/profile")).text
+    assert "Green team" not in (await bob.get("/tenants", headers={"accept": "text/html"})).text
+    # Joining is the auth Worker's decision, not the form's: Bob's forged join changes nothing.
+    page = await bob.get("/tenants", headers={"accept": "text/html"})
+    forged = await bob.post("/tenants", data={"organizationId": tenant, "join": "1", "next": "/",
+                                              "csrf_token": csrf(page)})
+    assert forged.status_code in (400, 403), forged.text
+    assert "Green team" not in (await bob.get("/tenants", headers={"accept": "text/html"})).text
+
+    # A rename in the Registry follows; a repeated delivery changes nothing more.
+    renamed = await client.patch(f"/api/v1/platforms/{pid}/tenants/{tenant}", json={"name": "Teal team"},
+                                 headers=service_headers)
+    assert renamed.status_code == 200, renamed.text
+    await dispatcher(core).drain()
+    assert 'data-testid="tenant">Teal team' in (await ada.get("/profile")).text
+    again = await dispatcher(core).client.put_tenant_org(pid, tenant, name="Teal team", slug="green")
+    assert again["created"] is False and again["changed"] is False
+
+    # A delete in the Registry removes the organization (and it is no one's tenant any more).
+    gone = await client.delete(f"/api/v1/platforms/{pid}/tenants/{tenant}", headers=service_headers)
+    assert gone.status_code == 200, gone.text
+    await dispatcher(core).drain()
+    assert tenant not in await org_ids(at, core, pid)
+    assert 'data-testid="tenant">Choose a tenant' in (await ada.get("/profile")).text
+
+
+async def test_a_worker_not_there_yet_is_retried_with_back_off(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    slug = "p-" + uuid.uuid4().hex[:12]
+    resp = await client.post("/api/v1/platforms", json={"name": "Late " + slug, "slug": slug}, headers=service_headers)
+    pid = resp.json()["id"]
+    # No auth Worker yet: the tenant is made at once all the same.
+    made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Early", "slug": "early"},
+                             headers=service_headers)
+    assert made.status_code == 201, made.text
+    tenant = made.json()["id"]
+    await dispatcher(core).drain()
+    rows = await outbox(core, tenant)
+    assert len(rows) == 1 and rows[0].status == PENDING and rows[0].attempts >= 1
+    assert rows[0].next_attempt_at > now_ms() and rows[0].last_error
+    first_wait = rows[0].next_attempt_at
+
+    done = await job(client, service_headers, "/platform", {"platformId": pid})
+    assert done["status"] == "COMPLETED", done
+    await dispatcher(core).drain(now=first_wait + 1)
+    assert await outbox(core, tenant) == []
+    assert tenant in await org_ids(at, core, pid)
+
+
+async def test_a_refusal_that_cannot_pass_is_marked_failed(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    pid, _ = await provisioned_platform(client, service_headers)
+    made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Clash", "slug": "clash"},
+                             headers=service_headers)
+    tenant = made.json()["id"]
+    await dispatcher(core).drain()
+    assert tenant in await org_ids(at, core, pid)
+    _retype_org(core, pid, tenant)  # no longer a tenant's organization: NNO never overwrites it
+    renamed = await client.patch(f"/api/v1/platforms/{pid}/tenants/{tenant}", json={"name": "Clash 2"},
+                                 headers=service_headers)
+    assert renamed.status_code == 200
+    await dispatcher(core).drain()
+    rows = await outbox(core, tenant)
+    assert len(rows) == 1 and rows[0].status == FAILED
+    assert rows[0].last_error and "409 NOT_A_TENANT_ORG" in rows[0].last_error
+    await dispatcher(core).drain(now=now_ms() + 3_600_000)  # a failed row is not tried again
+    assert (await outbox(core, tenant))[0].attempts == rows[0].attempts
+
+
+def _retype_org(core: Core, pid: str, org_id: str) -> None:
+    import sqlite3
+
+    path = core.context("edge").extras["cloud"].d1_path(f"{pid}-default-auth-db")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("UPDATE organizations SET org_type = 'workspace' WHERE id = ?", (org_id,)).rowcount == 1
+
+
+def _context_of(token: str) -> dict[str, Any]:
+    payload = token.split(".", 1)[0]
+    body: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return body
+
+
+async def test_feature_pages_draw_the_shell_frame_and_only_their_platform_key_fits(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    a, tenant_a = await provisioned_platform(client, service_headers)
+    b, tenant_b = await provisioned_platform(client, service_headers)
+    for pid, tenant in ((a, tenant_a), (b, tenant_b)):
+        assert (await activate(client, service_headers, pid, tenant, "tasks"))["status"] == "COMPLETED"
+    ada = await signed_up(at, a, "ada@example.com")
+    assert (await post_form(ada, "/tenants", {"name": "Blue team", "next": "/"})).status_code == 303
+    home = await ada.get("/", headers={"accept": "text/html"})
+    assert 'data-testid="platform-icon"' in home.text and 'rel="icon" href="/_shell/static/icon.svg"' in home.text
+    icon = await ada.get("/_shell/static/icon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+    opened = await ada.get("/f/tasks", headers={"accept": "text/html"})
+    page = await ada.get(opened.headers["location"], headers={"accept": "text/html"})
+    assert page.status_code == 200
+    # The shell's frame: its header (icon, name, tenant) and the sidebar it composed for Ada.
+    assert 'data-testid="shell-sidebar"' in page.text and f'data-shell="{a}"' in page.text
+    assert f'href="http://{a}.nno.localhost:8787/f/tasks"' in page.text
+    assert f'src="http://{a}.nno.localhost:8787/_shell/static/icon.svg"' in page.text
+    assert 'data-testid="tenant">Blue team' in page.text
+    assert "/f/settings" not in page.text  # only the features Ada may open
+
+    # A context signed with platform A's key, even claiming B and B's own user, is refused by B.
+    bea = await signed_up(at, b, "bea@example.com")
+    assert (await post_form(bea, "/tenants", {"name": "Red team", "next": "/"})).status_code == 303
+    opened_b = await bea.get("/f/tasks", headers={"accept": "text/html"})
+    genuine = bea.cookies.get("nno_shell", domain=f".{b}.nno.localhost")
+    assert genuine
+    claims = ShellContext.model_validate(_context_of(genuine)["ctx"])
+    forged = sign_shell_context(platform_keys(core.settings, a)[0], claims)
+    bea.cookies.set("nno_shell", forged, domain=f".{b}.nno.localhost")
+    refused = await bea.get(opened_b.headers["location"], headers={"accept": "text/html"})
+    assert refused.status_code == 200 and "data-shell=" not in refused.text
+    # ... while the same claims signed with B's own key are believed (the control).
+    bea.cookies.set("nno_shell", sign_shell_context(platform_keys(core.settings, b)[0], claims),
+                    domain=f".{b}.nno.localhost")
+    believed = await bea.get(opened_b.headers["location"], headers={"accept": "text/html"})
+    assert f'data-shell="{b}"' in believed.text
+    # A tampered context (the tenant changed, the signature kept) is refused.
+    sig = genuine.split(".", 1)[1]
+    body = _context_of(genuine)
+    body["ctx"]["tenantId"] = "someoneelse"
+    edited = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    bea.cookies.set("nno_shell", f"{edited}.{sig}", domain=f".{b}.nno.localhost")
+    tampered = await bea.get(opened_b.headers["location"], headers={"accept": "text/html"})
+    assert "data-shell=" not in tampered.text
+    assert re.search(r"<main", tampered.text)

@@ -205,21 +205,20 @@ class WorkerHost:
     async def _build(self, worker: Worker) -> _Instance:
         factory = resolve_factory(worker.kind)
         env = WorkerEnv(name=worker.name, kind=worker.kind, platform_id=worker.platform_id, settings=self.settings)
-        for binding, ref in json.loads(worker.bindings).items():
-            if ref["type"] == "d1":
-                env.d1[binding] = await self.cloud.d1_database(ref["name"])
-            elif ref["type"] == "kv":
-                env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
-            elif ref["type"] == "r2":
-                env.r2[binding] = self.cloud.r2_bucket(ref["name"])
-        env.secrets = await self.cloud.worker_secrets(worker.name)
-        env.services = self._service_call(worker.platform_id)
-        if self.meter is not None:
-            self.meter.instrument(env)
         stack = AsyncExitStack()
         try:
-            for db in env.d1.values():
-                stack.push_async_callback(db.dispose)
+            for binding, ref in json.loads(worker.bindings).items():
+                if ref["type"] == "d1":  # each D1 handle is disposed with the instance, or at a failed build
+                    env.d1[binding] = await self.cloud.d1_database(ref["name"])
+                    stack.push_async_callback(env.d1[binding].dispose)
+                elif ref["type"] == "kv":
+                    env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
+                elif ref["type"] == "r2":
+                    env.r2[binding] = self.cloud.r2_bucket(ref["name"])
+            env.secrets = await self.cloud.worker_secrets(worker.name)
+            env.services = self._service_call(worker.platform_id)
+            if self.meter is not None:
+                self.meter.instrument(env)
             made = factory(env)
             app: ASGIApp = await made if inspect.isawaitable(made) else made
             lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)

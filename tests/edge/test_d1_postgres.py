@@ -187,3 +187,22 @@ async def test_r2_objects_and_pages_are_shared_by_hosts_with_their_own_data_dirs
     finally:
         await host_a.close()
         await host_b.close()
+
+
+async def test_d1s_made_at_once_by_several_processes_all_succeed(settings: Settings) -> None:
+    """Provisioning workers make several platforms' D1s at the same time (and retries race first tries)."""
+    clouds = [LocalCloud(settings) for _ in range(6)]
+    names = [f"p{i}x3m9p2xw-default-auth-db" for i in range(5)] + ["p0x3m9p2xw-default-auth-db"]
+    try:
+        await clouds[0].ready()
+        made = await asyncio.gather(*(c.ensure_d1(n) for c, n in zip(clouds, names, strict=True)))
+        assert sorted(r.name for r in made) == sorted(names)
+        assert sum(r.created for r in made if r.name == names[0]) == 1
+        for name in set(names):
+            assert await d1_rows(clouds[0], name, "SELECT current_user = :r", {"r": clouds[0].d1s.role(name)}) == [  # type: ignore[union-attr]
+                (True,)]
+    finally:
+        for name in set(names):
+            await clouds[0].delete_d1(name)
+        for c in clouds:
+            await c.close()

@@ -80,7 +80,12 @@ class PostgresD1:
         verb = "ALTER" if exists else "CREATE"
         # The password is hex: no quoting question. NOINHERIT/NOCREATEDB etc. are the defaults.
         await conn.execute(text(f"{verb} ROLE {_quote(role)} LOGIN PASSWORD '{self._password(role)}'"))
-        await conn.execute(text(f"GRANT CONNECT ON DATABASE {_quote(self.database)} TO {_quote(role)}"))
+        # PUBLIC may connect unless an operator revoked it. A GRANT rewrites the database's one
+        # catalogue row: two at once fail ("tuple concurrently updated"), so they take turns.
+        if not await conn.scalar(text("SELECT has_database_privilege(:r, current_database(), 'CONNECT')"),
+                                 {"r": role}):
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('nno-d1-grant-connect'))"))
+            await conn.execute(text(f"GRANT CONNECT ON DATABASE {_quote(self.database)} TO {_quote(role)}"))
 
     async def ensure(self, name: str) -> bool:
         """Create the D1's role and schema when missing; True when the schema was created."""

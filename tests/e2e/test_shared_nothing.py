@@ -56,6 +56,7 @@ async def test_two_hosts_share_nothing_but_postgresql_and_redis(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNO_") and k != "AUTH_API_KEY"}
     env.update({"NNO_DATABASE_URL": db_url, "NNO_REDIS_URL": REDIS_URL, "NNO_REDIS_PREFIX": prefix,
                 "AUTH_API_KEY": KEY, "NNO_SECRETS_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+                "NNO_SHELL_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
                 "NNO_DEV_OUTBOX": "true", "NNO_RATE_LIMIT": "100000/60s", "NNO_LOG_LEVEL": "warning"})
     ports, procs = [_free_port(), _free_port()], []
     try:

@@ -147,10 +147,13 @@ class LocalCloud:
                 self.keyring.box()
             except SecretsKeyError as exc:
                 log.error("secrets_key_unusable", error=str(exc))
-            if self.d1s is not None and not self.keyring.configured:
-                log.warning("secrets_key_in_data_dir", path=str(self.keyring.path),
-                            message="processes on other hosts cannot read this key file: give every process "
-                                    "the same NNO_SECRETS_KEY (docs/reliability.md)")
+            # Scaled, hosts share PostgreSQL and Redis only: keys kept in files here are this host's.
+            unset = [name for name, value in (("NNO_SECRETS_KEY", self.keyring.configured),
+                                              ("NNO_SHELL_SECRET", self.settings.shell_secret)) if not value]
+            if self.d1s is not None and unset:
+                log.warning("keys_in_data_dir", unset=unset, data_dir=str(self.settings.data_dir),
+                            message="processes on other hosts cannot read this host's key files: give every "
+                                    f"process the same {' and '.join(unset)} (docs/reliability.md)")
             await self._reseal_legacy()
 
     async def _reseal_legacy(self) -> None:

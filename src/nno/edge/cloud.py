@@ -251,7 +251,8 @@ class LocalCloud:
             await self.d1s.delete(name)
         else:
             await asyncio.to_thread(remove_sqlite_file, self.d1_path(name))
-            await asyncio.to_thread(shutil.rmtree, self._snapshot_dir(name), True)
+            for snapshot in self._snapshot_dir().glob(f"{name}.*.sqlite"):
+                await asyncio.to_thread(snapshot.unlink, True)
 
     async def d1_database(self, name: str) -> Database:
         """A handle on the D1 for a Worker (or its migrations): the SQLite file, or on PostgreSQL a
@@ -272,13 +273,13 @@ class LocalCloud:
     # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback. SQLite's
     # online backup copies a consistent database while Workers hold it open, both ways; PostgreSQL
     # copies the schema in one transaction.
-    def _snapshot_dir(self, name: str) -> Path:
-        return self.root / "d1" / ".snapshots" / name
+    def _snapshot_dir(self) -> Path:
+        return self.root / "d1" / ".snapshots"
 
     def _snapshot_path(self, name: str, snapshot: str) -> Path:
         if not snapshot.isalnum():
             raise CloudError(f"invalid snapshot id {snapshot!r}", status=400)
-        return self._snapshot_dir(name) / f"{snapshot}.sqlite"
+        return self._snapshot_dir() / f"{name}.{snapshot}.sqlite"
 
     async def snapshot_d1(self, name: str) -> str:
         """A copy of the D1 to restore later; "" when the D1 does not exist (nothing to keep)."""

@@ -72,8 +72,13 @@ class WorkerMeter:
         def on_execute(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
                        executemany: bool) -> None:
             verb = statement.lstrip()[:7].upper()
-            if verb.startswith(_WRITES) and cursor.rowcount and cursor.rowcount > 0:
-                self.add(platform_id, name, "d1_rows_written", cursor.rowcount)
+            if verb.startswith(_WRITES):
+                written = cursor.rowcount
+                if executemany and (written is None or written < 0):
+                    # asyncpg reports no row count for a batch: one row per parameter set.
+                    written = len(params) if isinstance(params, (list, tuple)) else 0
+                if written and written > 0:
+                    self.add(platform_id, name, "d1_rows_written", written)
             read = rows_returned(cursor)
             if read:
                 self.add(platform_id, name, "d1_rows_read", read)

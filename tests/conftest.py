@@ -64,6 +64,9 @@ async def drop_pg_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+    from nno.edge.d1 import drop_roles_of
+
+    await drop_roles_of(PG_ADMIN_URL, name)  # its D1s' roles, which are cluster-wide
 
 
 async def clear_redis_prefix(prefix: str) -> None:

@@ -32,7 +32,7 @@ async def make_admin(core: Core, pid: str, email: str) -> None:
     """As NNO would: a service token for the platform's auth Worker makes the (proven) account admin."""
     from nno.iam import service_tokens
 
-    prove_address(core, pid, email)
+    await prove_address(core, pid, email)
     token, _ = service_tokens.mint(core.settings, subject="test", audience=f"auth:{pid}", ttl_s=60)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=core.asgi),
                                  base_url=f"http://auth.svc.default.{pid}.nno.localhost") as auth:

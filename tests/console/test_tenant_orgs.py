@@ -20,6 +20,7 @@ from nno.registry.tenant_orgs import FAILED, PENDING, TenantOrgDispatcher, Tenan
 from nno.sdk.definition import ShellContext
 from nno.sdk.shell import sign_shell_context
 from tests.console.test_shell_edge import csrf, post_form, signed_up
+from tests.d1sql import d1_rowcount, d1_rows
 from tests.features.conftest import At, activate, at, job, prove_address, provisioned_platform
 
 __all__ = ["at"]
@@ -33,7 +34,7 @@ def service_token(core: Core, pid: str) -> dict[str, str]:
 
 
 async def make_admin(at: At, core: Core, pid: str, email: str) -> None:
-    prove_address(core, pid, email)  # only proven accounts are made platform-admin
+    await prove_address(core, pid, email)  # only proven accounts are made platform-admin
     resp = await at(f"auth.svc.default.{pid}.nno.localhost").put(
         f"/api/nno/users/{email}/role", json={"role": "platform-admin"}, headers=service_token(core, pid))
     assert resp.status_code == 200, resp.text
@@ -41,11 +42,8 @@ async def make_admin(at: At, core: Core, pid: str, email: str) -> None:
 
 async def org_ids(at: At, core: Core, pid: str) -> set[str]:
     """The organizations in the platform's auth D1 (read as an operator of the machine would)."""
-    import sqlite3
-
-    path = core.context("edge").extras["cloud"].d1_path(f"{pid}-default-auth-db")
-    with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT id FROM organizations")}
+    cloud = core.context("edge").extras["cloud"]
+    return {row[0] for row in await d1_rows(cloud, f"{pid}-default-auth-db", "SELECT id FROM organizations")}
 
 
 async def outbox(core: Core, tenant_id: str) -> list[TenantOrgOutbox]:
@@ -159,7 +157,7 @@ async def test_a_refusal_that_cannot_pass_is_marked_failed(
     tenant = made.json()["id"]
     await dispatcher(core).drain()
     assert tenant in await org_ids(at, core, pid)
-    _retype_org(core, pid, tenant)  # no longer a tenant's organization: NNO never overwrites it
+    await _retype_org(core, pid, tenant)  # no longer a tenant's organization: NNO never overwrites it
     renamed = await client.patch(f"/api/v1/platforms/{pid}/tenants/{tenant}", json={"name": "Clash 2"},
                                  headers=service_headers)
     assert renamed.status_code == 200
@@ -171,12 +169,10 @@ async def test_a_refusal_that_cannot_pass_is_marked_failed(
     assert (await outbox(core, tenant))[0].attempts == rows[0].attempts
 
 
-def _retype_org(core: Core, pid: str, org_id: str) -> None:
-    import sqlite3
-
-    path = core.context("edge").extras["cloud"].d1_path(f"{pid}-default-auth-db")
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("UPDATE organizations SET org_type = 'workspace' WHERE id = ?", (org_id,)).rowcount == 1
+async def _retype_org(core: Core, pid: str, org_id: str) -> None:
+    cloud = core.context("edge").extras["cloud"]
+    assert await d1_rowcount(cloud, f"{pid}-default-auth-db",
+                             "UPDATE organizations SET org_type = 'workspace' WHERE id = :o", {"o": org_id}) == 1
 
 
 def _context_of(token: str) -> dict[str, Any]:

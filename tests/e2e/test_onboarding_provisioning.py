@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from nno.core import Core
+from tests.d1sql import d1_rows, d1_tables
 
 IAM = "/api/v1/iam"
 PROV = "/api/v1/provisioning"
@@ -29,6 +30,15 @@ async def poll(client: httpx.AsyncClient, url: str, headers: dict[str, str], don
             return body
         assert asyncio.get_running_loop().time() < deadline, body
         await asyncio.sleep(0.05)
+
+
+async def users_in_d1(cloud: Any, name: str, email: str) -> int:
+    """Accounts with `email` in a D1 (a SQLite file, or a PostgreSQL schema when scaled)."""
+    tables = await d1_tables(cloud, name)
+    total = 0
+    for table in tables & {"user", "users"}:
+        total += (await d1_rows(cloud, name, f"select count(*) from {table} where email = :e", {"e": email}))[0][0]
+    return total
 
 
 def users_in(path: Path, email: str) -> int:
@@ -79,12 +89,11 @@ async def test_sign_up_onboard_provision_then_end_user_signs_up_on_the_platform(
         assert me.status_code == 200 and me.json()["email"] == end_user
 
     # The row is in this platform's auth D1, and in no other database.
+    cloud = core.context("edge").extras["cloud"]
+    assert await users_in_d1(cloud, f"{pid}-default-auth-db", end_user) == 1
     data_dir = core.settings.data_dir.resolve()
-    platform_d1 = [p for p in data_dir.rglob(f"{pid}-default-auth-db*") if p.suffix in ("", ".db", ".sqlite")]
-    assert platform_d1, sorted(str(p) for p in data_dir.rglob("*"))
-    assert sum(users_in(p, end_user) for p in platform_d1) == 1
     others = [p for p in data_dir.rglob("*") if p.is_file() and p.suffix in (".db", ".sqlite")
-              and p not in platform_d1]
+              and not p.name.startswith(f"{pid}-default-auth-db")]
     for path in others:
         try:
             assert users_in(path, end_user) == 0, path

@@ -7,9 +7,7 @@ asks for no second invite; a rolled-back job leaves nothing behind."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +20,7 @@ from nno.provisioning.providers.base import ProviderError
 from nno.provisioning.providers.local import LocalProvider
 from nno.provisioning.steps.base import StepContext
 from nno.provisioning.steps.platform import deploy_auth_worker
+from tests.d1sql import d1_rows
 from tests.e2e.test_onboarding_provisioning import poll
 
 IAM = "/api/v1/iam"
@@ -34,23 +33,25 @@ def edge(core: Core, host: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=core.asgi), base_url=f"http://{host}:8787")
 
 
-def auth_d1(core: Core, pid: str) -> Path:
-    path: Path = core.context("edge").extras["cloud"].d1_path(f"{pid}-default-auth-db")
-    return path
+def auth_d1(pid: str) -> str:
+    return f"{pid}-default-auth-db"
 
 
-def d1_count(core: Core, pid: str, sql: str, *args: Any) -> int:
-    with sqlite3.connect(auth_d1(core, pid)) as conn:
-        return int(conn.execute(sql, args).fetchone()[0])
+def cloud_of(core: Core) -> Any:
+    return core.context("edge").extras["cloud"]
 
 
-def invites(core: Core, pid: str) -> int:
+async def d1_count(core: Core, pid: str, sql: str, params: dict[str, Any] | None = None) -> int:
+    return int((await d1_rows(cloud_of(core), auth_d1(pid), sql, params))[0][0])
+
+
+async def invites(core: Core, pid: str) -> int:
     """Every admin invite the platform's auth D1 ever held (used, superseded or live)."""
-    return d1_count(core, pid, "SELECT count(*) FROM verifications WHERE kind = 'platform_admin_grant'")
+    return await d1_count(core, pid, "SELECT count(*) FROM verifications WHERE kind = 'platform_admin_grant'")
 
 
-def invite_audits(core: Core, pid: str) -> int:
-    return d1_count(core, pid, "SELECT count(*) FROM audit_log WHERE action = 'user.admin_invite'")
+async def invite_audits(core: Core, pid: str) -> int:
+    return await d1_count(core, pid, "SELECT count(*) FROM audit_log WHERE action = 'user.admin_invite'")
 
 
 def step(job: dict[str, Any], name: str) -> dict[str, Any]:
@@ -89,14 +90,15 @@ async def magic_sign_in(core: Core, auth: httpx.AsyncClient, pid: str, email: st
     """Ask the platform's auth host for a link, take it from that platform's mail outbox (the mail
     that was not there before: no reliance on clock order), follow it."""
 
-    def mails() -> dict[str, str]:
-        with sqlite3.connect(auth_d1(core, pid)) as conn:
-            return dict(conn.execute("SELECT id, body FROM mail_outbox WHERE to_address = ?", (email,)).fetchall())
+    async def mails() -> dict[str, str]:
+        rows = await d1_rows(cloud_of(core), auth_d1(pid), "SELECT id, body FROM mail_outbox WHERE to_address = :e",
+                             {"e": email})
+        return {str(mail_id): str(body) for mail_id, body in rows}
 
-    before = mails()
+    before = await mails()
     asked = await auth.post("/api/auth/sign-in/magic-link", json={"email": email})
     assert asked.status_code == 200, asked.text
-    new = [body for mail_id, body in mails().items() if mail_id not in before]
+    new = [body for mail_id, body in (await mails()).items() if mail_id not in before]
     assert len(new) == 1, new
     body = new[0]
     link = LINK_RE.search(body)
@@ -126,7 +128,7 @@ async def test_the_owner_administers_the_platform_auth_worker_and_nobody_else_do
     seeded = step(job, "deploy_auth_worker")["output"]["ownerAdmin"]
     assert seeded["userId"] == owner_id and seeded["email"] == owner_email
     assert seeded["status"] == "pending" and seeded["created"] is True and seeded["seededByJob"] == job_id
-    assert invites(core, pid) == 1
+    assert await invites(core, pid) == 1
 
     async with edge(core, f"auth.svc.default.{pid}.nno.localhost") as auth:
         # Someone else takes the owner's address with a password first: that proves no mailbox.
@@ -176,7 +178,7 @@ async def test_rerunning_the_step_or_the_job_asks_for_no_second_invite(
     pid, first_id = await onboard(client, owner)
     first = await wait_job(client, owner, first_id)
     assert first["status"] == "COMPLETED", first
-    assert invites(core, pid) == 1
+    assert await invites(core, pid) == 1
 
     # The whole job again (an auth-Worker redeploy): the invite it made stands, none is added.
     second = await run_job(client, service_headers, "/platform", {"platformId": pid})
@@ -195,7 +197,7 @@ async def test_rerunning_the_step_or_the_job_asks_for_no_second_invite(
                            outputs={"create_auth_d1": step(first, "create_auth_d1")["output"]})
         result = await deploy_auth_worker(sctx)
         assert result.changed is False and result.output["ownerAdmin"]["created"] is False
-    assert invites(core, pid) == 1 and invite_audits(core, pid) == 1
+    assert await invites(core, pid) == 1 and await invite_audits(core, pid) == 1
 
     # Once the owner has signed in, a re-run finds them admin and still adds nothing.
     async with edge(core, f"auth.svc.default.{pid}.nno.localhost") as auth:
@@ -204,12 +206,12 @@ async def test_rerunning_the_step_or_the_job_asks_for_no_second_invite(
     third = await run_job(client, service_headers, "/platform", {"platformId": pid})
     assert third["status"] == "COMPLETED", third
     assert step(third, "deploy_auth_worker")["output"]["ownerAdmin"]["status"] == "granted"
-    assert invites(core, pid) == 1 and invite_audits(core, pid) == 1
+    assert await invites(core, pid) == 1 and await invite_audits(core, pid) == 1
 
     # Deprovisioning removes the auth D1, and the invite with it.
     gone = await run_job(client, service_headers, "/platform/deprovision", {"platformId": pid})
     assert gone["status"] == "COMPLETED", gone
-    assert not auth_d1(core, pid).exists()
+    assert not await cloud_of(core).d1_exists(auth_d1(pid))
 
 
 async def test_an_expired_invite_is_renewed_by_a_rerun(
@@ -217,8 +219,8 @@ async def test_an_expired_invite_is_renewed_by_a_rerun(
     _, owner_email, owner = await sign_up_nno(client)
     pid, first_id = await onboard(client, owner)
     assert (await wait_job(client, owner, first_id))["status"] == "COMPLETED"
-    with sqlite3.connect(auth_d1(core, pid)) as conn:
-        conn.execute("UPDATE verifications SET expires_at = 1 WHERE kind = 'platform_admin_grant'")
+    await d1_rows(cloud_of(core), auth_d1(pid),
+                  "UPDATE verifications SET expires_at = 1 WHERE kind = 'platform_admin_grant'")
     # Provisioning's record says when the invite runs out; age it the same way.
     async with core.context("provisioning").db.session() as s:
         row = (await s.execute(select(ProvisionJob).where(ProvisionJob.id == first_id))).scalar_one()
@@ -248,7 +250,7 @@ async def test_a_rolled_back_job_leaves_no_invite_and_an_ownerless_platform_gets
     assert job["status"] == "ROLLED_BACK", job
     assert step(job, "deploy_auth_worker")["output"]["ownerAdmin"]["created"] is True  # it was asked for
     assert step(job, "deploy_auth_worker")["status"] == "rolled_back"
-    assert not auth_d1(core, pid).exists()  # and went with the platform's auth D1
+    assert not await cloud_of(core).d1_exists(auth_d1(pid))  # and went with the platform's auth D1
     provider = LocalProvider(core.settings)
     try:
         assert await provider.list_platform_resources(pid) == []
@@ -265,4 +267,4 @@ async def test_a_rolled_back_job_leaves_no_invite_and_an_ownerless_platform_gets
     assert done["status"] == "COMPLETED", done
     assert step(done, "deploy_auth_worker")["output"]["ownerAdmin"] == {
         "status": "skipped", "reason": "the platform has no owner"}
-    assert invites(core, ownerless) == 0
+    assert await invites(core, ownerless) == 0

@@ -5,7 +5,6 @@ its own host."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 
 import httpx
@@ -13,6 +12,7 @@ import httpx
 from nno.core import Core
 from nno.sdk.stack import available_features, check_features, parse_definition
 from nno.stacks.catalogue import BUILTIN
+from tests.d1sql import d1_rows, d1_tables
 from tests.features.conftest import At, at, browser, job, provisioned_platform, sign_up, use_org
 
 __all__ = ["at"]  # the fixture, used by name
@@ -44,8 +44,8 @@ async def test_saas_starter_activates_and_each_feature_serves_its_pages(
     print(f"saas-starter activated in {elapsed:.2f} s")  # the figure the README names (pytest -s)
 
     # One shared D1 holds every member's tables, each under its own prefix.
-    d1 = core.context("edge").extras["cloud"].d1_path(f"{pid}-{sid}-db")
-    tables = {r[0] for r in sqlite3.connect(d1).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    cloud, d1 = core.context("edge").extras["cloud"], f"{pid}-{sid}-db"
+    tables = await d1_tables(cloud, d1)
     assert {"tasks_projects", "tasks_tasks"} <= tables, tables
     assert any(t.startswith("settings_") for t in tables), tables
     assert not {"projects", "tasks"} & tables
@@ -64,5 +64,5 @@ async def test_saas_starter_activates_and_each_feature_serves_its_pages(
     made = await ada.post("/projects", data={"name": "Launch"}, headers={"hx-request": "true"})
     assert made.status_code == 200 and "Launch" in made.text
     assert re.search(r'href="/projects/([a-f0-9]+)"', made.text)
-    rows = sqlite3.connect(d1).execute("SELECT name FROM tasks_projects").fetchall()
+    rows = await d1_rows(cloud, d1, "SELECT name FROM tasks_projects")
     assert rows == [("Launch",)]

@@ -4,13 +4,13 @@ Its users are that platform's users, not NNO's and not another platform's."""
 from __future__ import annotations
 
 import importlib.util
-import sqlite3
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from nno.provisioning.providers.local import LocalProvider
+from tests.d1sql import d1_rows, d1_tables
 from tests.edge.conftest import P1, P2
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("nno.iam.auth_app") is None,
@@ -49,10 +49,9 @@ async def test_end_user_signs_up_on_their_platforms_auth_worker(
     assert session.status_code == 200 and session.json()["email"] == USER["email"]
 
     # The user lives in P1's D1 only.
-    with sqlite3.connect(provider.cloud.d1_path(f"{P1}-default-auth-db")) as conn:
-        tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
-        user_tables = [t for t in tables if t in ("users", "user")]
-        assert user_tables and conn.execute(f"select count(*) from {user_tables[0]}").fetchone()[0] == 1
+    d1 = f"{P1}-default-auth-db"
+    user_tables = [t for t in await d1_tables(provider.cloud, d1) if t in ("users", "user")]
+    assert user_tables and (await d1_rows(provider.cloud, d1, f"select count(*) from {user_tables[0]}"))[0][0] == 1
     other = await at(f"auth.svc.default.{P2}.nno.localhost").post(
         "/api/auth/sign-in/email", json={"email": USER["email"], "password": USER["password"]})
     assert other.status_code == 401

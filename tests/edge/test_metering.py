@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
+from nno.edge.cloud import LocalCloud
 from nno.edge.metering import WorkerMeter
 from nno.edge.workers import WorkerEnv
 from nno.kernel.bindings import BindingResponse, Bindings, UpstreamError
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
 
 
 class FakeStore:
@@ -45,25 +44,35 @@ class FakeBilling:
         return None
 
 
-async def test_binding_use_is_counted_per_metric(tmp_path: Path) -> None:
+async def test_binding_use_is_counted_per_metric(settings: Settings) -> None:
+    """On either backend: the D1 is a SQLite file, or a PostgreSQL schema when scaled."""
     meter = WorkerMeter(Bindings())
-    db = Database(sqlite_url(tmp_path / "d1.sqlite"))
-    env = WorkerEnv(name="p1-default-api", kind="x", platform_id="p1", settings=Settings(data_dir=tmp_path),
+    cloud = LocalCloud(settings)
+    await cloud.ensure_d1("p1-default-api-db")
+    db = await cloud.d1_database("p1-default-api-db")
+    env = WorkerEnv(name="p1-default-api", kind="x", platform_id="p1", settings=settings,
                     d1={"DB": db}, kv={"KV": FakeStore()}, r2={"R2": FakeStore()})  # type: ignore[dict-item]
     meter.instrument(env)
-    async with db.session() as s:
-        await s.execute(text("CREATE TABLE t (x INTEGER)"))
-        await s.execute(text("INSERT INTO t (x) VALUES (1), (2), (3)"))
-        await s.execute(text("UPDATE t SET x = x + 1 WHERE x > 1"))
-        await s.execute(text("SELECT * FROM t"))
+    try:
+        async with db.session() as s:
+            await s.execute(text("CREATE TABLE t (x INTEGER)"))
+            await s.execute(text("INSERT INTO t (x) VALUES (1), (2), (3)"))
+            await s.execute(text("UPDATE t SET x = x + 1 WHERE x > 1"))
+            assert len((await s.execute(text("SELECT * FROM t"))).all()) == 3  # 3 rows read
+            assert (await s.execute(text("SELECT count(*) FROM t WHERE x > 100"))).scalar_one() == 0  # 1 row
+            await s.execute(text("SELECT x FROM t WHERE x > 100"))  # none
+            await s.execute(text("DELETE FROM t WHERE x = 1 RETURNING x"))  # 1 written, 1 read
+    finally:
+        await db.dispose()
+        await cloud.delete_d1("p1-default-api-db")
+        await cloud.close()
     await env.kv["KV"].get("a")
     await env.kv["KV"].list()
     await env.kv["KV"].put("a", b"1")
     for op in ("get", "put", "delete", "list"):
         await getattr(env.r2["R2"], op)(*(("k",) if op != "put" else ("k", b"")) if op != "list" else ())
-    await db.dispose()
     counts = {metric: q for (_, _, metric), q in meter.counts.items()}
-    assert counts == {"d1_rows_written": 5, "kv_reads": 2, "kv_writes": 1, "r2_operations": 4}
+    assert counts == {"d1_rows_written": 6, "d1_rows_read": 5, "kv_reads": 2, "kv_writes": 1, "r2_operations": 4}
 
 
 async def test_a_failed_flush_is_resent_with_the_same_event_ids() -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from nno.provisioning.providers.local import LocalProvider
+from tests.d1sql import d1_rows
 from tests.edge.conftest import P1, P2
 from tests.edge.test_auth_worker import deploy_auth
 
@@ -36,9 +36,9 @@ async def _magic_sign_in(c: httpx.AsyncClient, provider: LocalProvider, pid: str
     """Signed in by the magic link the Worker just mailed (its D1's development outbox): a proven address,
     the only kind that may be made platform-admin."""
     assert (await c.post("/api/auth/sign-in/magic-link", json={"email": email})).status_code == 200
-    with sqlite3.connect(provider.cloud.d1_path(f"{pid}-default-auth-db")) as conn:
-        body = conn.execute("SELECT body FROM mail_outbox WHERE to_address = ? AND kind = 'magic_link' "
-                            "ORDER BY created_at DESC LIMIT 1", (email,)).fetchone()[0]
+    body = (await d1_rows(provider.cloud, f"{pid}-default-auth-db",
+                          "SELECT body FROM mail_outbox WHERE to_address = :a AND kind = 'magic_link' "
+                          "ORDER BY created_at DESC LIMIT 1", {"a": email}))[0][0]
     match = re.search(r"/api/auth/magic-link/verify\?token=\S+", body)
     assert match, body
     resp = await c.get(match.group(0))
@@ -88,10 +88,10 @@ async def test_nno_makes_a_platform_admin_on_that_platform_only(
                             headers=owner)).status_code == 200
     assert (await auth1.get("/api/nno/session", headers=user)).json()["role"] == "platform-admin"
 
-    with sqlite3.connect(provider.cloud.d1_path(f"{P1}-default-auth-db")) as conn:
-        events = conn.execute("SELECT actor_type, actor_id, target_id, data FROM audit_log "
-                              "WHERE action = 'user.role_change' ORDER BY timestamp, id").fetchall()
-    assert [(e[0], e[1], e[2], json.loads(e[3])["to"]) for e in events] == [
+    events = await d1_rows(provider.cloud, f"{P1}-default-auth-db",
+                           "SELECT actor_type, actor_id, target_id, data FROM audit_log "
+                           "WHERE action = 'user.role_change' ORDER BY timestamp, id")
+    # `data` is JSON: a string in SQLite, already decoded from PostgreSQL.
+    assert [(e[0], e[1], e[2], (json.loads(e[3]) if isinstance(e[3], str) else e[3])["to"]) for e in events] == [
         ("service", "provisioning", owner_id, "platform-admin"), ("user", owner_id, user_id, "platform-admin")]
-    with sqlite3.connect(provider.cloud.d1_path(f"{P2}-default-auth-db")) as conn:
-        assert conn.execute("SELECT role FROM users").fetchall() == [("user",)]
+    assert await d1_rows(provider.cloud, f"{P2}-default-auth-db", "SELECT role FROM users") == [("user",)]

@@ -89,14 +89,14 @@ async def sign_up(at: At, pid: str, email: str, password: str = "a long enough p
     return str(resp.json()["token"])
 
 
-def prove_address(core: Any, pid: str, email: str) -> None:
+async def prove_address(core: Any, pid: str, email: str) -> None:
     """Test setup: mark the account's address proven, as its first magic-link sign-in would (that
     flow, and what it revokes, is tested in tests/iam and tests/e2e), keeping its password."""
-    import sqlite3
+    from tests.d1sql import d1_rowcount
 
-    path = core.context("edge").extras["cloud"].d1_path(f"{pid}-default-auth-db")
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("UPDATE users SET email_verified = 1 WHERE email = ?", (email,)).rowcount == 1
+    cloud = core.context("edge").extras["cloud"]
+    assert await d1_rowcount(cloud, f"{pid}-default-auth-db",
+                             "UPDATE users SET email_verified = true WHERE email = :e", {"e": email}) == 1
 
 
 async def browser(at: At, host: str, email: str, password: str = "a long enough password") -> httpx.AsyncClient:

@@ -3,11 +3,10 @@ their key prefixes) instead of getting resources of their own."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 
 from nno.core import Core
+from tests.d1sql import d1_rows, d1_tables
 from tests.features.conftest import At, activate, browser, deactivate, job, provisioned_platform, sign_up, use_org
 
 
@@ -28,10 +27,9 @@ async def test_two_features_share_a_stacks_d1(client: httpx.AsyncClient, service
         assert next(s for s in done["steps"] if s["name"] == "create_feature_resources")["output"]["resources"] == []
 
     cloud = core.context("edge").extras["cloud"]
-    assert not cloud.d1_path(f"{pid}-{sid}-tasks-db").exists()
-    with sqlite3.connect(cloud.d1_path(f"{pid}-{sid}-db")) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        applied = sorted(conn.execute("SELECT feature, name FROM _nno_migrations").fetchall())
+    assert not await cloud.d1_exists(f"{pid}-{sid}-tasks-db")
+    tables = await d1_tables(cloud, f"{pid}-{sid}-db")
+    applied = sorted(await d1_rows(cloud, f"{pid}-{sid}-db", "SELECT feature, name FROM _nno_migrations"))
     assert {"tasks_projects", "tasks_tasks", "settings_settings"} <= tables
     assert applied == [("settings", "0001_settings.sql"), ("tasks", "0001_projects_tasks.sql")]
 
@@ -41,16 +39,14 @@ async def test_two_features_share_a_stacks_d1(client: httpx.AsyncClient, service
     await use_org(ada, "Team")
     assert (await ada.post("/projects", data={"name": "In the stack"})).status_code == 303
     assert [p["name"] for p in (await ada.get("/api/projects")).json()["data"]] == ["In the stack"]
-    with sqlite3.connect(cloud.d1_path(f"{pid}-{sid}-db")) as conn:
-        assert conn.execute("SELECT name FROM tasks_projects").fetchall() == [("In the stack",)]
+    assert await d1_rows(cloud, f"{pid}-{sid}-db", "SELECT name FROM tasks_projects") == [("In the stack",)]
 
     # Deleting tasks' data drops its tables only: settings keeps its own, the shared D1 stays, and
     # tasks can be activated again from scratch.
     gone = await deactivate(client, h, pid, tenant, "tasks", stackId=sid, deleteData=True)
     assert gone["status"] == "COMPLETED", gone
-    with sqlite3.connect(cloud.d1_path(f"{pid}-{sid}-db")) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        applied = conn.execute("SELECT feature FROM _nno_migrations").fetchall()
+    tables = await d1_tables(cloud, f"{pid}-{sid}-db")
+    applied = await d1_rows(cloud, f"{pid}-{sid}-db", "SELECT feature FROM _nno_migrations")
     assert "settings_settings" in tables and not {t for t in tables if t.startswith("tasks_")}
     assert applied == [("settings",)]
     again = await activate(client, h, pid, tenant, "tasks", stackId=sid)

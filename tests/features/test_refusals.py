@@ -119,7 +119,7 @@ async def test_a_failing_migration_rolls_the_activation_back(
     assert failed["name"] == "run_feature_migrations" and "no_such_table" in failed["error"]
     cloud = core.context("edge").extras["cloud"]
     assert await cloud.get_worker(f"{pid}-default-failing") is None
-    assert not cloud.d1_path(f"{pid}-default-failing-db").exists()
+    assert not await cloud.d1_exists(f"{pid}-default-failing-db")
     provider = LocalProvider(core.settings)
     try:
         assert [r.name for r in await provider.list_platform_resources(pid) if "failing" in r.name] == []

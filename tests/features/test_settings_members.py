@@ -28,7 +28,7 @@ async def test_settings_platform_and_tenant(client: httpx.AsyncClient, service_h
     host = f"settings.svc.default.{pid}.nno.localhost"
     await sign_up(at, pid, "admin@example.com")
     await sign_up(at, pid, "owner@example.com")
-    prove_address(core, pid, "admin@example.com")  # only proven accounts are made platform-admin
+    await prove_address(core, pid, "admin@example.com")  # only proven accounts are made platform-admin
     await _make_admin(at, client, core, pid, "admin@example.com")
 
     admin = await browser(at, host, "admin@example.com")
@@ -67,7 +67,7 @@ async def test_members_invite_role_remove(client: httpx.AsyncClient, service_hea
     await sign_up(at, pid, "owner@example.com")
     await sign_up(at, pid, "sam@example.com")
     for email in ("owner@example.com", "sam@example.com"):  # invitations and admin need proven addresses
-        prove_address(core, pid, email)
+        await prove_address(core, pid, email)
     owner = await browser(at, host, "owner@example.com")
     await use_org(owner, "Crew")
     page = await owner.get("/")

@@ -5,12 +5,12 @@ and without its data."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 
 import httpx
 
 from nno.core import Core
+from tests.d1sql import d1_tables
 from tests.features.conftest import At, activate, browser, deactivate, provisioned_platform, sign_up, use_org
 
 
@@ -32,8 +32,7 @@ async def test_tasks_activates_with_its_database_and_serves_its_pages(
     assert steps["register_permissions"]["output"]["featureIds"] == ["tasks"]
 
     # What the definition declares exists: its D1 (migrated), its Worker with the binding, DNS, Registry rows.
-    d1 = _cloud(core).d1_path(f"{pid}-default-tasks-db")
-    tables = {r[0] for r in sqlite3.connect(d1).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = await d1_tables(_cloud(core), f"{pid}-default-tasks-db")
     assert {"projects", "tasks", "_nno_migrations"} <= tables
     worker = await _cloud(core).get_worker(f"{pid}-default-tasks")
     assert worker is not None and '"DB"' in worker.bindings
@@ -143,8 +142,8 @@ async def test_deactivation_keeps_data_unless_asked_and_reactivation_finds_it(
     assert done["status"] == "COMPLETED", done
     assert (await at(host).get("/_nno/health")).status_code == 404
     assert await _cloud(core).get_worker(f"{pid}-default-tasks") is None
-    d1 = _cloud(core).d1_path(f"{pid}-default-tasks-db")
-    assert d1.exists()  # deleteData false: the data stays
+    d1 = f"{pid}-default-tasks-db"
+    assert await _cloud(core).d1_exists(d1)  # deleteData false: the data stays
     catalogue = await at(f"auth.svc.default.{pid}.nno.localhost").get(
         "/api/nno/feature-permissions", headers={"Authorization": f"Bearer {ada.cookies['nno_session']}"})
     assert catalogue.json()["data"] == []
@@ -157,6 +156,6 @@ async def test_deactivation_keeps_data_unless_asked_and_reactivation_finds_it(
 
     gone = await deactivate(client, h, pid, tenant, "tasks", deleteData=True)
     assert gone["status"] == "COMPLETED", gone
-    assert not d1.exists()
+    assert not await _cloud(core).d1_exists(d1)
     resources = (await client.get(f"/api/v1/platforms/{pid}/resources", headers=h)).json()["data"]
     assert [r for r in resources if r["name"].startswith(f"{pid}-default-tasks") and r["status"] != "deleted"] == []

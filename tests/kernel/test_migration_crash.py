@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 
+from nno.edge.cloud import LocalCloud
 from nno.iam.auth_app import AUTH_MIGRATIONS_DIR
 from nno.kernel.config import Settings
 from nno.kernel.db import Database, sqlite_url
@@ -54,10 +55,14 @@ async def tables(db: Database) -> set[str]:
         return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
 
 
-def databases(settings: Settings, tmp_path: Path) -> dict[str, Database]:
-    """A per-platform auth D1 (always SQLite) and a service database (SQLite or PostgreSQL)."""
-    return {"d1": Database(sqlite_url(tmp_path / "d1" / "auth.sqlite")),
-            "service": Database.for_service(settings, "iam")}
+async def database(settings: Settings, which: str) -> tuple[Database, LocalCloud | None]:
+    """A per-platform auth D1 (a SQLite file, or a PostgreSQL schema reached as the D1's own role)
+    or a service database (SQLite or PostgreSQL)."""
+    if which == "service":
+        return Database.for_service(settings, "iam"), None
+    cloud = LocalCloud(settings)
+    await cloud.ensure_d1("k3m9p2xw7q-default-auth-db")
+    return await cloud.d1_database("k3m9p2xw7q-default-auth-db"), cloud
 
 
 @pytest.mark.parametrize("which", ["d1", "service"])
@@ -65,7 +70,7 @@ def databases(settings: Settings, tmp_path: Path) -> dict[str, Database]:
 async def test_a_migration_that_fails_midway_leaves_nothing_and_the_retry_succeeds(
         settings: Settings, tmp_path: Path, fail_after_ddl: Any, which: str, after: int) -> None:
     reference = Database(sqlite_url(tmp_path / "reference.sqlite"))
-    db = databases(settings, tmp_path)[which]
+    db, cloud = await database(settings, which)
     try:
         await upgrade(reference, AUTH_MIGRATIONS_DIR)
         fail_after_ddl.after, fail_after_ddl.seen = after, 0
@@ -78,6 +83,8 @@ async def test_a_migration_that_fails_midway_leaves_nothing_and_the_retry_succee
     finally:
         await reference.dispose()
         await db.dispose()
+        if cloud is not None:
+            await cloud.close()
 
 
 async def test_a_later_revision_failing_keeps_the_earlier_ones_undone_too(
@@ -105,6 +112,7 @@ from nno.kernel.db import Database
 from nno.kernel.migrations import upgrade
 
 url, schema, migrations, after = sys.argv[1], sys.argv[2] or None, Path(sys.argv[3]), int(sys.argv[4])
+manage_schema = sys.argv[5] == "1"  # a D1's schema is made by the cloud, its role cannot
 seen = 0
 
 @event.listens_for(Engine, "after_cursor_execute")
@@ -116,7 +124,7 @@ def kill(conn, cursor, statement, *args):
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback: a crash
 
 async def main():
-    db = Database(url, schema=schema)
+    db = Database(url, schema=schema, manage_schema=manage_schema)
     await upgrade(db, migrations)
 asyncio.run(main())
 """
@@ -127,13 +135,15 @@ asyncio.run(main())
 @pytest.mark.parametrize("after", [2, 9])
 async def test_a_process_killed_mid_migration_leaves_a_database_the_next_start_migrates(
         settings: Settings, tmp_path: Path, which: str, after: int) -> None:
-    db = databases(settings, tmp_path)[which]
+    db, cloud = await database(settings, which)
     try:
         proc = subprocess.run([sys.executable, "-c", _KILLED_MIGRATION, db.url, db.schema or "",
-                               str(AUTH_MIGRATIONS_DIR), str(after)],
+                               str(AUTH_MIGRATIONS_DIR), str(after), "1" if db.manage_schema else "0"],
                               capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert proc.returncode == -signal.SIGKILL, proc.stderr
         await upgrade(db, AUTH_MIGRATIONS_DIR)
         assert {"api_keys", "alembic_version"} <= await tables(db)
     finally:
         await db.dispose()
+        if cloud is not None:
+            await cloud.close()

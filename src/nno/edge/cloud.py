@@ -24,10 +24,22 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from nno.edge import names
-from nno.edge.models import D1Database, DNSRecord, KVEntry, KVNamespace, PagesProject, R2Bucket, Worker, WorkerSecret
-from nno.edge.pages import publish_site
+from nno.edge.d1 import D1Missing, PostgresD1, create_sqlite_file, d1_schema, remove_sqlite_file
+from nno.edge.models import (
+    D1Database,
+    DNSRecord,
+    KVEntry,
+    KVNamespace,
+    PagesProject,
+    R2Bucket,
+    R2Object,
+    Worker,
+    WorkerSecret,
+)
+from nno.edge.pages import publish_site, site_inputs
 from nno.edge.secretbox import SecretBox, SecretsKeyError
 from nno.edge.secrets_key import Keyring, ensure_key, has_sealed, reseal
+from nno.edge.storage import DatabaseBucketClient, R2BucketClient
 from nno.kernel.aio import loop_lock
 from nno.kernel.clock import now_ms
 from nno.kernel.config import Settings
@@ -102,8 +114,14 @@ async def migrate_state(db: Database) -> None:
         _migrated.add(key)
 
 
-def _d1_ref(row: D1Database, created: bool, path: Path) -> CloudResource:
-    return CloudResource("d1", row.name, row.id, created, {"path": str(path)})
+def _sqlite_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 class LocalCloud:
@@ -115,6 +133,10 @@ class LocalCloud:
         self.keyring = Keyring(settings)
         self._legacy_checked = False
         self.base_domain = settings.base_domain.lower().strip(".")
+        # Scaled: D1s are PostgreSQL schemas next to the state, not files under the data directory.
+        self.d1s = PostgresD1(self.db) if not self.db.is_sqlite else None
+        self._pages_rendered: dict[str, str] = {}  # Pages project -> deployment rendered on this host
+        self._pages_locks: dict[str, asyncio.Lock] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def ready(self) -> None:
@@ -125,6 +147,13 @@ class LocalCloud:
                 self.keyring.box()
             except SecretsKeyError as exc:
                 log.error("secrets_key_unusable", error=str(exc))
+            # Scaled, hosts share PostgreSQL and Redis only: keys kept in files here are this host's.
+            unset = [name for name, value in (("NNO_SECRETS_KEY", self.keyring.configured),
+                                              ("NNO_SHELL_SECRET", self.settings.shell_secret)) if not value]
+            if self.d1s is not None and unset:
+                log.warning("keys_in_data_dir", unset=unset, data_dir=str(self.settings.data_dir),
+                            message="processes on other hosts cannot read this host's key files: give every "
+                                    f"process the same {' and '.join(unset)} (docs/reliability.md)")
             await self._reseal_legacy()
 
     async def _reseal_legacy(self) -> None:
@@ -181,17 +210,26 @@ class LocalCloud:
             raise CloudError(f"invalid {kind} name {name!r}: use [a-z0-9-], at most 63 characters", status=400)
 
     # ---- D1 --------------------------------------------------------------------------------
+    def _d1_ref(self, row: D1Database, created: bool) -> CloudResource:
+        where = {"schema": d1_schema(row.name)} if self.d1s is not None else {"path": str(self.d1_path(row.name))}
+        return CloudResource("d1", row.name, row.id, created, where)
+
+    async def _ensure_d1_storage(self, name: str) -> None:
+        if self.d1s is not None:
+            await self.d1s.ensure(name)
+        else:  # a missing file (first time, or gone) is given back, empty
+            path = self.d1_path(name)
+            if not path.exists():
+                await asyncio.to_thread(create_sqlite_file, path)
+
     async def ensure_d1(self, name: str) -> CloudResource:
         self._check_name("D1", name)
         await self.ready()
-        path = self.d1_path(name)
         async with self.db.session() as s:
             row = await s.get(D1Database, name)
+        await self._ensure_d1_storage(name)
         if row is not None:
-            if not path.exists():  # the file went missing: give the database back its (empty) file
-                await asyncio.to_thread(_create_sqlite_file, path)
-            return _d1_ref(row, False, path)
-        await asyncio.to_thread(_create_sqlite_file, path)
+            return self._d1_ref(row, False)
         row = D1Database(name=name, id=str(uuid.uuid4()), platform_id=names.platform_of(name), created_at=now_ms())
         try:
             async with self.db.session() as s:
@@ -201,37 +239,115 @@ class LocalCloud:
                 existing = await s.get(D1Database, name)
             if existing is None:
                 raise
-            return _d1_ref(existing, False, path)
-        return _d1_ref(row, True, path)
+            return self._d1_ref(existing, False)
+        return self._d1_ref(row, True)
 
     async def delete_d1(self, name: str) -> None:
         self._check_name("D1", name)
         await self.ready()
         async with self.db.session() as s:
             await s.execute(delete(D1Database).where(D1Database.name == name))
-        await asyncio.to_thread(_remove_sqlite_file, self.d1_path(name))
+        if self.d1s is not None:
+            await self.d1s.delete(name)
+        else:
+            await asyncio.to_thread(remove_sqlite_file, self.d1_path(name))
+            for snapshot in self._snapshot_dir().glob(f"{name}.*.sqlite"):
+                await asyncio.to_thread(snapshot.unlink, True)
+
+    async def d1_database(self, name: str) -> Database:
+        """A handle on the D1 for a Worker (or its migrations): the SQLite file, or on PostgreSQL a
+        connection as the D1's own role, confined to its schema. The caller disposes it."""
+        self._check_name("D1", name)
+        if self.d1s is not None:
+            try:
+                return await self.d1s.database_for(name)
+            except D1Missing as exc:
+                raise CloudError(f"D1 {name} does not exist", status=404) from exc
+        return Database(sqlite_url(self.d1_path(name)))
+
+    async def d1_exists(self, name: str) -> bool:
+        if self.d1s is not None:
+            return await self.d1s.exists(name)
+        return self.d1_path(name).exists()
+
+    # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback. SQLite's
+    # online backup copies a consistent database while Workers hold it open, both ways; PostgreSQL
+    # copies the schema in one transaction.
+    def _snapshot_dir(self) -> Path:
+        return self.root / "d1" / ".snapshots"
+
+    def _snapshot_path(self, name: str, snapshot: str) -> Path:
+        if not snapshot.isalnum():
+            raise CloudError(f"invalid snapshot id {snapshot!r}", status=400)
+        return self._snapshot_dir() / f"{name}.{snapshot}.sqlite"
+
+    async def snapshot_d1(self, name: str) -> str:
+        """A copy of the D1 to restore later; "" when the D1 does not exist (nothing to keep)."""
+        self._check_name("D1", name)
+        snapshot = uuid.uuid4().hex
+        if self.d1s is not None:
+            return snapshot if await self.d1s.snapshot(name, snapshot) else ""
+        if not self.d1_path(name).exists():
+            return ""
+        await asyncio.to_thread(_sqlite_copy, self.d1_path(name), self._snapshot_path(name, snapshot))
+        return snapshot
+
+    async def restore_d1(self, name: str, snapshot: str) -> None:
+        self._check_name("D1", name)
+        source = self._snapshot_path(name, snapshot)  # checks the id on both backends
+        if self.d1s is not None:
+            if not await self.d1s.has_snapshot(name, snapshot):
+                raise CloudError(f"D1 snapshot {snapshot} of {name} is gone")
+            await self.d1s.restore(name, snapshot)
+            return
+        if not source.exists():
+            raise CloudError(f"D1 snapshot {snapshot} of {name} is gone")
+        await asyncio.to_thread(_sqlite_copy, source, self.d1_path(name))
+
+    async def drop_d1_snapshot(self, name: str, snapshot: str) -> None:
+        self._check_name("D1", name)
+        path = self._snapshot_path(name, snapshot)
+        if self.d1s is not None:
+            await self.d1s.drop_snapshot(name, snapshot)
+        else:
+            path.unlink(missing_ok=True)
 
     # ---- R2 --------------------------------------------------------------------------------
+    def _r2_ref(self, name: str, created: bool) -> CloudResource:
+        where = {"table": "r2_objects"} if self.d1s is not None else {"path": str(self.r2_path(name))}
+        return CloudResource("r2", name, name, created, where)
+
+    def r2_bucket(self, name: str) -> R2BucketClient | DatabaseBucketClient:
+        """A client of the bucket's objects: files on this host, or rows every host shares (scaled)."""
+        if self.d1s is not None:
+            return DatabaseBucketClient(self.db, name)
+        return R2BucketClient(self.r2_path(name))
+
+    async def r2_size(self, name: str) -> int:
+        """Bytes the bucket holds, on either backend."""
+        return await self.r2_bucket(name).size()
+
     async def ensure_r2(self, name: str) -> CloudResource:
         self._check_name("R2 bucket", name)
         await self.ready()
-        path = self.r2_path(name)
-        path.mkdir(parents=True, exist_ok=True)
+        if self.d1s is None:
+            self.r2_path(name).mkdir(parents=True, exist_ok=True)
         async with self.db.session() as s:
             row = await s.get(R2Bucket, name)
         if row is not None:
-            return CloudResource("r2", name, name, False, {"path": str(path)})
+            return self._r2_ref(name, False)
         try:
             async with self.db.session() as s:
                 s.add(R2Bucket(name=name, platform_id=names.platform_of(name), created_at=now_ms()))
         except IntegrityError:
-            return CloudResource("r2", name, name, False, {"path": str(path)})
-        return CloudResource("r2", name, name, True, {"path": str(path)})
+            return self._r2_ref(name, False)
+        return self._r2_ref(name, True)
 
     async def delete_r2(self, name: str) -> None:
         self._check_name("R2 bucket", name)
         await self.ready()
         async with self.db.session() as s:
+            await s.execute(delete(R2Object).where(R2Object.bucket == name))
             await s.execute(delete(R2Bucket).where(R2Bucket.name == name))
         await asyncio.to_thread(shutil.rmtree, self.r2_path(name), True)
 
@@ -388,22 +504,38 @@ class LocalCloud:
         self._check_name("Pages project", name)
         await self.ready()
         directory = self.pages_path(name)
-        changed = await asyncio.to_thread(publish_site, directory, site)
+        inputs = site_inputs(site)
+        published = await asyncio.to_thread(publish_site, directory, site)
         now = now_ms()
         async with self.db.session() as s:
             row = await s.get(PagesProject, name)
             created = row is None
             if row is None:
                 row = PagesProject(name=name, id=str(uuid.uuid4()), platform_id=platform_id,
-                                   deployment_id=str(uuid.uuid4()), created_at=now, updated_at=now)
+                                   deployment_id=str(uuid.uuid4()), created_at=now, updated_at=now, site=inputs)
                 s.add(row)
             elif row.platform_id != platform_id:
                 raise CloudError(f"Pages project {name} belongs to another platform", status=409)
-            elif changed:
-                row.deployment_id, row.updated_at = str(uuid.uuid4()), now
+            elif published or row.site != inputs:
+                row.deployment_id, row.updated_at, row.site = str(uuid.uuid4()), now, inputs
+        self._pages_rendered[name] = row.deployment_id
         self._notify(name)
         return CloudResource("pages", name, row.id, created, {"path": str(directory),
                                                              "deploymentId": row.deployment_id})
+
+    async def pages_directory(self, project: PagesProject) -> Path:
+        """The project's files on this host, at its current deployment. The row holds the site's
+        inputs; each host's data directory only a rendering of them, made again here when this host
+        has not rendered this deployment (another process or host deployed it, or a new host)."""
+        directory = self.pages_path(project.name)
+        if project.site is None or self._pages_rendered.get(project.name) == project.deployment_id:
+            return directory
+        lock = self._pages_locks.setdefault(project.name, asyncio.Lock())
+        async with lock:
+            if self._pages_rendered.get(project.name) != project.deployment_id:
+                await asyncio.to_thread(publish_site, directory, json.loads(project.site))
+                self._pages_rendered[project.name] = project.deployment_id
+        return directory
 
     async def delete_pages(self, name: str) -> None:
         self._check_name("Pages project", name)
@@ -411,6 +543,7 @@ class LocalCloud:
         async with self.db.session() as s:
             await s.execute(delete(PagesProject).where(PagesProject.name == name))
         await asyncio.to_thread(shutil.rmtree, self.pages_path(name), True)
+        self._pages_rendered.pop(name, None)
         self._notify(name)
 
     # ---- DNS -------------------------------------------------------------------------------
@@ -461,10 +594,9 @@ class LocalCloud:
         out: list[CloudResource] = []
         async with self.db.session() as s:
             for d1 in (await s.scalars(select(D1Database).where(D1Database.platform_id == platform_id))).all():
-                out.append(_d1_ref(d1, False, self.d1_path(d1.name)))
+                out.append(self._d1_ref(d1, False))
             for bucket in (await s.scalars(select(R2Bucket).where(R2Bucket.platform_id == platform_id))).all():
-                path = str(self.r2_path(bucket.name))
-                out.append(CloudResource("r2", bucket.name, bucket.name, False, {"path": path}))
+                out.append(self._r2_ref(bucket.name, False))
             for ns in (await s.scalars(select(KVNamespace).where(KVNamespace.platform_id == platform_id))).all():
                 out.append(CloudResource("kv", ns.name, ns.id, False))
             workers = (await s.scalars(select(Worker).where(Worker.platform_id == platform_id))).all()
@@ -482,10 +614,17 @@ class LocalCloud:
                                          {"path": str(self.pages_path(project.name))}))
             for record in (await s.scalars(select(DNSRecord).where(DNSRecord.platform_id == platform_id))).all():
                 out.append(CloudResource("dns", record.hostname, record.id, False, {"target": record.target}))
-        # Files the rows point at but that a crash left without a row still belong to the platform.
+        # Files (or D1 schemas) the rows point at but that a crash left without a row still belong
+        # to the platform.
         prefix = f"{platform_id}-"
         known = {(r.type, r.name) for r in out}
-        for kind, sub, suffix in (("d1", "d1", ".sqlite"), ("r2", "r2", ""), ("pages", "pages", "")):
+        if self.d1s is not None:
+            for name, schema in await self.d1s.orphans(platform_id, {n for t, n in known if t == "d1"}):
+                out.append(CloudResource("d1", name, schema, False, {"schema": schema, "orphan": True}))
+        file_kinds = [("r2", "r2", ""), ("pages", "pages", "")]
+        if self.d1s is None:
+            file_kinds.insert(0, ("d1", "d1", ".sqlite"))
+        for kind, sub, suffix in file_kinds:
             directory = self.root / sub
             if not directory.is_dir():
                 continue
@@ -496,13 +635,3 @@ class LocalCloud:
                 if (kind, name) not in known:
                     out.append(CloudResource(kind, name, str(entry), False, {"path": str(entry), "orphan": True}))
         return out
-
-
-def _create_sqlite_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sqlite3.connect(path).close()
-
-
-def _remove_sqlite_file(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(path) + suffix).unlink(missing_ok=True)

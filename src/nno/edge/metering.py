@@ -5,9 +5,9 @@ events (`POST /usage/events`, as a service); a batch Billing did not acknowledge
 the same event ids, so a retry after a timeout never counts twice.
 
 `instrument(env)` also counts what a Worker does with its bindings: D1 rows written (the row count of
-every INSERT/UPDATE/DELETE), KV reads (get, list) and writes (put, delete), and R2 operations. D1 rows
-*read* and R2 storage are not measured by the local cloud (SQLite does not report rows scanned);
-they can be reported through Billing's ingest route.
+every INSERT/UPDATE/DELETE) and rows read (the rows a statement returns, including RETURNING; neither
+SQLite nor PostgreSQL reports the rows a query scanned without running it again under EXPLAIN), KV
+reads (get, list) and writes (put, delete), and R2 operations, on both backends.
 
 Counts are kept per platform and per stack (the second segment of a Worker's name, DECISIONS 11)
 and reported with the event's `stackId`; Billing maps each stack to the Registry tenant it belongs to.
@@ -39,6 +39,16 @@ MAX_BATCH = 5_000
 R2_STORAGE_INTERVAL_S = 3600.0  # R2 storage is billed on the period's highest reading
 
 
+def rows_returned(cursor: Any) -> int:
+    """How many rows a statement returned, read before the caller fetches any. Both async drivers'
+    SQLAlchemy cursors (aiosqlite, asyncpg) fetch a result whole into `_rows` as they execute;
+    `tests/edge/test_metering.py` checks it stays so on both backends."""
+    if cursor.description is None:
+        return 0
+    rows = getattr(cursor, "_rows", None)
+    return len(rows) if rows is not None else max(cursor.rowcount or 0, 0)
+
+
 class WorkerMeter:
     def __init__(self, bindings: Bindings, interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.bindings = bindings
@@ -65,8 +75,16 @@ class WorkerMeter:
         def on_execute(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
                        executemany: bool) -> None:
             verb = statement.lstrip()[:7].upper()
-            if verb.startswith(_WRITES) and cursor.rowcount and cursor.rowcount > 0:
-                self.add(platform_id, name, "d1_rows_written", cursor.rowcount)
+            if verb.startswith(_WRITES):
+                written = cursor.rowcount
+                if executemany and (written is None or written < 0):
+                    # asyncpg reports no row count for a batch: one row per parameter set.
+                    written = len(params) if isinstance(params, (list, tuple)) else 0
+                if written and written > 0:
+                    self.add(platform_id, name, "d1_rows_written", written)
+            read = rows_returned(cursor)
+            if read:
+                self.add(platform_id, name, "d1_rows_read", read)
 
         for db in env.d1.values():
             event.listen(db.engine.sync_engine, "after_cursor_execute", on_execute)

@@ -15,7 +15,7 @@ class Base(DeclarativeBase):
 
 
 class D1Database(Base):
-    """A D1 database: a SQLite file under `cloud/d1/`."""
+    """A D1 database: a SQLite file under `cloud/d1/` (embedded), or a PostgreSQL schema (scaled)."""
 
     __tablename__ = "d1_databases"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -25,12 +25,23 @@ class D1Database(Base):
 
 
 class R2Bucket(Base):
-    """An R2 bucket: a directory under `cloud/r2/`."""
+    """An R2 bucket: a directory under `cloud/r2/` (embedded), or its `r2_objects` rows (scaled)."""
 
     __tablename__ = "r2_buckets"
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     platform_id: Mapped[str] = mapped_column(String(63), index=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class R2Object(Base):
+    """An object of a bucket, on a scaled installation (every host reads the same objects)."""
+
+    __tablename__ = "r2_objects"
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class KVNamespace(Base):
@@ -80,7 +91,8 @@ class WorkerSecret(Base):
 
 
 class PagesProject(Base):
-    """A Pages project: a static site directory under `cloud/pages/`."""
+    """A Pages project: a static site directory under `cloud/pages/`, rendered from `site` (its
+    inputs, JSON): a host that lacks the current deployment renders it again from the row."""
 
     __tablename__ = "pages_projects"
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -89,6 +101,7 @@ class PagesProject(Base):
     deployment_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    site: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class DNSRecord(Base):

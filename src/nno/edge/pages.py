@@ -107,11 +107,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def site_inputs(site: dict[str, Any]) -> str:
+    """The site's inputs as kept (`site.json`, and the Pages project's row): one text per site."""
+    return json.dumps(site, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def publish_site(directory: Path, site: dict[str, Any]) -> bool:
     """Write the site; returns True when its content changed. A site whose inputs carry `console`
     (the shell's configuration) is the console shell, built by `nno.console.build`."""
     directory.mkdir(parents=True, exist_ok=True)
-    inputs = json.dumps(site, sort_keys=True, separators=(",", ":"), default=str).encode()
+    inputs = site_inputs(site).encode()
     site_json = directory / SITE_JSON
     if site_json.exists() and site_json.read_bytes() == inputs and (directory / INDEX).exists():
         return False

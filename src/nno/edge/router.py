@@ -286,7 +286,7 @@ class EdgeRouter:
         port: int | None,
     ) -> None:
         method = scope["method"]
-        directory = self.cloud.pages_path(project.name)
+        directory = await self.cloud.pages_directory(project)
         if self.functions.handles(directory, method, scope["path"]):  # a site with a Pages Function
             status = await self._live_status(project.platform_id)
             await self.functions.dispatch(project, directory, scope, receive, send, request_id, status)

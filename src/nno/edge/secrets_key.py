@@ -5,8 +5,9 @@
 - Otherwise the key file `{data_dir}/cloud/secrets.key`, one key per line in the same format (so its
   key can be moved into NNO_SECRETS_KEY as is). It is made (32 random bytes) the first time a
   secret is sealed, written to a temporary file with mode 0600 and linked into place, so processes
-  starting together agree on one key. Scaled out, processes already share NNO_DATA_DIR for the
-  D1 files, and with it this file.
+  starting together agree on one key. Processes on different hosts (a scaled installation shares
+  only PostgreSQL and Redis) are each given the same NNO_SECRETS_KEY instead: the key is kept
+  apart from the database that holds what it seals.
 
 The key no longer depends on AUTH_API_KEY or the data directory's path, so moving the data directory
 or turning authentication on keeps every secret readable. Values sealed by earlier versions (a key

@@ -1,5 +1,7 @@
 """What a Worker sees of its KV and R2 bindings: small clients over the local cloud's KV table and
-bucket directories, with the operations Workers use (get, put, delete, list)."""
+its buckets, with the operations Workers use (get, put, delete, list). A bucket is a directory under
+the data directory (embedded), or rows of the state database's `r2_objects` (scaled: every host
+sees the same objects without a shared file system)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from nno.edge.models import KVEntry
+from nno.edge.models import KVEntry, R2Object
 from nno.kernel.clock import now_ms
 from nno.kernel.db import Database
 
@@ -60,6 +63,18 @@ class KVNamespaceClient:
             return list(rows.all())
 
 
+def _encoded_key(key: str) -> str:
+    """The key as a file name; both kinds of bucket take the same keys."""
+    if not key or len(key) > MAX_OBJECT_KEY:
+        raise ValueError("object keys are 1 to 1024 characters")
+    encoded = quote(key, safe="")
+    if encoded.startswith("."):  # never ".", "..", or a hidden temp-file name
+        encoded = "%2E" + encoded[1:]
+    if len(encoded) > 250:
+        raise ValueError("object key too long for the local bucket")
+    return encoded
+
+
 class R2BucketClient:
     """Objects are files named by their percent-encoded key, so any key maps inside the bucket."""
 
@@ -67,14 +82,7 @@ class R2BucketClient:
         self.directory = directory
 
     def _path(self, key: str) -> Path:
-        if not key or len(key) > MAX_OBJECT_KEY:
-            raise ValueError("object keys are 1 to 1024 characters")
-        encoded = quote(key, safe="")
-        if encoded.startswith("."):  # never ".", "..", or a hidden temp-file name
-            encoded = "%2E" + encoded[1:]
-        if len(encoded) > 250:
-            raise ValueError("object key too long for the local bucket")
-        return self.directory / encoded
+        return self.directory / _encoded_key(key)
 
     async def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -120,3 +128,53 @@ class R2BucketClient:
             return []
         keys = (unquote(p.name) for p in self.directory.iterdir() if not p.name.startswith(".upload-"))
         return sorted(k for k in keys if k.startswith(prefix))
+
+    async def size(self) -> int:
+        """Bytes stored (what R2 storage is billed on)."""
+        if not self.directory.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in self.directory.iterdir() if not p.name.startswith(".upload-"))
+
+
+class DatabaseBucketClient:
+    """A bucket whose objects are rows of the state database (PostgreSQL)."""
+
+    def __init__(self, db: Database, bucket: str) -> None:
+        self.db = db
+        self.bucket = bucket
+
+    async def put(self, key: str, data: bytes) -> None:
+        _encoded_key(key)
+        stmt = pg_insert(R2Object).values(bucket=self.bucket, key=key, data=data, size=len(data), updated_at=now_ms())
+        stmt = stmt.on_conflict_do_update(index_elements=[R2Object.bucket, R2Object.key], set_={
+            "data": stmt.excluded.data, "size": stmt.excluded.size, "updated_at": stmt.excluded.updated_at})
+        async with self.db.session() as s:
+            await s.execute(stmt)
+
+    async def get(self, key: str) -> bytes | None:
+        _encoded_key(key)
+        async with self.db.session() as s:
+            data: bytes | None = await s.scalar(
+                select(R2Object.data).where(R2Object.bucket == self.bucket, R2Object.key == key))
+        return data
+
+    async def delete(self, key: str) -> None:
+        _encoded_key(key)
+        async with self.db.session() as s:
+            await s.execute(delete(R2Object).where(R2Object.bucket == self.bucket, R2Object.key == key))
+
+    async def list(self, prefix: str = "") -> list[str]:
+        async with self.db.session() as s:
+            rows = await s.scalars(select(R2Object.key).where(
+                R2Object.bucket == self.bucket, R2Object.key.startswith(prefix, autoescape=True),
+            ).order_by(R2Object.key))
+            return list(rows.all())
+
+    async def size(self) -> int:
+        async with self.db.session() as s:
+            total = await s.scalar(select(func.coalesce(func.sum(R2Object.size), 0))
+                                   .where(R2Object.bucket == self.bucket))
+        return int(total or 0)
+
+
+R2Bucket = R2BucketClient | DatabaseBucketClient

@@ -30,9 +30,9 @@ from starlette.types import ASGIApp
 
 from nno.edge.cloud import CloudError, LocalCloud
 from nno.edge.models import Worker
-from nno.edge.storage import KVNamespaceClient, R2BucketClient
+from nno.edge.storage import KVNamespaceClient, R2Bucket
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
+from nno.kernel.db import Database
 from nno.kernel.migrations import upgrade
 from nno.sdk.discovery import load_entry_point
 from nno.sdk.env import ServiceResponse
@@ -57,7 +57,7 @@ class WorkerEnv:
     settings: Settings
     d1: dict[str, Database] = field(default_factory=dict)
     kv: dict[str, KVNamespaceClient] = field(default_factory=dict)
-    r2: dict[str, R2BucketClient] = field(default_factory=dict)
+    r2: dict[str, R2Bucket] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     # Service bindings: call another Worker of the same platform by name (set by the WorkerHost).
     services: ServiceCall | None = None
@@ -140,7 +140,7 @@ async def prepare_worker(cloud: LocalCloud, kind: str, bindings: dict[str, dict[
     if kind == AUTH_KIND and kind not in _registered:
         d1_name = _auth_d1_binding(bindings)
         module = _auth_module()
-        db = Database(sqlite_url(cloud.d1_path(d1_name)))
+        db = await cloud.d1_database(d1_name)
         try:
             await upgrade(db, module.AUTH_MIGRATIONS_DIR)
         except Exception as exc:
@@ -205,21 +205,20 @@ class WorkerHost:
     async def _build(self, worker: Worker) -> _Instance:
         factory = resolve_factory(worker.kind)
         env = WorkerEnv(name=worker.name, kind=worker.kind, platform_id=worker.platform_id, settings=self.settings)
-        for binding, ref in json.loads(worker.bindings).items():
-            if ref["type"] == "d1":
-                env.d1[binding] = Database(sqlite_url(self.cloud.d1_path(ref["name"])))
-            elif ref["type"] == "kv":
-                env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
-            elif ref["type"] == "r2":
-                env.r2[binding] = R2BucketClient(self.cloud.r2_path(ref["name"]))
-        env.secrets = await self.cloud.worker_secrets(worker.name)
-        env.services = self._service_call(worker.platform_id)
-        if self.meter is not None:
-            self.meter.instrument(env)
         stack = AsyncExitStack()
         try:
-            for db in env.d1.values():
-                stack.push_async_callback(db.dispose)
+            for binding, ref in json.loads(worker.bindings).items():
+                if ref["type"] == "d1":  # each D1 handle is disposed with the instance, or at a failed build
+                    env.d1[binding] = await self.cloud.d1_database(ref["name"])
+                    stack.push_async_callback(env.d1[binding].dispose)
+                elif ref["type"] == "kv":
+                    env.kv[binding] = KVNamespaceClient(self.cloud.db, ref["name"])
+                elif ref["type"] == "r2":
+                    env.r2[binding] = self.cloud.r2_bucket(ref["name"])
+            env.secrets = await self.cloud.worker_secrets(worker.name)
+            env.services = self._service_call(worker.platform_id)
+            if self.meter is not None:
+                self.meter.instrument(env)
             made = factory(env)
             app: ASGIApp = await made if inspect.isawaitable(made) else made
             lifespan = getattr(getattr(app, "router", None), "lifespan_context", None)

@@ -49,8 +49,11 @@ def sqlite_url(path: Path) -> str:
 class Database:
     """An async engine plus session factory for one service (or one provisioned D1)."""
 
-    def __init__(self, url: str, schema: str | None = None, echo: bool = False) -> None:
+    def __init__(self, url: str, schema: str | None = None, echo: bool = False, *, manage_schema: bool = True,
+                 pool_size: int = 10, max_overflow: int = 20) -> None:
         self.url = async_url(url)
+        # False: the schema is made by someone else (a D1's, owned by a role that may not create one).
+        self.manage_schema = manage_schema
         self.is_sqlite = self.url.startswith("sqlite")
         self.schema = schema if not self.is_sqlite else None
         if self.schema is not None and not _SCHEMA_RE.match(self.schema):
@@ -68,7 +71,7 @@ class Database:
             kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000,
                                       "async_creator_fn": partial(_connect_sqlite, self.checkpoints)}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
             if self.schema:
                 kwargs["connect_args"] = {"server_settings": {"search_path": self.schema}}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
@@ -87,7 +90,7 @@ class Database:
         return cls(sqlite_url(settings.data_dir.resolve() / f"{service}.db"))
 
     async def ensure_schema(self) -> None:
-        if self.schema:
+        if self.schema and self.manage_schema:
             # A separate engine without the search_path so CREATE SCHEMA works before it exists.
             bootstrap = create_async_engine(self.url)
             try:

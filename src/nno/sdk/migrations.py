@@ -1,6 +1,10 @@
 """A feature's database migrations: plain SQL files `NNNN_name.sql` in one directory, applied in
-number order to its D1 (SQLite), each file with its record in one transaction, so a failing file
-leaves the database as it was before that file.
+number order to its D1, each file with its record in one transaction, so a failing file (or a process
+killed during it) leaves the database as it was before that file.
+
+The files are written in D1's dialect, SQLite's. On a scaled installation a D1 is a PostgreSQL schema:
+each statement is translated by sqlglot (integers are 64-bit as in SQLite: `INTEGER` becomes
+`BIGINT`), and each file runs under an advisory lock held by its transaction.
 
 Applied files are recorded in `_nno_migrations` (feature, name, checksum): a file already applied is
 skipped, and one edited after it was applied is refused (migrations are immutable once shipped).
@@ -18,7 +22,12 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlglot
+import sqlglot.errors
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from nno.kernel.clock import now_ms
 from nno.kernel.db import Database
@@ -117,8 +126,6 @@ def _has_code(sql: str) -> bool:
 
 
 def _sqlite_path(db: Database) -> str:
-    if not db.is_sqlite:
-        raise MigrationError("feature migrations run on D1 databases, which are SQLite")
     path = make_url(db.url).database
     if not path or path == ":memory:":
         raise MigrationError("feature migrations need a D1 database file")
@@ -142,6 +149,10 @@ def _applied(conn: sqlite3.Connection, feature_id: str) -> dict[str, str]:
 
 async def applied(db: Database, feature_id: str) -> dict[str, str]:
     """{file name: checksum} applied for `feature_id` on this D1."""
+    if not db.is_sqlite:
+        async with db.engine.begin() as conn:
+            await _pg_prepare(conn, db)
+            return await _pg_applied(conn, feature_id)
     path = _sqlite_path(db)
 
     def run() -> dict[str, str]:
@@ -186,12 +197,16 @@ def _apply(path: str, migrations: list[Migration], feature_id: str, prefix: str)
 async def apply_migrations(db: Database, directory: Path, feature_id: str, *, prefix: str = "") -> list[str]:
     """Apply the files not applied yet, in order, each in its own transaction; returns their names."""
     migrations = load_migrations(directory)
+    if not db.is_sqlite:
+        return await _pg_apply(db, migrations, feature_id, prefix)
     return await asyncio.to_thread(_apply, _sqlite_path(db), migrations, feature_id, prefix)
 
 
 async def drop_feature_data(db: Database, feature_id: str) -> list[str]:
     """Drop what the feature's migrations created and forget them (its data is deleted; a new
     activation starts over), in one transaction; the other features of a shared D1 keep theirs."""
+    if not db.is_sqlite:
+        return await _pg_drop(db, feature_id)
     path = _sqlite_path(db)
 
     def run() -> list[str]:
@@ -215,3 +230,101 @@ async def drop_feature_data(db: Database, feature_id: str) -> list[str]:
             return dropped
 
     return await asyncio.to_thread(run)
+
+
+# ---- PostgreSQL (a D1 of a scaled installation) ---------------------------------------------------
+_PG_TRACKING = (
+    "CREATE TABLE IF NOT EXISTS _nno_migrations (feature TEXT NOT NULL, name TEXT NOT NULL, "
+    "checksum TEXT NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (feature, name))"
+)
+_PG_OBJECTS = (
+    "SELECT CASE WHEN c.relkind IN ('v', 'm') THEN 'view' ELSE 'table' END, c.relname FROM pg_class c "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')"
+)
+# SQLite's integers are 64-bit whatever their declared name; PostgreSQL's INTEGER is 32-bit.
+_INTEGER_TYPES = {sqlglot.exp.DataType.Type.INT, sqlglot.exp.DataType.Type.SMALLINT,
+                  sqlglot.exp.DataType.Type.TINYINT, sqlglot.exp.DataType.Type.MEDIUMINT}
+
+
+def to_postgres(statement: str) -> str:
+    """One SQLite statement in PostgreSQL's dialect."""
+    try:
+        parsed = sqlglot.parse_one(statement, read="sqlite")
+    except sqlglot.errors.ParseError as exc:
+        raise MigrationError(f"cannot translate for PostgreSQL: {exc}") from exc
+
+    exp = sqlglot.exp
+    # A column `INTEGER PRIMARY KEY` is SQLite's rowid: given the next number when not set.
+    for column in parsed.find_all(exp.ColumnDef):
+        kinds = {type(c.args.get("kind")) for c in column.constraints}
+        is_int = isinstance(column.kind, exp.DataType) and column.kind.this in _INTEGER_TYPES
+        if is_int and exp.PrimaryKeyColumnConstraint in kinds and exp.AutoIncrementColumnConstraint not in kinds:
+            column.append("constraints", exp.ColumnConstraint(kind=exp.AutoIncrementColumnConstraint()))
+
+    def widen(node: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
+        if isinstance(node, exp.DataType) and node.this in _INTEGER_TYPES:
+            return exp.DataType.build("BIGINT")
+        return node
+
+    return parsed.transform(widen).sql(dialect="postgres")
+
+
+async def _pg_prepare(conn: AsyncConnection, db: Database) -> None:
+    # One migrating transaction per D1 at a time, across processes; released at its end.
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"nno-d1-migrate:{db.schema}"})
+    await conn.exec_driver_sql(_PG_TRACKING)
+    await conn.exec_driver_sql(_CREATE_OBJECTS)
+
+
+async def _pg_applied(conn: AsyncConnection, feature_id: str) -> dict[str, str]:
+    rows = await conn.execute(text("SELECT name, checksum FROM _nno_migrations WHERE feature = :f"),
+                              {"f": feature_id})
+    return {name: checksum for name, checksum in rows.all()}
+
+
+async def _pg_apply(db: Database, migrations: list[Migration], feature_id: str, prefix: str) -> list[str]:
+    ran: list[str] = []
+    for mig in migrations:
+        rendered = mig.sql.replace(TABLE_PREFIX_PLACEHOLDER, prefix)
+        checksum = hashlib.sha256(rendered.encode()).hexdigest()
+        statements = [to_postgres(stmt) for stmt in split_statements(rendered)]
+        try:
+            async with db.engine.begin() as conn:
+                await _pg_prepare(conn, db)
+                done = await _pg_applied(conn, feature_id)
+                if mig.name in done:
+                    if done[mig.name] != checksum:
+                        raise MigrationError(f"{feature_id} migration {mig.name} was changed after it was applied")
+                    continue
+                before = set((await conn.execute(text(_PG_OBJECTS))).all())
+                for stmt in statements:
+                    await conn.exec_driver_sql(stmt)
+                made = set((await conn.execute(text(_PG_OBJECTS))).all()) - before
+                for kind, name in sorted(made):
+                    await conn.execute(text("INSERT INTO _nno_migration_objects (feature, type, name) "
+                                            "VALUES (:f, :t, :n) ON CONFLICT DO NOTHING"),
+                                       {"f": feature_id, "t": kind, "n": name})
+                await conn.execute(text("INSERT INTO _nno_migrations (feature, name, checksum, applied_at) "
+                                        "VALUES (:f, :n, :c, :at)"),
+                                   {"f": feature_id, "n": mig.name, "c": checksum, "at": now_ms()})
+        except DBAPIError as exc:
+            raise MigrationError(f"{feature_id} migration {mig.name} failed: {exc.orig}") from exc
+        ran.append(mig.name)
+    return ran
+
+
+async def _pg_drop(db: Database, feature_id: str) -> list[str]:
+    async with db.engine.begin() as conn:
+        await _pg_prepare(conn, db)
+        rows = (await conn.execute(text("SELECT type, name FROM _nno_migration_objects WHERE feature = :f"),
+                                   {"f": feature_id})).all()
+        dropped: list[str] = []
+        for kind in ("view", "table"):
+            found = sorted(name for t, name in rows if t == kind)
+            if found:  # together, so foreign keys between the feature's own tables do not block
+                names = ", ".join('"' + n.replace('"', '""') + '"' for n in found)
+                await conn.exec_driver_sql(f"DROP {kind.upper()} IF EXISTS {names}")
+                dropped += found
+        await conn.execute(text("DELETE FROM _nno_migration_objects WHERE feature = :f"), {"f": feature_id})
+        await conn.execute(text("DELETE FROM _nno_migrations WHERE feature = :f"), {"f": feature_id})
+    return dropped

@@ -17,12 +17,14 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from nno.edge.d1 import d1_schema
 from nno.edge.models import KVEntry, WorkerSecret
 from nno.edge.storage import KVNamespaceClient
 from nno.edge.workers import WorkerEnv, register_worker_kind
 from nno.kernel.config import Settings
 from nno.provisioning.providers.base import ProviderError
 from nno.provisioning.providers.local import LocalProvider
+from tests.d1sql import d1_tables
 
 P1, P2 = "k3m9p2xw7q", "a1b2c3d4e5"
 AUTH_APP_AVAILABLE = importlib.util.find_spec("nno.iam") is not None and (
@@ -56,12 +58,15 @@ async def test_d1_create_find_delete(provider: LocalProvider) -> None:
     name = f"{P1}-default-auth-db"
     first = await provider.ensure_d1(name)
     assert (first.type, first.name, first.created) == ("d1", name, True)
-    path = Path(first.metadata["path"])
-    assert path == cloud_dir(provider) / "d1" / f"{name}.sqlite" and path.is_file()
+    if provider.cloud.d1s is None:  # a SQLite file
+        assert Path(first.metadata["path"]) == cloud_dir(provider) / "d1" / f"{name}.sqlite"
+    else:  # a PostgreSQL schema
+        assert first.metadata == {"schema": d1_schema(name)}
+    assert await provider.cloud.d1_exists(name)
     again = await provider.ensure_d1(name)
     assert again.created is False and again.provider_id == first.provider_id
     await provider.delete_d1(name)
-    assert not path.exists()
+    assert not await provider.cloud.d1_exists(name)
     assert await provider.list_platform_resources(P1) == []
     await provider.delete_d1(name)  # already gone: still fine
     recreated = await provider.ensure_d1(name)
@@ -71,13 +76,14 @@ async def test_d1_create_find_delete(provider: LocalProvider) -> None:
 async def test_r2_create_find_delete(provider: LocalProvider) -> None:
     name = f"{P1}-default-storage"
     first = await provider.ensure_r2(name)
-    bucket = cloud_dir(provider) / "r2" / name
-    assert first.created and bucket.is_dir()
-    (bucket / "object").write_bytes(b"data")
+    assert first.created
+    await provider.cloud.r2_bucket(name).put("object", b"data")
     again = await provider.ensure_r2(name)
-    assert not again.created and (bucket / "object").read_bytes() == b"data"
+    assert not again.created and await provider.cloud.r2_bucket(name).get("object") == b"data"
+    assert await provider.cloud.r2_size(name) == 4
     await provider.delete_r2(name)
-    assert not bucket.exists()
+    assert await provider.cloud.r2_bucket(name).get("object") is None
+    assert not (cloud_dir(provider) / "r2" / name).exists()
     await provider.delete_r2(name)
 
 
@@ -141,14 +147,11 @@ async def test_auth_worker_fails_clearly_without_iam_auth_app(
 
 @pytest.mark.skipif(not AUTH_APP_AVAILABLE, reason="IAM's auth_app is not written yet")
 async def test_auth_worker_deploy_migrates_its_d1(provider: LocalProvider) -> None:
-    import sqlite3
-
     d1 = await provider.ensure_d1(f"{P1}-default-auth-db")
     ref = await provider.ensure_worker(f"{P1}-default-auth", kind="auth", platform_id=P1,
                                        bindings={"DB": f"{P1}-default-auth-db"})
     assert ref.created
-    with sqlite3.connect(d1.metadata["path"]) as conn:
-        tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    tables = await d1_tables(provider.cloud, d1.name)
     assert "alembic_version" in tables and len(tables) > 2
 
 
@@ -239,8 +242,9 @@ async def test_any_bucket_name_stays_inside_the_cloud(provider: LocalProvider, n
     except ProviderError as exc:
         assert exc.retryable is False
         return
-    path = Path(ref.metadata["path"]).resolve()
-    assert path.parent == root and path.name == name
+    if "path" in ref.metadata:  # a directory (scaled: rows of edge.r2_objects)
+        path = Path(ref.metadata["path"]).resolve()
+        assert path.parent == root and path.name == name
     await provider.delete_r2(name)
 
 

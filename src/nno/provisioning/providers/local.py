@@ -1,25 +1,21 @@
 """Provider `local` (the default): the local cloud under `{data_dir}/cloud/`.
 
-D1 -> a SQLite file, R2 -> a bucket directory, KV -> a namespace in the state database's KV table,
-secrets -> the encrypted secret store, Worker -> a Python ASGI app the edge router hosts, Pages ->
-a static site directory, DNS -> a row the edge router resolves. The state lives in
+D1 -> a SQLite file (a PostgreSQL schema when scaled), R2 -> a bucket directory, KV -> a namespace
+in the state database's KV table, secrets -> the encrypted secret store, Worker -> a Python ASGI app
+the edge router hosts, Pages -> a static site directory, DNS -> a row the edge router resolves. The state lives in
 `nno.edge.cloud.LocalCloud`, which the edge router reads through its own database handle on the same
 URL; this class only adapts it to the provider interface (errors and resource refs).
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from nno.edge.cloud import CloudError, CloudResource, LocalCloud
 from nno.edge.workers import WorkerHost
 from nno.kernel.bindings import ASGIBinding, UpstreamError
 from nno.kernel.config import Settings
-from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
 from nno.provisioning.providers.base import ProviderError, ResourceRef, WorkerResponse
 
@@ -34,16 +30,6 @@ def _ref(resource: CloudResource) -> ResourceRef:
         created=resource.created,
         metadata=dict(resource.metadata),
     )
-
-
-def _sqlite_copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
 
 
 async def _call(op: Awaitable[T]) -> T:
@@ -71,29 +57,16 @@ class LocalProvider:
     async def delete_d1(self, name: str) -> None:
         await _call(self.cloud.delete_d1(name))
 
-    # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback. SQLite's
-    # online backup copies a consistent database while Workers hold it open, both ways.
+    # A stack upgrade snapshots its shared D1 before migrations and restores it on rollback.
     async def snapshot_d1(self, name: str) -> str:
         """A copy of the D1 to restore later; "" when the D1 does not exist (nothing to keep)."""
-        if not self.cloud.d1_path(name).exists():
-            return ""
-        snapshot = new_id()
-        await _call(asyncio.to_thread(_sqlite_copy, self.cloud.d1_path(name), self._snapshot_path(name, snapshot)))
-        return snapshot
+        return await _call(self.cloud.snapshot_d1(name))
 
     async def restore_d1(self, name: str, snapshot: str) -> None:
-        source = self._snapshot_path(name, snapshot)
-        if not source.exists():
-            raise ProviderError(f"D1 snapshot {snapshot} of {name} is gone", retryable=False)
-        await _call(asyncio.to_thread(_sqlite_copy, source, self.cloud.d1_path(name)))
+        await _call(self.cloud.restore_d1(name, snapshot))
 
     async def drop_d1_snapshot(self, name: str, snapshot: str) -> None:
-        self._snapshot_path(name, snapshot).unlink(missing_ok=True)
-
-    def _snapshot_path(self, name: str, snapshot: str) -> Path:
-        if not snapshot.isalnum():
-            raise ProviderError(f"invalid snapshot id {snapshot!r}", retryable=False)
-        return self.cloud.d1_path(name).parent / ".snapshots" / f"{name}.{snapshot}.sqlite"
+        await _call(self.cloud.drop_d1_snapshot(name, snapshot))
 
     async def ensure_r2(self, name: str) -> ResourceRef:
         return _ref(await _call(self.cloud.ensure_r2(name)))

@@ -26,7 +26,6 @@ import structlog
 from sqlalchemy import event, select
 
 from nno.edge.models import R2Bucket
-from nno.edge.storage import R2BucketClient
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.clock import now_ms
 from nno.kernel.identity import SERVICE_IDENTITY
@@ -183,7 +182,7 @@ class R2StorageMeter:
         for name, platform_id in buckets:
             parts = name.split("-")
             key = (platform_id, parts[1] if len(parts) > 2 else None)
-            totals[key] = totals.get(key, 0) + await R2BucketClient(self.cloud.r2_path(name)).stored_bytes()
+            totals[key] = totals.get(key, 0) + await self.cloud.r2_size(name)
         now = now_ms()
         self.meter.queue([{"id": f"edge-r2s-{uuid.uuid4().hex}", "platformId": platform_id, "stackId": stack,
                            "metric": "r2_storage_bytes", "quantity": size, "timestamp": now}

@@ -106,7 +106,7 @@ class R2BucketClient:
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    async def stored_bytes(self) -> int:
+    async def size(self) -> int:
         """What the bucket holds, in bytes (R2 storage, for Billing): its objects, not uploads in
         progress."""
 
@@ -129,11 +129,6 @@ class R2BucketClient:
         keys = (unquote(p.name) for p in self.directory.iterdir() if not p.name.startswith(".upload-"))
         return sorted(k for k in keys if k.startswith(prefix))
 
-    async def size(self) -> int:
-        """Bytes stored (what R2 storage is billed on)."""
-        if not self.directory.is_dir():
-            return 0
-        return sum(p.stat().st_size for p in self.directory.iterdir() if not p.name.startswith(".upload-"))
 
 
 class DatabaseBucketClient:

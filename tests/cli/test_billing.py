@@ -40,8 +40,16 @@ def test_plan_usage_invoices_change_tier_and_cancel(live_server, nno):
 
     preview = parse_json(nno("billing", "change-tier", "growth", "-p", pid, "--preview", "--json"))
     assert preview["toTier"] == "growth" and len(preview["lines"]) == 2
-    changed = parse_json(nno("billing", "change-tier", "growth", "-p", pid, "--json"))
+    shown = nno("billing", "change-tier", "growth", "-p", pid, "--preview")
+    assert shown.exit_code == 0 and "--at " in shown.stdout
+    # A date after the period's start but in the future is refused and changes nothing.
+    assert assert_clean_failure(nno("billing", "change-tier", "growth", "-p", pid,
+                                    "--at", str(preview["prorationDate"] + 10**10)), exit_code=1)
+    changed = parse_json(nno("billing", "change-tier", "growth", "-p", pid,
+                             "--at", str(preview["prorationDate"]), "--json"))
     assert changed["tier"] == "growth"
+    charged = parse_json(nno("billing", "invoices", "-p", pid, "--json"))["data"][0]
+    assert charged["reason"] == "subscription_update" and charged["amountDueCents"] == preview["amountDueNowCents"]
     assert assert_clean_failure(nno("billing", "change-tier", "platinum", "-p", pid), exit_code=2)
 
     cancelled = parse_json(nno("billing", "cancel", "-p", pid, "--yes", "--json"))

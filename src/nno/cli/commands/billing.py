@@ -97,10 +97,12 @@ def invoices(ctx: typer.Context, platform: str | None = platform_option(), limit
 def change_tier(ctx: typer.Context, tier: str = typer.Argument(..., help="starter, growth or scale."),
                 platform: str | None = platform_option(),
                 preview: bool = typer.Option(False, "--preview", help="Show the proration only; change nothing."),
+                at: int | None = typer.Option(None, "--at", min=0,
+                                              help="A preview's proration date: charge exactly what it showed."),
                 as_json: bool = json_option()) -> None:
     """Upgrade or downgrade (prorated); the new tier's limits apply at once."""
     from nno.cli.errors import CLIError, ExitCode
-    from nno.cli.output import print_json, success, table
+    from nno.cli.output import info, print_json, success, table
 
     if tier not in TIERS:
         raise CLIError(f"unknown tier {tier!r}", hint="Use starter, growth or scale.", exit_code=ExitCode.USAGE)
@@ -111,14 +113,20 @@ def change_tier(ctx: typer.Context, tier: str = typer.Argument(..., help="starte
             result = client.get(f"{BILLING}/subscription/proration-preview",
                                 params={"platformId": platform_id, "tier": tier})
         else:
+            body: dict[str, object] = {"tier": tier}
+            if at is not None:
+                body["prorationDate"] = at
             result = client.post(f"{BILLING}/subscription/change-tier", params={"platformId": platform_id},
-                                 json={"tier": tier})
+                                 json=body)
     if as_json:
         print_json(result)
     elif preview:
         table([("LINE", lambda x: x["description"]), ("AMOUNT", lambda x: _money(x["amountCents"]))],
               result.get("lines", []), title=f"{result.get('fromTier')} → {tier}")
         success(f"Due now {_money(result.get('amountDueNowCents'))}, credit {_money(result.get('creditCents'))}")
+        # The proration moves with the clock; the date pins the charge to what was just shown.
+        info(f"To be charged exactly this: nno billing change-tier {tier} -p {platform_id} "
+             f"--at {result.get('prorationDate')}")
     else:
         success(f"Platform {platform_id} is now on {result.get('tier')}")
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from nno.billing import ledger
 from nno.billing.models import SchedulerLease, SchedulerRun, UsageEvent
 from nno.billing.service import DAY_MS, HOUR_MS, BillingService
+from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.ids import new_id
 
@@ -137,9 +138,7 @@ class Scheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
             with contextlib.suppress(Exception):
                 await self.release()

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import event, select
 
 from nno.edge.models import R2Bucket
+from nno.kernel.aio import stop_task
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.clock import now_ms
 from nno.kernel.identity import SERVICE_IDENTITY
@@ -153,11 +154,8 @@ class WorkerMeter:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await self.flush()
 
@@ -201,8 +199,5 @@ class R2StorageMeter:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None

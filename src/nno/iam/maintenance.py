@@ -4,13 +4,13 @@ throttle counters are deleted periodically (they refuse access anyway; this keep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from sqlalchemy import delete, or_
 
 from nno.iam.models import AuthThrottle, DeviceCode, Session, Verification
 from nno.iam.throttle import WINDOW_MS
+from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.db import Database
 
@@ -51,11 +51,8 @@ class Purger:
             self._task = asyncio.create_task(self._run(), name="iam-purge")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

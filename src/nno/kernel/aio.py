@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("nno.kernel.aio")
 
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
@@ -20,3 +25,16 @@ def loop_lock(name: str) -> asyncio.Lock:
     if lock is None:
         lock = per_loop[name] = asyncio.Lock()
     return lock
+
+
+async def stop_task(task: asyncio.Task[Any] | None, *, timeout_s: float = 5.0) -> None:
+    """Cancel a background task and wait for it to end, at most `timeout_s`: a task stuck past its
+    cancellation (a call that ignores it) must not hold a shutdown up, so it is logged and left."""
+    if task is None:
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.warning("background_task_stuck", task=task.get_name(), waited_s=timeout_s)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("background_task_failed", task=task.get_name(), error=repr(task.exception()))

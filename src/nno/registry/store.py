@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, false, func, select, text, tuple_,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.kernel import tiers
+from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
@@ -224,10 +225,8 @@ class StatusRepublisher:
         self._task = asyncio.get_running_loop().create_task(self.run(interval))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
 
 class RegistryBase:

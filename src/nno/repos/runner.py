@@ -20,6 +20,7 @@ import socket
 import structlog
 from sqlalchemy import and_, or_, select, update
 
+from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
@@ -50,11 +51,8 @@ class BuildRunner:
         self._task = asyncio.create_task(self._loop(), name="nno-build-runner")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self.ctx.extras.get(WAKEUP_KEY) is self.wakeup:
             self.ctx.extras.pop(WAKEUP_KEY, None)
         with contextlib.suppress(Exception):

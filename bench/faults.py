@@ -303,11 +303,12 @@ async def main() -> None:
     parser.add_argument("--pg-seconds", type=float, default=20)
     parser.add_argument("--embedded-clients", type=int, default=20)
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--deadline", type=float, default=900, help="seconds the worker-kill run may take")
     args = parser.parse_args()
     # The in-process cores' warnings are counted below (captured), not printed.
     configure_logging("warning", stream=open(os.devnull, "w"))
 
-    kills = await worker_kills(args.platforms, args.kills)
+    kills = await worker_kills(args.platforms, args.kills, deadline_s=args.deadline)
     print(f"1. worker kills: {kills['kills']} SIGKILLs aimed at running jobs over {kills['platforms']} onboardings "
           f"({kills['jobs_interrupted']} jobs interrupted) in {kills['wall_s']:.0f}s: {kills['active']} active, "
           f"{kills['failed']} failed, {kills['stuck']} stuck, {kills['duplicated']} duplicated", flush=True)
@@ -321,10 +322,11 @@ async def main() -> None:
               f"{o['redis_attempts']} Redis attempts, {o['warnings']} warning(s); Redis and the gateway right "
               f"{o['stale_after_restore_s']:.2f}s after Redis came back (TTL {redis['ttl_s']}s)", flush=True)
 
-    pg = await pg_drops(args.pg_seconds)
-    print(f"3. PostgreSQL drops: {pg['connections_terminated']} connections terminated in {pg['outages']} rounds "
-          f"over {pg['seconds']:.0f}s; answers {pg['answers']}; HTTP 500s: {pg['http_500']}; "
-          f"logged {pg['logged']}", flush=True)
+    pg = await pg_drops(args.pg_seconds) if args.pg_seconds > 0 else None
+    if pg is not None:
+        print(f"3. PostgreSQL drops: {pg['connections_terminated']} connections terminated in {pg['outages']} rounds "
+              f"over {pg['seconds']:.0f}s; answers {pg['answers']}; HTTP 500s: {pg['http_500']}; "
+              f"logged {pg['logged']}", flush=True)
 
     if not args.skip_embedded:
         import embedded_load

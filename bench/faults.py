@@ -333,7 +333,8 @@ async def main() -> None:
 
         res = await embedded_load.run_round(args.embedded_clients, 15)
         print(f"5. embedded, {args.embedded_clients} clients: tenant create p50 {res['create']['p50']:.0f} ms, "
-              f"p99 {res['create']['p99']:.0f} ms (server CPU {res['create_cpu_ms']:.1f} ms each); "
+              f"p99 {res['create']['p99']:.0f} ms (server CPU {res['create']['cpu_ms']:.1f} ms each; "
+              f"GET /health p99 {res['ref']['p99']:.0f} ms in the same conditions); "
               f"list p99 {res['list']['p99']:.0f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
               flush=True)
 

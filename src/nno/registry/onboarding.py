@@ -6,8 +6,8 @@ already completed. Then, outside that transaction, it makes the owner `platform-
 asks Provisioning for the `PROVISION_PLATFORM` job. Provisioning reports back by PATCHing the
 session and calling the lifecycle endpoint; `verify` completes when the platform becomes active.
 A step whose service is not deployed stays `pending` with a note saying so; `provision_infra`, when
-Provisioning is not configured or does not answer, is asked for again in the background
-(`OnboardingResumer`) until it is.
+Provisioning is not configured or does not answer, and `setup_repo`, when the CLI Service does not
+answer, are asked for again in the background (`OnboardingResumer`) until they are.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ NOTE_NO_CLI = "The CLI Service is not deployed; this step waits for it"
 NOTE_CLI_PENDING = "Waiting for the CLI Service"
 NOTE_VERIFY = "Completes when the platform is active"
 NOTE_RETRYING = "Provisioning did not answer; asked again until it does"
+NOTE_CLI_RETRYING = "The CLI Service did not answer; asked again until it does"
+# How long a session's kick-off may still be asking for its repository itself.
+KICK_OFF_GRACE_MS = 300_000
+# Platforms a repository may still be made for (a later one is gone or on its way out).
+REPO_PLATFORM_STATUSES = frozenset({"pending", "provisioning", "active"})
 # What a session may still record once its platform is gone: how it ended, nothing that moves it on.
 CLOSING_STEP_STATUSES = frozenset({"failed", "skipped"})
 
@@ -113,17 +118,18 @@ class OnboardingService(RegistryBase):
                 current = steps.set_step(current, "provision_infra", now, **provision)
             if job_id and row.provision_job_id is None:
                 row.provision_job_id = job_id
-            if repo is not None and steps.step(current, "setup_repo")["status"] == "pending":
-                current = steps.set_step(current, "setup_repo", now, **repo)
             for name in ("setup_repo", "deploy_services"):
                 if steps.step(current, name)["status"] == "pending":
                     current = steps.set_step(current, name, now, note=cli_note)
+            if repo is not None and steps.step(current, "setup_repo")["status"] == "pending":
+                current = steps.set_step(current, "setup_repo", now, **repo)
             if steps.step(current, "verify")["status"] == "pending":
                 current = steps.set_step(current, "verify", now, note=NOTE_VERIFY)
             row.steps = current
             row.status = steps.derive_status(current)
             row.updated_at = now
-            if row.provision_job_id is None and steps.step(current, "provision_infra")["status"] == "pending":
+            if (row.provision_job_id is None and steps.step(current, "provision_infra")["status"] == "pending") \
+                    or (repo is not None and steps.step(current, "setup_repo")["status"] == "pending"):
                 OnboardingResumer.of(self.ctx).wake()
             audit(s, access, platform_id=platform_id, action="onboarding.step_update", target_type="onboarding",
                   target_id=session_id, after={"provisionJobId": row.provision_job_id,
@@ -132,42 +138,86 @@ class OnboardingService(RegistryBase):
 
     async def resume_waiting(self) -> int:
         """Ask Provisioning again for the jobs of sessions whose `provision_infra` step waits on it (it
-        was unreachable, or not configured when the session started); how many still wait."""
+        was unreachable, or not configured when the session started), and the CLI Service for the
+        repositories of those whose `setup_repo` waits on it; how many still wait."""
+        wanted = [OnboardingSession.platform_id.is_not(None),
+                  OnboardingSession.status.in_(("pending", "in_progress"))]
+        if self.ctx.bindings.get("cli") is None:  # then only Provisioning can be waited on
+            wanted.append(OnboardingSession.provision_job_id.is_(None))
         async with self.db.session() as s:
-            rows = (await s.execute(select(OnboardingSession).where(
-                OnboardingSession.provision_job_id.is_(None), OnboardingSession.platform_id.is_not(None),
-                OnboardingSession.status.in_(("pending", "in_progress"))))).scalars().all()
+            rows = (await s.execute(select(OnboardingSession).where(*wanted))).scalars().all()
         waiting = 0
         for row in rows:
-            if steps.step(row.steps, "provision_infra")["status"] != "pending" or row.platform_id is None:
-                continue
-            async with self.db.session() as s:
-                platform = await s.get(Platform, row.platform_id)
-                default = await s.get(Stack, (row.platform_id, DEFAULT_STACK_ID))
-            if platform is None or platform.status != "pending" or default is None:
-                continue
-            job_id, provision = await self._request_provisioning(
-                row.platform_id, row.id, {"planTier": row.tier, "defaultEntityId": default.tenant_id})
-            if job_id is None and provision.get("status") != "failed":
-                waiting += self.ctx.bindings.get("provisioning") is not None
-                continue
-            now = now_ms()
-            async with self.db.session() as s:
-                fresh = await self._lock_session(s, row.id)
-                current = fresh.steps
-                if steps.step(current, "provision_infra")["status"] == "pending":
-                    current = steps.set_step(current, "provision_infra", now, **provision)
-                if job_id and fresh.provision_job_id is None:
-                    fresh.provision_job_id = job_id
-                fresh.steps = current
-                fresh.status = steps.derive_status(current)
-                fresh.updated_at = now
-                audit(s, Access(SERVICE_IDENTITY, self.ctx.bindings), platform_id=row.platform_id,
-                      action="onboarding.step_update", target_type="onboarding", target_id=row.id,
-                      after={"provisionJobId": fresh.provision_job_id,
-                             "provision_infra": steps.step(current, "provision_infra")["status"]}, at=now)
-            log.info("onboarding_provisioning_resumed", platform_id=row.platform_id, job_id=job_id)
+            if row.provision_job_id is None:
+                waiting += await self._resume_provisioning(row)
+            waiting += await self._resume_repo(row)
         return waiting
+
+    async def _resume_provisioning(self, row: OnboardingSession) -> int:
+        """1 while the session's `provision_infra` still waits on a configured Provisioning."""
+        if steps.step(row.steps, "provision_infra")["status"] != "pending" or row.platform_id is None:
+            return 0
+        async with self.db.session() as s:
+            platform = await s.get(Platform, row.platform_id)
+            default = await s.get(Stack, (row.platform_id, DEFAULT_STACK_ID))
+        if platform is None or platform.status != "pending" or default is None:
+            return 0
+        job_id, provision = await self._request_provisioning(
+            row.platform_id, row.id, {"planTier": row.tier, "defaultEntityId": default.tenant_id})
+        if job_id is None and provision.get("status") != "failed":
+            return int(self.ctx.bindings.get("provisioning") is not None)
+        now = now_ms()
+        async with self.db.session() as s:
+            fresh = await self._lock_session(s, row.id)
+            current = fresh.steps
+            if steps.step(current, "provision_infra")["status"] == "pending":
+                current = steps.set_step(current, "provision_infra", now, **provision)
+            if job_id and fresh.provision_job_id is None:
+                fresh.provision_job_id = job_id
+            fresh.steps = current
+            fresh.status = steps.derive_status(current)
+            fresh.updated_at = now
+            audit(s, Access(SERVICE_IDENTITY, self.ctx.bindings), platform_id=row.platform_id,
+                  action="onboarding.step_update", target_type="onboarding", target_id=row.id,
+                  after={"provisionJobId": fresh.provision_job_id,
+                         "provision_infra": steps.step(current, "provision_infra")["status"]}, at=now)
+        log.info("onboarding_provisioning_resumed", platform_id=row.platform_id, job_id=job_id)
+        return 0
+
+    async def _resume_repo(self, row: OnboardingSession) -> int:
+        """1 while the session's `setup_repo` still waits on the CLI Service (asking again is safe:
+        the CLI Service makes a platform's repository once)."""
+        step = steps.step(row.steps, "setup_repo")
+        if step["status"] != "pending" or row.platform_id is None:
+            return 0
+        if step["note"] is None and now_ms() - row.created_at < KICK_OFF_GRACE_MS:
+            return 0  # the kick-off has not asked yet (and has not died doing so)
+        async with self.db.session() as s:
+            platform = await s.get(Platform, row.platform_id)
+        if platform is None or platform.status not in REPO_PLATFORM_STATUSES:
+            return 0
+        repo = await self._request_repo(row.platform_id, row.id, row.tier)
+        if repo is None:
+            return 0
+        if repo["status"] == "pending":
+            return 1
+        now = now_ms()
+        async with self.db.session() as s:
+            fresh = await self._lock_session(s, row.id)
+            current = fresh.steps
+            if steps.step(current, "setup_repo")["status"] != "pending":
+                return 0
+            current = steps.set_step(current, "setup_repo", now, **repo)
+            if repo["status"] == "completed" and steps.step(current, "deploy_services")["status"] == "pending":
+                current = steps.set_step(current, "deploy_services", now, note=NOTE_CLI_PENDING)
+            fresh.steps = current
+            fresh.status = steps.derive_status(current)
+            fresh.updated_at = now
+            audit(s, Access(SERVICE_IDENTITY, self.ctx.bindings), platform_id=row.platform_id,
+                  action="onboarding.step_update", target_type="onboarding", target_id=row.id,
+                  after={"setup_repo": repo["status"]}, at=now)
+        log.info("onboarding_repo_resumed", platform_id=row.platform_id, status=repo["status"])
+        return 0
 
     async def _make_owner_admin(self, platform_id: str, user_id: str) -> str | None:
         iam = self.ctx.bindings.get("iam")
@@ -226,11 +276,16 @@ class OnboardingService(RegistryBase):
                                      json={"platformId": platform_id, "displayName": name,
                                            "planTier": str(plan_tier or "starter"), "onboardingSessionId": session_id})
         except UpstreamError as exc:
-            log.warning("onboarding_repo_failed", platform_id=platform_id, error=str(exc))
-            return {"status": "failed", "error": f"CLI Service unreachable: {exc}"}
+            log.warning("onboarding_repo_waiting", platform_id=platform_id, error=str(exc))
+            return {"status": "pending", "note": f"{NOTE_CLI_RETRYING}: {exc}"}
+        if resp.status >= 500 or resp.status == 429:
+            log.warning("onboarding_repo_waiting", platform_id=platform_id, status=resp.status)
+            return {"status": "pending", "note": f"{NOTE_CLI_RETRYING}: HTTP {resp.status}"}
         body = resp.json() if resp.body else None
         if not resp.ok or not isinstance(body, dict):
-            return {"status": "failed", "error": f"CLI Service refused the repository (HTTP {resp.status})"}
+            log.warning("onboarding_repo_failed", platform_id=platform_id, status=resp.status)
+            code = (body or {}).get("error", {}).get("code") if isinstance(body, dict) else None
+            return {"status": "failed", "error": f"CLI Service refused the repository (HTTP {resp.status} {code})"}
         return {"status": "completed", "note": f"repository {body.get('repoFullName')} {body.get('status')}"}
 
     async def _check_template(self, name: str) -> None:

@@ -157,6 +157,12 @@ async def test_the_default_tenant_gets_its_organization_once_the_platform_is_act
                               headers=service_headers)).json()["id"]
     idle_default = (await client.get(f"/api/v1/platforms/{idle}/tenants", headers=service_headers)).json()["data"]
     assert len(idle_default) == 1 and await outbox(core, idle_default[0]["id"]) == []
+    # Nor when moved to active by hand: no auth Worker is deployed to deliver to.
+    for action in ("bootstrap", "complete"):
+        moved = await client.post(f"/api/v1/platforms/{idle}/lifecycle", json={"action": action},
+                                  headers=service_headers)
+        assert moved.status_code == 200, moved.text
+    assert await outbox(core, idle_default[0]["id"]) == []
 
     pid, default = await provisioned_platform(client, service_headers)
     other, other_default = await provisioned_platform(client, service_headers)

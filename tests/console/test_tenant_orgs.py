@@ -149,6 +149,50 @@ async def test_a_worker_not_there_yet_is_retried_with_back_off(
     assert tenant in await org_ids(at, core, pid)
 
 
+async def test_the_default_tenant_gets_its_organization_once_the_platform_is_active(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    # A platform never provisioned has no auth Worker: its default tenant records nothing to retry.
+    slug = "p-" + uuid.uuid4().hex[:12]
+    idle = (await client.post("/api/v1/platforms", json={"name": "Idle " + slug, "slug": slug},
+                              headers=service_headers)).json()["id"]
+    idle_default = (await client.get(f"/api/v1/platforms/{idle}/tenants", headers=service_headers)).json()["data"]
+    assert len(idle_default) == 1 and await outbox(core, idle_default[0]["id"]) == []
+    # Nor when moved to active by hand: no auth Worker is deployed to deliver to.
+    for action in ("bootstrap", "complete"):
+        moved = await client.post(f"/api/v1/platforms/{idle}/lifecycle", json={"action": action},
+                                  headers=service_headers)
+        assert moved.status_code == 200, moved.text
+    assert await outbox(core, idle_default[0]["id"]) == []
+
+    pid, default = await provisioned_platform(client, service_headers)
+    other, other_default = await provisioned_platform(client, service_headers)
+    await dispatcher(core).drain()
+    assert await outbox(core, default) == []
+    assert default in await org_ids(at, core, pid)
+    assert default not in await org_ids(at, core, other)
+    assert other_default in await org_ids(at, core, other)
+    assert other_default not in await org_ids(at, core, pid)
+    linked = (await client.get(f"/api/v1/platforms/{pid}/tenants/{default}", headers=service_headers)).json()
+    assert linked["orgId"] == default
+
+    # The platform-admin finds it in the switcher; the other platform's admin does not.
+    name = linked["name"]
+    ada = await signed_up(at, pid, "ada@example.com")
+    await make_admin(at, core, pid, "ada@example.com")
+    page = await ada.get("/tenants", headers={"accept": "text/html"})
+    assert f'data-joinable="{default}"' in page.text and name in page.text
+    eve = await signed_up(at, other, "eve@example.com")
+    await make_admin(at, core, other, "eve@example.com")
+    theirs = await eve.get("/tenants", headers={"accept": "text/html"})
+    assert f'data-joinable="{default}"' not in theirs.text and f'data-joinable="{other_default}"' in theirs.text
+
+    # Repeating the transition is a no-op, and a linked tenant is not recorded again.
+    again = await client.post(f"/api/v1/platforms/{pid}/lifecycle", json={"action": "complete"},
+                              headers=service_headers)
+    assert again.status_code == 200, again.text
+    assert await outbox(core, default) == []
+
+
 async def test_a_refusal_that_cannot_pass_is_marked_failed(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
     pid, _ = await provisioned_platform(client, service_headers)

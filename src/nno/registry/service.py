@@ -328,6 +328,8 @@ class PlatformService(RegistryBase):
         audit(s, access, platform_id=p.id, action="platform.status_change", target_type="platform",
               target_id=p.id, before={"status": before}, after={"status": p.status},
               metadata={"action": action, "reason": reason}, at=now)
+        if action == "complete":
+            await tenant_orgs.record_unlinked(s, self.ctx, p.id, now)
         if p.status == "active":
             await self._verify_onboarding(s, access, p, now)
 

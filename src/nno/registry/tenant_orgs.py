@@ -3,6 +3,12 @@ organizations = NNO tenants), reliably and without a remote call in the tenant's
 
 - **Outbox.** Creating, renaming or deleting a top-level tenant adds a `tenant_org_outbox` row in the
   same transaction (`record`): the need is committed exactly when the tenant change is.
+- **Provisioned.** The default tenant is made with its platform, before the auth Worker exists; so
+  the transition that ends provisioning (`complete`, provisioning → active) records a row, in the
+  same transaction, for every live top-level tenant not yet linked to an organization
+  (`record_unlinked`) once its default stack, which hosts the auth Worker, is active: the default
+  tenant and any made while provisioning ran get their organization at once instead of after
+  back-off, and a platform never provisioned (even one moved to active by hand) makes no calls.
 - **Dispatcher.** A loop in every Registry process (`TenantOrgDispatcher`, woken at once by the
   process that wrote the row, else polling) claims due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
   with a lease, so processes never deliver one row together) and brings the organization in line
@@ -37,7 +43,8 @@ from nno.kernel.service import ServiceContext
 from nno.registry import serialize
 from nno.registry.access import Access
 from nno.registry.auth_worker import AuthWorkerClient, AuthWorkerError
-from nno.registry.models import Base, Entity, Platform
+from nno.registry.models import Base, Entity, Platform, Stack
+from nno.registry.naming import DEFAULT_STACK_ID
 from nno.registry.store import audit
 
 log = structlog.get_logger("nno.registry.tenant_orgs")
@@ -77,6 +84,23 @@ def record(s: AsyncSession, ctx: ServiceContext, entity: Entity, now: int | None
     # Woken once the row is committed (not before: it would find nothing yet).
     kick = TenantOrgDispatcher.of(ctx).kick
     event.listen(s.sync_session, "after_commit", lambda _session: kick(), once=True)
+
+
+async def record_unlinked(s: AsyncSession, ctx: ServiceContext, platform_id: str, now: int | None = None) -> int:
+    """In the transaction that makes the platform active: every live top-level tenant without an
+    organization gets one (an earlier row still in back-off only repeats an idempotent delivery).
+    Only once provisioning has made the default stack, which hosts the auth Worker, active: a
+    platform moved to active by hand, with no Worker, records nothing to retry."""
+    hosted = (await s.execute(select(Stack.status).where(
+        Stack.platform_id == platform_id, Stack.id == DEFAULT_STACK_ID))).scalar_one_or_none()
+    if hosted != "active":
+        return 0
+    tenants = (await s.execute(select(Entity).where(
+        Entity.platform_id == platform_id, Entity.parent_id.is_(None), Entity.deleted_at.is_(None),
+        Entity.org_id.is_(None)))).scalars().all()
+    for entity in tenants:
+        record(s, ctx, entity, now)
+    return len(tenants)
 
 
 def backoff_s(attempts: int, base_s: float) -> float:

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nno.kernel.aio import stop_task
 from nno.kernel.bindings import UpstreamError
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
@@ -475,8 +476,5 @@ class OnboardingResumer:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            # Bounded: a round stuck on a call must not hold the shutdown up.
-            await asyncio.wait([self._task], timeout=5)
-            self._task = None
+        await stop_task(self._task)  # bounded: a round stuck on a call must not hold the shutdown up
+        self._task = None

@@ -35,6 +35,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text, delete, event, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.identity import SERVICE_IDENTITY
 from nno.kernel.ids import new_id
@@ -229,7 +230,5 @@ class TenantOrgDispatcher:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_task(self._task)
+        self._task = None

@@ -15,7 +15,7 @@ from tests.registry.conftest import IAM, P, User, assert_error, audit_actions, u
 
 FIELDS = {"id", "name", "slug", "status", "tier", "class", "cfAccountId", "repoName", "stripeCustomerId",
           "ownerUserId", "cancelledAt", "cancellationReason", "suspendedAt", "suspensionReason", "trialEndsAt",
-          "createdAt", "updatedAt", "deletedAt"}
+          "icon", "createdAt", "updatedAt", "deletedAt"}
 
 
 async def test_create_get_by_slug_and_update(client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:

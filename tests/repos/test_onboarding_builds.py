@@ -29,11 +29,12 @@ async def test_a_good_build_after_a_failed_first_one_completes_onboarding(
     real_build = LocalRepoProvider.build
     failures: list[str] = []
 
-    async def failing_once(self: LocalRepoProvider, platform_id: str, environment: str, sha: str) -> BuildOutcome:
+    async def failing_once(self: LocalRepoProvider, platform_id: str, environment: str, sha: str,
+                           icon: str | None = None) -> BuildOutcome:
         if not failures:  # the first build: its Pages upload fails
             failures.append(sha)
             return BuildOutcome(False, ["publish to Pages failed: upload refused"], "upload refused")
-        return await real_build(self, platform_id, environment, sha)
+        return await real_build(self, platform_id, environment, sha, icon)
 
     monkeypatch.setattr(LocalRepoProvider, "build", failing_once)
     signed = await client.post(f"{IAM}/api/auth/sign-up/email", json={

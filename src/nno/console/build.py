@@ -5,8 +5,6 @@ function (`_worker.json`) for every path that is not a static asset."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -16,6 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The rule itself lives in the kernel, shared with the Registry's platform icon.
+from nno.kernel.icons import MAX_ICON_BYTES as MAX_ICON_BYTES
+from nno.kernel.icons import check_icon as check_icon
+from nno.kernel.icons import icon_upload as _icon_upload
 from nno.sdk.definition import FeatureDefinition, FeatureNavItem, FeaturePermission, FeatureRoute
 
 STATIC_PREFIX = "_shell/static/"
@@ -27,44 +29,7 @@ SHELL_STATIC = Path(__file__).parent / "static"
 # Shipped once in the SDK; the shell copies it into each site instead of keeping a second copy.
 VENDORED = {"htmx.min.js": SDK_STATIC / "htmx.min.js", "htmx.LICENSE": SDK_STATIC / "htmx.LICENSE"}
 ICON_DEFAULT = "icon.svg"
-MAX_ICON_BYTES = 64 * 1024
-# Raster formats only from an upload: an uploaded SVG could carry script, so SVG is ours alone.
-_ICON_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_DATA_URL_RE = re.compile(r"^data:(image/[a-z+.-]+);base64,([A-Za-z0-9+/=]+)$")
 _PALETTE = ("#2b59c3", "#067647", "#b54708", "#7a2e98", "#c01048", "#0e7090", "#344054", "#9e5200")
-
-
-def _icon_upload(value: str) -> tuple[str, bytes] | None:
-    """(extension, bytes) of an uploaded icon (a base64 data URL of a raster image), else None."""
-    match = _DATA_URL_RE.match(value)
-    if not match:
-        return None
-    ext = _ICON_TYPES.get(match.group(1))
-    if ext is None:
-        raise ValueError(f"an uploaded icon is one of {', '.join(sorted(_ICON_TYPES))}")
-    try:
-        data = base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("the uploaded icon is not valid base64") from None
-    if not data or len(data) > MAX_ICON_BYTES:
-        raise ValueError(f"an uploaded icon is 1 byte to {MAX_ICON_BYTES // 1024} KB")
-    return ext, data
-
-
-def check_icon(value: str | None) -> str | None:
-    """An icon is an https URL or an uploaded raster image (a base64 data URL); None: initials."""
-    if value is None or value == "":
-        return None
-    if value.startswith("data:"):
-        if _icon_upload(value) is None:
-            raise ValueError("an uploaded icon is data:image/<type>;base64,<data>")
-        return value
-    parts = urlsplit(value)
-    if not value.startswith("https://") or not parts.hostname or parts.username or parts.password or len(value) > 2048:
-        raise ValueError("an icon URL is https://host/path (at most 2048 characters)")
-    if any(c in value for c in "\"<>'` \\") or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("an icon URL cannot contain spaces, quotes, backslashes or angle brackets")
-    return value
 
 
 def initials(name: str) -> str:

@@ -62,6 +62,8 @@ class Platform(Base):
     suspended_at: Mapped[int | None] = mapped_column(BigInteger)
     suspension_reason: Mapped[str | None] = mapped_column(Text)
     trial_ends_at: Mapped[int | None] = mapped_column(BigInteger)
+    # The console shell's icon (`nno.kernel.icons`): an https URL or an uploaded image's data URL.
+    icon: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     deleted_at: Mapped[int | None] = mapped_column(BigInteger)

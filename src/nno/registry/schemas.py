@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from nno.kernel.icons import check_icon
 from nno.kernel.inputs import InputModel
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", min_length=1, max_length=63)]
@@ -23,6 +24,8 @@ Reason = Annotated[str, StringConstraints(max_length=1000)]
 Tier = Literal["starter", "growth", "scale"]
 Environment = Literal["dev", "stg", "prod"]
 Ms = Annotated[int, Field(ge=0, le=2**53)]
+# The console shell's rule (an https URL or a PNG/JPEG/WebP/GIF data URL of at most 64 KB); "" is None.
+Icon = Annotated[str, AfterValidator(check_icon)]
 
 
 class Strict(InputModel):
@@ -53,6 +56,7 @@ class PlatformUpdate(Strict):
     stripeCustomerId: Ref100 | None = None
     ownerUserId: Ref64 | None = None
     trialEndsAt: Ms | None = None
+    icon: Icon | None = None
 
 
 class PlatformOut(BaseModel):
@@ -71,6 +75,7 @@ class PlatformOut(BaseModel):
     suspendedAt: int | None
     suspensionReason: str | None
     trialEndsAt: int | None
+    icon: str | None = None
     createdAt: int
     updatedAt: int
     deletedAt: int | None

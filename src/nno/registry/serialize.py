@@ -36,6 +36,7 @@ def platform(p: Platform) -> dict[str, Any]:
         "suspendedAt": p.suspended_at,
         "suspensionReason": p.suspension_reason,
         "trialEndsAt": p.trial_ends_at,
+        "icon": p.icon,
         "createdAt": p.created_at,
         "updatedAt": p.updated_at,
         "deletedAt": p.deleted_at,

@@ -18,6 +18,7 @@ from nno.kernel import tiers
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
 from nno.kernel.errors import NNOError
+from nno.kernel.icons import icon_summary
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id
 from nno.kernel.platform_status import GONE_STATUSES
@@ -69,6 +70,7 @@ _PLATFORM_COLUMNS = {
     "repoName": "repo_name",
     "stripeCustomerId": "stripe_customer_id",
     "ownerUserId": "owner_user_id",
+    "icon": "icon",
     "trialEndsAt": "trial_ends_at",
 }
 
@@ -256,8 +258,11 @@ class PlatformService(RegistryBase):
                 p.updated_at = now_ms()
                 after = serialize.platform(p)
                 diff = {k for k in after if after[k] != before[k]} - {"updatedAt"}
+                was, now = {k: before[k] for k in diff}, {k: after[k] for k in diff}
+                if "icon" in diff:  # an upload is up to 64 KB: the audit keeps its digest
+                    was["icon"], now["icon"] = icon_summary(was["icon"]), icon_summary(now["icon"])
                 audit(s, access, platform_id=platform_id, action="platform.update", target_type="platform",
-                      target_id=platform_id, before={k: before[k] for k in diff}, after={k: after[k] for k in diff})
+                      target_id=platform_id, before=was, after=now)
             return after
 
     # --- lifecycle ----------------------------------------------------------------------------

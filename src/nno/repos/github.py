@@ -153,9 +153,11 @@ class GitHubRepoProvider:
             raise
         return str(commit["sha"])
 
-    async def build(self, platform_id: str, environment: str, sha: str) -> BuildOutcome:
+    async def build(self, platform_id: str, environment: str, sha: str, icon: str | None = None
+                    ) -> BuildOutcome:
         """The commit's Pages deployment (the template's workflow records it as a GitHub deployment
-        for the environment named after the Pages project)."""
+        for the environment named after the Pages project). The workflow builds the shell, so the
+        Registry's icon reaches it only through the next provisioning rebuild (`icon` is unused)."""
         repo = self._repo(platform_id)
         project = pages_project_name(platform_id, environment)
         deployments = await self._gh("GET", f"{repo}/deployments", params={"sha": sha, "environment": project})

@@ -45,7 +45,8 @@ class RepoProvider(Protocol):
     async def read(self, platform_id: str, sha: str | None = None) -> dict[str, bytes]: ...
     async def commit(self, platform_id: str, changes: dict[str, bytes | None], message: str,
                      expected_head: str | None) -> str | None: ...
-    async def build(self, platform_id: str, environment: str, sha: str) -> BuildOutcome: ...
+    async def build(self, platform_id: str, environment: str, sha: str, icon: str | None = None
+                    ) -> BuildOutcome: ...
     async def watch(self, platform_id: str) -> None:
         """Make pushes to the repository show up in `pushed()` (idempotent)."""
     async def pushed(self) -> list[str]:
@@ -102,7 +103,8 @@ class LocalRepoProvider:
         return await asyncio.to_thread(self.store.commit, platform_repo_name(platform_id), changes, message,
                                        expected_head=expected_head)
 
-    async def build(self, platform_id: str, environment: str, sha: str) -> BuildOutcome:
+    async def build(self, platform_id: str, environment: str, sha: str, icon: str | None = None
+                    ) -> BuildOutcome:
         log = [f"checkout {self.full_name(platform_id)}@{sha[:12]}"]
         try:
             files = await self.read(platform_id, sha)
@@ -115,7 +117,7 @@ class LocalRepoProvider:
             config = parse_repo(files, platform_id)
         except RepoConfigError as exc:
             return BuildOutcome(False, [*log, f"error: {exc}"], str(exc))
-        site = build_site(config, environment, sha)
+        site = build_site(config, environment, sha, icon=icon)
         log.append(f"built the console with {len(config.features)} feature(s): "
                    + (", ".join(f"{f.id}@{f.version}" for f in config.features) or "none"))
         project = pages_project_name(platform_id, environment)

@@ -126,7 +126,7 @@ class BuildRunner:
         if repo is None:
             await self._finish(build, None, False, ["the repository is gone"], "repository not found")
             return True
-        status = await self._platform_status(build.platform_id)
+        status, icon = await self._platform_status(build.platform_id)
         if status in WAITING and build.attempts < MAX_WAIT_ATTEMPTS:
             async with self.ctx.db.session() as s:
                 await s.execute(update(Build).where(Build.id == build.id, Build.lease_owner == self.runner_id)
@@ -137,7 +137,7 @@ class BuildRunner:
             await self._finish(build, repo, False, [f"platform is {status}"], f"platform is {status}")
             return True
         await report_build_state(self.ctx, build, repo)
-        outcome = await provider(self.ctx).build(build.platform_id, build.environment, build.commit_sha)
+        outcome = await provider(self.ctx).build(build.platform_id, build.environment, build.commit_sha, icon=icon)
         if not outcome.done:  # building elsewhere (GitHub Actions): look again after a while
             async with self.ctx.db.session() as s:
                 await s.execute(update(Build).where(Build.id == build.id, Build.lease_owner == self.runner_id)
@@ -147,15 +147,20 @@ class BuildRunner:
         await self._finish(build, repo, outcome.ok, outcome.log, outcome.error)
         return True
 
-    async def _platform_status(self, platform_id: str) -> str | None:
+    async def _platform_status(self, platform_id: str) -> tuple[str | None, str | None]:
+        """(status, icon) of the platform in the Registry: the icon is not in the repository, and a
+        build must not publish the shell without the one the Registry holds."""
         client = RepoRegistryClient(self.ctx)
         if not client.available:
-            return None
+            return None, None
         try:
             platform = await client.platform(platform_id)
         except RegistryUnavailable:
-            return "provisioning"  # cannot tell: wait rather than publish over a platform being made
-        return str(platform.get("status")) if platform else "deleted"
+            return "provisioning", None  # cannot tell: wait rather than publish over a platform being made
+        if not platform:
+            return "deleted", None
+        icon = platform.get("icon")
+        return str(platform.get("status")), icon if isinstance(icon, str) else None
 
     async def _finish(self, build: Build, repo: PlatformRepo | None, ok: bool, lines: list[str],
                       error: str | None) -> None:

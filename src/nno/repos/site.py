@@ -18,9 +18,10 @@ def pages_project_name(platform_id: str, environment: str) -> str:
     return f"{platform_id}-{environment}-portal"
 
 
-def build_site(config: RepoConfig, environment: str, commit_sha: str) -> dict[str, Any]:
+def build_site(config: RepoConfig, environment: str, commit_sha: str, icon: str | None = None) -> dict[str, Any]:
     """The console site's inputs for one environment: the shell composed from the repository's
-    features whose packages are installed here (one without its package cannot be composed)."""
+    features whose packages are installed here (one without its package cannot be composed), with
+    the platform's icon from the Registry (not kept in the repository)."""
     from nno.console.build import ShellConfig, ShellFeature
     from nno.sdk.discovery import get_feature
 
@@ -34,7 +35,7 @@ def build_site(config: RepoConfig, environment: str, commit_sha: str) -> dict[st
         features.append(ShellFeature.from_definition(installed.definition, url=url))
     shell = ShellConfig(platformId=pid, name=config.display_name, environment=environment,
                         authWorker=config.auth_worker, authUrl=auth_url(pid, base, environment),
-                        consoleUrl=console_url(pid, base, environment), features=features)
+                        consoleUrl=console_url(pid, base, environment), icon=icon, features=features)
     return {
         "platformId": pid,
         "environment": environment,

@@ -1,4 +1,4 @@
-"""`nno platform list|show|create|suspend|restore|cancel` (Registry, onboarding, provisioning)."""
+"""`nno platform list|show|create|suspend|restore|cancel|set-icon` (Registry, onboarding, provisioning)."""
 
 from __future__ import annotations
 
@@ -217,6 +217,51 @@ def _lifecycle(ctx: typer.Context, ref: str, action: str, reason: str | None, as
         print_json(answer)
     else:
         success(f"Platform {platform.get('slug')} ({platform_id}) {done} (status: {answer.get('status', '?')})")
+
+
+# What a file's first bytes say it is: the raster types the shell takes (nno.kernel.icons.ICON_TYPES).
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+          (b"GIF89a", "image/gif"))
+
+
+def icon_value(source: str) -> str:
+    """The Registry's icon value for `set-icon`: an existing file becomes a data URL (its type read
+    from its first bytes), anything else goes as it is, for the Registry to accept or refuse."""
+    import base64
+    from pathlib import Path
+
+    from nno.cli.errors import CLIError, ExitCode
+
+    path = Path(source)
+    if source.startswith(("https://", "http://", "data:")) or source == "" or not path.is_file():
+        return source
+    data = path.read_bytes()
+    kind = next((k for magic, k in _MAGIC if data.startswith(magic)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "image/webp"
+    if kind is None:
+        raise CLIError(f"{source} is not a PNG, JPEG, WebP or GIF image", exit_code=ExitCode.USAGE)
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+@app.command("set-icon")
+def set_icon(ctx: typer.Context, ref: str = platform_argument(),
+             source: str = typer.Argument(..., metavar="URL|FILE",
+                                          help="An https URL, or a PNG/JPEG/WebP/GIF file of at most 64 KB; "
+                                               "\"\" goes back to the initials."),
+             as_json: bool = json_option()) -> None:
+    """Set the platform's icon in the console shell (shown from its next build)."""
+    from nno.cli.output import print_json, success
+
+    value = icon_value(source)
+    with state(ctx).client() as client:
+        platform = lookup_platform(client, ref)
+        answer = client.patch(f"{PLATFORMS}/{platform['id']}", json={"icon": value or None})
+    if as_json:
+        print_json(answer)
+    else:
+        success(f"Platform {platform.get('slug')} ({platform['id']}) icon "
+                f"{'set' if answer.get('icon') else 'reset to the initials'}; the shell's next build shows it")
 
 
 def _confirm(question: str, yes: bool) -> None:

@@ -40,9 +40,10 @@ async def active_shell_features(sctx: StepContext) -> list[ShellFeature]:
     return list(out.values())
 
 
-def console_site(sctx: StepContext, name: str, features: list[ShellFeature]) -> dict[str, Any]:
+def console_site(sctx: StepContext, name: str, features: list[ShellFeature], icon: str | None = None
+                 ) -> dict[str, Any]:
     pid, env = sctx.platform_id, sctx.environment
-    config = ShellConfig(platformId=pid, name=name, environment=env,
+    config = ShellConfig(platformId=pid, name=name, environment=env, icon=icon,
                          authWorker=naming.auth_worker_name(pid, env),
                          authUrl=_url(sctx, "auth", "svc", naming.DEFAULT_STACK_ID),
                          consoleUrl=_url(sctx, "console", "app", naming.DEFAULT_STACK_ID), features=features)
@@ -51,10 +52,13 @@ def console_site(sctx: StepContext, name: str, features: list[ShellFeature]) -> 
 
 
 async def publish_console(sctx: StepContext) -> dict[str, Any]:
-    """Rebuild the platform's console site from the Registry's view of its features."""
+    """Rebuild the platform's console site from the Registry's view of its features, name and icon
+    (the Registry validated the icon with the shell's own rule when it was set)."""
     platform = await sctx.registry.get_platform(sctx.platform_id)
     features = await active_shell_features(sctx)
-    site = console_site(sctx, str(platform.get("name") or sctx.platform_id), features)
+    icon = platform.get("icon")
+    site = console_site(sctx, str(platform.get("name") or sctx.platform_id), features,
+                        icon if isinstance(icon, str) else None)
     await sctx.provider.ensure_pages(naming.portal_pages_name(sctx.platform_id, sctx.environment),
                                      platform_id=sctx.platform_id, site=site)
     return {"features": [f.id for f in features]}

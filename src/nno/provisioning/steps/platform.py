@@ -96,8 +96,10 @@ async def set_auth_worker_secrets(sctx: StepContext) -> StepResult:
 async def create_console_pages(sctx: StepContext) -> StepResult:
     pid, env = sctx.platform_id, sctx.environment
     platform = sctx.outputs.get("mark_platform_provisioning", {})
-    # The console shell, with no features yet: activations rebuild it (trigger_shell_rebuild).
-    site = console_site(sctx, str(platform.get("name") or pid), [])
+    # The console shell, with no features yet: activations rebuild it (trigger_shell_rebuild). The
+    # icon is read here rather than kept in a step's output (an upload is up to 64 KB).
+    icon = (await sctx.registry.get_platform(pid)).get("icon")
+    site = console_site(sctx, str(platform.get("name") or pid), [], icon if isinstance(icon, str) else None)
     ref = await sctx.provider.ensure_pages(naming.portal_pages_name(pid, env), platform_id=pid, site=site)
     return StepResult({"resources": [ref_out(sctx, ref)]}, sctx.owned(ref))
 

@@ -25,11 +25,15 @@ async def create_db(prefix: str) -> str:
 
 
 async def drop_db(url: str) -> None:
+    from nno.edge.d1 import drop_roles_of
+
+    name = url.rsplit("/", 1)[1]
     conn = await asyncpg.connect(PG_ADMIN)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+    await drop_roles_of(PG_ADMIN, name)  # the platforms' D1 roles are cluster-wide: they outlive the database
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

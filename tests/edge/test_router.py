@@ -240,3 +240,20 @@ async def test_feature_workers_come_from_the_features_entry_points(
                               platform_id=P1)
     resp = await at(f"crm.svc.x7y8z9w0q1.{P1}.nno.localhost").get("/")
     assert resp.status_code == 200 and resp.json()["worker"] == f"{P1}-x7y8z9w0q1-crm"
+
+
+async def test_the_least_recently_used_instance_makes_room(provider: LocalProvider, at: At, core: Core) -> None:
+    """A process keeps at most NNO_WORKER_INSTANCES Workers live (each holds its D1 connections)."""
+    host = worker_host(core)
+    host.settings = host.settings.model_copy(update={"worker_instances": 1})
+    first = await deploy_echo(provider, P1)
+    second = await deploy_echo(provider, P2)
+    assert (await at(f"echo.svc.default.{P1}.nno.localhost").get("/")).status_code == 200
+    assert list(host.live()) == [first]
+    assert (await at(f"echo.svc.default.{P2}.nno.localhost").get("/")).status_code == 200
+    await host.drain()
+    assert list(host.live()) == [second]  # the first was disposed to make room
+    # Asked again, it is built again (and the other one leaves in turn).
+    assert (await at(f"echo.svc.default.{P1}.nno.localhost").get("/")).status_code == 200
+    await host.drain()
+    assert list(host.live()) == [first] and built.count(first) == 2

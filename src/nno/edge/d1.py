@@ -26,8 +26,8 @@ SCHEMA_PREFIX = "d1_"
 SNAPSHOT_PREFIX = "d1snap_"
 ROLE_PREFIX = "nno_d1_"
 # A Worker instance holds one engine per D1 binding; many platforms' Workers share one PostgreSQL.
-D1_POOL_SIZE = 2
-D1_MAX_OVERFLOW = 3
+D1_POOL_SIZE = 1
+D1_MAX_OVERFLOW = 4
 
 
 class D1Missing(LookupError):

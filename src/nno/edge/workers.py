@@ -18,6 +18,7 @@ import asyncio
 import importlib
 import inspect
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -158,14 +159,17 @@ class _Instance:
 
 
 class WorkerHost:
-    """Live Worker instances by name, built on first use and replaced when the deploy changes."""
+    """Live Worker instances by name, built on first use and replaced when the deploy changes. At
+    most `NNO_WORKER_INSTANCES` are kept: the least recently used is disposed to make room, since
+    each holds its D1 connections (on PostgreSQL, a process serving many platforms would otherwise
+    exhaust the server's connections)."""
 
     meter: Any = None  # set by the edge app: counts what Workers do with their bindings, for Billing
 
     def __init__(self, cloud: LocalCloud, settings: Settings) -> None:
         self.cloud = cloud
         self.settings = settings
-        self._instances: dict[str, _Instance] = {}
+        self._instances: OrderedDict[str, _Instance] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._disposals: set[asyncio.Task[None]] = set()
 
@@ -189,6 +193,7 @@ class WorkerHost:
     async def get(self, worker: Worker) -> ASGIApp:
         current = self._instances.get(worker.name)
         if current is not None and current.version == worker.version:
+            self._instances.move_to_end(worker.name)
             return current.app
         lock = self._locks.setdefault(worker.name, asyncio.Lock())
         async with lock:
@@ -200,6 +205,8 @@ class WorkerHost:
                 await self._dispose(worker.name, current)
             instance = await self._build(worker)
             self._instances[worker.name] = instance
+            while len(self._instances) > self.settings.worker_instances:
+                self.invalidate(next(iter(self._instances)))  # requests in flight keep their connections
             return instance.app
 
     async def _build(self, worker: Worker) -> _Instance:
@@ -286,6 +293,6 @@ class WorkerHost:
 
     async def close(self) -> None:
         await self.drain()
-        instances, self._instances = self._instances, {}
+        instances, self._instances = self._instances, OrderedDict()
         for name, instance in instances.items():
             await self._dispose(name, instance)

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # Provisioning jobs: how many run at once per worker process, how long a claim holds without a
     # heartbeat before another worker may take the job over, attempts, and the backoff base.
     worker_concurrency: int = Field(default=4, ge=1, le=64, validation_alias="NNO_WORKER_CONCURRENCY")
+    # Live Worker instances one process keeps; each holds its D1 connections, so this bounds them.
+    worker_instances: int = Field(default=32, ge=1, le=10_000, validation_alias="NNO_WORKER_INSTANCES")
     job_lease_s: float = Field(default=30.0, gt=0, validation_alias="NNO_JOB_LEASE")
     job_max_attempts: int = Field(default=3, ge=1, le=20, validation_alias="NNO_JOB_MAX_ATTEMPTS")
     job_backoff_base_s: float = Field(default=2.0, ge=0, validation_alias="NNO_JOB_BACKOFF_BASE")

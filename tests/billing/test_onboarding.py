@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from nno.core import Core
-from nno.edge.storage import R2BucketClient
 from nno.kernel.config import Settings
 from tests.billing.conftest import B, advance, invoices
 from tests.conftest import running_core
@@ -75,6 +74,10 @@ async def test_the_local_cloud_counts_worker_use_and_storage_per_tenant(
     assert resp.status_code == 201, resp.text
     pid = resp.json()["platformId"]
     await _until(client, f"/api/v1/platforms/{pid}", owner, lambda p: p["status"] == "active")
+    # The default tenant's organization is made on the auth Worker once the platform is active: a call
+    # of its own, to count before the test's calls.
+    await _until(client, f"/api/v1/platforms/{pid}/tenants", service_headers,
+                 lambda page: all(t["orgId"] for t in page["data"]))
     meter = core.context("edge").extras["meter"]
     await meter.flush()  # whatever provisioning itself sent to the worker
     before = await _invocations(client, service_headers, pid)
@@ -104,7 +107,7 @@ async def test_the_local_cloud_counts_worker_use_and_storage_per_tenant(
     cloud = core.context("edge").extras["cloud"]
     bucket = f"{pid}-default-files-r2"
     await cloud.ensure_r2(bucket)
-    objects = R2BucketClient(cloud.r2_path(bucket))
+    objects = cloud.r2_bucket(bucket)  # files embedded, rows in PostgreSQL scaled
     await objects.put("a.txt", b"x" * 1000)
     await objects.put("b/c.bin", b"y" * 234)
     storage = core.context("edge").extras["r2_storage_meter"]

@@ -95,12 +95,17 @@ def cancel_invite(ctx: typer.Context, invitation_id: str = typer.Argument(..., m
 
 
 @app.command("accept")
-def accept(ctx: typer.Context, token: str = typer.Argument(..., metavar="TOKEN",
-                                                            help="The token= part of the mailed link."),
+def accept(ctx: typer.Context, token: str = typer.Argument(
+               ..., metavar="LINK|TOKEN",
+               help="The mailed link, or its token= part (after `--` when it starts with '-')."),
            as_json: bool = json_option()) -> None:
     """Accept an invitation addressed to your (proven) address."""
+    from urllib.parse import parse_qs, urlsplit
+
     from nno.cli.output import print_json, success
 
+    # A link is what a user copies from the mail; a bare token may start with '-' (URL-safe base64).
+    token = parse_qs(urlsplit(token).query).get("token", [token])[0] if "token=" in token else token
     with state(ctx).client() as client:
         answer = client.post(f"{INVITATIONS}/accept", json={"token": token})
     if as_json:

@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 from nno.core import Core
 from nno.kernel.config import Settings
-from nno.kernel.db import Database, sqlite_url
+from nno.kernel.db import Database
 from nno.provisioning.providers.local import LocalProvider
 
 SUITE = Path(__file__).parent / "better-auth"
@@ -156,7 +156,7 @@ async def test_official_client_against_a_platforms_auth_worker(node: str, settin
         await provider.put_secret(worker, "AUTH_SECRET", f"auth-secret-{PLATFORM}")
         host = f"auth.svc.default.{PLATFORM}.{settings.base_domain}"
         await provider.ensure_dns(host, target=worker, platform_id=PLATFORM)
-        outbox = Database(sqlite_url(provider.cloud.d1_path(d1)))
+        outbox = await provider.cloud.d1_database(d1)  # the D1's SQLite file, or its PostgreSQL schema
         async with serving(core) as port:
             lines = await run_client(node, f"http://{host}:{port}/api/auth", outbox)
     finally:

@@ -234,7 +234,7 @@ class WorkerHost:
         except BaseException:
             await stack.aclose()
             raise
-        log.info("worker_started", worker=worker.name, kind=worker.kind, version=worker.version)
+        log.info("edge_worker_loaded", worker=worker.name, kind=worker.kind, version=worker.version)
         return _Instance(worker.version, app, env, stack)
 
     def service_call(self, platform_id: str) -> ServiceCall:

@@ -7,33 +7,20 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
+from pathlib import Path
 
-import asyncpg
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests import pgscratch
 
 PG_ADMIN = os.environ.get("NNO_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 async def create_db(prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    return await pgscratch.create_db(PG_ADMIN, prefix)
 
 
 async def drop_db(url: str) -> None:
-    from nno.edge.d1 import drop_roles_of
-
-    name = url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    await drop_roles_of(PG_ADMIN, name)  # the platforms' D1 roles are cluster-wide: they outlive the database
+    await pgscratch.drop_db(PG_ADMIN, url)
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

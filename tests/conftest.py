@@ -20,6 +20,7 @@ import pytest
 
 from nno.core import Core
 from nno.kernel.config import Settings
+from tests import pgscratch
 
 # Test-only feature packages, found through their dist-info like installed ones (nno.features).
 sys.path.append(str(Path(__file__).parent / "fixtures" / "features"))
@@ -44,29 +45,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 async def create_pg_database() -> str:
-    import asyncpg
-
-    name = f"nno_test_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return await pgscratch.create_db(PG_ADMIN_URL, "nno_test")
 
 
 async def drop_pg_database(url: str) -> None:
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-    from nno.edge.d1 import drop_roles_of
-
-    await drop_roles_of(PG_ADMIN_URL, name)  # its D1s' roles, which are cluster-wide
+    await pgscratch.drop_db(PG_ADMIN_URL, url)
 
 
 async def clear_redis_prefix(prefix: str) -> None:

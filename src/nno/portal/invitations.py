@@ -30,32 +30,33 @@ def _page(w: Any, status_code: int, token: str, error: str, code: str) -> Respon
                     prove=prove if code == "EMAIL_NOT_VERIFIED" else None)
 
 
-@router.get("/invitations/accept")
-async def accept_page(w: WebDep, token: str = "") -> Response:
+async def _call(w: Any, action: str, token: str) -> tuple[Any, Response | None]:
+    """IAM's answer to `action` on the invitation, or the page that says why there is none."""
     await w.require_me()
     bad = _token_error(w, token)
     if bad is not None:
-        return bad
-    answer = await w.api("POST", f"{INVITATIONS}/lookup", json={"token": token})
-    if not answer.ok:
-        if answer.status == 401:
-            await w.must(answer)
-        return _page(w, answer.status, token, answer.message, str(answer.error.get("code", "")))
+        return None, bad
+    answer = await w.api("POST", f"{INVITATIONS}/{action}", json={"token": token})
+    if answer.ok:
+        return answer, None
+    if answer.status == 401:
+        await w.must(answer)
+    return None, _page(w, answer.status, token, answer.message, str(answer.error.get("code", "")))
+
+
+@router.get("/invitations/accept")
+async def accept_page(w: WebDep, token: str = "") -> Response:
+    answer, page = await _call(w, "lookup", token)
+    if page is not None:
+        return page
     return w.render("invitation_accept.html", token=token, invitation=answer.data)
 
 
 @router.post("/invitations/accept")
 async def accept(w: WebDep, request: Request) -> Response:
-    await w.require_me()
-    token = (await form_data(request)).get("token", "")
-    bad = _token_error(w, token)
-    if bad is not None:
-        return bad
-    answer = await w.api("POST", f"{INVITATIONS}/accept", json={"token": token})
-    if not answer.ok:
-        if answer.status == 401:
-            await w.must(answer)
-        return _page(w, answer.status, token, answer.message, str(answer.error.get("code", "")))
+    answer, page = await _call(w, "accept", (await form_data(request)).get("token", ""))
+    if page is not None:
+        return page
     data = answer.data if isinstance(answer.data, dict) else {}
     return w.render("invitation_accept.html", token="", invitation=data.get("invitation"), accepted=True,
                     member=data.get("member"))

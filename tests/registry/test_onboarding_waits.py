@@ -49,19 +49,37 @@ def _step(session: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in session["steps"] if s["name"] == name)
 
 
-async def test_a_step_waiting_on_provisioning_resumes_once_it_answers(
-        core: Core, client: httpx.AsyncClient, make_user: Callable[..., Awaitable[User]]) -> None:
+async def _onboard_with(core: Core, client: httpx.AsyncClient, make_user: Callable[..., Awaitable[User]],
+                        binding: Down, name: str) -> tuple[User, dict[str, Any]]:
+    """An onboarding started while `binding` stands in for its service; the resumer asks every 50 ms."""
     resumer = OnboardingResumer.of(core.context("registry"))
     resumer.first_delay_s = resumer.max_delay_s = 0.05
+    core.bindings.add(binding)  # type: ignore[arg-type]
+    slug = unique(name.split()[0].lower())
+    user = await make_user(slug)
+    resp = await client.post(ONB, json={"platformName": name, "slug": slug, "tier": "starter"}, headers=user.headers)
+    assert resp.status_code == 201, resp.text
+    return user, resp.json()
+
+
+async def _poll(client: httpx.AsyncClient, user: User, session: dict[str, Any],
+                done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The session, read every 50 ms until `done` says so (at most 30 s)."""
+    current: dict[str, Any] = {}
+    for _ in range(600):
+        current = (await client.get(f"{ONB}/{session['id']}", headers=user.headers)).json()
+        if done(current):
+            break
+        await asyncio.sleep(0.05)
+    return current
+
+
+async def test_a_step_waiting_on_provisioning_resumes_once_it_answers(
+        core: Core, client: httpx.AsyncClient, make_user: Callable[..., Awaitable[User]]) -> None:
     real = core.bindings.get("provisioning")
     assert real is not None
     down = Down("provisioning")
-    core.bindings.add(down)  # type: ignore[arg-type]
-    user = await make_user("waiting")
-    resp = await client.post(ONB, json={"platformName": "Patient Co", "slug": unique("patient"), "tier": "starter"},
-                             headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    session = resp.json()
+    user, session = await _onboard_with(core, client, make_user, down, "Patient Co")
     infra = _step(session, "provision_infra")
     assert infra["status"] == "pending" and infra["note"].startswith(NOTE_RETRYING), session
     assert session["status"] != "failed" and session["provisionJobId"] is None
@@ -74,12 +92,7 @@ async def test_a_step_waiting_on_provisioning_resumes_once_it_answers(
     assert _step(waiting, "provision_infra")["status"] == "pending" and waiting["provisionJobId"] is None
 
     core.bindings.add(real)  # Provisioning comes up
-    final: dict[str, Any] = {}
-    for _ in range(600):
-        final = (await client.get(f"{ONB}/{session['id']}", headers=user.headers)).json()
-        if _step(final, "verify")["status"] == "completed":
-            break
-        await asyncio.sleep(0.05)
+    final = await _poll(client, user, session, lambda now: _step(now, "verify")["status"] == "completed")
     assert final["provisionJobId"] and _step(final, "provision_infra")["status"] == "completed", final
     assert (await client.get(f"{P}/{session['platformId']}", headers=user.headers)).json()["status"] == "active"
 
@@ -92,47 +105,28 @@ async def test_provisioning_refusing_the_job_still_fails_the_step(
         async def request(self, method: str, path: str, **_: Any) -> BindingResponse:
             return BindingResponse(422, {}, b'{"error":{"code":"VALIDATION_ERROR","message":"no"}}')
 
-    core.bindings.add(Refuses("provisioning"))  # type: ignore[arg-type]
-    user = await make_user("refused")
-    resp = await client.post(ONB, json={"platformName": "Refused Co", "slug": unique("refused"), "tier": "starter"},
-                             headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    assert _step(resp.json(), "provision_infra")["status"] == "failed"
+    _, session = await _onboard_with(core, client, make_user, Refuses("provisioning"), "Refused Co")
+    assert _step(session, "provision_infra")["status"] == "failed"
 
 
 @pytest.mark.parametrize("status", [None, 503])
 async def test_setup_repo_waits_for_the_cli_service_and_the_session_completes_once_it_answers(
         core: Core, client: httpx.AsyncClient, make_user: Callable[..., Awaitable[User]], status: int | None) -> None:
-    resumer = OnboardingResumer.of(core.context("registry"))
-    resumer.first_delay_s = resumer.max_delay_s = 0.05
     real = core.bindings.get("cli")
     assert real is not None
     down = Down("cli", status)
-    core.bindings.add(down)  # type: ignore[arg-type]
-    user = await make_user("norepo")
-    resp = await client.post(ONB, json={"platformName": "Repoless Co", "slug": unique("norepo"), "tier": "starter"},
-                             headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    session = resp.json()
+    user, session = await _onboard_with(core, client, make_user, down, "Repoless Co")
     repo = _step(session, "setup_repo")
     assert repo["status"] == "pending" and repo["note"].startswith(NOTE_CLI_RETRYING), session
     assert session["status"] != "failed"
-    waiting: dict[str, Any] = {}
-    for _ in range(600):  # asked again in the background while it stays down; the platform goes on
-        waiting = (await client.get(f"{ONB}/{session['id']}", headers=user.headers)).json()
-        if down.calls >= 3 and _step(waiting, "verify")["status"] == "completed":
-            break
-        await asyncio.sleep(0.05)
+    # asked again in the background while it stays down; the platform goes on
+    waiting = await _poll(client, user, session,
+                          lambda now: down.calls >= 3 and _step(now, "verify")["status"] == "completed")
     assert down.calls >= 3 and _step(waiting, "verify")["status"] == "completed", waiting
     assert _step(waiting, "setup_repo")["status"] == "pending" and waiting["status"] == "in_progress", waiting
 
     core.bindings.add(real)  # the CLI Service comes up: it makes the repository, whose build deploys
-    final: dict[str, Any] = {}
-    for _ in range(600):
-        final = (await client.get(f"{ONB}/{session['id']}", headers=user.headers)).json()
-        if final["status"] != "in_progress":
-            break
-        await asyncio.sleep(0.05)
+    final = await _poll(client, user, session, lambda now: now["status"] != "in_progress")
     assert final["status"] == "completed", final
     assert f"nno-platform-{session['platformId']}" in _step(final, "setup_repo")["note"]
     assert _step(final, "deploy_services")["status"] == "completed", final
@@ -148,12 +142,7 @@ async def test_the_cli_service_refusing_the_repository_still_fails_the_step(
             return BindingResponse(404, {}, b'{"error":{"code":"PLATFORM_NOT_FOUND","message":"no"}}')
 
     refuses = Refuses("cli")
-    core.bindings.add(refuses)  # type: ignore[arg-type]
-    user = await make_user("norepo")
-    resp = await client.post(ONB, json={"platformName": "Refused Repo", "slug": unique("norepo"), "tier": "starter"},
-                             headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    session = resp.json()
+    _, session = await _onboard_with(core, client, make_user, refuses, "Refused Repo")
     repo = _step(session, "setup_repo")
     assert repo["status"] == "failed" and "HTTP 404 PLATFORM_NOT_FOUND" in repo["error"], session
     assert session["status"] == "failed"

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from sqlalchemy import event
 from structlog.testing import capture_logs
 
@@ -105,3 +106,26 @@ async def test_a_write_whose_connection_drops_is_a_503_and_did_not_commit(
     assert tenants == before  # nothing of it committed
     again = await client.post(f"{P}/{pid}/tenants", json=body, headers=service_headers)
     assert again.status_code == 201, again.text  # the client's retry succeeds
+
+
+def test_a_background_loop_logs_an_outage_once_and_its_end() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from nno.kernel.dbfaults import LoopFailures
+
+    log = structlog.get_logger("test")
+    failures = LoopFailures(log, "sweep_failed", worker="w1")
+    locked = OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("database is locked"))
+    with capture_logs() as logs:
+        for _ in range(50):  # fifty failed rounds of one outage
+            failures.failed(locked)
+        failures.succeeded()
+        failures.succeeded()
+        failures.failed(ValueError("a bug"))
+        failures.failed(ValueError("a bug"))
+    events = [(e["event"], e["log_level"]) for e in logs]
+    assert events == [("sweep_failed", "warning"), ("sweep_recovered", "info"),
+                      ("sweep_failed", "error"), ("sweep_failed", "error")]
+    assert logs[0]["database_unavailable"] is True and logs[0]["worker"] == "w1"
+    assert logs[1]["failed_rounds"] == 50
+    assert isinstance(logs[2]["exc_info"], ValueError)  # a bug keeps its traceback, every time

@@ -23,6 +23,7 @@ from nno.billing.models import SchedulerLease, SchedulerRun, UsageEvent
 from nno.billing.service import DAY_MS, HOUR_MS, BillingService
 from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
+from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.ids import new_id
 
 log = structlog.get_logger("nno.billing.scheduler")
@@ -124,13 +125,15 @@ class Scheduler:
         return {**counts, "jobs": ran}
 
     async def _loop(self) -> None:
+        failures = LoopFailures(log, "billing_tick_failed")
         while True:
             try:
                 await self.tick()
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("billing_tick_failed")
+            except Exception as exc:
+                failures.failed(exc)
             await asyncio.sleep(self.service.settings.tick_s)
 
     async def start(self) -> None:

@@ -29,6 +29,7 @@ from nno.edge.models import R2Bucket
 from nno.kernel.aio import stop_task
 from nno.kernel.bindings import Bindings, UpstreamError
 from nno.kernel.clock import now_ms
+from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.identity import SERVICE_IDENTITY
 
 log = structlog.get_logger("nno.edge.metering")
@@ -143,12 +144,15 @@ class WorkerMeter:
             return sent
 
     async def _loop(self) -> None:
+        failures = LoopFailures(log, "metering_flush_failed")
         while True:
             await asyncio.sleep(self.interval_s)
             try:
                 await self.flush()
-            except Exception:
-                log.exception("metering_flush_crashed")
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())

@@ -13,6 +13,7 @@ from nno.iam.throttle import WINDOW_MS
 from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.db import Database
+from nno.kernel.dbfaults import LoopFailures
 
 log = structlog.get_logger("nno.iam.maintenance")
 
@@ -55,14 +56,17 @@ class Purger:
         self._task = None
 
     async def _run(self) -> None:
+        failures = LoopFailures(log, "iam_purge_failed")
         while True:
             await asyncio.sleep(self.interval_s)
             try:
                 counts = await self.purge_once()
-                if any(counts.values()):
-                    log.info("iam_purged", **counts)
-            except Exception:  # never let housekeeping die; try again next round
-                log.exception("iam_purge_failed")
+            except Exception as exc:  # never let housekeeping die; try again next round
+                failures.failed(exc)
+                continue
+            failures.succeeded()
+            if any(counts.values()):
+                log.info("iam_purged", **counts)
 
     async def purge_once(self) -> dict[str, int]:
         return await purge_expired(self.db)

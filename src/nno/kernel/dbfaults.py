@@ -58,10 +58,37 @@ def database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _summary(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+class LoopFailures:
+    """How a background loop reports a failed round. A database outage is one warning when it starts
+    and one line when a round succeeds again (a loop polling every 0.1 s would otherwise log each
+    round); any other failure is logged with its traceback every time."""
+
+    def __init__(self, logger: Any, event: str, **fields: Any) -> None:
+        self.log, self.event, self.fields = logger, event, fields
+        self.outage_rounds = 0
+
+    def failed(self, exc: BaseException) -> None:
+        if not database_unavailable(exc):
+            self.log.error(self.event, error=repr(exc), exc_info=exc, **self.fields)
+            return
+        if self.outage_rounds == 0:
+            self.log.warning(self.event, error=_summary(exc), database_unavailable=True, **self.fields)
+        self.outage_rounds += 1
+
+    def succeeded(self) -> None:
+        if self.outage_rounds:
+            self.log.info(f"{self.event.removesuffix('_failed')}_recovered", failed_rounds=self.outage_rounds,
+                          **self.fields)
+            self.outage_rounds = 0
+
+
 async def _database_error(request: Request, exc: Exception) -> Response:
     if database_unavailable(exc):
-        log.warning("database_unavailable", method=request.method, path=request.url.path,
-                    error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        log.warning("database_unavailable", method=request.method, path=request.url.path, error=_summary(exc))
         return error_response(503, "SERVICE_UNAVAILABLE", "The database is unavailable; try again shortly",
                               headers={"Retry-After": str(RETRY_AFTER_S), _MARKER: "1"})
     if unstorable_input(exc):

@@ -14,6 +14,7 @@ import socket
 import structlog
 from sqlalchemy import update
 
+from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
 from nno.provisioning.engine import Engine
@@ -47,13 +48,15 @@ class JobWorker:
 
     async def _slot(self, index: int) -> None:
         poll = self.ctx.settings.worker_poll_interval_s
+        failures = LoopFailures(log, "worker_slot_failed", worker=self.worker_id, slot=index)
         while not self._stopping:
             try:
                 ran = await self.engine.run_one()
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database blinked; keep the loop alive
-                log.exception("worker_slot_error", worker=self.worker_id, slot=index)
+            except Exception as exc:  # the database blinked; keep the loop alive
+                failures.failed(exc)
                 ran = False
             if ran:
                 self.wakeup.set()  # a finished job may have made room for the others

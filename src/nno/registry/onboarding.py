@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nno.kernel.aio import stop_task
 from nno.kernel.bindings import UpstreamError
 from nno.kernel.clock import now_ms
+from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN, SERVICE_IDENTITY
 from nno.kernel.ids import new_id
@@ -454,6 +455,7 @@ class OnboardingResumer:
     async def run(self) -> None:
         service = OnboardingService(self.ctx)
         delay = self.first_delay_s
+        failures = LoopFailures(log, "onboarding_resume_failed")
         while not self._stopping:
             try:
                 async with asyncio.timeout(delay):
@@ -464,8 +466,9 @@ class OnboardingResumer:
             self._wake.clear()
             try:
                 waiting = await service.resume_waiting()
-            except Exception:  # a database blip: the next round asks again
-                log.exception("onboarding_resume_failed")
+                failures.succeeded()
+            except Exception as exc:  # a database blip: the next round asks again
+                failures.failed(exc)
                 waiting = 1
             delay = min(delay * 2, self.max_delay_s) if waiting else self.idle_s
 

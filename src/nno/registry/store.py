@@ -16,6 +16,7 @@ from nno.kernel import tiers
 from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
+from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
 from nno.kernel.kv import KeyValueStore, KVUnavailable
@@ -210,14 +211,17 @@ class StatusRepublisher:
         return True
 
     async def run(self, interval_s: float) -> None:
+        failures = LoopFailures(log, "status_cache_republish_failed")
         while True:
             await asyncio.sleep(interval_s)
             if not self.pending:
                 continue
             try:
                 await self.flush()
-            except Exception:  # a database blip: the next round tries again
-                log.exception("status_cache_republish_failed")
+            except Exception as exc:  # a database blip: the next round tries again
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     async def start(self) -> None:
         # Well inside the TTL, so a recovered cache holds the right status long before keys expire.

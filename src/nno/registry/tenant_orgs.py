@@ -37,6 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
+from nno.kernel.dbfaults import LoopFailures, database_unavailable
 from nno.kernel.identity import SERVICE_IDENTITY
 from nno.kernel.ids import new_id
 from nno.kernel.platform_status import GONE_STATUSES
@@ -161,7 +162,9 @@ class TenantOrgDispatcher:
                 except AuthWorkerError as exc:
                     await self._failed(ids, attempts[(platform_id, tenant_id)], exc)
                     continue
-                except Exception as exc:  # a database blip: the lease expires and it is tried again
+                except Exception as exc:
+                    if database_unavailable(exc):
+                        raise  # the round ends here; the rows' leases expire and they are tried again
                     log.exception("tenant_org_sync_crashed", platformId=platform_id, tenantId=tenant_id)
                     await self._failed(ids, attempts[(platform_id, tenant_id)],
                                        AuthWorkerError(repr(exc), status=500, code="INTERNAL", retryable=True))
@@ -215,6 +218,7 @@ class TenantOrgDispatcher:
                   metadata={"reason": "organization created on the platform's auth Worker"})
 
     async def run(self) -> None:
+        failures = LoopFailures(log, "tenant_org_dispatch_failed")
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
@@ -223,8 +227,10 @@ class TenantOrgDispatcher:
             self._wake.clear()
             try:
                 await self.drain()
-            except Exception:  # the database is away: the next round tries again
-                log.exception("tenant_org_dispatch_failed")
+            except Exception as exc:  # the database is away: the next round tries again
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run())

@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select, update
 
 from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
+from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.ids import new_id
 from nno.kernel.service import ServiceContext
 from nno.repos.models import Build, PlatformRepo
@@ -62,14 +63,16 @@ class BuildRunner:
 
     async def _loop(self) -> None:
         poll = self.ctx.settings.worker_poll_interval_s
+        failures = LoopFailures(log, "build_runner_failed", runner=self.runner_id)
         while True:
             try:
                 await self.scan_pushes()
                 ran = await self.run_one()
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("build_runner_error", runner=self.runner_id)
+            except Exception as exc:
+                failures.failed(exc)
                 ran = False
             if ran:
                 continue

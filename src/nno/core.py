@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -200,7 +201,7 @@ class Core:
         await self.kv.close()
 
     @property
-    def asgi(self) -> ASGIApp:
+    def asgi(self) -> CoreApp:
         return CoreApp(self)
 
     def context(self, name: str) -> ServiceContext:
@@ -220,6 +221,8 @@ class CoreApp:
     def __init__(self, core: Core) -> None:
         self.core = core
         self._edge_suffix = "." + core.settings.base_domain.lower()
+        # Run once the core has started, before the server says it accepts requests.
+        self.on_started: list[Callable[[], None]] = []
 
     def _target(self, scope: Scope) -> ASGIApp | None:
         core = self.core
@@ -317,6 +320,8 @@ class CoreApp:
                     log.exception("core_start_failed")
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
+                for hook in self.on_started:
+                    hook()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.core.stop()

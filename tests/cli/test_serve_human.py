@@ -51,3 +51,30 @@ def test_serve_says_ready_once_in_plain_words(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+async def test_a_started_server_keeps_its_startup_heap_out_of_the_collectors_sight(tmp_path: Path) -> None:
+    """Full collections in the middle of requests were the tail of request latency: what the server
+    holds for life is frozen once its core has started, before it says it accepts requests."""
+    import gc
+
+    from nno.cli.serve import build_app
+    from nno.kernel.config import Settings
+
+    app = build_app(Settings(data_dir=tmp_path / "d"), [])
+    sent: list[tuple[str, int]] = []
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, str]:
+        return next(incoming)
+
+    async def send(message: dict[str, str]) -> None:
+        sent.append((message["type"], gc.get_freeze_count()))
+
+    gc.unfreeze()
+    try:
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        assert [kind for kind, _ in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        assert sent[0][1] > 10_000  # the apps, routes and models, frozen before the server said ready
+    finally:
+        gc.unfreeze()

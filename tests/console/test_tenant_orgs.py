@@ -16,6 +16,7 @@ from sqlalchemy import select
 from nno.console.keys import platform_keys
 from nno.core import Core
 from nno.kernel.clock import now_ms
+from nno.kernel.config import Settings
 from nno.registry.tenant_orgs import FAILED, PENDING, TenantOrgDispatcher, TenantOrgOutbox
 from nno.sdk.definition import ShellContext
 from nno.sdk.shell import sign_shell_context
@@ -273,3 +274,47 @@ async def test_feature_pages_draw_the_shell_frame_and_only_their_platform_key_fi
     tampered = await bea.get(opened_b.headers["location"], headers={"accept": "text/html"})
     assert "data-shell=" not in tampered.text
     assert re.search(r"<main", tampered.text)
+
+
+async def test_platforms_active_before_the_outbox_get_organizations_for_their_tenants(settings: Settings) -> None:
+    """The backfill revision: a live top-level tenant without an organization, on a platform whose
+    default stack (the auth Worker's) is active, is owed one; nothing else is."""
+    from pathlib import Path
+
+    import nno.registry
+    from nno.kernel.db import Database
+    from nno.kernel.migrations import upgrade
+    from nno.registry.models import Entity, Platform, Stack
+
+    migrations = Path(nno.registry.__file__).parent / "migrations"
+    db = Database.for_service(settings, "registry")
+    try:
+        await upgrade(db, migrations, "3d8b6f0c2a71")
+        t = 1_700_000_000_000
+        owed: set[str] = set()
+        async with db.session() as s:
+            for pid, status, stack_status in (("pactive001", "active", "active"),
+                                              ("psusp00001", "suspended", "active"),
+                                              ("pnostack01", "active", "pending"),
+                                              ("pcancel001", "cancelled", "active")):
+                s.add(Platform(id=pid, name=pid, slug=pid, status=status, created_at=t, updated_at=t))
+                await s.flush()
+                tenants = {kind: Entity(id=f"{pid[:6]}{kind}", platform_id=pid, type="tenant", name=kind, slug=kind,
+                                        created_at=t, updated_at=t) for kind in ("dflt", "link", "gone", "subt")}
+                tenants["link"].org_id = "org-already"
+                tenants["gone"].deleted_at = t
+                s.add_all([tenants["dflt"], tenants["link"], tenants["gone"]])
+                await s.flush()
+                tenants["subt"].parent_id, tenants["subt"].type = tenants["dflt"].id, "sub_tenant"
+                s.add(tenants["subt"])
+                s.add(Stack(platform_id=pid, id="default", tenant_id=tenants["dflt"].id, name="Default",
+                            is_default=True, status=stack_status, created_at=t, updated_at=t))
+                if status != "cancelled" and stack_status == "active":
+                    owed.add(tenants["dflt"].id)
+        await upgrade(db, migrations)
+        async with db.session() as s:
+            rows = (await s.execute(select(TenantOrgOutbox))).scalars().all()
+        assert {r.tenant_id for r in rows} == owed == {"pactivdflt", "psusp0dflt"}
+        assert all(r.status == "pending" and r.attempts == 0 for r in rows)
+    finally:
+        await db.dispose()

@@ -127,25 +127,54 @@ async def test_registry_tenant_appears_in_the_switcher_and_follows_renames_and_d
     assert 'data-testid="tenant">Choose a tenant' in (await ada.get("/profile")).text
 
 
-async def test_a_worker_not_there_yet_is_retried_with_back_off(
+async def test_a_tenant_made_before_the_auth_worker_gets_its_organization_once_it_is_there(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
     slug = "p-" + uuid.uuid4().hex[:12]
     resp = await client.post("/api/v1/platforms", json={"name": "Late " + slug, "slug": slug}, headers=service_headers)
     pid = resp.json()["id"]
-    # No auth Worker yet: the tenant is made at once all the same.
+    # No auth Worker yet: the tenant is made at once all the same, and nothing is retried meanwhile.
     made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Early", "slug": "early"},
                              headers=service_headers)
     assert made.status_code == 201, made.text
     tenant = made.json()["id"]
     await dispatcher(core).drain()
-    rows = await outbox(core, tenant)
-    assert len(rows) == 1 and rows[0].status == PENDING and rows[0].attempts >= 1
-    assert rows[0].next_attempt_at > now_ms() and rows[0].last_error
-    first_wait = rows[0].next_attempt_at
+    assert await outbox(core, tenant) == []
 
     done = await job(client, service_headers, "/platform", {"platformId": pid})
     assert done["status"] == "COMPLETED", done
-    await dispatcher(core).drain(now=first_wait + 1)
+    assert len(await outbox(core, tenant)) == 1  # recorded as the platform became active
+    await dispatcher(core).drain()
+    assert await outbox(core, tenant) == []
+    assert tenant in await org_ids(at, core, pid)
+
+
+async def test_a_worker_that_does_not_answer_is_retried_with_back_off(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    from nno.registry.auth_worker import AuthWorkerError
+
+    pid, _ = await provisioned_platform(client, service_headers)
+    await dispatcher(core).drain()
+    real = dispatcher(core).client
+
+    class Unreachable:
+        async def put_tenant_org(self, *args: Any, **kwargs: Any) -> Any:
+            raise AuthWorkerError("the auth Worker is not reachable", status=503, code="WORKER_UNAVAILABLE",
+                                  retryable=True)
+
+    dispatcher(core).client = Unreachable()  # type: ignore[assignment]
+    try:
+        made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Patient", "slug": "patient"},
+                                 headers=service_headers)
+        tenant = made.json()["id"]
+        await dispatcher(core).drain()
+        rows = await outbox(core, tenant)
+        assert len(rows) == 1 and rows[0].status == PENDING and rows[0].attempts == 1
+        assert rows[0].next_attempt_at > now_ms() and "not reachable" in (rows[0].last_error or "")
+        await dispatcher(core).drain()  # not due yet: not tried again
+        assert (await outbox(core, tenant))[0].attempts == 1
+    finally:
+        dispatcher(core).client = real
+    await dispatcher(core).drain(now=rows[0].next_attempt_at + 1)
     assert await outbox(core, tenant) == []
     assert tenant in await org_ids(at, core, pid)
 

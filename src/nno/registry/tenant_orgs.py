@@ -93,9 +93,7 @@ async def record_unlinked(s: AsyncSession, ctx: ServiceContext, platform_id: str
     organization gets one (an earlier row still in back-off only repeats an idempotent delivery).
     Only once provisioning has made the default stack, which hosts the auth Worker, active: a
     platform moved to active by hand, with no Worker, records nothing to retry."""
-    hosted = (await s.execute(select(Stack.status).where(
-        Stack.platform_id == platform_id, Stack.id == DEFAULT_STACK_ID))).scalar_one_or_none()
-    if hosted != "active":
+    if not await hosted(s, platform_id):
         return 0
     tenants = (await s.execute(select(Entity).where(
         Entity.platform_id == platform_id, Entity.parent_id.is_(None), Entity.deleted_at.is_(None),
@@ -103,6 +101,13 @@ async def record_unlinked(s: AsyncSession, ctx: ServiceContext, platform_id: str
     for entity in tenants:
         record(s, ctx, entity, now)
     return len(tenants)
+
+
+async def hosted(s: AsyncSession, platform_id: str) -> bool:
+    """Whether the platform has its auth Worker: its default stack, which hosts it, is active."""
+    status = (await s.execute(select(Stack.status).where(
+        Stack.platform_id == platform_id, Stack.id == DEFAULT_STACK_ID))).scalar_one_or_none()
+    return status == "active"
 
 
 def backoff_s(attempts: int, base_s: float) -> float:
@@ -191,8 +196,13 @@ class TenantOrgDispatcher:
             platform = await s.get(Platform, platform_id)
             entity = await s.get(Entity, tenant_id)
             state = None if entity is None else (entity.name, entity.slug, entity.org_id, entity.deleted_at)
+            has_worker = await hosted(s, platform_id)
         if platform is None or platform.status in GONE_STATUSES:
             return "platform-gone"
+        if not has_worker:
+            # Nothing to deliver to (never provisioned, or provisioning still running): the transaction
+            # that makes the platform active records every tenant still without an organization.
+            return "not-hosted"
         if state is None:
             return "no-tenant"
         name, slug, org_id, deleted_at = state

@@ -99,7 +99,8 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
 
     @ob.api_route("/{session_id}", methods=["POST", "PUT", "DELETE"], include_in_schema=False)
     async def onboarding_session_other_methods(session_id: str) -> None:
-        raise NNOError(405, "METHOD_NOT_ALLOWED", "Method not allowed on this route", headers={"Allow": "GET, PATCH"})
+        raise NNOError(405, "METHOD_NOT_ALLOWED", "Method not allowed on this route",
+                       headers={"Allow": "GET, HEAD, PATCH"})
 
     @ob.api_route("/{session_id}/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                   include_in_schema=False)

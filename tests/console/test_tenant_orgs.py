@@ -347,3 +347,30 @@ async def test_platforms_active_before_the_outbox_get_organizations_for_their_te
         assert all(r.status == "pending" and r.attempts == 0 for r in rows)
     finally:
         await db.dispose()
+
+
+async def test_a_retried_failed_row_is_delivered_again(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    pid, _ = await provisioned_platform(client, service_headers)
+    made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Clash", "slug": "clash"},
+                             headers=service_headers)
+    tenant = made.json()["id"]
+    await dispatcher(core).drain()
+    await _retype_org(core, pid, tenant)
+    await client.patch(f"/api/v1/platforms/{pid}/tenants/{tenant}", json={"name": "Clash 2"}, headers=service_headers)
+    await dispatcher(core).drain()
+    [row] = await outbox(core, tenant)
+    assert row.status == FAILED
+    # The cause is fixed (the organization is the tenant's again); the operator retries the row.
+    cloud = core.context("edge").extras["cloud"]
+    assert await d1_rowcount(cloud, f"{pid}-default-auth-db",
+                             "UPDATE organizations SET org_type = 'tenant' WHERE id = :o", {"o": tenant}) == 1
+    retried = await client.post(f"/api/v1/platforms/{pid}/tenant-orgs/{row.id}/retry", headers=service_headers)
+    assert retried.status_code == 200, retried.text
+    await dispatcher(core).drain()
+    assert await outbox(core, tenant) == []
+    names = await d1_rows(cloud, f"{pid}-default-auth-db", "SELECT name FROM organizations WHERE id = :o",
+                          {"o": tenant})
+    assert [r[0] for r in names] == ["Clash 2"]
+    listed = await client.get(f"/api/v1/platforms/{pid}/tenant-orgs", headers=service_headers)
+    assert listed.status_code == 200 and listed.json()["data"] == []

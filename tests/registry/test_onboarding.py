@@ -164,7 +164,7 @@ async def test_steps_whose_service_is_missing_stay_pending_and_say_so(
 async def test_other_methods_on_onboarding_routes_are_not_read_as_platform_routes(
         client: httpx.AsyncClient, service_headers: dict[str, str]) -> None:
     for method, path, status, allow in [("PATCH", ONB, 405, "POST"), ("GET", ONB, 405, "POST"),
-                                        ("DELETE", f"{ONB}/abc", 405, "GET, PATCH"),
+                                        ("DELETE", f"{ONB}/abc", 405, "GET, HEAD, PATCH"),
                                         ("POST", f"{ONB}/abc/lifecycle", 404, None)]:
         resp = await client.request(method, path, headers=service_headers, json={})
         err = assert_error(resp, status, "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND")

@@ -141,4 +141,6 @@ async def send_error(
     if headers:
         out.extend(headers)
     await send({"type": "http.response.start", "status": status, "headers": out})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    # A HEAD is told the GET's length, without the body.
+    await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body,
+                "more_body": False})

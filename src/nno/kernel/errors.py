@@ -156,6 +156,8 @@ def allowed_methods(routes: Sequence[BaseRoute], route_path: str) -> list[str]:
         for method in methods:
             first_route_is_public.setdefault(method, bool(getattr(route, "include_in_schema", True)))
     allowed = [method for method, public in first_route_is_public.items() if public]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.append("HEAD")  # every service answers HEAD as its GET (`ServiceContextMiddleware`)
     return sorted(allowed, key=lambda m: (_METHOD_ORDER.get(m, len(_METHOD_ORDER)), m))
 
 

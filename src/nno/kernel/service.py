@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nno.kernel.apidoc import install_error_docs
 from nno.kernel.bindings import Bindings, internal_token
@@ -44,9 +44,24 @@ class ServiceContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+def _without_body(send: Send) -> Send:
+    """`send` for a HEAD answered as its GET: the GET's status and headers (its content-length
+    included), no body."""
+
+    async def head_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return head_send
+
+
 class ServiceContextMiddleware:
     """Pure ASGI: binds the forwarded request/trace ids for logs and envelopes, and, when the service
-    is served over HTTP on its own (scaled mode), refuses calls without the internal token."""
+    is served over HTTP on its own (scaled mode), refuses calls without the internal token. A HEAD
+    is answered here, for every route, as its GET without the body (RFC 9110 9.3.2)."""
 
     def __init__(self, app: ASGIApp, secret: bytes | None) -> None:
         self.app = app
@@ -69,6 +84,10 @@ class ServiceContextMiddleware:
         r_tok = request_id_var.set(rid)
         t_tok = trace_id_var.set(tid)
         try:
+            if scope["method"] == "HEAD":
+                # The routes see a GET, so HEAD goes through every check GET does.
+                scope = dict(scope, method="GET")
+                send = _without_body(send)
             if self.expected is not None and (token is None or not hmac.compare_digest(token, self.expected)):
                 body = envelope_bytes("UNAUTHORIZED", "Internal services are reachable only through the gateway")
                 await send({"type": "http.response.start", "status": 401,

@@ -216,7 +216,26 @@ async def tenants(w: WebDep, platform_id: str, cursor: str = "") -> Response:
     platform = await _platform(w, platform_id)
     page = await w.must(await w.api("GET", f"{PLATFORMS}/{platform_id}/tenants",
                                     params={"limit": 50, "cursor": cursor}))
-    return w.render("tenants.html", platform=platform, page=page, tenants=page.get("data", []))
+    return w.render("tenants.html", platform=platform, page=page, tenants=page.get("data", []),
+                    undelivered=await _undelivered(w, platform_id))
+
+
+async def _undelivered(w: Any, platform_id: str) -> list[dict[str, Any]]:
+    """Tenants whose organization is not yet on the platform's auth Worker; none for those who may
+    not see them (the Registry's 403: not the platform's admin)."""
+    return _data(await w.api("GET", f"{PLATFORMS}/{_id(platform_id)}/tenant-orgs", params={"limit": 100}))
+
+
+@router.post("/platforms/{platform_id}/tenant-orgs/{row_id}/retry")
+async def retry_tenant_org(w: WebDep, request: Request, platform_id: str, row_id: str) -> Response:
+    await w.require_me()
+    answer = await w.api("POST", f"{PLATFORMS}/{_id(platform_id)}/tenant-orgs/{_id(row_id)}/retry", json={})
+    if answer.status != 409:  # already back in delivery (another click): show the rows as they are
+        await w.must(answer)
+    if request.headers.get("hx-request"):
+        platform = {"id": platform_id}
+        return w.render("_tenant_orgs.html", platform=platform, undelivered=await _undelivered(w, platform_id))
+    return redirect(f"/platforms/{platform_id}/tenants", request)
 
 
 @router.post("/platforms/{platform_id}/tenants")

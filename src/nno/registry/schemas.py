@@ -134,6 +134,24 @@ class TenantOut(BaseModel):
     deletedAt: int | None
 
 
+TenantOrgStatus = Literal["pending", "failed"]
+
+
+class TenantOrgRowOut(BaseModel):
+    """A tenant whose organization on the platform's auth Worker is not yet in line with it."""
+
+    id: str
+    platformId: str
+    tenantId: str
+    tenantName: str | None
+    tenantDeleted: bool
+    status: TenantOrgStatus
+    attempts: int
+    lastError: str | None
+    nextAttemptAt: int | None = Field(description="When the dispatcher tries a pending row next (ms)")
+    createdAt: int
+
+
 # --- stacks -------------------------------------------------------------------------------------
 
 StackStatus = Literal["pending", "provisioning", "active", "failed", "deactivated"]

@@ -47,11 +47,14 @@ from nno.registry.schemas import (
     StackOut,
     StackUpdate,
     TenantCreate,
+    TenantOrgRowOut,
+    TenantOrgStatus,
     TenantOut,
     TenantUpdate,
 )
 from nno.registry.scopes import registry_scope
 from nno.registry.service import PlatformService
+from nno.registry.tenant_org_ops import TenantOrgOutboxService
 
 Limit = Query(None, description="Page size, 1..100 (default 50)")
 Cursor = Query(None, description="Opaque cursor from the previous page's pagination.nextCursor")
@@ -71,6 +74,7 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
     platforms = PlatformService(ctx)
     records = RecordService(ctx)
     onboarding = OnboardingService(ctx)
+    tenant_org_outbox = TenantOrgOutboxService(ctx)
 
     def access(request: Request) -> Access:
         return Access(get_identity(request), ctx.bindings)
@@ -99,7 +103,8 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
 
     @ob.api_route("/{session_id}", methods=["POST", "PUT", "DELETE"], include_in_schema=False)
     async def onboarding_session_other_methods(session_id: str) -> None:
-        raise NNOError(405, "METHOD_NOT_ALLOWED", "Method not allowed on this route", headers={"Allow": "GET, PATCH"})
+        raise NNOError(405, "METHOD_NOT_ALLOWED", "Method not allowed on this route",
+                       headers={"Allow": "GET, HEAD, PATCH"})
 
     @ob.api_route("/{session_id}/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                   include_in_schema=False)
@@ -184,6 +189,19 @@ def install_routes(app: FastAPI, ctx: ServiceContext) -> None:
     async def create_sub_tenant(request: Request, platform_id: str, tenant_id: str,
                                 body: TenantCreate) -> dict[str, Any]:
         return await platforms.create_tenant(access(request), platform_id, body, parent_id=tenant_id)
+
+    # tenants' organizations on the platform's auth Worker not yet delivered (admins, operators)
+    @r.get("/{platform_id}/tenant-orgs", response_model=Page[TenantOrgRowOut],
+           summary="Tenants whose organization is not yet on the platform's auth Worker")
+    async def list_tenant_orgs(request: Request, platform_id: str, status: TenantOrgStatus | None = None,
+                               limit: int | None = Limit, cursor: str | None = Cursor) -> dict[str, Any]:
+        return await tenant_org_outbox.list_rows(access(request), platform_id, status=status, limit=limit,
+                                                 cursor=cursor)
+
+    @r.post("/{platform_id}/tenant-orgs/{row_id}/retry", response_model=TenantOrgRowOut,
+            summary="Deliver a failed tenant organization again")
+    async def retry_tenant_org(request: Request, platform_id: str, row_id: str) -> dict[str, Any]:
+        return await tenant_org_outbox.retry(access(request), platform_id, row_id)
 
     # stacks
     @r.get("/{platform_id}/stacks", response_model=Page[StackOut], summary="List stacks")

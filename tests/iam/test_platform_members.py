@@ -162,6 +162,11 @@ async def test_bad_input_is_a_400_and_unknown_a_404(client: httpx.AsyncClient, c
                  404, "MEMBER_NOT_FOUND")
     assert_error(await client.delete(member_url("nosuchuser"), headers=admin.headers), 404, "MEMBER_NOT_FOUND")
     assert_error(await client.delete(member_url(plain.id)), 401)
+    # An admin's API key manages no members (keys never manage IAM).
+    key = (await client.post(KEYS, headers=admin.headers, json={"name": "k", "platformId": PID})).json()["key"]
+    assert_error(await client.patch(member_url(plain.id), headers={"x-api-key": key}, json={"role": "platform-admin"}),
+                 403)
+    assert_error(await client.delete(member_url(plain.id), headers={"x-api-key": key}), 403)
     assert (plain.id, "user") in await members(core)
 
 
@@ -191,3 +196,16 @@ async def test_removed_members_keys_and_rights_go_at_once(client: httpx.AsyncCli
     assert_error(await client.post(KEYS, headers=plain.headers, json={"name": "again", "platformId": PID}), 403)
     session = (await client.get(f"{IAM}/api/nno/session", headers=plain.headers)).json()
     assert session.get("platformId") in (None, "") or session.get("platformId") != PID, session
+
+
+async def test_a_suspended_platform_is_changed_by_operators_only(client: httpx.AsyncClient, core: Core,
+                                                                 admin: Account, plain: Account,
+                                                                 service_headers: dict[str, str]) -> None:
+    from nno.kernel.platform_status import status_cache_key
+
+    await core.context("iam").kv.set(status_cache_key(PID), "suspended")
+    assert_error(await client.patch(member_url(plain.id), headers=admin.headers, json={"role": "platform-admin"}),
+                 451, "PLATFORM_SUSPENDED")
+    assert_error(await client.delete(member_url(plain.id), headers=admin.headers), 451, "PLATFORM_SUSPENDED")
+    assert (plain.id, "user") in await members(core)
+    assert (await client.delete(member_url(plain.id), headers=service_headers)).status_code == 200

@@ -141,15 +141,18 @@ async def test_another_platforms_admin_cannot_see_or_change(client: httpx.AsyncC
     assert sorted(await members(core)) == sorted([(admin.id, "platform-admin"), (plain.id, "user")])
 
 
-async def test_nobody_grants_above_their_own(client: httpx.AsyncClient, core: Core, admin: Account,
-                                             plain: Account, service_headers: dict[str, str]) -> None:
-    """A platform has two roles: an admin already holds the highest, so the refusal is for someone whose
-    own role on this platform is lower than the one given (here, by demoting them in between)."""
+async def test_a_demoted_admin_promotes_nobody(client: httpx.AsyncClient, core: Core, admin: Account,
+                                              plain: Account, service_headers: dict[str, str]) -> None:
+    """With two roles an admin already holds the highest, so "never above one's own" bites on whoever
+    lost the admin role: from the demotion on, they hand out nothing."""
     second = await person(client, core, service_headers, "second@example.com", "platform-admin")
     assert (await client.patch(member_url(second.id), headers=admin.headers, json={"role": "user"})).status_code == 200
     assert_error(await client.patch(member_url(plain.id), headers=second.headers, json={"role": "platform-admin"}),
                  403)
-    assert (plain.id, "user") in await members(core)
+    assert_error(await client.patch(member_url(second.id), headers=second.headers, json={"role": "platform-admin"}),
+                 403)
+    assert sorted(await members(core)) == sorted([(admin.id, "platform-admin"), (plain.id, "user"),
+                                                  (second.id, "user")])
 
 
 async def test_bad_input_is_a_400_and_unknown_a_404(client: httpx.AsyncClient, core: Core, admin: Account,

@@ -111,3 +111,18 @@ async def test_plain_members_and_other_platforms_cannot_act(browser_factory: Cal
             ).status_code == 404
     assert (await mallory.post(f"/platforms/{pid}/members/{bob_id}/remove", {})).status_code == 404
     assert await roles(client, pid) == {"alice@example.com": "platform-admin", "bob@example.com": "user"}
+
+
+async def test_a_row_of_someone_removed_meanwhile_reloads_the_page(browser_factory: Callable[[], Browser],
+                                                                   client: httpx.AsyncClient) -> None:
+    alice, bob = browser_factory(), browser_factory()
+    await alice.sign_up("alice@example.com")
+    pid = await alice.onboard("Alice Inc", "alice-inc")
+    await bob.sign_up("bob@example.com")
+    bob_id = await user_id(client, bob)
+    await add_member(client, pid, bob_id)
+    assert (await client.delete(f"/api/v1/iam/api/nno/platform-members/{pid}/{bob_id}", headers=SERVICE)
+            ).status_code == 200
+    resp = await alice.post(f"/platforms/{pid}/members/{bob_id}/role", {"role": "platform-admin"}, headers=HTMX)
+    assert resp.status_code == 204 and resp.headers["hx-redirect"] == f"/platforms/{pid}/members"
+    assert "bob@example.com" not in await roles(client, pid)

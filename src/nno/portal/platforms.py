@@ -369,7 +369,10 @@ async def change_member_role(w: WebDep, request: Request, platform_id: str, user
     if answer.status == 401:
         await w.must(answer)
     if request.headers.get("hx-request"):
-        member = await _member(w, platform, user_id)
+        try:
+            member = await _member(w, platform, user_id)
+        except PortalError:  # no longer a member (removed meanwhile): show the page as it is now
+            return redirect(_member_path(platform), request)
         note = f"Now {answer.data.get('role')}." if answer.ok else None
         return w.render("_member_row.html", status_code=answer.status, platform=platform, m=member,
                         roles=PLATFORM_ROLES, row_error=None if answer.ok else answer.message, row_note=note)

@@ -212,3 +212,18 @@ async def test_a_suspended_platform_is_changed_by_operators_only(client: httpx.A
     assert_error(await client.delete(member_url(plain.id), headers=admin.headers), 451, "PLATFORM_SUSPENDED")
     assert (plain.id, "user") in await members(core)
     assert (await client.delete(member_url(plain.id), headers=service_headers)).status_code == 200
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(client: httpx.AsyncClient, core: Core,
+                                                                admin: Account,
+                                                                service_headers: dict[str, str]) -> None:
+    import asyncio
+
+    second = await person(client, core, service_headers, "second@example.com", "platform-admin")
+    answers = await asyncio.gather(
+        client.patch(member_url(second.id), headers=admin.headers, json={"role": "user"}),
+        client.delete(member_url(admin.id), headers=second.headers))
+    # The second to run finds its caller demoted (403) or its target the last admin (409).
+    codes = sorted(r.status_code for r in answers)
+    assert codes[0] == 200 and codes[1] in (403, 409), [r.text for r in answers]
+    assert [role for _, role in await members(core)].count("platform-admin") == 1

@@ -92,13 +92,14 @@ async def _serialize_changes(ctx: IAMContext, s: AsyncSession, platform_id: str)
 
 async def _managed_member(ctx: IAMContext, s: AsyncSession, caller: Caller, platform_id: str, user_id: str,
                           status: str | None, operation: str) -> tuple[PlatformMember, int]:
-    """The member to change, once the caller may manage the platform's members (with their rank)."""
+    """The member to change, once the caller may manage the platform's members (with their rank).
+    The caller's own role is read under the lock too: an admin demoted a moment ago acts no more."""
+    await _serialize_changes(ctx, s, platform_id)
     rank = await platform_manager_rank(s, caller, platform_id)
     if rank is None:
         raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform (or an NNO operator) may "
                                          "manage its members", {"platformId": platform_id})
     check_not_suspended(platform_id, status, privileged=await is_privileged(s, caller), operation=operation)
-    await _serialize_changes(ctx, s, platform_id)
     row = await s.get(PlatformMember, (platform_id, user_id))
     if row is None:
         raise _member_not_found(platform_id, user_id)

@@ -18,9 +18,11 @@ from nno.iam.caller import Caller
 from nno.iam.models import Member, Organization, PlatformMember, User
 from nno.iam.sessions import holds_platform_admin, is_operator
 from nno.kernel.errors import NNOError
-from nno.kernel.identity import ROLE_PLATFORM_ADMIN
+from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
 
 ORG_ADMIN_ROLES = ("owner", "admin")
+# The platform roles in order: nobody hands out one above their own.
+PLATFORM_ROLE_RANK = {ROLE_USER: 0, ROLE_PLATFORM_ADMIN: 1}
 
 
 async def is_privileged(s: AsyncSession, caller: Caller) -> bool:
@@ -106,3 +108,16 @@ async def platform_role(s: AsyncSession, user_id: str | None, platform_id: str) 
 
 async def is_platform_admin(s: AsyncSession, caller: Caller, platform_id: str) -> bool:
     return await platform_role(s, caller.user_id, platform_id) == ROLE_PLATFORM_ADMIN
+
+
+async def platform_manager_rank(s: AsyncSession, caller: Caller, platform_id: str) -> int | None:
+    """The highest platform role the caller may hand out on this platform: operators and services
+    any, a platform-admin of this platform their own; None for everyone else (no member management)."""
+    if await is_privileged(s, caller):
+        return max(PLATFORM_ROLE_RANK.values())
+    if caller.kind != "user":
+        return None
+    role = await platform_role(s, caller.user_id, platform_id)
+    if role != ROLE_PLATFORM_ADMIN:
+        return None
+    return PLATFORM_ROLE_RANK[role]

@@ -22,6 +22,8 @@ SESSION_COOKIE = "nno_session"
 # `extras` key of the global IAM's platform-status reader (`async (platformId) -> status | None`).
 PLATFORM_STATUS = "platform_status"
 StatusReader = Callable[[str], Awaitable[str | None]]
+# `extras` key of the global IAM's platform-owner reader (`async (platformId) -> ownerUserId | None`).
+PLATFORM_OWNER = "platform_owner"
 
 
 @dataclass
@@ -44,6 +46,11 @@ class IAMContext:
     async def platform_status(self, platform_id: str) -> str | None:
         """The platform's status (shared status cache, else the Registry); None when unknown."""
         reader = self.extras.get(PLATFORM_STATUS)
+        return None if reader is None else await cast(StatusReader, reader)(platform_id)
+
+    async def platform_owner(self, platform_id: str) -> str | None:
+        """The platform's owner (the Registry's `ownerUserId`); None when it has none or is unknown."""
+        reader = self.extras.get(PLATFORM_OWNER)
         return None if reader is None else await cast(StatusReader, reader)(platform_id)
 
     @property

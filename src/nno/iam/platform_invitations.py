@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import audit
-from nno.iam.access import is_privileged, platform_role
+from nno.iam.access import PLATFORM_ROLE_RANK, platform_manager_rank
 from nno.iam.caller import Caller, current_session
 from nno.iam.context import IAMContext
 from nno.iam.mailer import OutgoingMail
@@ -32,12 +32,10 @@ from nno.iam.security import new_secret
 from nno.iam.sessions import lock_user, session_is_live
 from nno.kernel.clock import now_ms
 from nno.kernel.errors import NNOError
-from nno.kernel.identity import ROLE_PLATFORM_ADMIN, ROLE_USER
 from nno.kernel.ids import new_id, token_hash
 
 KIND = "platform_invitation"
 TTL_MS = 7 * 24 * 3600 * 1000
-ROLE_RANK = {ROLE_USER: 0, ROLE_PLATFORM_ADMIN: 1}
 # The Portal page the mail links to (served on the gateway's host).
 ACCEPT_PATH = "/invitations/accept"
 
@@ -59,20 +57,8 @@ def not_found() -> NNOError:
     return NNOError(404, "INVITATION_NOT_FOUND", "Invitation not found")
 
 
-async def _manager_rank(s: AsyncSession, caller: Caller, platform_id: str) -> int | None:
-    """The highest role the caller may hand out on this platform (None: may not manage its members)."""
-    if await is_privileged(s, caller):
-        return max(ROLE_RANK.values())
-    if caller.kind != "user":
-        return None
-    role = await platform_role(s, caller.user_id, platform_id)
-    if role != ROLE_PLATFORM_ADMIN:
-        return None
-    return ROLE_RANK[role]
-
-
 async def _require_manager(s: AsyncSession, caller: Caller, platform_id: str) -> int:
-    rank = await _manager_rank(s, caller, platform_id)
+    rank = await platform_manager_rank(s, caller, platform_id)
     if rank is None:
         raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform (or an NNO operator) may "
                                          "manage its invitations", {"platformId": platform_id})
@@ -83,7 +69,7 @@ async def create(ctx: IAMContext, caller: Caller, body: PlatformInviteBody) -> d
     mail: OutgoingMail
     async with ctx.db.session() as s:
         rank = await _require_manager(s, caller, body.platformId)
-        if ROLE_RANK[body.role] > rank:
+        if PLATFORM_ROLE_RANK[body.role] > rank:
             raise NNOError(403, "ROLE_ABOVE_YOUR_OWN", "You may not invite someone to a role above your own",
                            {"field": "role"})
         user_id = (await s.execute(select(User.id).where(User.email == body.email))).scalar_one_or_none()
@@ -133,7 +119,7 @@ async def list_pending(ctx: IAMContext, caller: Caller, platform_id: str | None)
 async def cancel(ctx: IAMContext, caller: Caller, invitation_id: str) -> dict[str, Any]:
     async with ctx.db.session() as s:
         inv = await s.get(PlatformInvitation, invitation_id)
-        if inv is None or await _manager_rank(s, caller, inv.platform_id) is None:
+        if inv is None or await platform_manager_rank(s, caller, inv.platform_id) is None:
             raise not_found()
         if inv.status != "pending":
             raise NNOError(409, "INVITATION_NOT_PENDING", f"This invitation is already {inv.status}",

@@ -274,15 +274,58 @@ INVITATIONS = f"{IAM}/api/nno/platform-invitations"
 PLATFORM_ROLES = ("user", "platform-admin")
 
 
+REMOVE_CONSEQUENCE = ("{who} loses {platform} at once: its pages, its API and the API keys they made stop "
+                     "working for them at their next request. Inviting them again is the only way back.")
+
+
+def _member_rows(members: list[dict[str, Any]], platform: dict[str, Any], me: dict[str, Any] | None,
+                 can_manage: bool) -> list[dict[str, Any]]:
+    """Each member with what the page may offer: a role change and removal, or why not (the
+    platform's owner and its last platform-admin keep their admin role; IAM enforces it too)."""
+    admins = sum(1 for m in members if m.get("role") == "platform-admin")
+    me_id = (me or {}).get("userId")
+    rows = []
+    for m in members:
+        locked = None
+        if m.get("userId") and m.get("userId") == platform.get("ownerUserId"):
+            locked = "The platform's owner stays platform-admin and cannot be removed."
+        elif m.get("role") == "platform-admin" and admins <= 1:
+            locked = ("The last platform-admin cannot be demoted or removed: make another member "
+                      "platform-admin first.")
+        rows.append({**m, "you": bool(me_id) and m.get("userId") == me_id, "locked": locked,
+                     "manage": can_manage})
+    return rows
+
+
 async def _members_page(w: Any, platform: dict[str, Any], *, status_code: int = 200, error: str | None = None,
-                        invited: str = "", form: dict[str, str] | None = None) -> Response:
-    """The members and, for those who may manage them (IAM says: 403 otherwise), the invite form and
-    the pending invitations."""
+                        invited: str = "", form: dict[str, str] | None = None, notice: str = "") -> Response:
+    """The members and, for those who may manage them (IAM says: 403 otherwise), the role and removal
+    controls, the invite form and the pending invitations."""
     answer = await w.api("GET", f"{IAM}/api/nno/platform-members", params={"platformId": platform["id"]})
     pending = await w.api("GET", INVITATIONS, params={"platformId": platform["id"]})
-    return w.render("members.html", status_code=status_code, platform=platform, members=_data(answer),
+    rows = _member_rows(_data(answer), platform, await w.me(), pending.ok)
+    return w.render("members.html", status_code=status_code, platform=platform, members=rows,
                     error=error or (None if answer.ok else answer.message), can_invite=pending.ok,
-                    invitations=_data(pending), roles=PLATFORM_ROLES, invited=invited, form=form or {})
+                    invitations=_data(pending), roles=PLATFORM_ROLES, invited=invited, form=form or {},
+                    notice=notice)
+
+
+async def _member(w: Any, platform: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """One member of the platform as its manager sees it (else the page is not found)."""
+    _id(user_id)
+    listing = await w.must(await w.api("GET", f"{IAM}/api/nno/platform-members",
+                                       params={"platformId": platform["id"]}))
+    members = [m for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
+    pending = await w.api("GET", INVITATIONS, params={"platformId": platform["id"]})
+    for row in _member_rows(members, platform, await w.me(), pending.ok):
+        if row.get("userId") == user_id:
+            return row
+    raise PortalError(_not_found())
+
+
+def _member_path(platform: dict[str, Any], user_id: str = "") -> str:
+    base = f"/platforms/{quote(platform['id'], safe='')}/members"
+    return f"{base}/{quote(user_id, safe='')}" if user_id else base
 
 
 @router.get("/platforms/{platform_id}/members")
@@ -332,6 +375,60 @@ async def cancel_invitation(w: WebDep, request: Request, platform_id: str, invit
     platform = await _platform(w, platform_id)
     await w.must(await w.api("DELETE", f"{INVITATIONS}/{_id(invitation_id)}"))
     return redirect(f"/platforms/{quote(platform['id'], safe='')}/members", request)
+
+
+@router.post("/platforms/{platform_id}/members/{user_id}/role")
+async def change_member_role(w: WebDep, request: Request, platform_id: str, user_id: str) -> Response:
+    """htmx swaps the member's row (with the outcome in it); a plain form gets the whole page."""
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    form = await form_data(request)
+    answer = await w.api("PATCH", f"{IAM}/api/nno/platform-members/{quote(platform['id'], safe='')}/{_id(user_id)}",
+                         json={"role": form.get("role", "")})
+    if answer.status == 401:
+        await w.must(answer)
+    if request.headers.get("hx-request"):
+        try:
+            member = await _member(w, platform, user_id)
+        except PortalError:  # no longer a member (removed meanwhile): show the page as it is now
+            return redirect(_member_path(platform), request)
+        note = f"Now {answer.data.get('role')}." if answer.ok else None
+        return w.render("_member_row.html", status_code=answer.status, platform=platform, m=member,
+                        roles=PLATFORM_ROLES, row_error=None if answer.ok else answer.message, row_note=note)
+    if not answer.ok:
+        return await _members_page(w, platform, status_code=answer.status, error=answer.message)
+    return redirect(_member_path(platform), request)
+
+
+@router.get("/platforms/{platform_id}/members/{user_id}/remove")
+async def confirm_remove_member(w: WebDep, platform_id: str, user_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    member = await _member(w, platform, user_id)
+    if not member["manage"]:
+        raise PortalError(_not_found())
+    return w.render("member_remove.html", platform=platform, member=member, consequence=_consequence(member, platform))
+
+
+def _consequence(member: dict[str, Any], platform: dict[str, Any]) -> str:
+    who = "You" if member.get("you") else str(member.get("email") or member.get("userId"))
+    return REMOVE_CONSEQUENCE.format(who=who, platform=platform.get("name") or platform["id"])
+
+
+@router.post("/platforms/{platform_id}/members/{user_id}/remove")
+async def remove_member(w: WebDep, request: Request, platform_id: str, user_id: str) -> Response:
+    await w.require_me()
+    platform = await _platform(w, platform_id)
+    answer = await w.api("DELETE", f"{IAM}/api/nno/platform-members/{quote(platform['id'], safe='')}/{_id(user_id)}")
+    if answer.status == 401:
+        await w.must(answer)
+    if not answer.ok:
+        member = await _member(w, platform, user_id)
+        return w.render("member_remove.html", status_code=answer.status, platform=platform, member=member,
+                        consequence=_consequence(member, platform), error=answer.message)
+    if answer.data.get("userId") == (await w.me() or {}).get("userId"):
+        return redirect("/platforms", request)  # they left the platform: its pages are no longer theirs
+    return redirect(_member_path(platform), request)
 
 
 # --- API keys -----------------------------------------------------------------------------------

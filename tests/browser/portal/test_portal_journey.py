@@ -245,4 +245,18 @@ def test_invite_a_member_who_accepts(live: LiveServer, chromium: Any, screenshot
     owner.reload()
     assert owner.get_by_text("No pending invitations.").is_visible()
     assert owner.get_by_role("row").filter(has_text="platform-admin").count() == 2
+
+    # The owner makes joe a plain member in place (htmx swaps his row), then removes him.
+    joe = owner.get_by_role("row").filter(has_text="joe@example.com")
+    joe.get_by_label("Role of joe@example.com").select_option("user")
+    joe.get_by_role("button", name="Change role").click()
+    owner.get_by_text("Now user.").wait_for()
+    assert owner.get_by_role("row").filter(has_text="ina@example.com").get_by_text("owner stays").is_visible()
+    owner.get_by_role("row").filter(has_text="joe@example.com").get_by_role("link", name="Remove").click()
+    owner.wait_for_url(re.compile(rf".*/platforms/{pid}/members/[A-Za-z0-9_-]+/remove$"))
+    assert owner.get_by_text("joe@example.com loses Team Co at once").is_visible()
+    _shot(owner, screenshots, "portal-member-remove")
+    owner.get_by_role("button", name="Yes, remove them").click()
+    owner.wait_for_url(re.compile(rf".*/platforms/{pid}/members$"))
+    assert owner.get_by_role("row").filter(has_text="joe@example.com").count() == 0
     assert not problems, problems

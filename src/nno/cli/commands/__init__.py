@@ -41,3 +41,32 @@ def platform_option() -> str | None:
         None, "--platform", "-p", metavar="PLATFORM",
         help="Platform id or slug (default: the one chosen with `nno platform use`)."
     )
+
+
+def yes_option() -> bool:
+    return typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+
+
+def confirm_or_stop(question: str, yes: bool) -> None:
+    """Ask before an act that users of the platform will feel; --yes answers for scripts."""
+    import sys
+
+    from nno.cli.errors import CLIError, ExitCode
+
+    if yes:
+        return
+    if not sys.stdin.isatty() and not _stdin_has_data():
+        raise CLIError("this needs confirmation", hint="Run it in a terminal, or pass --yes.",
+                       exit_code=ExitCode.USAGE)
+    if not typer.confirm(question, default=False):
+        raise CLIError("cancelled; nothing changed", exit_code=ExitCode.ERROR)
+
+
+def _stdin_has_data() -> bool:
+    import select
+    import sys
+
+    try:
+        return bool(select.select([sys.stdin], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # not a real file (a test runner's stream): let typer read it

@@ -1,6 +1,7 @@
-"""`nno member list|invite|invitations|cancel-invite|accept` (IAM: /api/v1/iam/api/nno/platform-members
-and /platform-invitations). Inviting needs platform-admin of the platform (or an operator); the
-invitee accepts with the token from the mail, signed in with the invited, proven address."""
+"""`nno member list|invite|invitations|cancel-invite|accept|set-role|remove` (IAM:
+/api/v1/iam/api/nno/platform-members and /platform-invitations). Inviting, changing a role and
+removing need platform-admin of the platform (or an operator); the invitee accepts with the token
+from the mail, signed in with the invited, proven address."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import typer
 
-from nno.cli.commands import json_option, new_app, platform_option, state
+from nno.cli.commands import confirm_or_stop, json_option, new_app, platform_option, state, yes_option
 from nno.cli.state import IAM
 
-app = new_app("Platform members and invitations: list, invite, pending invitations, cancel, accept.")
+app = new_app("Platform members and invitations: list, invite, pending invitations, cancel, accept, "
+              "change a role, remove.")
 
 MEMBERS = f"{IAM}/api/nno/platform-members"
 INVITATIONS = f"{IAM}/api/nno/platform-invitations"
@@ -34,8 +36,8 @@ def list_members(ctx: typer.Context, platform: str | None = platform_option(),
     if as_json:
         print_json(page)
         return
-    table([("USER", field("userId")), ("ROLE", field("role")), ("SINCE", field("createdAt", when))],
-          _rows(page), empty="No members.")
+    table([("USER", field("userId")), ("EMAIL", field("email")), ("ROLE", field("role")),
+           ("SINCE", field("createdAt", when))], _rows(page), empty="No members.")
 
 
 @app.command("invite")
@@ -113,3 +115,71 @@ def accept(ctx: typer.Context, token: str = typer.Argument(
         return
     member = answer.get("member") or {}
     success(f"You are now {member.get('role')} of platform {member.get('platformId')}")
+
+
+def _find_member(client: Any, platform_id: str, who: str) -> dict[str, Any]:
+    """The member named by user id or email (as `member list` shows them)."""
+    from urllib.parse import quote
+
+    from nno.cli.errors import CLIError
+
+    wanted = who.strip().lower()
+    for m in _rows(client.get(MEMBERS, params={"platformId": platform_id})):
+        if m.get("userId") == who.strip() or str(m.get("email", "")).lower() == wanted:
+            m["path"] = f"{MEMBERS}/{quote(platform_id, safe='')}/{quote(str(m['userId']), safe='')}"
+            return m
+    raise CLIError(f"{who} is not a member of platform {platform_id}", code="MEMBER_NOT_FOUND",
+                   hint=f"See the members with: nno member list -p {platform_id}")
+
+
+def _name(m: dict[str, Any]) -> str:
+    return str(m.get("email") or m.get("userId"))
+
+
+@app.command("set-role")
+def set_role(
+    ctx: typer.Context,
+    who: str = typer.Argument(..., metavar="USER_ID|EMAIL"),
+    role: str = typer.Argument(..., metavar="ROLE", help="user or platform-admin (at most your own role)."),
+    platform: str | None = platform_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Change a member's role. The platform's owner and its last platform-admin keep theirs."""
+    from nno.cli.output import info, print_json, success
+
+    st = state(ctx)
+    with st.client() as client:
+        platform_id = st.resolve_platform(client, platform)["id"]
+        member = _find_member(client, platform_id, who)
+        answer = client.patch(member["path"], json={"role": role})
+    if as_json:
+        print_json(answer)
+    elif answer.get("changed"):
+        success(f"{_name(member)} is now {answer.get('role')} of platform {platform_id} "
+                f"(was {answer.get('previousRole')})")
+    else:
+        info(f"{_name(member)} is already {answer.get('role')} of platform {platform_id}")
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    who: str = typer.Argument(..., metavar="USER_ID|EMAIL"),
+    platform: str | None = platform_option(),
+    yes: bool = yes_option(),
+    as_json: bool = json_option(),
+) -> None:
+    """Remove a member: they lose the platform at once, and so do the API keys they made."""
+    from nno.cli.output import print_json, success
+
+    st = state(ctx)
+    with st.client() as client:
+        platform_id = st.resolve_platform(client, platform)["id"]
+        member = _find_member(client, platform_id, who)
+        confirm_or_stop(f"Remove {_name(member)} ({member.get('role')}) from platform {platform_id}? They lose it "
+                        "at once, with the API keys they made; only a new invitation brings them back.", yes)
+        answer = client.delete(member["path"])
+    if as_json:
+        print_json(answer)
+    else:
+        success(f"{_name(member)} removed from platform {platform_id}")

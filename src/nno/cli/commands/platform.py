@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from nno.cli.commands import cursor_option, json_option, limit_option, new_app, state
+from nno.cli.commands import confirm_or_stop, cursor_option, json_option, limit_option, new_app, state, yes_option
 from nno.cli.state import GONE_STATUSES, ONBOARDING, PLATFORMS, lookup_platform
 
 app = new_app("Platforms: list, show, choose, create (onboarding + provisioning), suspend, restore, cancel, delete.")
@@ -203,7 +203,7 @@ def _lifecycle(ctx: typer.Context, ref: str, action: str, reason: str | None, as
         platform = lookup_platform(client, ref)
         platform_id = str(platform["id"])
         if confirm:
-            _confirm(confirm.format(slug=platform.get("slug"), id=platform_id), yes)
+            confirm_or_stop(confirm.format(slug=platform.get("slug"), id=platform_id), yes)
         try:
             if action == "delete":
                 answer = client.delete(f"{PLATFORMS}/{platform_id}")
@@ -264,36 +264,7 @@ def set_icon(ctx: typer.Context, ref: str = platform_argument(),
                 f"{'set' if answer.get('icon') else 'reset to the initials'}; the shell's next build shows it")
 
 
-def _confirm(question: str, yes: bool) -> None:
-    """Ask before an act that users of the platform will feel; --yes answers for scripts."""
-    import sys
-
-    from nno.cli.errors import CLIError, ExitCode
-
-    if yes:
-        return
-    if not sys.stdin.isatty() and not _stdin_has_data():
-        raise CLIError("this needs confirmation", hint="Run it in a terminal, or pass --yes.",
-                       exit_code=ExitCode.USAGE)
-    if not typer.confirm(question, default=False):
-        raise CLIError("cancelled; nothing changed", exit_code=ExitCode.ERROR)
-
-
-def _stdin_has_data() -> bool:
-    import select
-    import sys
-
-    try:
-        return bool(select.select([sys.stdin], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True  # not a real file (a test runner's stream): let typer read it
-
-
 REASON_OPTION_HELP = "Why (kept in the platform's audit log)."
-
-
-def yes_option() -> bool:
-    return typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 
 
 @app.command("suspend")

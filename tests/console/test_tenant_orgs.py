@@ -223,24 +223,32 @@ async def test_the_default_tenant_gets_its_organization_once_the_platform_is_act
     assert await outbox(core, default) == []
 
 
-async def test_a_refusal_that_cannot_pass_is_marked_failed(
-        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+async def _failed_for_good(core: Core, client: httpx.AsyncClient, service_headers: dict[str, str],
+                           at: At) -> tuple[str, str, TenantOrgOutbox]:
+    """A tenant whose organization was delivered, then retyped on the Worker (NNO never overwrites an
+    organization that is not a tenant's), then renamed: (platform, tenant, its failed row)."""
     pid, _ = await provisioned_platform(client, service_headers)
     made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Clash", "slug": "clash"},
                              headers=service_headers)
     tenant = made.json()["id"]
     await dispatcher(core).drain()
     assert tenant in await org_ids(at, core, pid)
-    await _retype_org(core, pid, tenant)  # no longer a tenant's organization: NNO never overwrites it
+    await _retype_org(core, pid, tenant)
     renamed = await client.patch(f"/api/v1/platforms/{pid}/tenants/{tenant}", json={"name": "Clash 2"},
                                  headers=service_headers)
     assert renamed.status_code == 200
     await dispatcher(core).drain()
-    rows = await outbox(core, tenant)
-    assert len(rows) == 1 and rows[0].status == FAILED
-    assert rows[0].last_error and "409 NOT_A_TENANT_ORG" in rows[0].last_error
+    [row] = await outbox(core, tenant)
+    return pid, tenant, row
+
+
+async def test_a_refusal_that_cannot_pass_is_marked_failed(
+        core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
+    _, tenant, row = await _failed_for_good(core, client, service_headers, at)
+    assert row.status == FAILED
+    assert row.last_error and "409 NOT_A_TENANT_ORG" in row.last_error
     await dispatcher(core).drain(now=now_ms() + 3_600_000)  # a failed row is not tried again
-    assert (await outbox(core, tenant))[0].attempts == rows[0].attempts
+    assert (await outbox(core, tenant))[0].attempts == row.attempts
 
 
 async def _retype_org(core: Core, pid: str, org_id: str) -> None:
@@ -351,15 +359,7 @@ async def test_platforms_active_before_the_outbox_get_organizations_for_their_te
 
 async def test_a_retried_failed_row_is_delivered_again(
         core: Core, client: httpx.AsyncClient, service_headers: dict[str, str], at: At) -> None:
-    pid, _ = await provisioned_platform(client, service_headers)
-    made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Clash", "slug": "clash"},
-                             headers=service_headers)
-    tenant = made.json()["id"]
-    await dispatcher(core).drain()
-    await _retype_org(core, pid, tenant)
-    await client.patch(f"/api/v1/platforms/{pid}/tenants/{tenant}", json={"name": "Clash 2"}, headers=service_headers)
-    await dispatcher(core).drain()
-    [row] = await outbox(core, tenant)
+    pid, tenant, row = await _failed_for_good(core, client, service_headers, at)
     assert row.status == FAILED
     # The cause is fixed (the organization is the tenant's again); the operator retries the row.
     cloud = core.context("edge").extras["cloud"]

@@ -21,14 +21,21 @@ async def roles(client: httpx.AsyncClient, pid: str) -> dict[str, str]:
     return {m["email"]: m["role"] for m in await members(client, pid)}
 
 
-async def test_admin_changes_a_role_with_htmx_and_removes_after_confirming(
-        browser_factory: Callable[[], Browser], client: httpx.AsyncClient) -> None:
+async def alice_with_member_bob(browser_factory: Callable[[], Browser],
+                                client: httpx.AsyncClient) -> tuple[Browser, str, str]:
+    """Alice's new platform with Bob as a plain member: (Alice's browser, the platform, Bob's id)."""
     alice, bob = browser_factory(), browser_factory()
     await alice.sign_up("alice@example.com")
     pid = await alice.onboard("Alice Inc", "alice-inc")
     await bob.sign_up("bob@example.com")
     bob_id = await user_id(client, bob)
     await add_member(client, pid, bob_id)
+    return alice, pid, bob_id
+
+
+async def test_admin_changes_a_role_with_htmx_and_removes_after_confirming(
+        browser_factory: Callable[[], Browser], client: httpx.AsyncClient) -> None:
+    alice, pid, bob_id = await alice_with_member_bob(browser_factory, client)
 
     page = await alice.get(f"/platforms/{pid}/members")
     assert page.status_code == 200 and "Change role" in page.text and f"/members/{bob_id}/remove" in page.text
@@ -115,12 +122,7 @@ async def test_plain_members_and_other_platforms_cannot_act(browser_factory: Cal
 
 async def test_a_row_of_someone_removed_meanwhile_reloads_the_page(browser_factory: Callable[[], Browser],
                                                                    client: httpx.AsyncClient) -> None:
-    alice, bob = browser_factory(), browser_factory()
-    await alice.sign_up("alice@example.com")
-    pid = await alice.onboard("Alice Inc", "alice-inc")
-    await bob.sign_up("bob@example.com")
-    bob_id = await user_id(client, bob)
-    await add_member(client, pid, bob_id)
+    alice, pid, bob_id = await alice_with_member_bob(browser_factory, client)
     assert (await client.delete(f"/api/v1/iam/api/nno/platform-members/{pid}/{bob_id}", headers=SERVICE)
             ).status_code == 200
     resp = await alice.post(f"/platforms/{pid}/members/{bob_id}/role", {"role": "platform-admin"}, headers=HTMX)

@@ -22,7 +22,7 @@ from nno.kernel.icons import icon_summary
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.ids import new_id
 from nno.kernel.platform_status import GONE_STATUSES
-from nno.registry import lifecycle, serialize, steps, tenant_orgs
+from nno.registry import lifecycle, serialize, shell_builds, steps, tenant_orgs
 from nno.registry.access import Access
 from nno.registry.deprovision import request_deprovision
 from nno.registry.gone import Write
@@ -263,7 +263,9 @@ class PlatformService(RegistryBase):
                     was["icon"], now["icon"] = icon_summary(was["icon"]), icon_summary(now["icon"])
                 audit(s, access, platform_id=platform_id, action="platform.update", target_type="platform",
                       target_id=platform_id, before=was, after=now)
-            return after
+        if after["icon"] != before["icon"]:  # the shell shows it: build it again, now that it is stored
+            await shell_builds.rebuild_shell(self.ctx, platform_id, "icon")
+        return after
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -22,9 +22,13 @@ async def test_failed_organizations_are_shown_and_retried_from_the_tenants_page(
     owner = browser_factory()
     await owner.sign_up("owner@example.com")
     pid = await owner.onboard("Outbox Co", "outbox-co")
+    await dispatcher(core).stop()  # deliveries happen when this test drains, not in the background
     made = await client.post(f"/api/v1/platforms/{pid}/tenants", json={"name": "Clash", "slug": "clash"},
                              headers=SERVICE)
     tenant = made.json()["id"]
+    assert len(await outbox(core, tenant)) == 1  # in flight, not tried yet: not news
+    page = await owner.get(f"/platforms/{pid}/tenants")
+    assert page.status_code == 200 and "Organizations not yet on the auth worker" not in page.text
     await dispatcher(core).drain()
     page = await owner.get(f"/platforms/{pid}/tenants")
     assert page.status_code == 200 and "Organizations not yet on the auth worker" not in page.text

@@ -221,9 +221,11 @@ async def tenants(w: WebDep, platform_id: str, cursor: str = "") -> Response:
 
 
 async def _undelivered(w: Any, platform_id: str) -> list[dict[str, Any]]:
-    """Tenants whose organization is not yet on the platform's auth Worker; none for those who may
-    not see them (the Registry's 403: not the platform's admin)."""
-    return _data(await w.api("GET", f"{PLATFORMS}/{_id(platform_id)}/tenant-orgs", params={"limit": 100}))
+    """Tenants whose organization is not yet on the platform's auth Worker after at least one attempt
+    (a row not tried yet is a delivery in flight, not news); none for those who may not see them (the
+    Registry's 403: not the platform's admin)."""
+    rows = _data(await w.api("GET", f"{PLATFORMS}/{_id(platform_id)}/tenant-orgs", params={"limit": 100}))
+    return [r for r in rows if r.get("status") == "failed" or r.get("attempts", 0) > 0]
 
 
 @router.post("/platforms/{platform_id}/tenant-orgs/{row_id}/retry")

@@ -64,7 +64,7 @@ def test_sign_up_to_a_suspended_platform(live: LiveServer, chromium: Any, screen
     owner.get_by_label("New tenant").fill("Blue Team")
     owner.get_by_role("button", name="Create tenant").click()
     owner.wait_for_url(re.compile(rf".*/platforms/{pid}/tenants$"))
-    assert owner.get_by_role("link", name="Blue Team").is_visible()
+    assert owner.get_by_role("table").filter(has_text="Slug").get_by_role("link", name="Blue Team").is_visible()
     _shot(owner, screenshots, "tenants")
 
     owner.get_by_role("navigation", name="Platform").get_by_role("link", name="API keys").click()

@@ -27,6 +27,7 @@ from nno.core import Core
 from nno.kernel.bindings import HTTPBinding
 from nno.kernel.config import SERVICE_NAMES, Settings
 from nno.kernel.topology import OK, UNREACHABLE, WRONG, configuration_problems, probe_service
+from tests import processes
 from tests.conftest import BACKEND, SERVICE_KEY
 
 PG = "postgresql://postgres@127.0.0.1:5432/unused"
@@ -276,12 +277,7 @@ def test_workers_serve_one_port_and_run_the_job_worker_once(
                 time.sleep(0.1)
             assert successor not in (None, holder) and successor in _children(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop([proc], timeout=60)
     err = log.read_text()
     events = re.findall(r'"event": "([a-z_]+)"', err)
     # two children and the replacement each start a core; one job worker at a time among them

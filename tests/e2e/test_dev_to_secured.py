@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tests import processes
+
 SERVICE_KEY = "a-real-service-key-0123456789abcdef"
 PASSWORD = "correct-horse-9"
 OPERATOR_PASSWORD = "operator-password-123"
@@ -53,12 +55,7 @@ def nno_serve(port: int, data_dir: Path, log: Path, env: dict[str, str]) -> Iter
             time.sleep(0.2)
         yield url
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop([proc], signal.SIGINT, timeout=30)
 
 
 def _nno(url: str, env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

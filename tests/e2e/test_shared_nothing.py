@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import processes
 from tests.conftest import BACKEND, REDIS_URL, clear_redis_prefix, create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.skipif(BACKEND != "scaled", reason="needs PostgreSQL and Redis: NNO_TEST_BACKEND=scaled")
@@ -98,13 +99,6 @@ async def test_two_hosts_share_nothing_but_postgresql_and_redis(tmp_path: Path) 
             assert console.status_code == 200 and "<form" in console.text, console.text
         assert _d1_files(tmp_path / "host0") == [] and _d1_files(tmp_path / "host1") == []
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        processes.stop(procs, signal.SIGINT, timeout=30)
         await drop_pg_database(db_url)
         await clear_redis_prefix(prefix)

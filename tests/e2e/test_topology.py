@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import string
 import subprocess
@@ -29,6 +28,7 @@ import pytest
 import yaml
 
 from nno.kernel.config import SERVICE_NAMES
+from tests import processes
 from tests.conftest import BACKEND, PG_ADMIN_URL, REDIS_URL, create_pg_database, drop_pg_database
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
@@ -198,15 +198,7 @@ http {{
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        processes.stop(self.procs.values(), timeout=30)
 
 
 @contextmanager

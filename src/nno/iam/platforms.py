@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.iam import audit
@@ -20,6 +20,7 @@ from nno.iam.context import IAMContext
 from nno.iam.models import PlatformMember, Session, User
 from nno.iam.schemas import PlatformMemberBody
 from nno.kernel.clock import now_ms
+from nno.kernel.db import transaction_lock
 from nno.kernel.errors import NNOError
 from nno.kernel.identity import ROLE_PLATFORM_ADMIN
 from nno.kernel.platform_status import check_not_suspended
@@ -78,23 +79,17 @@ def _member_not_found(platform_id: str, user_id: str) -> NNOError:
                     {"platformId": platform_id, "userId": user_id})
 
 
-async def _serialize_changes(ctx: IAMContext, s: AsyncSession, platform_id: str) -> None:
+async def _serialize_changes(s: AsyncSession, platform_id: str) -> None:
     """Run a platform's role changes and removals one at a time, so two admins demoting each other
-    at once cannot leave it with none. PostgreSQL: an advisory lock on the platform; SQLite: the
-    database's write lock, taken by a first write statement (even one changing no row)."""
-    if ctx.db.is_sqlite:
-        await s.execute(update(PlatformMember).where(false()).values(role=PlatformMember.role)
-                        .execution_options(synchronize_session=False))
-    else:
-        await s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                        {"k": f"nno-platform-members:{platform_id}"})
+    at once cannot leave it with none."""
+    await transaction_lock(s, f"nno-platform-members:{platform_id}", PlatformMember.role)
 
 
-async def _managed_member(ctx: IAMContext, s: AsyncSession, caller: Caller, platform_id: str, user_id: str,
-                          status: str | None, operation: str) -> tuple[PlatformMember, int]:
+async def _managed_member(s: AsyncSession, caller: Caller, platform_id: str, user_id: str, status: str | None,
+                          operation: str) -> tuple[PlatformMember, int]:
     """The member to change, once the caller may manage the platform's members (with their rank).
     The caller's own role is read under the lock too: an admin demoted a moment ago acts no more."""
-    await _serialize_changes(ctx, s, platform_id)
+    await _serialize_changes(s, platform_id)
     rank = await platform_manager_rank(s, caller, platform_id)
     if rank is None:
         raise NNOError(403, "FORBIDDEN", "Only a platform-admin of this platform (or an NNO operator) may "
@@ -126,7 +121,7 @@ async def set_role(ctx: IAMContext, caller: Caller, platform_id: str, user_id: s
     status = await ctx.platform_status(platform_id)
     owner_id = await ctx.platform_owner(platform_id)
     async with ctx.db.session() as s:
-        row, rank = await _managed_member(ctx, s, caller, platform_id, user_id, status, "change a member's role")
+        row, rank = await _managed_member(s, caller, platform_id, user_id, status, "change a member's role")
         if PLATFORM_ROLE_RANK[role] > rank:
             raise NNOError(403, "ROLE_ABOVE_YOUR_OWN", "You may not give a role above your own", {"field": "role"})
         user = await s.get(User, user_id)
@@ -146,7 +141,7 @@ async def remove(ctx: IAMContext, caller: Caller, platform_id: str, user_id: str
     status = await ctx.platform_status(platform_id)
     owner_id = await ctx.platform_owner(platform_id)
     async with ctx.db.session() as s:
-        row, _ = await _managed_member(ctx, s, caller, platform_id, user_id, status, "remove a member")
+        row, _ = await _managed_member(s, caller, platform_id, user_id, status, "remove a member")
         await _protect_admin(s, row, owner_id, "removed")
         user = await s.get(User, user_id)
         view = member_view(row, user)

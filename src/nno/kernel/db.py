@@ -15,10 +15,11 @@ from typing import Any
 
 import aiosqlite
 import structlog
-from sqlalchemy import TextClause, event, text
+from sqlalchemy import TextClause, event, false, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import InstrumentedAttribute
 
 from nno.kernel.config import Settings
 
@@ -40,6 +41,19 @@ def async_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
         return "sqlite+aiosqlite://" + url[len("sqlite://"):]
     return url
+
+
+async def transaction_lock(session: AsyncSession, key: str, anchor: InstrumentedAttribute[Any]) -> None:
+    """Serialise, for the rest of the transaction, the transactions that take the same `key` (checks
+    that count rows before a write, where two at once would both pass). PostgreSQL: a transaction
+    advisory lock on the key, taken before the count, whose statements then see every commit made
+    meanwhile. SQLite: a write that matches no row (of `anchor`'s table) queues for the writer lock,
+    this process's and then the file's, which serialises every writer of the file."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+    else:
+        await session.execute(update(anchor.class_).where(false()).values({anchor.key: anchor})
+                              .execution_options(synchronize_session=False))
 
 
 def sqlite_url(path: Path) -> str:

@@ -9,13 +9,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Select, false, func, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nno.kernel import tiers
 from nno.kernel.aio import stop_task
 from nno.kernel.clock import now_ms
 from nno.kernel.context import request_id_var
+from nno.kernel.db import transaction_lock
 from nno.kernel.dbfaults import LoopFailures
 from nno.kernel.errors import NNOError
 from nno.kernel.ids import new_id
@@ -142,14 +143,8 @@ async def lock_platform(session: AsyncSession, platform_id: str, write: Write, a
 
 async def lock_owner(session: AsyncSession, owner_user_id: str) -> None:
     """Serialise, for the rest of the transaction, the checks that count one owner's platforms (two
-    onboardings at once must not both pass the tier's platform limit). PostgreSQL: a transaction
-    advisory lock on the owner, taken before the count, whose statement then sees every platform
-    committed meanwhile. SQLite: a write that matches nothing queues for the writer lock (this
-    process's, then the file's) before the count."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"nno-owner:{owner_user_id}"})
-    else:
-        await session.execute(update(Platform).where(false()).values(updated_at=Platform.updated_at))
+    onboardings at once must not both pass the tier's platform limit)."""
+    await transaction_lock(session, f"nno-owner:{owner_user_id}", Platform.updated_at)
 
 
 async def shift_status_count(session: AsyncSession, from_status: str | None, to_status: str) -> None:

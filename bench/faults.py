@@ -55,6 +55,7 @@ from nno.gateway.app import Gateway  # noqa: E402
 from nno.kernel.config import Settings  # noqa: E402
 from nno.kernel.kv import RedisKV  # noqa: E402
 from nno.kernel.logging import configure_logging  # noqa: E402
+from nno.provisioning import jobs as J  # noqa: E402
 
 KEY = "fault-service-key-" + uuid.uuid4().hex
 SERVICE = {"Authorization": f"Bearer {KEY}"}
@@ -166,7 +167,7 @@ async def worker_kills(platforms: int, kills: int, *, lease_s: float = 3.0, dead
 def _step_at(steps: str | list[dict[str, Any]]) -> int:
     """The index of the job's first step not yet completed or skipped (the one running or next)."""
     records = json.loads(steps) if isinstance(steps, str) else steps
-    return next((i for i, rec in enumerate(records) if rec["status"] not in ("completed", "skipped")),
+    return next((i for i, rec in enumerate(records) if rec["status"] not in (J.STEP_COMPLETED, J.STEP_SKIPPED)),
                 len(records))
 
 
